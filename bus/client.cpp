@@ -1,0 +1,223 @@
+#include "bus/client.h"
+
+#include <spdlog/spdlog.h>
+
+#include <zmq_addon.hpp>
+
+namespace mps::bus {
+namespace {
+
+// Learns from the socket's monitor that the server refused our key: the
+// rejected client gets no error on send, its messages just wait forever.
+class AuthMonitor : public zmq::monitor_t {
+ public:
+  explicit AuthMonitor(std::atomic<bool>& refused) : refused_(refused) {}
+  void on_event_handshake_failed_auth(const zmq_event_t&, const char*) override { refused_ = true; }
+  void on_event_handshake_succeeded(const zmq_event_t&, const char*) override { refused_ = false; }
+
+ private:
+  std::atomic<bool>& refused_;
+};
+
+}  // namespace
+
+BusClient::BusClient(BusContext& context, ClientOptions options)
+    : context_(context), options_(std::move(options)) {
+  if (TransportOf(options_.endpoint) == Transport::kTcp && !options_.curve)
+    throw BusError(ErrorCode::kRefused,
+                   "refusing to connect to " + options_.endpoint +
+                       " without Curve keys: tcp endpoints are always encrypted");
+  thread_ = std::thread([this] { Loop(); });
+}
+
+BusClient::~BusClient() {
+  stopping_ = true;
+  calls_.Wake();
+  thread_.join();
+}
+
+void BusClient::Call(std::string type, nlohmann::json payload, CallOptions options, Callback done) {
+  Envelope e;
+  e.type = std::move(type);
+  e.correlation_id = next_id_++;
+  e.sender = options_.name;
+  e.deadline_ms = NowUnixMs() + options.timeout.count();
+  e.idempotency_key = std::move(options.idempotency_key);
+  e.payload = std::move(payload);
+  calls_.Push({std::move(e), std::move(done), options.timeout});
+}
+
+nlohmann::json BusClient::CallSync(std::string type, nlohmann::json payload, CallOptions options) {
+  std::promise<CallResult> promise;
+  auto future = promise.get_future();
+  Call(std::move(type), std::move(payload), options,
+       [&promise](CallResult r) { promise.set_value(std::move(r)); });
+  CallResult r = future.get();
+  if (r.error) throw *r.error;
+  return std::move(r.reply.payload);
+}
+
+void BusClient::Loop() {
+  zmq::socket_t socket(context_.zmq(), zmq::socket_type::dealer);
+  ApplySocketOptions(socket, options_.limits);
+  // Queue only on completed connections, so a send with no server (or a
+  // refused key) fails now instead of waiting unseen in a pipe.
+  socket.set(zmq::sockopt::immediate, true);
+  std::optional<AuthMonitor> monitor;
+  if (options_.curve) {
+    ApplyCurveClient(socket, *options_.curve);
+    monitor.emplace(refused_);
+    static std::atomic<int> counter{0};
+    monitor->init(socket, "inproc://bus-client-monitor-" + std::to_string(counter++),
+                  ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
+  }
+  socket.connect(options_.endpoint);
+  this->socket_ptr_ = &socket;
+
+  zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
+                             {nullptr, calls_.fd(), ZMQ_POLLIN, 0}};
+  while (!stopping_) {
+    auto now = std::chrono::steady_clock::now();
+    // Sleep until the next retry or deadline, or briefly while sends wait for a connection.
+    auto wait = std::chrono::milliseconds(1000);
+    for (const auto& [id, p] : pending_) {
+      auto until = std::min(p.deadline, p.next_attempt);
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - now) +
+                std::chrono::milliseconds(1);
+      if (!p.sent) ms = std::min(ms, std::chrono::milliseconds(5));
+      wait = std::min(wait, std::max(ms, std::chrono::milliseconds(0)));
+    }
+    try {
+      zmq::poll(items, 2, wait);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      break;
+    }
+    if (monitor)
+      while (monitor->check_event(0)) {
+      }
+    now = std::chrono::steady_clock::now();
+    if (items[1].revents & ZMQ_POLLIN) {
+      for (auto& c : calls_.Drain()) {
+        Pending p;
+        p.frame = Encode(c.request);
+        p.request = std::move(c.request);
+        p.done = std::move(c.done);
+        p.deadline = now + c.timeout;
+        p.next_attempt = now;
+        auto id = p.request.correlation_id;
+        auto [it, ok] = pending_.emplace(id, std::move(p));
+        TrySend(it->second, now);
+      }
+    }
+    while (items[0].revents & ZMQ_POLLIN) {
+      zmq::message_t body;
+      if (!socket.recv(body, zmq::recv_flags::dontwait)) break;
+      while (body.more()) {  // a well-formed reply is one frame; drain anything else
+        zmq::message_t extra;
+        (void)socket.recv(extra, zmq::recv_flags::none);
+        if (!extra.more()) break;
+      }
+      OnReply(body);
+    }
+    now = std::chrono::steady_clock::now();
+    for (auto& [id, p] : pending_)
+      if (now >= p.next_attempt) TrySend(p, now);
+    Expire(now);
+  }
+  for (auto& [id, p] : pending_) {
+    CallResult r;
+    r.error = BusError(ErrorCode::kShuttingDown,
+                       "bus client for " + options_.endpoint + " is shutting down");
+    p.done(std::move(r));
+  }
+  pending_.clear();
+  this->socket_ptr_ = nullptr;
+}
+
+void BusClient::TrySend(Pending& p, std::chrono::steady_clock::time_point now) {
+  bool retry_allowed = !p.request.idempotency_key.empty() && p.attempts < options_.max_attempts;
+  if (p.sent && !retry_allowed) {
+    p.next_attempt = p.deadline;
+    return;
+  }
+  auto ok = socket_ptr_->send(zmq::buffer(p.frame), zmq::send_flags::dontwait);
+  if (!ok) {
+    p.next_attempt = now + std::chrono::milliseconds(5);  // no connection yet: try again soon
+    return;
+  }
+  ++p.attempts;
+  p.sent = true;
+  if (!p.request.idempotency_key.empty() && p.attempts < options_.max_attempts) {
+    // Spread the attempts over the time left.
+    auto left = p.deadline - now;
+    p.next_attempt = now + left / (options_.max_attempts - p.attempts + 1);
+  } else {
+    p.next_attempt = p.deadline;
+  }
+}
+
+void BusClient::OnReply(const zmq::message_t& body) {
+  Envelope reply;
+  DecodeLimits limits;
+  limits.max_frame_bytes = options_.limits.max_message_bytes;
+  std::uint64_t id = 0;
+  std::optional<BusError> error;
+  try {
+    reply = Decode(std::string_view(static_cast<const char*>(body.data()), body.size()), limits);
+    id = reply.correlation_id;
+  } catch (const DecodeError& e) {
+    id = e.correlation_id();
+    error = BusError(e.code(), "undecodable reply from " + options_.endpoint + ": " + e.what());
+  }
+  auto it = pending_.find(id);
+  if (it == pending_.end()) {
+    ++late_replies_;  // answered after its deadline, or a retry's second answer
+    return;
+  }
+  CallResult r;
+  if (error) {
+    r.error = std::move(error);
+  } else if (reply.type == kErrorType) {
+    try {
+      ThrowErrorReply(reply);
+    } catch (const BusError& e) {
+      r.error = e;
+    }
+  } else {
+    r.reply = std::move(reply);
+  }
+  auto done = std::move(it->second.done);
+  pending_.erase(it);
+  done(std::move(r));
+}
+
+void BusClient::Expire(std::chrono::steady_clock::time_point now) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (now < it->second.deadline) {
+      ++it;
+      continue;
+    }
+    CallResult r;
+    const auto& p = it->second;
+    if (refused_) {
+      r.error =
+          BusError(ErrorCode::kRefused, options_.endpoint +
+                                            " refused our Curve key (it is not in the server's "
+                                            "authorized keys)");
+    } else if (!p.sent) {
+      r.error =
+          BusError(ErrorCode::kUnreachable, "no connection to " + options_.endpoint +
+                                                " within the deadline of '" + p.request.type + "'");
+    } else {
+      r.error = BusError(ErrorCode::kTimeout, "'" + p.request.type + "' to " + options_.endpoint +
+                                                  " got no answer within its deadline (" +
+                                                  std::to_string(p.attempts) + " attempt(s))");
+    }
+    auto done = std::move(it->second.done);
+    it = pending_.erase(it);
+    done(std::move(r));
+  }
+}
+
+}  // namespace mps::bus

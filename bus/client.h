@@ -1,0 +1,89 @@
+#pragma once
+// Request/reply client on a DEALER socket, owned by the client's I/O thread.
+// Every request has a deadline. Only requests with an idempotency key are
+// retried (bounded), since the server runs those at most once.
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "bus/context.h"
+#include "bus/envelope.h"
+#include "bus/transport.h"
+#include "bus/wake_queue.h"
+
+namespace mps::bus {
+
+struct ClientOptions {
+  std::string endpoint;  // connect address; tcp:// requires `curve`
+  std::string name = "client";
+  std::optional<CurveClientConfig> curve;
+  SocketLimits limits;
+  int max_attempts = 3;  // for idempotent requests
+};
+
+struct CallOptions {
+  std::chrono::milliseconds timeout{5000};
+  std::string idempotency_key;  // set for requests that change the world
+};
+
+// The outcome of one call: either `error` or the reply envelope.
+struct CallResult {
+  std::optional<BusError> error;
+  Envelope reply;
+};
+
+class BusClient {
+ public:
+  using Callback = std::function<void(CallResult)>;
+
+  BusClient(BusContext& context, ClientOptions options);
+  ~BusClient();  // pending calls complete with kShuttingDown
+  BusClient(const BusClient&) = delete;
+  BusClient& operator=(const BusClient&) = delete;
+
+  // Thread-safe. `done` runs exactly once, on the client's I/O thread: keep it short.
+  void Call(std::string type, nlohmann::json payload, CallOptions options, Callback done);
+  // Blocking form: the reply payload, or throws BusError.
+  nlohmann::json CallSync(std::string type, nlohmann::json payload, CallOptions options = {});
+
+  const std::string& endpoint() const { return options_.endpoint; }
+  std::uint64_t late_replies() const { return late_replies_.load(); }
+
+ private:
+  struct Pending {
+    Envelope request;
+    std::string frame;
+    Callback done;
+    std::chrono::steady_clock::time_point deadline;
+    std::chrono::steady_clock::time_point next_attempt;
+    int attempts = 0;
+    bool sent = false;
+  };
+  struct NewCall {
+    Envelope request;
+    Callback done;
+    std::chrono::milliseconds timeout;
+  };
+  void Loop();
+  void TrySend(Pending& p, std::chrono::steady_clock::time_point now);
+  void OnReply(const zmq::message_t& body);
+  void Expire(std::chrono::steady_clock::time_point now);
+
+  BusContext& context_;
+  ClientOptions options_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> refused_{false};
+  std::atomic<std::uint64_t> next_id_{1};
+  std::atomic<std::uint64_t> late_replies_{0};
+  WakeQueue<NewCall> calls_;
+  std::map<std::uint64_t, Pending> pending_;  // I/O thread only
+  zmq::socket_t* socket_ptr_ = nullptr;       // I/O thread only
+};
+
+}  // namespace mps::bus

@@ -1,0 +1,36 @@
+#include "bus/rejection_log.h"
+
+#include <spdlog/spdlog.h>
+
+namespace mps::bus {
+
+void RejectionLog::Record(const std::string& kind, const std::string& detail) {
+  std::uint64_t n;
+  {
+    std::lock_guard lock(mutex_);
+    n = ++counts_[kind];
+  }
+  if (n == 1)
+    spdlog::warn("bus {}: rejected a message ({}): {} (further '{}' rejections are only counted)",
+                 owner_, kind, detail, kind);
+}
+
+std::uint64_t RejectionLog::Count(const std::string& kind) const {
+  std::lock_guard lock(mutex_);
+  auto it = counts_.find(kind);
+  return it == counts_.end() ? 0 : it->second;
+}
+
+std::uint64_t RejectionLog::Total() const {
+  std::lock_guard lock(mutex_);
+  std::uint64_t t = 0;
+  for (const auto& [k, v] : counts_) t += v;
+  return t;
+}
+
+std::map<std::string, std::uint64_t> RejectionLog::Snapshot() const {
+  std::lock_guard lock(mutex_);
+  return counts_;
+}
+
+}  // namespace mps::bus

@@ -1,0 +1,54 @@
+// A real second process for the bus tests: serves `echo`, `count` (counts
+// executions, answers after `delay_ms` from another thread) and `executed`.
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "bus/keys.h"
+#include "bus/server.h"
+
+using namespace mps::bus;
+
+int main(int argc, char** argv) {
+  std::map<std::string, std::string> args;
+  for (int i = 1; i + 1 < argc; i += 2) args[argv[i]] = argv[i + 1];
+  ServerOptions opts;
+  opts.endpoint = args["--bind"];
+  opts.name = "bus-test-server";
+  if (args.count("--secret-key")) {
+    CurveServerConfig curve;
+    curve.secret_z85 = ReadSecretKeyFile(args["--secret-key"]).secret_z85;
+    for (auto& k : ReadAuthorizedKeys(args["--authorized-keys"]))
+      curve.authorized_public_z85.insert(k);
+    opts.curve = curve;
+  }
+  BusContext context;
+  BusServer server(context, opts);
+  std::atomic<int> executed{0};
+  server.Handle("echo", [](const Request& req, Responder r) { r.Reply(req.envelope.payload); });
+  server.Handle("count", [&](const Request& req, Responder r) {
+    int n = ++executed;
+    int delay = req.envelope.payload.value("delay_ms", 0);
+    std::thread([r, n, delay] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+      r.Reply({{"execution", n}});
+    }).detach();
+  });
+  server.Handle("executed", [&](const Request&, Responder r) {
+    r.Reply({{"count", executed.load()}, {"replays", server.stats().idempotent_replays}});
+  });
+  server.Start();
+  std::cout << "ready " << server.endpoint() << std::endl;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  int sig;
+  sigwait(&set, &sig);
+  server.Stop();
+  return 0;
+}

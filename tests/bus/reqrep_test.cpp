@@ -1,0 +1,245 @@
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <zmq_addon.hpp>
+
+#include "bus/client.h"
+#include "bus/keys.h"
+#include "bus/server.h"
+#include "support/child_process.h"
+
+using namespace mps::bus;
+using namespace std::chrono_literals;
+using mps::testing::BinDir;
+using mps::testing::ChildProcess;
+using mps::testing::TempDir;
+
+namespace {
+
+ClientOptions Local(std::string endpoint) {
+  ClientOptions o;
+  o.endpoint = std::move(endpoint);
+  o.name = "test";
+  return o;
+}
+
+std::unique_ptr<BusServer> EchoServer(BusContext& ctx, const std::string& endpoint) {
+  ServerOptions o;
+  o.endpoint = endpoint;
+  o.name = "echo";
+  o.limits.max_message_bytes = 64 * 1024;
+  auto s = std::make_unique<BusServer>(ctx, o);
+  s->Handle("echo", [](const Request& req, Responder r) { r.Reply(req.envelope.payload); });
+  s->Handle("drop", [](const Request&, Responder) {});
+  s->Handle("never", [](const Request&, Responder r) {
+    std::thread([r] {
+      std::this_thread::sleep_for(1500ms);
+      r.Reply({});
+    }).detach();
+  });
+  s->Handle("throw", [](const Request&, Responder) {
+    throw BusError(ErrorCode::kHandlerFailed, "instance web-1 is not in this pool",
+                   "invalid_argument");
+  });
+  s->Start();
+  return s;
+}
+
+ErrorCode CallError(BusClient& c, const std::string& type, nlohmann::json payload,
+                    CallOptions o = {}) {
+  try {
+    c.CallSync(type, std::move(payload), o);
+  } catch (const BusError& e) {
+    return e.code();
+  }
+  ADD_FAILURE() << type << " succeeded, expected an error";
+  return ErrorCode::kHandlerFailed;
+}
+
+}  // namespace
+
+TEST(BusRequestReply, SameApiOverInprocAndIpc) {
+  TempDir dir;
+  BusContext ctx;
+  for (std::string ep : {std::string("inproc://echo-test"), "ipc://" + dir.path() + "/echo.sock"}) {
+    auto server = EchoServer(ctx, ep);
+    BusClient client(ctx, Local(ep));
+    auto reply = client.CallSync("echo", {{"hello", "world"}, {"n", 3}});
+    EXPECT_EQ(reply["hello"], "world") << ep;
+    EXPECT_EQ(reply["n"], 3) << ep;
+  }
+}
+
+TEST(BusRequestReply, ErrorsComeBackTypedAndServerKeepsServing) {
+  BusContext ctx;
+  auto server = EchoServer(ctx, "inproc://errors");
+  BusClient client(ctx, Local("inproc://errors"));
+  EXPECT_EQ(CallError(client, "nope", {}), ErrorCode::kUnknownType);
+  EXPECT_EQ(CallError(client, "drop", {}), ErrorCode::kHandlerFailed);
+  EXPECT_EQ(CallError(client, "never", {}, {300ms, {}}), ErrorCode::kTimeout);
+  try {
+    client.CallSync("throw", {});
+    FAIL();
+  } catch (const BusError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kHandlerFailed);
+    EXPECT_EQ(e.app_code(), "invalid_argument");
+    EXPECT_STREQ(e.what(), "instance web-1 is not in this pool");
+  }
+  // Oversized: answered with too_large, not a dropped connection.
+  std::string big(100 * 1024, 'x');
+  EXPECT_EQ(CallError(client, "echo", {{"big", big}}), ErrorCode::kTooLarge);
+  EXPECT_EQ(client.CallSync("echo", {{"still", "alive"}})["still"], "alive");
+  EXPECT_GE(server->stats().rejected["unknown_type"], 1u);
+  EXPECT_GE(server->stats().rejected["too_large"], 1u);
+}
+
+TEST(BusRequestReply, UnreachableEndpointFailsAtTheDeadline) {
+  TempDir dir;
+  BusContext ctx;
+  BusClient client(ctx, Local("ipc://" + dir.path() + "/nobody.sock"));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(CallError(client, "echo", {}, {200ms, {}}), ErrorCode::kUnreachable);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+}
+
+TEST(BusRequestReply, GarbageAndExpiredFramesAreAnsweredNotExecuted) {
+  BusContext ctx;
+  ServerOptions o;
+  o.endpoint = "inproc://raw";
+  o.name = "raw";
+  BusServer server(ctx, o);
+  std::atomic<int> ran{0};
+  server.Handle("work", [&](const Request&, Responder r) {
+    ++ran;
+    r.Reply({});
+  });
+  server.Start();
+
+  zmq::socket_t dealer(ctx.zmq(), zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 0);
+  dealer.set(zmq::sockopt::rcvtimeo, 2000);
+  dealer.connect("inproc://raw");
+  auto roundtrip = [&](const std::string& frame) {
+    dealer.send(zmq::buffer(frame));
+    zmq::message_t m;
+    EXPECT_TRUE(dealer.recv(m));
+    return Decode(m.to_string_view());
+  };
+  auto garbage = roundtrip(std::string("\xc1\xc1\xc1", 3));
+  EXPECT_EQ(garbage.type, kErrorType);
+  EXPECT_EQ(garbage.payload["code"], "bad_frame");
+
+  Envelope expired;
+  expired.type = "work";
+  expired.correlation_id = 9;
+  expired.deadline_ms = NowUnixMs() - 1000;
+  auto answer = roundtrip(Encode(expired));
+  EXPECT_EQ(answer.correlation_id, 9u);
+  EXPECT_EQ(answer.payload["code"], "deadline_expired");
+
+  Envelope v2 = expired;
+  v2.version = 7;
+  v2.deadline_ms = NowUnixMs() + 5000;
+  EXPECT_EQ(roundtrip(Encode(v2)).payload["code"], "bad_version");
+  EXPECT_EQ(ran.load(), 0);
+
+  Envelope good = v2;
+  good.version = kProtocolVersion;
+  EXPECT_EQ(roundtrip(Encode(good)).type, "work.reply");
+  EXPECT_EQ(ran.load(), 1);
+  auto stats = server.stats();
+  EXPECT_EQ(stats.rejected["bad_frame"], 1u);
+  EXPECT_EQ(stats.rejected["deadline_expired"], 1u);
+  EXPECT_EQ(stats.rejected["bad_version"], 1u);
+}
+
+class TcpCurveBetweenProcesses : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server_keys = GenerateKeyPair();
+    client_keys = GenerateKeyPair();
+    auto dir = std::filesystem::path(keys.path());
+    WriteKeyPair(dir / "server", "hostd", server_keys);
+    WriteKeyPair(dir / "authorized", "plugin", client_keys);
+    server_public = server_keys.public_z85;
+    server = std::make_unique<ChildProcess>(
+        std::vector<std::string>{BinDir() + "/bus-test-server", "--bind", "tcp://127.0.0.1:*",
+                                 "--secret-key", (dir / "server" / "hostd.key").string(),
+                                 "--authorized-keys", (dir / "authorized").string()});
+    auto line = server->WaitForLine("ready ", 10s);
+    ASSERT_TRUE(line) << server->stderr_text();
+    endpoint = line->substr(6);
+  }
+  ClientOptions Options(const CurveKeyPair& mine) {
+    ClientOptions o;
+    o.endpoint = endpoint;
+    o.name = "plugin";
+    o.curve = CurveClientConfig{mine.secret_z85, server_public};
+    return o;
+  }
+
+  TempDir keys;
+  CurveKeyPair client_keys;
+  std::string server_public, endpoint;
+  std::unique_ptr<ChildProcess> server;
+};
+
+TEST_F(TcpCurveBetweenProcesses, ListedKeyIsServed) {
+  BusContext ctx;
+  BusClient client(ctx, Options(client_keys));
+  EXPECT_EQ(client.CallSync("echo", {{"x", 1}}, {5s, {}})["x"], 1);
+}
+
+TEST_F(TcpCurveBetweenProcesses, UnlistedKeyAndPlainClientsAreRefused) {
+  BusContext ctx;
+  BusClient stranger(ctx, Options(GenerateKeyPair()));
+  EXPECT_EQ(CallError(stranger, "echo", {}, {1500ms, {}}), ErrorCode::kRefused);
+  ClientOptions plain;
+  plain.endpoint = endpoint;
+  try {
+    BusClient c(ctx, plain);
+    FAIL() << "a tcp client without Curve must be refused";
+  } catch (const BusError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kRefused);
+  }
+  // A raw socket without Curve gets no service either.
+  zmq::socket_t raw(ctx.zmq(), zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.set(zmq::sockopt::rcvtimeo, 500);
+  raw.connect(endpoint);
+  Envelope e;
+  e.type = "echo";
+  e.deadline_ms = NowUnixMs() + 5000;
+  (void)raw.send(zmq::buffer(Encode(e)), zmq::send_flags::dontwait);
+  zmq::message_t m;
+  EXPECT_FALSE(raw.recv(m));
+}
+
+TEST_F(TcpCurveBetweenProcesses, RepeatedIdempotentRequestRunsOnce) {
+  BusContext ctx;
+  auto opts = Options(client_keys);
+  opts.max_attempts = 3;
+  BusClient client(ctx, opts);
+  // The handler takes 1 s; attempts go out at 0, ~0.8 s and ~1.6 s, so the
+  // retries meet the request in progress and then completed.
+  auto first = client.CallSync("count", {{"delay_ms", 1000}}, {2400ms, "scale-1/launch-a"});
+  auto again = client.CallSync("count", {{"delay_ms", 1000}}, {2400ms, "scale-1/launch-a"});
+  EXPECT_EQ(first["execution"], 1);
+  EXPECT_EQ(again["execution"], 1);
+  auto executed = client.CallSync("executed", {});
+  EXPECT_EQ(executed["count"], 1);
+  // At least one retry joined the running execution, and the second call was
+  // answered from the cache.
+  EXPECT_GE(executed["replays"].get<int>(), 2);
+  // A different key is a different request.
+  EXPECT_EQ(client.CallSync("count", {}, {2s, "scale-1/launch-b"})["execution"], 2);
+}
+
+TEST_F(TcpCurveBetweenProcesses, StoppedServerIsReportedUnreachable) {
+  BusContext ctx;
+  BusClient client(ctx, Options(client_keys));
+  EXPECT_EQ(client.CallSync("echo", {{"n", 1}})["n"], 1);
+  server->Signal(SIGTERM);
+  ASSERT_TRUE(server->Wait(5s));
+  EXPECT_EQ(CallError(client, "echo", {}, {300ms, {}}), ErrorCode::kUnreachable);
+}
