@@ -10,6 +10,9 @@ if(MPS_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
+set(MPS_SHARED_DIR "${CMAKE_SOURCE_DIR}/../shared" CACHE PATH
+    "The shared/ folder beside the clone (fixtures captured from real systems)")
+
 # Environment for every test: quiet gRPC core logging, known sanitizer noise.
 set(MPS_TEST_ENV
     "GRPC_VERBOSITY=NONE"
@@ -25,8 +28,12 @@ function(mps_gtest name)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
+  # ENVIRONMENT is a list; escape its separators so it survives being passed on.
+  set(env ${MPS_TEST_ENV} "MPS_BIN_DIR=${CMAKE_BINARY_DIR}/bin" "MPS_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+      "MPS_SHARED_DIR=${MPS_SHARED_DIR}")
+  string(REPLACE ";" "\\;" env "${env}")
   gtest_discover_tests(${name}
-    PROPERTIES ENVIRONMENT "${MPS_TEST_ENV};MPS_BIN_DIR=${CMAKE_BINARY_DIR}/bin;MPS_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+    PROPERTIES ENVIRONMENT "${env}"
                TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}"
     DISCOVERY_TIMEOUT 60)
 endfunction()

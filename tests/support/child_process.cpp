@@ -124,7 +124,7 @@ TempDir::~TempDir() {
 
 std::string BinDir() {
   const char* dir = std::getenv("MPS_BIN_DIR");
-  return dir ? dir : "build/bin";
+  return dir ? dir : MPS_DEFAULT_BIN_DIR;
 }
 
 }  // namespace mps::testing
