@@ -15,7 +15,9 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 
-milliseconds Since(Clock::time_point t) { return duration_cast<milliseconds>(Clock::now() - t); }
+milliseconds Since(Clock::time_point t) {
+  return duration_cast<milliseconds>(Clock::now() - t);
+}
 
 }  // namespace
 
@@ -24,9 +26,9 @@ DrainOptions DrainOptions::FromPolicyConfig(const std::map<std::string, std::str
   if (auto it = config.find("node_drain_deadline"); it != config.end() && !it->second.empty()) {
     auto d = config::ParseGoDuration(it->second);
     if (!d) {
-      throw NomadConfigError("node_drain_deadline",
-                             "expected a Go duration such as 15m, 0 or -1s, got \"" + it->second +
-                                 "\"");
+      throw NomadConfigError(
+          "node_drain_deadline",
+          "expected a Go duration such as 15m, 0 or -1s, got \"" + it->second + "\"");
     }
     o.deadline = *d;
   }
@@ -54,9 +56,12 @@ milliseconds DrainOptions::Guard() const {
 
 std::string_view OutcomeName(DrainOutcome o) {
   switch (o) {
-    case DrainOutcome::drained: return "drained";
-    case DrainOutcome::drain_failed: return "drain_failed";
-    case DrainOutcome::gone: return "gone";
+    case DrainOutcome::drained:
+      return "drained";
+    case DrainOutcome::drain_failed:
+      return "drain_failed";
+    case DrainOutcome::gone:
+      return "gone";
   }
   return "unknown";
 }
@@ -84,10 +89,9 @@ std::vector<NodeDrainResult> DrainCoordinator::DrainAll(
 NodeDrainResult DrainCoordinator::Drain(const std::string& node_id) const {
   const auto start = Clock::now();
   const auto guard_end = start + options_.Guard();
-  const milliseconds query_wait =
-      options_.query_wait.count() > 0
-          ? options_.query_wait
-          : duration_cast<milliseconds>(api_.config().block_query_wait);
+  const milliseconds query_wait = options_.query_wait.count() > 0
+                                      ? options_.query_wait
+                                      : duration_cast<milliseconds>(api_.config().block_query_wait);
   NodeDrainResult r;
   r.node_id = node_id;
 
@@ -114,10 +118,9 @@ NodeDrainResult DrainCoordinator::Drain(const std::string& node_id) const {
   };
   auto guard_text = [&] {
     return "not drained within " + config::FormatGoDuration(options_.Guard()) +
-           (options_.deadline.count() > 0 ? " (deadline " +
-                                                config::FormatGoDuration(options_.deadline) +
-                                                " + grace)"
-                                          : std::string());
+           (options_.deadline.count() > 0
+                ? " (deadline " + config::FormatGoDuration(options_.deadline) + " + grace)"
+                : std::string());
   };
 
   Emit("node.draining", node_id,
@@ -150,14 +153,16 @@ NodeDrainResult DrainCoordinator::Drain(const std::string& node_id) const {
     std::optional<BlockingQuery> block;
     for (;;) {
       auto allocs = api_.GetNodeAllocations(node_id, block);
-      std::size_t live = std::count_if(allocs.value.begin(), allocs.value.end(), [&](const auto& a) {
-        if (a.job_type.empty()) return false;
-        if (options_.ignore_system_jobs && a.job_type == "system") return false;
-        return a.Live();
-      });
+      std::size_t live =
+          std::count_if(allocs.value.begin(), allocs.value.end(), [&](const auto& a) {
+            if (a.job_type.empty()) return false;
+            if (options_.ignore_system_jobs && a.job_type == "system") return false;
+            return a.Live();
+          });
       if (live == 0) break;
       auto wait = next_wait();
-      if (!wait) return fail(guard_text() + ": " + std::to_string(live) + " allocations still live");
+      if (!wait)
+        return fail(guard_text() + ": " + std::to_string(live) + " allocations still live");
       std::uint64_t from = block ? block->index : 0;
       block = BlockingQuery{allocs.index < from ? 0 : allocs.index, *wait};
     }

@@ -38,8 +38,8 @@ std::string_view OutcomeName(DrainOutcome o);
 struct NodeDrainResult {
   std::string node_id;
   DrainOutcome outcome = DrainOutcome::drain_failed;
-  std::string reason;              // why it failed, or a note
-  bool deadline_reached = false;   // Nomad force-stopped what was left at the deadline
+  std::string reason;             // why it failed, or a note
+  bool deadline_reached = false;  // Nomad force-stopped what was left at the deadline
   std::chrono::milliseconds elapsed{0};
 };
 

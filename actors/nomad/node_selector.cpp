@@ -96,11 +96,16 @@ NodeSelectorStrategy ParseNodeSelectorStrategy(std::string_view name) {
 
 std::string_view StrategyName(NodeSelectorStrategy s) {
   switch (s) {
-    case NodeSelectorStrategy::least_busy: return "least_busy";
-    case NodeSelectorStrategy::empty: return "empty";
-    case NodeSelectorStrategy::empty_ignore_system: return "empty_ignore_system";
-    case NodeSelectorStrategy::newest_create_index: return "newest_create_index";
-    case NodeSelectorStrategy::oldest_create_index: return "oldest_create_index";
+    case NodeSelectorStrategy::least_busy:
+      return "least_busy";
+    case NodeSelectorStrategy::empty:
+      return "empty";
+    case NodeSelectorStrategy::empty_ignore_system:
+      return "empty_ignore_system";
+    case NodeSelectorStrategy::newest_create_index:
+      return "newest_create_index";
+    case NodeSelectorStrategy::oldest_create_index:
+      return "oldest_create_index";
   }
   return "unknown";
 }
@@ -128,11 +133,21 @@ Selection SelectNodes(NodeSelectorStrategy strategy,
                       const std::vector<SelectionCandidate>& candidates, std::size_t num) {
   Selection s;
   switch (strategy) {
-    case NodeSelectorStrategy::least_busy: s = LeastBusy(candidates, num); break;
-    case NodeSelectorStrategy::empty: s = Empty(candidates, num, false); break;
-    case NodeSelectorStrategy::empty_ignore_system: s = Empty(candidates, num, true); break;
-    case NodeSelectorStrategy::newest_create_index: s = ByCreateIndex(candidates, num, true); break;
-    case NodeSelectorStrategy::oldest_create_index: s = ByCreateIndex(candidates, num, false); break;
+    case NodeSelectorStrategy::least_busy:
+      s = LeastBusy(candidates, num);
+      break;
+    case NodeSelectorStrategy::empty:
+      s = Empty(candidates, num, false);
+      break;
+    case NodeSelectorStrategy::empty_ignore_system:
+      s = Empty(candidates, num, true);
+      break;
+    case NodeSelectorStrategy::newest_create_index:
+      s = ByCreateIndex(candidates, num, true);
+      break;
+    case NodeSelectorStrategy::oldest_create_index:
+      s = ByCreateIndex(candidates, num, false);
+      break;
   }
   if (s.note.empty()) Shortfall(s, num, strategy);
   return s;

@@ -33,14 +33,14 @@ struct SelectionCandidate {
 
 struct Selection {
   std::vector<std::string> node_ids;  // in the strategy's order
-  std::string note;  // why fewer than asked were picked; empty when all were found
+  std::string note;                   // why fewer than asked were picked; empty when all were found
 };
 
 // least_busy score: ceil((ceil(mem%) + ceil(cpu%)) / 2) over running allocations.
 // nullopt when the node has no resources or zero capacity.
 std::optional<int> LeastBusyScore(const SelectionCandidate& c);
 
-Selection SelectNodes(NodeSelectorStrategy strategy, const std::vector<SelectionCandidate>& candidates,
-                      std::size_t num);
+Selection SelectNodes(NodeSelectorStrategy strategy,
+                      const std::vector<SelectionCandidate>& candidates, std::size_t num);
 
 }  // namespace mps::nomad

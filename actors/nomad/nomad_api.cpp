@@ -76,8 +76,8 @@ NomadApi::NomadApi(NomadConnectionConfig config, std::chrono::milliseconds reque
 NomadApi::Response NomadApi::Call(const std::string& method, const std::string& path,
                                   std::vector<std::pair<std::string, std::string>> params,
                                   const std::optional<std::string>& body,
-                                  const std::optional<BlockingQuery>& block,
-                                  const char* capability, const std::string& node_id) const {
+                                  const std::optional<BlockingQuery>& block, const char* capability,
+                                  const std::string& node_id) const {
   std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
   if (!curl) throw NomadError(Kind::unreachable, 0, "cannot create a libcurl handle");
   CURL* h = curl.get();
@@ -86,9 +86,10 @@ NomadApi::Response NomadApi::Call(const std::string& method, const std::string& 
   if (!config_.region.empty()) params.emplace_back("region", config_.region);
   if (!config_.namespace_name.empty()) params.emplace_back("namespace", config_.namespace_name);
   if (block) {
-    auto wait = block->wait.count() > 0
-                    ? block->wait
-                    : std::chrono::duration_cast<std::chrono::milliseconds>(config_.block_query_wait);
+    auto wait =
+        block->wait.count() > 0
+            ? block->wait
+            : std::chrono::duration_cast<std::chrono::milliseconds>(config_.block_query_wait);
     params.emplace_back("index", std::to_string(block->index));
     params.emplace_back("wait", std::to_string(wait.count()) + "ms");
     timeout += wait + wait / 16;
@@ -182,9 +183,8 @@ NomadApi::Response NomadApi::Call(const std::string& method, const std::string& 
   if (r.status >= 200 && r.status < 300) return r;
 
   const std::string said = Trimmed(r.body);
-  const std::string nomad_said =
-      "Nomad answered " + what + " with " + std::to_string(r.status) +
-      (said.empty() ? std::string() : " \"" + said + "\"");
+  const std::string nomad_said = "Nomad answered " + what + " with " + std::to_string(r.status) +
+                                 (said.empty() ? std::string() : " \"" + said + "\"");
   const int code = static_cast<int>(r.status);
   if (code == 403) {
     throw NomadError(Kind::forbidden, code,
@@ -238,7 +238,8 @@ std::uint64_t NomadApi::DrainNode(const std::string& node_id, const DrainSpec& s
                                   const std::map<std::string, std::string>& meta) const {
   nlohmann::json body = {
       {"NodeID", node_id},
-      {"DrainSpec", {{"Deadline", spec.deadline_ns}, {"IgnoreSystemJobs", spec.ignore_system_jobs}}},
+      {"DrainSpec",
+       {{"Deadline", spec.deadline_ns}, {"IgnoreSystemJobs", spec.ignore_system_jobs}}},
       {"MarkEligible", false},
       {"Meta", meta}};
   auto r = Call("PUT", "/v1/node/" + node_id + "/drain", {}, body.dump(), std::nullopt,
@@ -247,14 +248,16 @@ std::uint64_t NomadApi::DrainNode(const std::string& node_id, const DrainSpec& s
 }
 
 std::uint64_t NomadApi::CancelDrain(const std::string& node_id, bool mark_eligible) const {
-  nlohmann::json body = {{"NodeID", node_id}, {"DrainSpec", nullptr}, {"MarkEligible", mark_eligible}};
+  nlohmann::json body = {
+      {"NodeID", node_id}, {"DrainSpec", nullptr}, {"MarkEligible", mark_eligible}};
   auto r = Call("PUT", "/v1/node/" + node_id + "/drain", {}, body.dump(), std::nullopt,
                 "node:write", node_id);
   return r.index;
 }
 
 std::uint64_t NomadApi::SetEligibility(const std::string& node_id, bool eligible) const {
-  nlohmann::json body = {{"NodeID", node_id}, {"Eligibility", eligible ? "eligible" : "ineligible"}};
+  nlohmann::json body = {{"NodeID", node_id},
+                         {"Eligibility", eligible ? "eligible" : "ineligible"}};
   auto r = Call("PUT", "/v1/node/" + node_id + "/eligibility", {}, body.dump(), std::nullopt,
                 "node:write", node_id);
   return r.index;

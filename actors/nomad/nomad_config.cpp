@@ -54,11 +54,10 @@ NomadConnectionConfig FromConfigMap(const std::map<std::string, std::string>& ke
   NomadConnectionConfig c;
   if (auto addr = Lookup(keys, env, "nomad_address", "NOMAD_ADDR")) {
     const auto& a = addr->value;
-    bool known = a.starts_with("http://") || a.starts_with("https://") ||
-                 a.starts_with("unix://");
+    bool known = a.starts_with("http://") || a.starts_with("https://") || a.starts_with("unix://");
     if (!known || a.ends_with("://")) {
-      throw NomadConfigError(addr->origin, "expected an http://, https:// or unix:// address, got \"" +
-                                               a + "\"");
+      throw NomadConfigError(addr->origin,
+                             "expected an http://, https:// or unix:// address, got \"" + a + "\"");
     }
     c.address = a;
     while (c.address.size() > 8 && c.address.back() == '/' && !c.address.starts_with("unix://")) {
@@ -84,17 +83,20 @@ NomadConnectionConfig FromConfigMap(const std::map<std::string, std::string>& ke
     throw NomadConfigError(c.client_cert.empty() ? "nomad_client-cert" : "nomad_client-key",
                            "a client certificate and its key must be given together");
   }
-  c.tls_server_name = ValueOr(Lookup(keys, env, "nomad_tls-server-name", "NOMAD_TLS_SERVER_NAME"), "");
+  c.tls_server_name =
+      ValueOr(Lookup(keys, env, "nomad_tls-server-name", "NOMAD_TLS_SERVER_NAME"), "");
   if (auto sv = Lookup(keys, env, "nomad_skip-verify", "NOMAD_SKIP_VERIFY")) {
     auto b = config::ParseGoBool(sv->value);
-    if (!b) throw NomadConfigError(sv->origin, "expected a boolean (true/false/1/0), got \"" + sv->value + "\"");
+    if (!b)
+      throw NomadConfigError(sv->origin,
+                             "expected a boolean (true/false/1/0), got \"" + sv->value + "\"");
     c.skip_verify = *b;
   }
   if (auto w = Lookup(keys, env, "nomad_block-query-wait-time", nullptr)) {
     auto d = config::ParseGoDuration(w->value);
     if (!d || *d <= std::chrono::nanoseconds::zero()) {
-      throw NomadConfigError(w->origin, "expected a positive Go duration such as 5m or 30s, got \"" +
-                                            w->value + "\"");
+      throw NomadConfigError(
+          w->origin, "expected a positive Go duration such as 5m or 30s, got \"" + w->value + "\"");
     }
     c.block_query_wait = *d;
   }
@@ -118,14 +120,22 @@ std::string NomadConnectionConfig::Describe() const {
 
 std::string_view KindName(NomadError::Kind kind) {
   switch (kind) {
-    case NomadError::Kind::unreachable: return "unreachable";
-    case NomadError::Kind::forbidden: return "forbidden";
-    case NomadError::Kind::not_found: return "not_found";
-    case NomadError::Kind::node_gone: return "node_gone";
-    case NomadError::Kind::bad_request: return "bad_request";
-    case NomadError::Kind::server_error: return "server_error";
-    case NomadError::Kind::bad_response: return "bad_response";
-    case NomadError::Kind::timeout: return "timeout";
+    case NomadError::Kind::unreachable:
+      return "unreachable";
+    case NomadError::Kind::forbidden:
+      return "forbidden";
+    case NomadError::Kind::not_found:
+      return "not_found";
+    case NomadError::Kind::node_gone:
+      return "node_gone";
+    case NomadError::Kind::bad_request:
+      return "bad_request";
+    case NomadError::Kind::server_error:
+      return "server_error";
+    case NomadError::Kind::bad_response:
+      return "bad_response";
+    case NomadError::Kind::timeout:
+      return "timeout";
   }
   return "unknown";
 }

@@ -21,7 +21,10 @@ class NomadError : public std::runtime_error {
   };
 
   NomadError(Kind kind, int http_status, std::string message)
-      : std::runtime_error(message), kind(kind), http_status(http_status), message(std::move(message)) {}
+      : std::runtime_error(message),
+        kind(kind),
+        http_status(http_status),
+        message(std::move(message)) {}
 
   Kind kind;
   int http_status;  // 0 when no HTTP answer was received

@@ -101,7 +101,9 @@ bool Allocation::Terminal() const {
          desired_status == "stop" || desired_status == "evict";
 }
 
-bool Allocation::Live() const { return client_status == "pending" || client_status == "running"; }
+bool Allocation::Live() const {
+  return client_status == "pending" || client_status == "running";
+}
 
 NodeStub ParseNodeStub(const json& j, const std::string& where) {
   RequireObject(j, where);

@@ -13,7 +13,7 @@ struct NodeFilterExpression::Expr {
   enum class Op { all_of, any_of, negate, equal, not_equal, matches, not_matches };
   Op op = Op::equal;
   std::vector<std::shared_ptr<const Expr>> children;
-  std::string field;            // NodeClass, ... or Attributes / Meta
+  std::string field;               // NodeClass, ... or Attributes / Meta
   std::optional<std::string> key;  // the map key for Attributes / Meta
   std::string value;
   std::shared_ptr<std::regex> pattern;
@@ -29,8 +29,8 @@ struct Token {
   std::size_t pos;
 };
 
-const std::set<std::string> kFields = {"NodeClass", "Datacenter", "NodePool", "Status",
-                                       "SchedulingEligibility", "ID", "Name"};
+const std::set<std::string> kFields = {
+    "NodeClass", "Datacenter", "NodePool", "Status", "SchedulingEligibility", "ID", "Name"};
 const std::set<std::string> kMaps = {"Attributes", "Meta"};
 
 std::vector<Token> Tokenize(const std::string& s) {
@@ -41,7 +41,7 @@ std::vector<Token> Tokenize(const std::string& s) {
     if (std::isspace(static_cast<unsigned char>(c))) {
       ++i;
     } else if (c == '(' || c == ')' || c == '[' || c == ']') {
-      Token::Type t = c == '(' ? Token::Type::lparen
+      Token::Type t = c == '('   ? Token::Type::lparen
                       : c == ')' ? Token::Type::rparen
                       : c == '[' ? Token::Type::lbracket
                                  : Token::Type::rbracket;
@@ -56,17 +56,21 @@ std::vector<Token> Tokenize(const std::string& s) {
         if (s[i] == '\\' && i + 1 < s.size()) ++i;
         v += s[i];
       }
-      if (i >= s.size()) throw FilterSyntaxError("unterminated string starting at " + std::to_string(start));
+      if (i >= s.size())
+        throw FilterSyntaxError("unterminated string starting at " + std::to_string(start));
       ++i;
       out.push_back({Token::Type::string, v, start});
     } else if (c == '`') {
       std::size_t end = s.find('`', i + 1);
-      if (end == std::string::npos) throw FilterSyntaxError("unterminated raw string at " + std::to_string(i));
+      if (end == std::string::npos)
+        throw FilterSyntaxError("unterminated raw string at " + std::to_string(i));
       out.push_back({Token::Type::string, s.substr(i + 1, end - i - 1), i});
       i = end + 1;
     } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
       std::size_t start = i;
-      while (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_' || s[i] == '.')) ++i;
+      while (i < s.size() &&
+             (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_' || s[i] == '.'))
+        ++i;
       out.push_back({Token::Type::ident, s.substr(start, i - start), start});
     } else {
       throw FilterSyntaxError("unsupported character '" + std::string(1, c) + "' at " +
@@ -93,8 +97,9 @@ class Parser {
   bool IsWord(const char* w) const { return Peek().type == Token::Type::ident && Peek().text == w; }
   [[noreturn]] void Unexpected(const std::string& wanted) const {
     const Token& t = Peek();
-    throw FilterSyntaxError("expected " + wanted + " at " + std::to_string(t.pos) + ", got " +
-                            (t.type == Token::Type::end ? "end of expression" : "\"" + t.text + "\""));
+    throw FilterSyntaxError(
+        "expected " + wanted + " at " + std::to_string(t.pos) + ", got " +
+        (t.type == Token::Type::end ? "end of expression" : "\"" + t.text + "\""));
   }
 
   std::shared_ptr<const Expr> Or() {
@@ -209,12 +214,15 @@ std::optional<std::string> Lookup(const nlohmann::json& node, const Expr& e) {
 bool Eval(const Expr& e, const nlohmann::json& node) {
   switch (e.op) {
     case Expr::Op::all_of:
-      for (auto& c : e.children) if (!Eval(*c, node)) return false;
+      for (auto& c : e.children)
+        if (!Eval(*c, node)) return false;
       return true;
     case Expr::Op::any_of:
-      for (auto& c : e.children) if (Eval(*c, node)) return true;
+      for (auto& c : e.children)
+        if (Eval(*c, node)) return true;
       return false;
-    case Expr::Op::negate: return !Eval(*e.children.front(), node);
+    case Expr::Op::negate:
+      return !Eval(*e.children.front(), node);
     case Expr::Op::equal: {
       auto v = Lookup(node, e);
       return v && *v == e.value;

@@ -33,7 +33,9 @@ std::string Rfc3339(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-std::string Rfc3339Now() { return Rfc3339(std::chrono::system_clock::now()); }
+std::string Rfc3339Now() {
+  return Rfc3339(std::chrono::system_clock::now());
+}
 
 std::int64_t UnixNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -82,7 +84,7 @@ struct NomadSim::State {
   mutable std::mutex mu;
   std::condition_variable changed;
   bool stopping = false;
-  std::map<std::string, SimNode> nodes;   // by ID: the list order of GET /v1/nodes
+  std::map<std::string, SimNode> nodes;  // by ID: the list order of GET /v1/nodes
   std::map<std::string, SimAlloc> allocs;
   std::uint64_t raft_index = 10;
   std::uint64_t nodes_index = 10, allocs_index = 10;
@@ -129,7 +131,8 @@ struct NomadSim::State {
   }
 
   json ResourcesJson(const SimNode& n) const {
-    return {{"Cpu", {{"CpuShares", n.cpu}, {"TotalCpuCores", 1}, {"ReservableCpuCores", json::array()}}},
+    return {{"Cpu",
+             {{"CpuShares", n.cpu}, {"TotalCpuCores", 1}, {"ReservableCpuCores", json::array()}}},
             {"Memory", {{"MemoryMB", n.memory_mb}}},
             {"Disk", {{"DiskMB", 4096}}},
             {"Networks", nullptr},
@@ -203,31 +206,40 @@ struct NomadSim::State {
     return j;
   }
   json AllocJson(const SimAlloc& a) const {
-    return {{"ID", a.id},
-            {"Namespace", "default"},
-            {"EvalID", ""},
-            {"Name", a.job_id + ".group[0]"},
-            {"NodeID", a.node_id},
-            {"JobID", a.job_id},
-            {"Job", {{"ID", a.job_id}, {"Name", a.job_id}, {"Namespace", "default"}, {"Type", a.job_type}}},
-            {"TaskGroup", "group"},
-            {"Resources",
-             {{"CPU", a.cpu}, {"Cores", 0}, {"MemoryMB", a.memory_mb}, {"MemoryMaxMB", 0},
-              {"DiskMB", 0}, {"Networks", nullptr}, {"Devices", nullptr}}},
-            {"AllocatedResources",
-             {{"Tasks",
-               {{"task", {{"Cpu", {{"CpuShares", a.cpu}}}, {"Memory", {{"MemoryMB", a.memory_mb}, {"MemoryMaxMB", 0}}}}}}},
-              {"Shared", {{"DiskMB", 0}}}}},
-            {"DesiredStatus", a.desired_status},
-            {"DesiredDescription", ""},
-            {"DesiredTransition", {{"Migrate", a.migrate}}},
-            {"ClientStatus", a.client_status},
-            {"ClientDescription", ""},
-            {"CreateIndex", a.create_index},
-            {"ModifyIndex", a.modify_index},
-            {"AllocModifyIndex", a.modify_index},
-            {"CreateTime", a.create_time},
-            {"ModifyTime", a.modify_time}};
+    return {
+        {"ID", a.id},
+        {"Namespace", "default"},
+        {"EvalID", ""},
+        {"Name", a.job_id + ".group[0]"},
+        {"NodeID", a.node_id},
+        {"JobID", a.job_id},
+        {"Job",
+         {{"ID", a.job_id}, {"Name", a.job_id}, {"Namespace", "default"}, {"Type", a.job_type}}},
+        {"TaskGroup", "group"},
+        {"Resources",
+         {{"CPU", a.cpu},
+          {"Cores", 0},
+          {"MemoryMB", a.memory_mb},
+          {"MemoryMaxMB", 0},
+          {"DiskMB", 0},
+          {"Networks", nullptr},
+          {"Devices", nullptr}}},
+        {"AllocatedResources",
+         {{"Tasks",
+           {{"task",
+             {{"Cpu", {{"CpuShares", a.cpu}}},
+              {"Memory", {{"MemoryMB", a.memory_mb}, {"MemoryMaxMB", 0}}}}}}},
+          {"Shared", {{"DiskMB", 0}}}}},
+        {"DesiredStatus", a.desired_status},
+        {"DesiredDescription", ""},
+        {"DesiredTransition", {{"Migrate", a.migrate}}},
+        {"ClientStatus", a.client_status},
+        {"ClientDescription", ""},
+        {"CreateIndex", a.create_index},
+        {"ModifyIndex", a.modify_index},
+        {"AllocModifyIndex", a.modify_index},
+        {"CreateTime", a.create_time},
+        {"ModifyTime", a.modify_time}};
   }
 
   // Allocations a drain must move: live ones, minus system jobs when ignored.
@@ -268,8 +280,9 @@ struct NomadSim::State {
         n.last_drain["UpdatedAt"] = Rfc3339Now();
         n.migrate_at.reset();
         n.force_at.reset();
-        NodeEvent(n, "Drain", forced && !migrated ? "Node drain complete (deadline reached)"
-                                                  : "Node drain complete");
+        NodeEvent(
+            n, "Drain",
+            forced && !migrated ? "Node drain complete (deadline reached)" : "Node drain complete");
         BumpNode(n);
       }
     }
@@ -423,19 +436,19 @@ void NomadSim::State::Routes() {
     res.set_content(FullNode(it->second).dump(), "application/json");
   });
 
-  s.Get(R"(/v1/node/([^/]+)/allocations)", [this](const httplib::Request& req,
-                                                 httplib::Response& res) {
-    if (!Authorized(req, res) || !CheckQueryParams(req, res)) return;
-    std::string id = req.matches[1];
-    std::unique_lock lock(mu);
-    Block(lock, req, [&] { return AllocIndexOf(id); });
-    json out = json::array();
-    for (auto& [_, a] : allocs) {
-      if (a.node_id == id) out.push_back(AllocJson(a));
-    }
-    res.set_header("X-Nomad-Index", std::to_string(AllocIndexOf(id)));
-    res.set_content(out.dump(), "application/json");
-  });
+  s.Get(R"(/v1/node/([^/]+)/allocations)",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!Authorized(req, res) || !CheckQueryParams(req, res)) return;
+          std::string id = req.matches[1];
+          std::unique_lock lock(mu);
+          Block(lock, req, [&] { return AllocIndexOf(id); });
+          json out = json::array();
+          for (auto& [_, a] : allocs) {
+            if (a.node_id == id) out.push_back(AllocJson(a));
+          }
+          res.set_header("X-Nomad-Index", std::to_string(AllocIndexOf(id)));
+          res.set_content(out.dump(), "application/json");
+        });
 
   auto write_reply = [](httplib::Response& res, std::uint64_t index) {
     json body = {{"NodeModifyIndex", index},
@@ -520,8 +533,8 @@ void NomadSim::State::Routes() {
       return PlainError(res, 500, "invalid scheduling eligibility \"" + want + "\"");
     }
     if (want == "eligible" && !it->second.drain_strategy.is_null()) {
-      return PlainError(res, 500,
-                        "can not set node's scheduling eligibility to eligible while it is draining");
+      return PlainError(
+          res, 500, "can not set node's scheduling eligibility to eligible while it is draining");
     }
     it->second.eligibility = want;
     write_reply(res, BumpNode(it->second));
@@ -561,9 +574,11 @@ void NomadSim::State::Routes() {
 
   s.Get("/v1/agent/self", [this](const httplib::Request& req, httplib::Response& res) {
     if (!Authorized(req, res)) return;
-    json body = {{"config", {{"Region", options.region}, {"Datacenter", "dc1"}, {"Version", {{"Version", "1.7.7"}}}}},
-                 {"member", {{"Name", "nomad-sim.global"}, {"Addr", "127.0.0.1"}, {"Status", "alive"}}},
-                 {"stats", {{"nomad", {{"leader", "true"}, {"server", "true"}}}}}};
+    json body = {
+        {"config",
+         {{"Region", options.region}, {"Datacenter", "dc1"}, {"Version", {{"Version", "1.7.7"}}}}},
+        {"member", {{"Name", "nomad-sim.global"}, {"Addr", "127.0.0.1"}, {"Status", "alive"}}},
+        {"stats", {{"nomad", {{"leader", "true"}, {"server", "true"}}}}}};
     res.set_content(body.dump(), "application/json");
   });
 
@@ -571,8 +586,9 @@ void NomadSim::State::Routes() {
   s.Post("/sim/nodes", [this](const httplib::Request& req, httplib::Response& res) {
     auto b = json::parse(req.body, nullptr, false);
     if (b.is_discarded() || !b.is_object() || !b.value("instance", json()).is_string()) {
-      return PlainError(res, 400, "expected {\"instance\": string, \"node_class\"?, \"datacenter\"?, "
-                                  "\"node_pool\"?, \"cpu\"?, \"memory_mb\"?}");
+      return PlainError(res, 400,
+                        "expected {\"instance\": string, \"node_class\"?, \"datacenter\"?, "
+                        "\"node_pool\"?, \"cpu\"?, \"memory_mb\"?}");
     }
     try {
       auto id = Register(b["instance"], b.value("node_class", ""), b.value("datacenter", "dc1"),
@@ -597,8 +613,9 @@ void NomadSim::State::Routes() {
   s.Post("/sim/allocations", [this](const httplib::Request& req, httplib::Response& res) {
     auto b = json::parse(req.body, nullptr, false);
     if (b.is_discarded() || !b.is_object() || !b.value("node_id", json()).is_string()) {
-      return PlainError(res, 400, "expected {\"node_id\": string, \"job_type\"?, \"client_status\"?, "
-                                  "\"cpu\"?, \"memory_mb\"?}");
+      return PlainError(res, 400,
+                        "expected {\"node_id\": string, \"job_type\"?, \"client_status\"?, "
+                        "\"cpu\"?, \"memory_mb\"?}");
     }
     try {
       auto id = AddAlloc(b["node_id"], b.value("job_type", "service"),
@@ -618,7 +635,9 @@ NomadSim::NomadSim(NomadSimOptions options) : state_(std::make_unique<State>(std
   state_->server.set_keep_alive_timeout(1);
 }
 
-NomadSim::~NomadSim() { Stop(); }
+NomadSim::~NomadSim() {
+  Stop();
+}
 
 int NomadSim::Start(int port) {
   State& s = *state_;
@@ -628,7 +647,8 @@ int NomadSim::Start(int port) {
   } else {
     s.port = s.server.bind_to_port("127.0.0.1", port) ? port : -1;
   }
-  if (s.port <= 0) throw std::runtime_error("NomadSim: cannot bind 127.0.0.1:" + std::to_string(port));
+  if (s.port <= 0)
+    throw std::runtime_error("NomadSim: cannot bind 127.0.0.1:" + std::to_string(port));
   {
     std::lock_guard lock(s.mu);
     s.stopping = false;
@@ -657,8 +677,12 @@ void NomadSim::Stop() {
   if (s.ticker.joinable()) s.ticker.join();
 }
 
-int NomadSim::port() const { return state_->port; }
-std::string NomadSim::address() const { return "http://127.0.0.1:" + std::to_string(state_->port); }
+int NomadSim::port() const {
+  return state_->port;
+}
+std::string NomadSim::address() const {
+  return "http://127.0.0.1:" + std::to_string(state_->port);
+}
 
 std::string NomadSim::RegisterNode(const std::string& instance_name, const std::string& node_class,
                                    const std::string& datacenter, const std::string& node_pool,

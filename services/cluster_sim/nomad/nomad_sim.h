@@ -45,8 +45,8 @@ class NomadSim {
   // std::invalid_argument when the instance already has a node that is not down.
   std::string RegisterNode(const std::string& instance_name, const std::string& node_class,
                            const std::string& datacenter = "dc1",
-                           const std::string& node_pool = "default",
-                           std::int64_t cpu_shares = 2500, std::int64_t memory_mb = 2048);
+                           const std::string& node_pool = "default", std::int64_t cpu_shares = 2500,
+                           std::int64_t memory_mb = 2048);
   // The instance's live node goes down (its VM vanished). false = no such node.
   bool MarkDown(const std::string& instance_name);
   // Throws std::invalid_argument for an unknown node.
