@@ -307,7 +307,7 @@ struct NomadSim::State {
   static bool CheckQueryParams(const httplib::Request& req, httplib::Response& res) {
     if (req.has_param("index")) {
       const auto& v = req.get_param_value("index");
-      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos) {
+      if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos) {
         PlainError(res, 400, "Invalid index");
         return false;
       }
