@@ -1,0 +1,287 @@
+#include "nomad/nomad_api.h"
+
+#include <curl/curl.h>
+
+#include <cctype>
+#include <memory>
+#include <mutex>
+
+#include "nomad/nomad_error.h"
+
+namespace mps::nomad {
+namespace {
+
+using Kind = NomadError::Kind;
+
+void GlobalInitOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::size_t AppendBody(char* data, std::size_t size, std::size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+std::size_t ReadIndexHeader(char* data, std::size_t size, std::size_t n, void* out) {
+  std::string_view line(data, size * n);
+  constexpr std::string_view kName = "x-nomad-index:";
+  if (line.size() > kName.size()) {
+    bool match = true;
+    for (std::size_t i = 0; i < kName.size(); ++i) {
+      if (std::tolower(static_cast<unsigned char>(line[i])) != kName[i]) {
+        match = false;
+        break;
+      }
+    }
+    if (match) {
+      std::uint64_t v = 0;
+      for (char c : line.substr(kName.size())) {
+        if (c >= '0' && c <= '9') v = v * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      *static_cast<std::uint64_t*>(out) = v;
+    }
+  }
+  return size * n;
+}
+
+std::string Trimmed(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  return s;
+}
+
+const char* CapabilityHint(const char* capability) {
+  std::string_view c = capability;
+  if (c == "node:read") return "node { policy = \"read\" }";
+  if (c == "node:write") return "node { policy = \"write\" }";
+  if (c == "read-job") return "namespace \"*\" { capabilities = [\"read-job\"] } plus node:read";
+  if (c == "agent:read") return "agent { policy = \"read\" }";
+  return "";
+}
+
+struct CurlDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+}  // namespace
+
+NomadApi::NomadApi(NomadConnectionConfig config, std::chrono::milliseconds request_timeout)
+    : config_(std::move(config)), request_timeout_(request_timeout) {
+  GlobalInitOnce();
+}
+
+NomadApi::Response NomadApi::Call(const std::string& method, const std::string& path,
+                                  std::vector<std::pair<std::string, std::string>> params,
+                                  const std::optional<std::string>& body,
+                                  const std::optional<BlockingQuery>& block, const char* capability,
+                                  const std::string& node_id) const {
+  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  if (!curl) throw NomadError(Kind::unreachable, 0, "cannot create a libcurl handle");
+  CURL* h = curl.get();
+
+  auto timeout = request_timeout_;
+  if (!config_.region.empty()) params.emplace_back("region", config_.region);
+  if (!config_.namespace_name.empty()) params.emplace_back("namespace", config_.namespace_name);
+  if (block) {
+    auto wait =
+        block->wait.count() > 0
+            ? block->wait
+            : std::chrono::duration_cast<std::chrono::milliseconds>(config_.block_query_wait);
+    params.emplace_back("index", std::to_string(block->index));
+    params.emplace_back("wait", std::to_string(wait.count()) + "ms");
+    timeout += wait + wait / 16;
+  }
+
+  std::string base = config_.address;
+  if (base.starts_with("unix://")) {
+    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, base.substr(7).c_str());
+    base = "http://localhost";
+  }
+  std::string query;
+  for (auto& [k, v] : params) {
+    char* esc = curl_easy_escape(h, v.c_str(), static_cast<int>(v.size()));
+    query += (query.empty() ? "?" : "&") + k + "=" + (esc ? esc : "");
+    curl_free(esc);
+  }
+  std::string url = base + path + query;
+
+  std::unique_ptr<curl_slist, SlistDeleter> headers;
+  auto add_header = [&](const std::string& line) {
+    headers.reset(curl_slist_append(headers.release(), line.c_str()));
+  };
+  if (!config_.token.empty()) add_header("X-Nomad-Token: " + config_.token);
+  if (body) add_header("Content-Type: application/json");
+
+  Response r;
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
+  if (body) {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->c_str());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body->size()));
+  } else if (method != "GET") {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+  }
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request_timeout_.count()));
+  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // gzip when the server offers it
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, AppendBody);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, ReadIndexHeader);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &r.index);
+  if (!config_.http_auth_user.empty()) {
+    curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    curl_easy_setopt(h, CURLOPT_USERNAME, config_.http_auth_user.c_str());
+    curl_easy_setopt(h, CURLOPT_PASSWORD, config_.http_auth_password.value_or("").c_str());
+  }
+  if (!config_.ca_cert.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, config_.ca_cert.c_str());
+  if (!config_.ca_path.empty()) curl_easy_setopt(h, CURLOPT_CAPATH, config_.ca_path.c_str());
+  if (!config_.client_cert.empty()) {
+    curl_easy_setopt(h, CURLOPT_SSLCERT, config_.client_cert.c_str());
+    curl_easy_setopt(h, CURLOPT_SSLKEY, config_.client_key.c_str());
+  }
+  // A server name that differs from the URL host: verify against that name
+  // while still connecting to the address (what Go's tls.Config.ServerName does).
+  std::unique_ptr<curl_slist, SlistDeleter> connect_to;
+  if (!config_.tls_server_name.empty() && config_.address.starts_with("https://")) {
+    std::string rest = config_.address.substr(8);
+    rest = rest.substr(0, rest.find('/'));
+    std::string host = rest, port = "443";
+    if (auto colon = rest.rfind(':'); colon != std::string::npos && rest.back() != ']') {
+      host = rest.substr(0, colon);
+      port = rest.substr(colon + 1);
+    }
+    url = "https://" + config_.tls_server_name + ":" + port + path + query;
+    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    connect_to.reset(curl_slist_append(
+        nullptr, (config_.tls_server_name + ":" + port + ":" + host + ":" + port).c_str()));
+    curl_easy_setopt(h, CURLOPT_CONNECT_TO, connect_to.get());
+  }
+  if (config_.skip_verify) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+
+  const std::string what = method + " " + path;
+  CURLcode rc = curl_easy_perform(h);
+  if (rc != CURLE_OK) {
+    std::string detail = curl_easy_strerror(rc);
+    if (rc == CURLE_OPERATION_TIMEDOUT) {
+      throw NomadError(Kind::timeout, 0,
+                       "Nomad at " + config_.address + " did not answer " + what + " within " +
+                           std::to_string(timeout.count()) + " ms");
+    }
+    throw NomadError(Kind::unreachable, 0,
+                     "cannot reach Nomad at " + config_.address + " for " + what + ": " + detail);
+  }
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+  if (r.status >= 200 && r.status < 300) return r;
+
+  const std::string said = Trimmed(r.body);
+  const std::string nomad_said = "Nomad answered " + what + " with " + std::to_string(r.status) +
+                                 (said.empty() ? std::string() : " \"" + said + "\"");
+  const int code = static_cast<int>(r.status);
+  if (code == 403) {
+    throw NomadError(Kind::forbidden, code,
+                     nomad_said + ": the token (nomad_token / NOMAD_TOKEN) needs the " +
+                         capability + " capability (" + CapabilityHint(capability) + ")");
+  }
+  if (!node_id.empty() && (code == 404 || said.ends_with("node not found"))) {
+    throw NomadError(Kind::node_gone, code, nomad_said + ": node " + node_id + " no longer exists");
+  }
+  if (code == 404) throw NomadError(Kind::not_found, code, nomad_said);
+  if (code == 400 || code == 405) throw NomadError(Kind::bad_request, code, nomad_said);
+  if (code >= 500) throw NomadError(Kind::server_error, code, nomad_said);
+  throw NomadError(Kind::bad_response, code, nomad_said);
+}
+
+nlohmann::json NomadApi::ParseBody(const Response& r, const std::string& what) const {
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (j.is_discarded()) {
+    throw NomadError(Kind::bad_response, static_cast<int>(r.status),
+                     "Nomad answered " + what + " with a body that is not JSON (" +
+                         std::to_string(r.body.size()) + " bytes)");
+  }
+  return j;
+}
+
+std::vector<NodeStub> NomadApi::ListNodes(bool resources,
+                                          const std::optional<std::string>& filter) const {
+  std::vector<std::pair<std::string, std::string>> params;
+  if (resources) params.emplace_back("resources", "true");
+  if (filter && !filter->empty()) params.emplace_back("filter", *filter);
+  auto r = Call("GET", "/v1/nodes", params, std::nullopt, std::nullopt, "node:read", "");
+  return ParseNodeList(ParseBody(r, "GET /v1/nodes"));
+}
+
+Indexed<Node> NomadApi::GetNode(const std::string& node_id,
+                                const std::optional<BlockingQuery>& block) const {
+  std::string path = "/v1/node/" + node_id;
+  auto r = Call("GET", path, {}, std::nullopt, block, "node:read", node_id);
+  return {ParseNode(ParseBody(r, "GET " + path)), r.index};
+}
+
+Indexed<std::vector<Allocation>> NomadApi::GetNodeAllocations(
+    const std::string& node_id, const std::optional<BlockingQuery>& block) const {
+  std::string path = "/v1/node/" + node_id + "/allocations";
+  // An unknown node gives [] here, so no node_id: a 404 would be a route problem.
+  auto r = Call("GET", path, {}, std::nullopt, block, "read-job", "");
+  return {ParseAllocationList(ParseBody(r, "GET " + path)), r.index};
+}
+
+std::uint64_t NomadApi::DrainNode(const std::string& node_id, const DrainSpec& spec,
+                                  const std::map<std::string, std::string>& meta) const {
+  nlohmann::json body = {
+      {"NodeID", node_id},
+      {"DrainSpec",
+       {{"Deadline", spec.deadline_ns}, {"IgnoreSystemJobs", spec.ignore_system_jobs}}},
+      {"MarkEligible", false},
+      {"Meta", meta}};
+  auto r = Call("PUT", "/v1/node/" + node_id + "/drain", {}, body.dump(), std::nullopt,
+                "node:write", node_id);
+  return r.index;
+}
+
+std::uint64_t NomadApi::CancelDrain(const std::string& node_id, bool mark_eligible) const {
+  nlohmann::json body = {
+      {"NodeID", node_id}, {"DrainSpec", nullptr}, {"MarkEligible", mark_eligible}};
+  auto r = Call("PUT", "/v1/node/" + node_id + "/drain", {}, body.dump(), std::nullopt,
+                "node:write", node_id);
+  return r.index;
+}
+
+std::uint64_t NomadApi::SetEligibility(const std::string& node_id, bool eligible) const {
+  nlohmann::json body = {{"NodeID", node_id},
+                         {"Eligibility", eligible ? "eligible" : "ineligible"}};
+  auto r = Call("PUT", "/v1/node/" + node_id + "/eligibility", {}, body.dump(), std::nullopt,
+                "node:write", node_id);
+  return r.index;
+}
+
+std::uint64_t NomadApi::PurgeNode(const std::string& node_id) const {
+  auto r = Call("PUT", "/v1/node/" + node_id + "/purge", {}, std::nullopt, std::nullopt,
+                "node:write", node_id);
+  return r.index;
+}
+
+Allocation NomadApi::GetAllocation(const std::string& alloc_id) const {
+  std::string path = "/v1/allocation/" + alloc_id;
+  auto r = Call("GET", path, {}, std::nullopt, std::nullopt, "read-job", "");
+  return ParseAllocation(ParseBody(r, "GET " + path));
+}
+
+nlohmann::json NomadApi::AgentSelf() const {
+  auto r = Call("GET", "/v1/agent/self", {}, std::nullopt, std::nullopt, "agent:read", "");
+  auto j = ParseBody(r, "GET /v1/agent/self");
+  if (!j.is_object()) {
+    throw NomadError(Kind::bad_response, 200, "Nomad response key agent/self: expected an object");
+  }
+  return j;
+}
+
+}  // namespace mps::nomad

@@ -1,0 +1,77 @@
+#pragma once
+// Nomad's HTTP API over libcurl: one easy handle per call, so one NomadApi may
+// be shared by many threads. Every call has a timeout; blocking reads get
+// wait + wait/16 + the normal timeout. Failures throw NomadError.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "nomad/nomad_config.h"
+#include "nomad/nomad_models.h"
+
+namespace mps::nomad {
+
+// A blocking query: answer when the index moves past `index` or `wait` elapses.
+struct BlockingQuery {
+  std::uint64_t index = 0;
+  std::chrono::milliseconds wait{0};  // 0 = the config's block_query_wait
+};
+
+template <class T>
+struct Indexed {
+  T value;
+  std::uint64_t index = 0;  // X-Nomad-Index
+};
+
+struct DrainSpec {
+  std::int64_t deadline_ns = 0;  // > 0 deadline, 0 none, < 0 force now
+  bool ignore_system_jobs = false;
+};
+
+class NomadApi {
+ public:
+  explicit NomadApi(NomadConnectionConfig config,
+                    std::chrono::milliseconds request_timeout = std::chrono::seconds(30));
+
+  const NomadConnectionConfig& config() const { return config_; }
+
+  std::vector<NodeStub> ListNodes(bool resources,
+                                  const std::optional<std::string>& filter = std::nullopt) const;
+  // A node that does not exist throws node_gone.
+  Indexed<Node> GetNode(const std::string& node_id,
+                        const std::optional<BlockingQuery>& block = std::nullopt) const;
+  Indexed<std::vector<Allocation>> GetNodeAllocations(
+      const std::string& node_id, const std::optional<BlockingQuery>& block = std::nullopt) const;
+  // Returns the write index (the starting point for monitoring).
+  std::uint64_t DrainNode(const std::string& node_id, const DrainSpec& spec,
+                          const std::map<std::string, std::string>& meta) const;
+  std::uint64_t CancelDrain(const std::string& node_id, bool mark_eligible) const;
+  std::uint64_t SetEligibility(const std::string& node_id, bool eligible) const;
+  std::uint64_t PurgeNode(const std::string& node_id) const;
+  Allocation GetAllocation(const std::string& alloc_id) const;
+  nlohmann::json AgentSelf() const;
+
+ private:
+  struct Response {
+    long status = 0;
+    std::string body;
+    std::uint64_t index = 0;
+  };
+  // `capability` names the ACL a 403 means is missing; `node_id` makes
+  // "node not found" answers node_gone.
+  Response Call(const std::string& method, const std::string& path,
+                std::vector<std::pair<std::string, std::string>> params,
+                const std::optional<std::string>& body, const std::optional<BlockingQuery>& block,
+                const char* capability, const std::string& node_id) const;
+  nlohmann::json ParseBody(const Response& r, const std::string& what) const;
+
+  NomadConnectionConfig config_;
+  std::chrono::milliseconds request_timeout_;
+};
+
+}  // namespace mps::nomad
