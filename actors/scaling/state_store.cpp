@@ -167,9 +167,11 @@ StateStore::StateStore(const std::filesystem::path& state_dir)
     : impl_(std::make_unique<Impl>(CheckedDatabasePath(state_dir))) {
   const SqliteDb& db = impl_->db;
   // The first read of the header is where a corrupt file shows.
-  Statement version_query(db, "PRAGMA user_version");
-  version_query.Step();
-  std::int64_t version = version_query.Int(0);
+  std::int64_t version = 0;
+  {
+    Statement version_query(db, "PRAGMA user_version");
+    if (version_query.Step()) version = version_query.Int(0);
+  }
   if (version > kSchemaVersion) {
     throw StateStoreError("state file " + db.path().string() + " has schema version " +
                           std::to_string(version) + ", newer than this build supports (" +
