@@ -313,4 +313,10 @@ void StateStore::CompleteRequest(const std::string& pool, const std::string& req
   }
 }
 
+int StateStore::ForgetCompletedRequestsBefore(TimePoint cutoff) {
+  Statement s(impl_->db, "DELETE FROM scale_requests WHERE status != ? AND started_at_ns < ?");
+  s.Bind(static_cast<std::int64_t>(RequestStatus::kInProgress)).Bind(ToNs(cutoff)).Run();
+  return sqlite3_changes(impl_->db.get());
+}
+
 }  // namespace mps::scaling

@@ -88,6 +88,9 @@ class StateStore {
                        const std::string& result);
   std::optional<ScaleRequestRecord> FindRequest(const std::string& pool,
                                                 const std::string& request_id) const;
+  // Drops completed requests begun before `cutoff` (in-progress ones stay), so
+  // the table stays bounded; returns how many were dropped.
+  int ForgetCompletedRequestsBefore(TimePoint cutoff);
 
  private:
   struct Impl;

@@ -138,6 +138,19 @@ TEST_F(StateStoreTest, RequestRecognisedAfterReopen) {
   EXPECT_EQ(again.record.target, 3);
 }
 
+TEST_F(StateStoreTest, OldCompletedRequestsAreForgotten) {
+  StateStore store(dir_);
+  store.BeginRequest("web", "old-done", 1, At(100));
+  store.CompleteRequest("web", "old-done", true, "ok");
+  store.BeginRequest("web", "old-running", 2, At(100));
+  store.BeginRequest("web", "new-done", 3, At(300));
+  store.CompleteRequest("web", "new-done", true, "ok");
+  EXPECT_EQ(store.ForgetCompletedRequestsBefore(At(200)), 1);
+  EXPECT_FALSE(store.FindRequest("web", "old-done"));
+  EXPECT_TRUE(store.FindRequest("web", "old-running"));
+  EXPECT_TRUE(store.FindRequest("web", "new-done"));
+}
+
 TEST_F(StateStoreTest, UnknownIdsAreErrors) {
   StateStore store(dir_);
   EXPECT_THROW(store.CompleteRequest("web", "nope", true, ""), StateStoreError);
