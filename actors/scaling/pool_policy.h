@@ -1,0 +1,107 @@
+#pragma once
+// A scaling policy's target block, parsed and validated once. Status and Scale
+// both receive the same map; Status must not fail for keys only Scale needs
+// (instance_image_name), so such checks happen in the planner.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mps::scaling {
+
+enum class NodeSelectorStrategy {
+  kLeastBusy,
+  kEmpty,
+  kEmptyIgnoreSystem,
+  kNewestCreateIndex,
+  kOldestCreateIndex,
+};
+
+// The policy spelling ("least_busy", ...).
+std::string_view ToString(NodeSelectorStrategy s);
+
+// Safety cap on instances of one pool when the policy sets none: a single
+// Multipass host rarely fits more VMs, and a runaway strategy must not be able
+// to launch until the host runs out of disk.
+inline constexpr int kDefaultMaxInstances = 10;
+inline constexpr int kDefaultMaxParallelLaunches = 4;
+
+struct PoolPolicy {
+  // Nomad pool filters (ANDed); at least one is set.
+  std::string node_class;
+  std::string datacenter;
+  std::string node_pool;
+
+  // Every instance of the pool is named "<instance_name_prefix>-<suffix>".
+  std::string instance_name_prefix;
+
+  // Launch parameters. Empty image: the pool can be observed and scaled in,
+  // but a scale out is refused.
+  std::string instance_image_name;
+  std::optional<int> instance_cpus;
+  std::optional<std::uint64_t> instance_memory_bytes;  // >= 512 MiB
+  std::optional<std::uint64_t> instance_disk_bytes;    // >= 1 GiB
+  std::string cloud_init_user_data_path;               // read at launch time
+
+  int max_instances = kDefaultMaxInstances;
+  int max_parallel_launches = kDefaultMaxParallelLaunches;
+  std::chrono::nanoseconds startup_timeout = std::chrono::minutes(10);
+  std::chrono::nanoseconds node_registration_timeout = std::chrono::minutes(10);
+  // Nomad semantics: 0 = no deadline, negative = force drain.
+  std::chrono::nanoseconds node_drain_deadline = std::chrono::minutes(15);
+  bool node_drain_ignore_system_jobs = false;
+  bool node_purge = false;
+  NodeSelectorStrategy node_selector_strategy = NodeSelectorStrategy::kLeastBusy;
+  std::string node_id_attribute = "unique.hostname";
+  // Unset differs from false: scale-in treats an unset ignore_ineligible as
+  // true, like the autoscaler SDK.
+  std::optional<bool> node_filter_ignore_init;
+  std::optional<bool> node_filter_ignore_drain;
+  std::optional<bool> node_filter_ignore_ineligible;
+  bool dry_run = false;
+  std::optional<std::chrono::nanoseconds> grpc_timeout;  // _nomad_autoscaler_grpc_timeout
+
+  // Keys that were not recognised (the autoscaler may pass extras).
+  std::vector<std::string> warnings;
+};
+
+struct PolicyProblem {
+  std::string key;
+  std::string message;  // what was expected, and what was given
+};
+
+// Every problem of a target block at once, so one round trip fixes them all.
+class PolicyError : public std::runtime_error {
+ public:
+  explicit PolicyError(std::vector<PolicyProblem> problems);
+  const std::vector<PolicyProblem>& problems() const { return problems_; }
+
+ private:
+  std::vector<PolicyProblem> problems_;
+};
+
+// Throws PolicyError. A key with an empty value counts as not set.
+PoolPolicy ParsePoolPolicy(const std::map<std::string, std::string>& target_config);
+
+// Multipass size syntax: integer, optional ".fraction" (only with a unit),
+// optional K/M/G (case-insensitive, binary) optionally followed by B or iB,
+// or a bare B. No unit = bytes. Leading/trailing spaces are allowed.
+std::optional<std::uint64_t> ParseMultipassSize(std::string_view text);
+
+// Shortest exact Multipass spelling ("4G", "512M", or plain bytes).
+std::string FormatMultipassSize(std::uint64_t bytes);
+
+struct InstanceSize {
+  int cpus = 0;
+  std::uint64_t memory_bytes = 0;
+  std::optional<std::uint64_t> disk_bytes;
+};
+
+// "c2-m4" = 2 CPUs, 4 GiB; "c2-m4-d20" adds a 20 GiB disk.
+std::optional<InstanceSize> ParseInstanceSize(std::string_view text);
+
+}  // namespace mps::scaling

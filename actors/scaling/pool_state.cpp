@@ -1,0 +1,84 @@
+#include "scaling/pool_state.h"
+
+#include <algorithm>
+
+namespace mps::scaling {
+
+std::string_view ToString(InstanceState s) {
+  switch (s) {
+    case InstanceState::kPreparing:
+      return "preparing";
+    case InstanceState::kStarting:
+      return "starting";
+    case InstanceState::kRunning:
+      return "running";
+    case InstanceState::kStopped:
+      return "stopped";
+    case InstanceState::kSuspended:
+      return "suspended";
+    case InstanceState::kDeleted:
+      return "deleted";
+    case InstanceState::kUnknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
+std::string_view ToString(NodeStatus s) {
+  switch (s) {
+    case NodeStatus::kInitializing:
+      return "initializing";
+    case NodeStatus::kReady:
+      return "ready";
+    case NodeStatus::kDown:
+      return "down";
+    case NodeStatus::kDisconnected:
+      return "disconnected";
+  }
+  return "unknown";
+}
+
+std::string_view ToString(OperationKind k) {
+  switch (k) {
+    case OperationKind::kLaunch:
+      return "launch";
+    case OperationKind::kStart:
+      return "start";
+    case OperationKind::kDrain:
+      return "drain";
+    case OperationKind::kDelete:
+      return "delete";
+  }
+  return "unknown";
+}
+
+std::chrono::seconds LaunchBackoff(int consecutive_failures) {
+  if (consecutive_failures <= 0) return std::chrono::seconds(0);
+  std::chrono::seconds backoff = kFirstLaunchBackoff;
+  for (int i = 1; i < consecutive_failures && backoff < kMaxLaunchBackoff; ++i) backoff *= 2;
+  return std::min(backoff, kMaxLaunchBackoff);
+}
+
+const Instance* PoolState::Find(std::string_view name) const {
+  auto it = std::find_if(instances.begin(), instances.end(),
+                         [&](const Instance& i) { return i.name == name; });
+  return it == instances.end() ? nullptr : &*it;
+}
+
+const Operation* PoolState::OperationOn(std::string_view instance) const {
+  auto it = std::find_if(operations.begin(), operations.end(),
+                         [&](const Operation& o) { return o.instance == instance; });
+  return it == operations.end() ? nullptr : &*it;
+}
+
+void PoolState::RecordLaunchFailure(std::string error, TimePoint now) {
+  ++launch_failures.consecutive;
+  launch_failures.last_error = std::move(error);
+  launch_failures.next_retry_at = now + LaunchBackoff(launch_failures.consecutive);
+}
+
+void PoolState::RecordLaunchSuccess() {
+  launch_failures = LaunchFailures{};
+}
+
+}  // namespace mps::scaling

@@ -1,0 +1,99 @@
+#pragma once
+// What the state cache knows about one pool: plain data, filled from
+// Multipass listings/events, Nomad node watches and the operations this
+// process started. ComputeStatus and ScalePlanner read it; nothing here does
+// I/O.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mps::scaling {
+
+using Clock = std::chrono::system_clock;
+using TimePoint = Clock::time_point;
+
+enum class InstanceState {
+  kPreparing,  // launch requested, not listed by multipassd yet
+  kStarting,
+  kRunning,
+  kStopped,
+  kSuspended,
+  kDeleted,  // soft-deleted, not purged: the name is still taken
+  kUnknown,
+};
+std::string_view ToString(InstanceState s);
+
+enum class NodeStatus { kInitializing, kReady, kDown, kDisconnected };
+std::string_view ToString(NodeStatus s);
+
+struct NomadNode {
+  std::string id;
+  NodeStatus status = NodeStatus::kInitializing;
+  bool draining = false;
+  bool eligible = true;
+  std::uint64_t create_index = 0;
+};
+
+struct Instance {
+  std::string name;
+  InstanceState state = InstanceState::kUnknown;
+  std::optional<TimePoint> launched_at;
+  std::optional<NomadNode> node;  // the node whose id attribute equals `name`
+  std::optional<TimePoint> first_seen_running_at;
+};
+
+enum class OperationKind { kLaunch, kStart, kDrain, kDelete };
+std::string_view ToString(OperationKind k);
+
+struct Operation {
+  OperationKind kind = OperationKind::kLaunch;
+  std::string instance;
+  TimePoint started_at;
+  std::string request_id;
+};
+
+// First retry 10 s after a failure, doubling per consecutive failure, at most
+// 5 minutes.
+inline constexpr std::chrono::seconds kFirstLaunchBackoff{10};
+inline constexpr std::chrono::seconds kMaxLaunchBackoff{300};
+std::chrono::seconds LaunchBackoff(int consecutive_failures);
+
+struct LaunchFailures {
+  int consecutive = 0;
+  std::string last_error;
+  std::optional<TimePoint> next_retry_at;
+};
+
+struct Reachability {
+  bool reachable = true;
+  std::string reason;  // why not, when not reachable
+};
+
+struct PoolState {
+  std::string prefix;  // the pool's instance_name_prefix
+  // Instances of the pool (names that BelongsToPool); others are ignored.
+  std::vector<Instance> instances;
+  std::vector<Operation> operations;  // in flight
+  // Nodes of the pool whose instance no longer exists (purge candidates).
+  std::vector<NomadNode> orphan_nodes;
+  // Names left behind by failed launches, as reported by the Multipass side.
+  std::vector<std::string> failed_launch_leftovers;
+  LaunchFailures launch_failures;
+  // The Scale request currently executing for this pool, if any.
+  std::optional<std::string> active_scale_request_id;
+  std::optional<std::int64_t> last_event_ns;  // last completed scaling event
+  Reachability multipass;
+  Reachability nomad;
+
+  const Instance* Find(std::string_view name) const;
+  const Operation* OperationOn(std::string_view instance) const;
+
+  // Bookkeeping of launch outcomes; a success resets the backoff.
+  void RecordLaunchFailure(std::string error, TimePoint now);
+  void RecordLaunchSuccess();
+};
+
+}  // namespace mps::scaling

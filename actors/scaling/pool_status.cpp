@@ -1,0 +1,166 @@
+#include "scaling/pool_status.h"
+
+#include <ctime>
+
+#include "config/go_values.h"
+#include "scaling/instance_namer.h"
+
+namespace mps::scaling {
+namespace {
+
+std::string Join(const std::vector<std::string>& items, std::string_view separator) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += separator;
+    out += items[i];
+  }
+  return out;
+}
+
+std::string Since(TimePoint start, TimePoint now) {
+  auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(now - start);
+  return config::FormatGoDuration(std::max(elapsed, std::chrono::seconds(0)));
+}
+
+bool HasOperation(const PoolState& state, std::string_view instance, OperationKind kind) {
+  for (const auto& op : state.operations) {
+    if (op.instance == instance && op.kind == kind) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string FormatUtc(TimePoint t) {
+  std::time_t seconds = Clock::to_time_t(t);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buffer;
+}
+
+bool IsCounted(const PoolState& state, const Instance& instance) {
+  if (HasOperation(state, instance.name, OperationKind::kDelete) ||
+      HasOperation(state, instance.name, OperationKind::kDrain)) {
+    return false;
+  }
+  switch (instance.state) {
+    case InstanceState::kPreparing:
+    case InstanceState::kStarting:
+    case InstanceState::kRunning:
+      return true;
+    case InstanceState::kStopped:
+    case InstanceState::kSuspended:
+      return HasOperation(state, instance.name, OperationKind::kStart);
+    case InstanceState::kDeleted:
+    case InstanceState::kUnknown:
+      return false;
+  }
+  return false;
+}
+
+bool RegistrationTimedOut(const PoolState& state, const Instance& instance,
+                          const PoolPolicy& policy, TimePoint now) {
+  if (instance.node) return false;
+  if (state.OperationOn(instance.name)) return false;  // its operation owns the outcome
+  if (instance.state == InstanceState::kRunning) {
+    auto since =
+        instance.first_seen_running_at ? instance.first_seen_running_at : instance.launched_at;
+    return since && now - *since >= policy.node_registration_timeout;
+  }
+  if (instance.state == InstanceState::kPreparing || instance.state == InstanceState::kStarting) {
+    return instance.launched_at && now - *instance.launched_at >= policy.startup_timeout;
+  }
+  return false;
+}
+
+PoolStatus ComputeStatus(const PoolState& state, const PoolPolicy& policy, TimePoint now) {
+  PoolStatus status;
+  status.last_event_ns = state.last_event_ns;
+  auto not_ready = [&](std::string reason) {
+    status.ready = false;
+    status.reasons.push_back(std::move(reason));
+  };
+
+  for (const auto& instance : state.instances) {
+    if (!BelongsToPool(state.prefix, instance.name)) continue;
+    if (IsCounted(state, instance)) {
+      status.counted.push_back(instance.name);
+    } else if (instance.state == InstanceState::kStopped) {
+      status.stopped.push_back(instance.name);
+    } else if (instance.state == InstanceState::kSuspended) {
+      status.suspended.push_back(instance.name);
+    } else if (instance.state == InstanceState::kDeleted) {
+      status.deleted.push_back(instance.name);
+    } else if (instance.state == InstanceState::kUnknown) {
+      status.unknown.push_back(instance.name);
+    }
+  }
+  // A launch counts from the moment it is requested, before multipassd lists it.
+  for (const auto& op : state.operations) {
+    if (op.kind == OperationKind::kLaunch && !state.Find(op.instance)) {
+      status.counted.push_back(op.instance);
+    }
+  }
+  status.count = static_cast<std::int64_t>(status.counted.size());
+
+  if (!state.multipass.reachable) {
+    not_ready("multipassd unreachable: " + state.multipass.reason);
+  }
+  if (!state.nomad.reachable) not_ready("Nomad unreachable: " + state.nomad.reason);
+  if (state.active_scale_request_id) {
+    not_ready("scale request " + *state.active_scale_request_id + " in progress");
+  }
+  for (const auto& op : state.operations) {
+    std::string text = std::string(ToString(op.kind)) + " of " + op.instance + " in flight for " +
+                       Since(op.started_at, now);
+    if (!op.request_id.empty()) text += " (request " + op.request_id + ")";
+    not_ready(std::move(text));
+  }
+  for (const auto& instance : state.instances) {
+    if (!BelongsToPool(state.prefix, instance.name) || state.OperationOn(instance.name)) continue;
+    if (RegistrationTimedOut(state, instance, policy, now)) {
+      not_ready(instance.name + " has not registered as a Nomad node within " +
+                config::FormatGoDuration(instance.state == InstanceState::kRunning
+                                             ? policy.node_registration_timeout
+                                             : policy.startup_timeout) +
+                "; it will be replaced");
+    } else if (instance.state == InstanceState::kRunning && !instance.node) {
+      auto since =
+          instance.first_seen_running_at ? instance.first_seen_running_at : instance.launched_at;
+      not_ready(instance.name + " is running, its Nomad node has not registered yet" +
+                (since ? " (waiting for " + Since(*since, now) + ")" : std::string()));
+    } else if ((instance.state == InstanceState::kStarting ||
+                instance.state == InstanceState::kPreparing) &&
+               !instance.node) {
+      not_ready(instance.name + " is " + std::string(ToString(instance.state)));
+    } else if (instance.node && IsCounted(state, instance)) {
+      if (instance.node->status == NodeStatus::kInitializing) {
+        not_ready("Nomad node " + instance.node->id + " of " + instance.name + " is initializing");
+      } else if (instance.node->draining) {
+        not_ready("Nomad node " + instance.node->id + " of " + instance.name + " is draining");
+      }
+    }
+  }
+  const auto& failures = state.launch_failures;
+  if (failures.next_retry_at && now < *failures.next_retry_at) {
+    not_ready("launch backoff until " + FormatUtc(*failures.next_retry_at) + " after " +
+              std::to_string(failures.consecutive) +
+              " consecutive launch failure(s); last error: " + failures.last_error);
+  }
+  return status;
+}
+
+std::map<std::string, std::string> PoolStatus::Meta() const {
+  std::map<std::string, std::string> meta;
+  if (last_event_ns) meta[kMetaLastEvent] = std::to_string(*last_event_ns);
+  if (!reasons.empty()) meta[kMetaNotReady] = Join(reasons, "; ");
+  if (!stopped.empty()) meta[kMetaStopped] = Join(stopped, ",");
+  if (!suspended.empty()) meta[kMetaSuspended] = Join(suspended, ",");
+  if (!deleted.empty()) meta[kMetaDeleted] = Join(deleted, ",");
+  if (!unknown.empty()) meta[kMetaUnknown] = Join(unknown, ",");
+  return meta;
+}
+
+}  // namespace mps::scaling

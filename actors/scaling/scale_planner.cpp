@@ -1,0 +1,362 @@
+#include "scaling/scale_planner.h"
+
+#include <algorithm>
+#include <set>
+
+#include "config/go_values.h"
+#include "scaling/pool_status.h"
+
+namespace mps::scaling {
+namespace {
+
+std::set<std::string> TakenNames(const PoolState& state) {
+  std::set<std::string> taken;
+  for (const auto& i : state.instances) taken.insert(i.name);
+  for (const auto& op : state.operations) taken.insert(op.instance);
+  taken.insert(state.failed_launch_leftovers.begin(), state.failed_launch_leftovers.end());
+  return taken;
+}
+
+// Builds launches with fresh names; the names go into `taken` so one plan never
+// hands out a name twice.
+class Launcher {
+ public:
+  Launcher(const PoolPolicy& policy, InstanceNamer& namer, std::set<std::string> taken)
+      : policy_(policy), namer_(namer), taken_(std::move(taken)) {}
+
+  LaunchAction Next() {
+    LaunchAction launch;
+    launch.name = namer_.Next(policy_.instance_name_prefix, taken_);
+    taken_.insert(launch.name);
+    launch.image = policy_.instance_image_name;
+    launch.cpus = policy_.instance_cpus;
+    if (policy_.instance_memory_bytes) {
+      launch.memory = FormatMultipassSize(*policy_.instance_memory_bytes);
+    }
+    if (policy_.instance_disk_bytes)
+      launch.disk = FormatMultipassSize(*policy_.instance_disk_bytes);
+    launch.cloud_init_path = policy_.cloud_init_user_data_path;
+    return launch;
+  }
+
+ private:
+  const PoolPolicy& policy_;
+  InstanceNamer& namer_;
+  std::set<std::string> taken_;
+};
+
+bool InBackoff(const PoolState& state, TimePoint now) {
+  const auto& f = state.launch_failures;
+  return f.next_retry_at && now < *f.next_retry_at;
+}
+
+std::string BackoffMessage(const PoolState& state) {
+  const auto& f = state.launch_failures;
+  return "backing off until " + FormatUtc(*f.next_retry_at) + " after " +
+         std::to_string(f.consecutive) +
+         " consecutive launch failure(s); last error: " + f.last_error;
+}
+
+bool IsDrainCandidate(const PoolState& state, const Instance& instance, const PoolPolicy& policy) {
+  if (!instance.node || state.OperationOn(instance.name) || !IsCounted(state, instance)) {
+    return false;
+  }
+  const NomadNode& node = *instance.node;
+  bool status_ok =
+      node.status == NodeStatus::kReady ||
+      (node.status == NodeStatus::kInitializing && policy.node_filter_ignore_init.value_or(false));
+  bool drain_ok = !node.draining || policy.node_filter_ignore_drain.value_or(false);
+  // Like the SDK's scale-in: ineligible nodes are candidates unless the policy
+  // explicitly says not to ignore ineligibility.
+  bool eligibility_ok = node.eligible || policy.node_filter_ignore_ineligible.value_or(true);
+  return status_ok && drain_ok && eligibility_ok;
+}
+
+bool NodeIsGone(const Instance& instance) {
+  return instance.node && (instance.node->status == NodeStatus::kDown ||
+                           instance.node->status == NodeStatus::kDisconnected);
+}
+
+ScalePlan Refuse(ScalePlan plan, std::string message) {
+  plan.outcome = PlanOutcome::kRefused;
+  plan.actions.clear();
+  plan.message = std::move(message);
+  return plan;
+}
+
+void AddSoftDeletedPurges(const PoolState& state, std::vector<ScaleAction>& actions) {
+  for (const auto& instance : state.instances) {
+    if (instance.state == InstanceState::kDeleted && !state.OperationOn(instance.name) &&
+        BelongsToPool(state.prefix, instance.name)) {
+      actions.push_back(DeleteAction{instance.name, "soft-deleted but not purged"});
+    }
+  }
+}
+
+std::string RegistrationReason(const Instance& instance, const PoolPolicy& policy) {
+  if (instance.state == InstanceState::kRunning) {
+    return "never registered as a Nomad node within " +
+           config::FormatGoDuration(policy.node_registration_timeout);
+  }
+  return "did not start within " + config::FormatGoDuration(policy.startup_timeout);
+}
+
+void PlanScaleOut(const PoolState& state, const PoolPolicy& policy, TimePoint now,
+                  InstanceNamer& namer, ScalePlan& plan) {
+  std::int64_t missing = plan.target - plan.current_count;
+  std::vector<ScaleAction> deletes, starts;
+  // A counted instance that never joined Nomad is no capacity: replace it.
+  for (const auto& instance : state.instances) {
+    if (BelongsToPool(state.prefix, instance.name) && IsCounted(state, instance) &&
+        RegistrationTimedOut(state, instance, policy, now)) {
+      deletes.push_back(DeleteAction{
+          instance.name, RegistrationReason(instance, policy) + "; replaced by a new instance"});
+      ++missing;
+    }
+  }
+  // Stopped and suspended instances of the pool come back first: a start
+  // takes seconds where a launch takes minutes, and they already carry the
+  // pool's image and cloud-init.
+  for (const auto& instance : state.instances) {
+    if (missing == 0) break;
+    if (!BelongsToPool(state.prefix, instance.name) || state.OperationOn(instance.name)) continue;
+    if (instance.state == InstanceState::kStopped || instance.state == InstanceState::kSuspended) {
+      starts.push_back(StartAction{instance.name});
+      --missing;
+    }
+  }
+  if (missing > 0) {
+    if (policy.instance_image_name.empty()) {
+      plan = Refuse(std::move(plan), "instance_image_name: required to scale out (pool " +
+                                         state.prefix + " needs " + std::to_string(missing) +
+                                         " new instance(s))");
+      return;
+    }
+    if (InBackoff(state, now)) {
+      plan.outcome = PlanOutcome::kBackingOff;
+      plan.retry_at = state.launch_failures.next_retry_at;
+      plan.message = BackoffMessage(state);
+      return;
+    }
+  }
+  plan.actions = std::move(deletes);
+  plan.actions.insert(plan.actions.end(), starts.begin(), starts.end());
+  Launcher launcher(policy, namer, TakenNames(state));
+  for (std::int64_t i = 0; i < missing; ++i) plan.actions.push_back(launcher.Next());
+  plan.outcome = PlanOutcome::kExecute;
+  plan.message = "scale out from " + std::to_string(plan.current_count) + " to " +
+                 std::to_string(plan.target) + ": " + std::to_string(missing) + " launch(es), " +
+                 std::to_string(starts.size()) + " start(s), " + std::to_string(deletes.size()) +
+                 " replacement(s)";
+}
+
+void PlanScaleIn(const PoolState& state, const PoolPolicy& policy, TimePoint now, ScalePlan& plan) {
+  if (!state.nomad.reachable) {
+    plan = Refuse(std::move(plan), "cannot scale in: Nomad unreachable: " + state.nomad.reason);
+    return;
+  }
+  std::int64_t remove = plan.current_count - plan.target;
+  std::vector<const Instance*> unregistered, gone, registering;
+  std::vector<std::string> drain_candidates;
+  for (const auto& instance : state.instances) {
+    if (!BelongsToPool(state.prefix, instance.name) || !IsCounted(state, instance) ||
+        state.OperationOn(instance.name)) {
+      continue;
+    }
+    if (RegistrationTimedOut(state, instance, policy, now)) {
+      unregistered.push_back(&instance);
+    } else if (NodeIsGone(instance)) {
+      gone.push_back(&instance);
+    } else if (!instance.node) {
+      registering.push_back(&instance);
+    } else if (IsDrainCandidate(state, instance, policy)) {
+      drain_candidates.push_back(instance.name);
+    }
+  }
+  std::vector<std::string> purge_node_ids;
+  auto take = [&](const std::vector<const Instance*>& group, auto reason) {
+    for (const Instance* instance : group) {
+      if (remove == 0) return;
+      plan.actions.push_back(DeleteAction{instance->name, reason(*instance)});
+      if (instance->node && policy.node_purge) purge_node_ids.push_back(instance->node->id);
+      --remove;
+    }
+  };
+  // Cheapest and least useful first: nothing runs on these, so no drain.
+  take(unregistered, [&](const Instance& i) { return RegistrationReason(i, policy); });
+  take(gone, [](const Instance& i) {
+    return "Nomad node " + i.node->id + " is " + std::string(ToString(i.node->status));
+  });
+  take(registering, [](const Instance&) { return std::string("not registered with Nomad yet"); });
+  AddSoftDeletedPurges(state, plan.actions);
+
+  std::int64_t drained = 0;
+  if (remove > 0 && !drain_candidates.empty()) {
+    SelectAndDrainAction drain;
+    drained = std::min<std::int64_t>(remove, static_cast<std::int64_t>(drain_candidates.size()));
+    drain.count = drained;
+    drain.strategy = policy.node_selector_strategy;
+    drain.candidates = std::move(drain_candidates);
+    drain.deadline = policy.node_drain_deadline;
+    drain.ignore_system_jobs = policy.node_drain_ignore_system_jobs;
+    drain.purge_nodes = policy.node_purge;
+    plan.actions.push_back(std::move(drain));
+  }
+  if (!purge_node_ids.empty()) {
+    plan.actions.push_back(PurgeNodesAction{purge_node_ids, "instances deleted"});
+  }
+  std::int64_t shortfall = remove - drained;
+  std::int64_t removable = plan.current_count - plan.target - shortfall;
+  if (removable == 0) {
+    plan = Refuse(std::move(plan), "cannot scale in from " + std::to_string(plan.current_count) +
+                                       " to " + std::to_string(plan.target) +
+                                       ": no instance of pool " + state.prefix +
+                                       " has a ready, removable Nomad node");
+    return;
+  }
+  plan.outcome = PlanOutcome::kExecute;
+  plan.message = "scale in from " + std::to_string(plan.current_count) + " to " +
+                 std::to_string(plan.target) + ": " + std::to_string(removable - drained) +
+                 " direct delete(s), " + std::to_string(drained) + " node(s) to drain";
+  if (shortfall > 0) {
+    plan.message += "; only " + std::to_string(removable) + " of " +
+                    std::to_string(removable + shortfall) +
+                    " can be removed now (other nodes are not ready or busy)";
+  }
+}
+
+}  // namespace
+
+std::string_view ToString(PlanOutcome o) {
+  switch (o) {
+    case PlanOutcome::kExecute:
+      return "execute";
+    case PlanOutcome::kNoop:
+      return "noop";
+    case PlanOutcome::kRefused:
+      return "refused";
+    case PlanOutcome::kBackingOff:
+      return "backing_off";
+  }
+  return "unknown";
+}
+
+std::vector<std::vector<LaunchAction>> ScalePlan::LaunchBatches() const {
+  std::vector<std::vector<LaunchAction>> batches;
+  std::size_t limit = static_cast<std::size_t>(std::max(1, max_parallel_launches));
+  for (const auto& action : actions) {
+    const auto* launch = std::get_if<LaunchAction>(&action);
+    if (!launch) continue;
+    if (batches.empty() || batches.back().size() == limit) batches.emplace_back();
+    batches.back().push_back(*launch);
+  }
+  return batches;
+}
+
+ScalePlan ScalePlanner::Plan(const PoolState& state, const PoolPolicy& policy,
+                             const ScaleRequest& request, TimePoint now,
+                             InstanceNamer& namer) const {
+  ScalePlan plan;
+  plan.dry_run = request.dry_run || policy.dry_run;
+  plan.target = request.target;
+  plan.max_parallel_launches = policy.max_parallel_launches;
+  plan.current_count = ComputeStatus(state, policy, now).count;
+
+  if (request.target < 0) {
+    if (plan.dry_run) {
+      plan.message = "dry-run without a target count: nothing to plan";
+      return plan;
+    }
+    return Refuse(std::move(plan),
+                  "target count must not be negative, got " + std::to_string(request.target));
+  }
+  if (request.target > policy.max_instances) {
+    return Refuse(std::move(plan),
+                  "requested count " + std::to_string(request.target) + " exceeds max_instances " +
+                      std::to_string(policy.max_instances) + " of pool " + state.prefix);
+  }
+  if (!plan.dry_run && state.active_scale_request_id) {
+    return Refuse(std::move(plan), *state.active_scale_request_id == request.request_id
+                                       ? "scale request " + request.request_id + " of pool " +
+                                             state.prefix + " is already in progress"
+                                       : "another scale request (" +
+                                             *state.active_scale_request_id + ") of pool " +
+                                             state.prefix + " is in progress");
+  }
+  if (!plan.dry_run && !state.multipass.reachable) {
+    return Refuse(std::move(plan), "multipassd unreachable: " + state.multipass.reason);
+  }
+  if (request.target == plan.current_count) {
+    plan.message = "pool " + state.prefix + " already has " + std::to_string(plan.current_count) +
+                   " instance(s)";
+    return plan;
+  }
+  if (request.target > plan.current_count) {
+    PlanScaleOut(state, policy, now, namer, plan);
+  } else {
+    PlanScaleIn(state, policy, now, plan);
+  }
+  return plan;
+}
+
+ScalePlan ScalePlanner::ReconcilePlan(const PoolState& state, const PoolPolicy& policy,
+                                      TimePoint now, InstanceNamer& namer) const {
+  ScalePlan plan;
+  plan.dry_run = policy.dry_run;
+  plan.max_parallel_launches = policy.max_parallel_launches;
+  plan.current_count = ComputeStatus(state, policy, now).count;
+  plan.target = plan.current_count;
+  if (state.active_scale_request_id) {
+    plan.message = "scale request " + *state.active_scale_request_id + " in progress";
+    return plan;
+  }
+  if (!state.multipass.reachable) {
+    return Refuse(std::move(plan), "multipassd unreachable: " + state.multipass.reason);
+  }
+
+  std::vector<std::string> notes;
+  std::int64_t replacements = 0;
+  for (const auto& instance : state.instances) {
+    if (BelongsToPool(state.prefix, instance.name) && IsCounted(state, instance) &&
+        RegistrationTimedOut(state, instance, policy, now)) {
+      plan.actions.push_back(DeleteAction{instance.name, RegistrationReason(instance, policy)});
+      ++replacements;
+    }
+  }
+  for (const auto& name : state.failed_launch_leftovers) {
+    const Instance* instance = state.Find(name);
+    if (BelongsToPool(state.prefix, name) && !state.OperationOn(name) &&
+        !(instance && IsCounted(state, *instance))) {
+      plan.actions.push_back(DeleteAction{name, "leftover of a failed launch"});
+    }
+  }
+  AddSoftDeletedPurges(state, plan.actions);
+  if (replacements > 0) {
+    if (policy.instance_image_name.empty()) {
+      notes.push_back("no replacement launched: instance_image_name is not set");
+    } else if (InBackoff(state, now)) {
+      notes.push_back("no replacement launched: " + BackoffMessage(state));
+    } else {
+      Launcher launcher(policy, namer, TakenNames(state));
+      for (std::int64_t i = 0; i < replacements; ++i) plan.actions.push_back(launcher.Next());
+      notes.push_back(std::to_string(replacements) + " replacement(s)");
+    }
+  }
+  if (policy.node_purge && !state.orphan_nodes.empty() && state.nomad.reachable) {
+    PurgeNodesAction purge;
+    purge.reason = "node of an instance that no longer exists";
+    for (const auto& node : state.orphan_nodes) purge.node_ids.push_back(node.id);
+    plan.actions.push_back(std::move(purge));
+  }
+  if (plan.actions.empty()) {
+    plan.message = "pool " + state.prefix + " needs no repair";
+    return plan;
+  }
+  plan.outcome = PlanOutcome::kExecute;
+  plan.message =
+      "reconcile pool " + state.prefix + ": " + std::to_string(plan.actions.size()) + " action(s)";
+  for (const auto& note : notes) plan.message += "; " + note;
+  return plan;
+}
+
+}  // namespace mps::scaling

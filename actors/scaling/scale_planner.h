@@ -1,0 +1,109 @@
+#pragma once
+// Turns a Scale request (or a reconciliation tick) and the cached pool state
+// into an ordered list of actions. Pure: the caller executes the plan, records
+// operations in the PoolState and persists them in the StateStore.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "scaling/instance_namer.h"
+#include "scaling/pool_policy.h"
+#include "scaling/pool_state.h"
+
+namespace mps::scaling {
+
+struct ScaleRequest {
+  std::int64_t target = 0;  // absolute desired count; -1 only with dry_run
+  bool dry_run = false;
+  std::string request_id;
+};
+
+// Launch one instance; empty memory/disk/cpus = the daemon's default.
+struct LaunchAction {
+  std::string name;
+  std::string image;
+  std::optional<int> cpus;
+  std::string memory;  // Multipass size text, e.g. "4G"
+  std::string disk;
+  std::string cloud_init_path;  // read by the launcher, not here
+};
+
+// Start a stopped or resume a suspended instance of the pool.
+struct StartAction {
+  std::string name;
+};
+
+// Delete with purge (the name is free again afterwards).
+struct DeleteAction {
+  std::string name;
+  std::string reason;
+};
+
+// The Nomad side picks `count` nodes among the candidates' nodes with the
+// strategy, drains them in parallel, then the instances of the drained nodes
+// are deleted (an instance whose node did not drain is kept), then their nodes
+// are purged when purge_nodes.
+struct SelectAndDrainAction {
+  std::int64_t count = 0;
+  NodeSelectorStrategy strategy = NodeSelectorStrategy::kLeastBusy;
+  std::vector<std::string> candidates;  // instance names, each with a ready node
+  std::chrono::nanoseconds deadline{0};
+  bool ignore_system_jobs = false;
+  bool purge_nodes = false;
+};
+
+struct PurgeNodesAction {
+  std::vector<std::string> node_ids;
+  std::string reason;
+};
+
+using ScaleAction =
+    std::variant<LaunchAction, StartAction, DeleteAction, SelectAndDrainAction, PurgeNodesAction>;
+
+enum class PlanOutcome {
+  kExecute,     // run the actions in order
+  kNoop,        // nothing to do: the plugin answers Scale with ABORTED (no cooldown)
+  kRefused,     // message says why; the plugin answers Scale with an error
+  kBackingOff,  // launches would be needed but the pool is in launch backoff
+};
+std::string_view ToString(PlanOutcome o);
+
+struct ScalePlan {
+  PlanOutcome outcome = PlanOutcome::kNoop;
+  bool dry_run = false;  // computed and logged, never executed
+  std::string message;   // human summary or the reason of a refusal/backoff
+  std::int64_t current_count = 0;
+  std::int64_t target = 0;
+  // Order matters: deletes, then starts, then launches, then drains, then
+  // node purges. Launches may run concurrently, at most max_parallel_launches
+  // at a time.
+  std::vector<ScaleAction> actions;
+  int max_parallel_launches = 1;
+  std::optional<TimePoint> retry_at;  // set with kBackingOff
+
+  bool ShouldExecute() const { return outcome == PlanOutcome::kExecute && !dry_run; }
+  // The launches, split into consecutive batches of max_parallel_launches.
+  std::vector<std::vector<LaunchAction>> LaunchBatches() const;
+};
+
+class ScalePlanner {
+ public:
+  // For a Scale call. Refuses: a negative target without dry-run, a target
+  // above max_instances, another Scale of the pool in flight (not checked for
+  // dry-run, which changes nothing), multipassd unreachable, Nomad unreachable
+  // when scaling in, and a scale out without instance_image_name.
+  ScalePlan Plan(const PoolState& state, const PoolPolicy& policy, const ScaleRequest& request,
+                 TimePoint now, InstanceNamer& namer) const;
+
+  // For the periodic reconciliation, between Scale calls: replaces instances
+  // that never registered (delete + launch, keeping the count), deletes
+  // leftovers of failed launches and soft-deleted instances of the pool, and
+  // purges orphan nodes when node_purge. Noop while a Scale is in flight.
+  ScalePlan ReconcilePlan(const PoolState& state, const PoolPolicy& policy, TimePoint now,
+                          InstanceNamer& namer) const;
+};
+
+}  // namespace mps::scaling

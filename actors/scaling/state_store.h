@@ -1,0 +1,100 @@
+#pragma once
+// What must survive a restart of the plugin: operations that were in flight,
+// launch times (for the registration timeout), the last scaling event, and
+// every Scale request by id, so a repeated request is recognised and never
+// launches or deletes twice. One SQLite file, <state_dir>/state.db, WAL mode.
+// Not thread-safe: one owner (the state cache actor) uses it.
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "scaling/pool_state.h"
+
+namespace mps::scaling {
+
+// Every failure of the store; the message names the file or directory.
+class StateStoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class OperationStatus { kPending, kDone, kFailed };
+
+struct StoredOperation {
+  std::string id;  // unique, chosen by the caller
+  std::string pool;
+  OperationKind kind = OperationKind::kLaunch;
+  std::string instance;
+  std::string request_id;
+  TimePoint started_at;
+  OperationStatus status = OperationStatus::kPending;
+};
+
+enum class RequestStatus { kInProgress, kSucceeded, kFailed };
+
+struct ScaleRequestRecord {
+  std::string pool;
+  std::string request_id;
+  std::int64_t target = 0;
+  RequestStatus status = RequestStatus::kInProgress;
+  std::string result;  // the answer given when it completed
+  TimePoint started_at;
+};
+
+struct BeginRequestResult {
+  // True: first time this id is seen, the caller executes it. False: `record`
+  // is the earlier one (in progress or completed); the caller must not act
+  // again but wait for it or return its result.
+  bool is_new = false;
+  ScaleRequestRecord record;
+};
+
+class StateStore {
+ public:
+  inline static constexpr int kSchemaVersion = 1;
+
+  // Opens or creates <state_dir>/state.db. The directory must exist and be
+  // writable. Throws StateStoreError.
+  explicit StateStore(const std::filesystem::path& state_dir);
+  ~StateStore();
+  StateStore(StateStore&&) noexcept;
+  StateStore& operator=(StateStore&&) noexcept;
+
+  const std::filesystem::path& path() const;
+
+  // Operations. RecordOperation replaces a row with the same id.
+  void RecordOperation(const StoredOperation& op);
+  void SetOperationStatus(const std::string& id, OperationStatus status);
+  std::vector<StoredOperation> PendingOperations(const std::string& pool) const;
+
+  // Launch time per instance; ForgetInstance drops it once the instance is gone.
+  void RecordLaunchTime(const std::string& pool, const std::string& instance, TimePoint at);
+  std::map<std::string, TimePoint> LaunchTimes(const std::string& pool) const;
+  void ForgetInstance(const std::string& pool, const std::string& instance);
+
+  void SetLastEvent(const std::string& pool, std::int64_t unix_ns);
+  std::optional<std::int64_t> LastEvent(const std::string& pool) const;
+
+  // Idempotent Scale requests, keyed by (pool, request id).
+  BeginRequestResult BeginRequest(const std::string& pool, const std::string& request_id,
+                                  std::int64_t target, TimePoint now);
+  // Throws when the request was never begun.
+  void CompleteRequest(const std::string& pool, const std::string& request_id, bool succeeded,
+                       const std::string& result);
+  std::optional<ScaleRequestRecord> FindRequest(const std::string& pool,
+                                                const std::string& request_id) const;
+  // Drops completed requests begun before `cutoff` (in-progress ones stay), so
+  // the table stays bounded; returns how many were dropped.
+  int ForgetCompletedRequestsBefore(TimePoint cutoff);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mps::scaling
