@@ -1,0 +1,130 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "multipass/daemon_endpoint.h"
+#include "multipass/multipass_error.h"
+
+namespace mps::multipass {
+
+// Instance states as multipassd reports them.
+enum class InstanceState {
+  unknown,
+  running,
+  starting,
+  restarting,
+  stopped,
+  deleted,
+  delayed_shutdown,
+  suspending,
+  suspended,
+  unavailable,
+};
+std::string_view StateName(InstanceState state);
+
+struct InstanceInfo {
+  std::string name;
+  InstanceState state = InstanceState::unknown;
+  std::vector<std::string> ipv4;  // running instances only; management address first
+  std::string release;            // current_release; may be empty
+};
+
+struct InstanceDetail {
+  std::string name;
+  InstanceState state = InstanceState::unknown;
+  std::vector<std::string> ipv4;  // empty unless runtime information was asked for
+  std::string image_release;
+  int cpu_count = 0;
+  std::uint64_t memory_total = 0;  // bytes
+  std::uint64_t disk_total = 0;    // bytes
+};
+
+struct LaunchSpec {
+  std::string name;    // empty: the daemon picks a name
+  std::string image;   // empty: the daemon's default image
+  int cpus = 0;        // 0: daemon default (1)
+  std::string memory;  // multipass size syntax; empty: daemon default (1G)
+  std::string disk;    // multipass size syntax; empty: daemon default (5G)
+  std::string cloud_init_user_data;
+  std::chrono::seconds timeout{300};  // daemon-side wait for SSH + cloud-init
+};
+
+// One step of a launch as the daemon streams it.
+struct LaunchProgress {
+  enum class Phase { message, download, extract, verify, waiting };
+  Phase phase = Phase::message;
+  std::string text;     // stage text ("Creating x", "Waiting for initialization ...")
+  double percent = -1;  // download/extract/verify/waiting; -1 = indeterminate
+};
+using LaunchProgressCallback = std::function<void(const LaunchProgress&)>;
+
+struct MultipassClientOptions {
+  std::string address;  // see DaemonEndpoint::Parse; empty = snap default socket
+  // Client identity: both files, or neither (then one is generated and kept in
+  // state_dir, or in memory only when state_dir is empty).
+  std::string client_cert_file;
+  std::string client_key_file;
+  std::string state_dir;
+  // With a root CA the daemon certificate is verified for server_name
+  // (multipassd 1.16+ issues it for "localhost"); without, it is not verified.
+  std::string root_ca_file;
+  std::string server_name = "localhost";
+  // Used once per UNAUTHENTICATED answer to register our certificate. Never logged.
+  std::optional<std::string> passphrase;
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds call_timeout{60000};  // list, info, delete, stop, version, ...
+  // Added to LaunchSpec::timeout (resp. start_timeout) for our own deadline: the
+  // daemon's timeout does not count the image download.
+  std::chrono::milliseconds launch_overhead{std::chrono::minutes(15)};
+  std::chrono::seconds start_timeout{300};
+};
+
+// Synchronous client of multipassd. Thread-safe: calls may run concurrently.
+// Every failure is thrown as MultipassError.
+class MultipassClient {
+ public:
+  // Parses the address and loads/creates the identity; does not connect yet.
+  // Throws MultipassError(invalid_config).
+  explicit MultipassClient(MultipassClientOptions options);
+  ~MultipassClient();
+  MultipassClient(const MultipassClient&) = delete;
+  MultipassClient& operator=(const MultipassClient&) = delete;
+
+  const DaemonEndpoint& endpoint() const;
+  // The certificate the daemon knows us by.
+  const std::string& client_cert_pem() const;
+
+  std::string Version();
+  // Instances whose name starts with name_prefix (all for an empty prefix),
+  // deleted ones included, with their IPv4 addresses.
+  std::vector<InstanceInfo> List(std::string_view name_prefix = {});
+  // Details of the named instances (all for an empty list). With
+  // runtime_information=false the daemon does not SSH into the VMs (fast), and
+  // ipv4 stays empty.
+  std::vector<InstanceDetail> Info(const std::vector<std::string>& names,
+                                   bool runtime_information = false);
+  // Returns the launched instance's name. On launch_timeout the instance exists
+  // and error.leftover_instance names it.
+  std::string Launch(const LaunchSpec& spec, const LaunchProgressCallback& progress = {});
+  // Deletes and purges exactly these instances; returns the purged names.
+  // Refuses an empty list without any RPC (the daemon would delete everything).
+  std::vector<std::string> Delete(const std::vector<std::string>& names);
+  // Both refuse an empty list (for the daemon it means every instance).
+  void Start(const std::vector<std::string>& names);
+  void Stop(const std::vector<std::string>& names);
+  // Registers our certificate with the daemon's passphrase.
+  void Authenticate(const std::string& passphrase);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mps::multipass
