@@ -274,7 +274,6 @@ std::optional<SimError> SimWorld::Launch(const LaunchSpec& request, const StepSi
   if (cancelled()) return gone();
 
   if (!send({LaunchStep::kCreateMessage, "Configuring " + name})) return gone();
-  if (!send({LaunchStep::kCreateMessage, "Starting " + name})) return gone();
 
   auto it = instances_.find(name);
   if (it == instances_.end()) return failed(Error(grpc::StatusCode::ABORTED, "instance vanished"));
@@ -287,7 +286,10 @@ std::optional<SimError> SimWorld::Launch(const LaunchSpec& request, const StepSi
                              "\": simulated hypervisor failure (--fail-every-nth-launch)"));
   }
   if (auto err = CheckCapacityLocked(it->second)) return abandon(*err);
+  // STARTING (and listed) before the client hears "Starting NAME".
   BeginBootLocked(it->second);
+  if (!send({LaunchStep::kCreateMessage, "Starting " + name}))
+    return failed(Error(grpc::StatusCode::CANCELLED, "launch cancelled"));
 
   auto state = [&] {
     auto i = instances_.find(name);
