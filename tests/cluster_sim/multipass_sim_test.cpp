@@ -433,7 +433,9 @@ TEST_F(MultipassSimTest, RestartDropsConnectionsButKeepsStateAndPort) {
   EXPECT_EQ(sim_->tls_port(), port);
   EXPECT_EQ(sim_->Snapshot().stats.restarts, 1u);
 
-  // The old channel reconnects; the cert store and instances survived.
+  // The old channel reconnects (a call racing the dropped connection may fail
+  // UNAVAILABLE once, as with a restarted daemon); the cert store and instances survived.
+  ASSERT_TRUE(WaitFor([&] { return admin.List().status.ok(); }));
   auto listed = Listed(admin);
   EXPECT_EQ(listed, (std::vector<std::pair<std::string, InstanceStatus::Status>>{
                         {"cut", InstanceStatus::STARTING}, {"keep", InstanceStatus::RUNNING}}));
