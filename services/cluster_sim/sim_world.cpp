@@ -564,11 +564,6 @@ void SimWorld::CountRestart() {
   ++stats_.restarts;
 }
 
-void SimWorld::CountUnauthenticated() {
-  std::lock_guard lock(mutex_);
-  ++stats_.unauthenticated_calls;
-}
-
 WorldSnapshot SimWorld::Snapshot() const {
   std::lock_guard lock(mutex_);
   WorldSnapshot snap;

@@ -141,7 +141,6 @@ class SimWorld {
   void SetFailEveryNthLaunch(unsigned n);
   void SetHangLaunches(bool hang);
   void CountRestart();
-  void CountUnauthenticated();
   WorldSnapshot Snapshot() const;
   const WorldOptions& options() const { return options_; }
 

@@ -388,6 +388,41 @@ TEST_F(MultipassSimTest, DeletedHookFiresForPurgedRunningInstance) {
   EXPECT_EQ(f.get(), "gone");
 }
 
+TEST_F(MultipassSimTest, StopStartAndInfoErrors) {
+  Start();
+  auto admin = Admin();
+  ASSERT_TRUE(admin.Launch(LaunchOf("s")).status.ok());
+  multipass::StopRequest stop;
+  stop.mutable_instance_names()->add_instance_name("s");
+  ASSERT_TRUE(admin.Call(&multipass::Rpc::Stub::stop, stop).status.ok());
+  EXPECT_EQ(Listed(admin).front().second, InstanceStatus::STOPPED);
+
+  multipass::StartRequest start;
+  start.mutable_instance_names()->add_instance_name("s");
+  ASSERT_TRUE(admin.Call(&multipass::Rpc::Stub::start, start).status.ok());
+  EXPECT_EQ(Listed(admin).front().second, InstanceStatus::RUNNING);  // start waits for boot
+
+  multipass::StartRequest missing;
+  missing.mutable_instance_names()->add_instance_name("ghost");
+  auto r = admin.Call(&multipass::Rpc::Stub::start, missing);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::ABORTED);
+  multipass::StartError details;
+  ASSERT_TRUE(details.ParseFromString(r.status.error_details()));
+  EXPECT_EQ(details.instance_errors().at("ghost"), multipass::StartError::DOES_NOT_EXIST);
+
+  multipass::StopRequest stop_missing;
+  stop_missing.mutable_instance_names()->add_instance_name("ghost");
+  EXPECT_EQ(admin.Call(&multipass::Rpc::Stub::stop, stop_missing).status.error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  multipass::InfoRequest info;
+  info.add_instance_snapshot_pairs()->set_instance_name("ghost");
+  auto i = admin.Call(&multipass::Rpc::Stub::info, info);
+  EXPECT_EQ(i.status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(i.status.error_message(),
+            "The following errors occurred:\ninstance \"ghost\" does not exist");
+}
+
 // ------------------------------------------------------------------ faults
 
 TEST_F(MultipassSimTest, FailEveryNthLaunchAbortsAndRemovesThatInstance) {
