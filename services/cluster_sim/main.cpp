@@ -1,0 +1,129 @@
+// cluster-sim: a simulated Multipass daemon for tests and the demo.
+// Prints one line per fact when ready ("multipass unix:...", "multipass-tls
+// 127.0.0.1:PORT", "root-cert PATH", "ready"); SIGUSR1 restarts the gRPC
+// server (dropping every connection), SIGTERM/SIGINT stop it cleanly.
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "cluster_sim/launch_validation.h"
+#include "cluster_sim/multipass_sim.h"
+#include "config/go_values.h"
+
+namespace {
+
+using mps::sim::SimConfigError;
+
+std::chrono::nanoseconds Duration(const std::string& flag, const std::string& text) {
+  auto d = mps::config::ParseGoDuration(text);
+  if (!d || d->count() < 0)
+    throw SimConfigError("--" + flag +
+                         ": expected a non-negative Go duration such as 2s or "
+                         "150ms, got \"" +
+                         text + "\"");
+  return *d;
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app{"Simulated Multipass daemon (multipass.Rpc over TLS) for tests and the demo"};
+  std::string state_dir, socket, tls, passphrase;
+  std::string boot_delay = "2s", prep_delay = "0s", download_delay = "0s";
+  std::string host_memory = "32G";
+  unsigned host_cpus = 16, fail_every_nth = 0;
+  bool hang = false;
+  app.add_option("--state-dir", state_dir,
+                 "Directory for multipass_root_cert.pem and the client-cert store "
+                 "(default: a fresh temporary directory)");
+  app.add_option("--multipass-socket", socket, "Listen on this unix socket path (TLS)");
+  app.add_option("--multipass-tls", tls,
+                 "Listen with TLS on HOST:PORT; HOST must be 127.0.0.1 or localhost; port 0 = "
+                 "ephemeral");
+  app.add_option("--passphrase", passphrase,
+                 "Passphrase accepted by 'authenticate' (unset: authenticate fails with "
+                 "FAILED_PRECONDITION)");
+  app.add_option("--boot-delay", boot_delay, "STARTING → RUNNING delay (Go duration)")
+      ->capture_default_str();
+  app.add_option("--prep-delay", prep_delay,
+                 "Time an instance spends being prepared, unlisted (Go duration)")
+      ->capture_default_str();
+  app.add_option("--image-download-delay", download_delay,
+                 "Time the first launch of an image spends downloading it (Go duration)")
+      ->capture_default_str();
+  app.add_option("--host-cpus", host_cpus, "Host CPUs available to instances")
+      ->capture_default_str();
+  app.add_option("--host-memory", host_memory, "Host memory available to instances (size)")
+      ->capture_default_str();
+  app.add_option("--fail-every-nth-launch", fail_every_nth,
+                 "Every Nth launch fails to start (ABORTED, instance removed); 0 = never")
+      ->capture_default_str();
+  app.add_flag("--hang-launches", hang,
+               "Launches never finish: the instance stays STARTING until the call is cancelled");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  mps::sim::SimOptions options;
+  options.world.state_dir = state_dir;
+  if (!passphrase.empty()) options.world.passphrase = passphrase;
+  options.world.boot_delay = Duration("boot-delay", boot_delay);
+  options.world.prep_delay = Duration("prep-delay", prep_delay);
+  options.world.image_download_delay = Duration("image-download-delay", download_delay);
+  options.world.host_cpus = host_cpus;
+  auto memory = mps::sim::ParseSizeBytes(host_memory);
+  if (!memory)
+    throw SimConfigError("--host-memory: expected a size such as 16G, got \"" + host_memory + "\"");
+  options.world.host_memory_bytes = *memory;
+  options.world.fail_every_nth_launch = fail_every_nth;
+  options.world.hang_launches = hang;
+  if (!socket.empty()) options.unix_socket = socket;
+  if (!tls.empty()) options.tls_address = tls;
+  if (!options.unix_socket && !options.tls_address)
+    throw SimConfigError("give --multipass-socket PATH and/or --multipass-tls 127.0.0.1:PORT");
+
+  // Signals are taken synchronously by this thread; block them before any
+  // other thread exists so they all inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  mps::sim::MultipassSim sim(options);
+  if (!sim.unix_target().empty()) std::cout << "multipass " << sim.unix_target() << "\n";
+  if (!sim.tls_address().empty()) std::cout << "multipass-tls " << sim.tls_address() << "\n";
+  std::cout << "root-cert " << sim.root_cert_path().string() << "\n";
+  std::cout << "ready" << std::endl;
+
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGUSR1) {
+      spdlog::info("cluster-sim: SIGUSR1, restarting the multipass server");
+      sim.Restart();
+      continue;
+    }
+    spdlog::info("cluster-sim: signal {}, stopping", sig);
+    sim.Shutdown();
+    return 0;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Logs go to stderr: stdout carries only the ready lines.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("cluster-sim"));
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "cluster-sim: " << e.what() << std::endl;
+    return 2;
+  }
+}
