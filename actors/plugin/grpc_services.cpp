@@ -237,12 +237,12 @@ grpc::Status ControllerServiceImpl::Shutdown(grpc::ServerContext*, const ::plugi
 
 grpc::Status StdioServiceImpl::StreamStdio(grpc::ServerContext* ctx, const google::protobuf::Empty*,
                                            grpc::ServerWriter<::plugin::StdioData>*) {
-  stop_.Track(ctx);
-  // IsCancelled has no wakeup of its own; the stop signal does.
+  // Not tracked for cancellation: at stop it ends with OK, like Go's stream
+  // ending with its context. IsCancelled has no wakeup, hence the poll.
   while (!ctx->IsCancelled()) {
     if (stop_.WaitFor(std::chrono::milliseconds(100))) break;
   }
-  stop_.Untrack(ctx);
+  spdlog::trace("stdio stream ended");
   return grpc::Status::OK;
 }
 
