@@ -126,6 +126,8 @@ int RunPluginProcess(TargetBackend& backend, const PluginProcessOptions& options
   server->GetHealthCheckService()->SetServingStatus(kHealthService, false);
   server->Shutdown(std::chrono::system_clock::now() + options.grace);
   server->Wait();
+  // Wake the watcher out of its sigtimedwait tick instead of waiting for it.
+  pthread_kill(watcher.native_handle(), SIGTERM);
   watcher.join();
   RemoveListenerFiles(plan);
   spdlog::debug("plugin stopped");
