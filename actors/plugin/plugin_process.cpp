@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <thread>
 
+#include <grpc/support/log.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
@@ -35,6 +36,18 @@ void WatchSignalsAndParent(StopSignal& stop, pid_t parent) {
       stop.Request("parent process exited");
     }
   }
+}
+
+// gRPC core writes its own log lines to stderr; as plain text the host
+// would re-log them raw, so they go through the hclog logger instead.
+void GrpcLogToHclog(gpr_log_func_args* args) {
+  auto level = args->severity == GPR_LOG_SEVERITY_ERROR  ? spdlog::level::err
+               : args->severity == GPR_LOG_SEVERITY_INFO ? spdlog::level::info
+                                                         : spdlog::level::debug;
+  LogFields(level, args->message != nullptr ? args->message : "",
+            {{"component", "grpc"},
+             {"grpc_file", args->file ? args->file : ""},
+             {"grpc_line", args->line}});
 }
 
 void RemoveListenerFiles(const ListenerPlan& plan) {
@@ -64,6 +77,7 @@ int RunPluginProcess(TargetBackend& backend, const PluginProcessOptions& options
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
 
   InstallHclogStderrLogger(options.module);
+  gpr_set_log_function(GrpcLogToHclog);
 
   ListenerPlan plan;
   int handshake_fd = -1;

@@ -35,6 +35,10 @@ std::vector<std::string> PluginEnv(const std::vector<std::string>& extra, bool w
         kv.rfind("MPS_PLUGIN_", 0) == 0) {
       continue;
     }
+    std::string name = kv.substr(0, kv.find('=') + 1);
+    bool overridden = false;
+    for (const auto& e : extra) overridden = overridden || e.rfind(name, 0) == 0;
+    if (overridden) continue;
     env.push_back(kv);
   }
   if (with_cookie) env.push_back(kCookie);

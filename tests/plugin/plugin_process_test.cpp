@@ -290,7 +290,8 @@ TEST(PluginProcess, MissingOrWrongCookieExitsOneWithThreeLines) {
 }
 
 TEST(PluginProcess, EveryStderrLineIsHclogJson) {
-  RunningPlugin p;
+  // gRPC core's own log lines must come out as hclog JSON too.
+  RunningPlugin p({"GRPC_VERBOSITY=DEBUG"});
   {
     grpc::ClientContext ctx;
     hashicorp::nomad_autoscaler::plugins::base::proto::v1::SetConfigRequest req;
@@ -319,6 +320,7 @@ TEST(PluginProcess, EveryStderrLineIsHclogJson) {
   }
   EXPECT_GE(lines, 3);
   EXPECT_THAT(p.child.Stderr(), testing::HasSubstr("unknown plugin config key"));
+  EXPECT_THAT(p.child.Stderr(), testing::HasSubstr("\"component\":\"grpc\""));
 }
 
 TEST(PluginProcess, SecretsNeverReachStderrAtTrace) {
