@@ -210,12 +210,14 @@ grpc::Status TargetPluginServiceImpl::Status(grpc::ServerContext* ctx,
                                              const target_pb::StatusRequest* req,
                                              target_pb::StatusResponse* resp) {
   ConfigMap config = ToMap(req->config());
+  // The host's deadline is 75 % of the evaluation interval; anything beyond
+  // a day (including gRPC's "infinite") counts as none, which also keeps
+  // the steady_clock arithmetic from overflowing.
   auto deadline = std::chrono::steady_clock::time_point::max();
-  auto sys_deadline = ctx->deadline();
-  if (sys_deadline != std::chrono::system_clock::time_point::max()) {
+  auto remaining = ctx->deadline() - std::chrono::system_clock::now();
+  if (remaining < std::chrono::hours(24)) {
     deadline = std::chrono::steady_clock::now() +
-               std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                   sys_deadline - std::chrono::system_clock::now());
+               std::chrono::duration_cast<std::chrono::steady_clock::duration>(remaining);
   }
   LogFields(spdlog::level::trace, "Status called", {{"config", RedactSecrets(config)}});
   return Guarded("Status", [&] {
