@@ -1,0 +1,280 @@
+#include "plugin/plugin_config.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "config/go_values.h"
+#include "plugin/plugin_error.h"
+
+namespace mps::plugin {
+namespace {
+
+namespace fs = std::filesystem;
+using Raw = std::map<std::string, std::string>;
+
+constexpr std::array kSplitKeys{"hostd_address", "hostd_server_key_path", "bus_key_path"};
+constexpr std::array kDirectKeys{"multipass_address", "client_cert_path", "client_key_path",
+                                 "passphrase"};
+constexpr std::array kOptionalKeys{"multipass_ca_path", "multipass_server_name", "state_dir",
+                                   "max_parallel_launches"};
+constexpr std::array kNomadKeys{
+    "nomad_address",         "nomad_region",      "nomad_namespace",
+    "nomad_token",           "nomad_http-auth",   "nomad_ca-cert",
+    "nomad_ca-path",         "nomad_client-cert", "nomad_client-key",
+    "nomad_tls-server-name", "nomad_skip-verify", "nomad_block-query-wait-time",
+    "nomad_config_inherit"};
+
+template <size_t N>
+bool Contains(const std::array<const char*, N>& keys, const std::string& key) {
+  return std::find_if(keys.begin(), keys.end(), [&](const char* k) { return key == k; }) !=
+         keys.end();
+}
+
+template <size_t N>
+std::string JoinKeys(const std::array<const char*, N>& keys) {
+  std::string out;
+  for (const char* k : keys) {
+    if (!out.empty()) out += ", ";
+    out += k;
+  }
+  return out;
+}
+
+// Empty values count as absent: the agent merges only non-empty values, and
+// an empty path or address is never meant.
+const std::string* Value(const Raw& raw, const std::string& key) {
+  auto it = raw.find(key);
+  if (it == raw.end() || it->second.empty()) return nullptr;
+  return &it->second;
+}
+
+class Validator {
+ public:
+  explicit Validator(const Raw& raw) : raw_(raw) {}
+
+  void Problem(std::string key, std::string expected) {
+    problems_.push_back({std::move(key), std::move(expected)});
+  }
+
+  const std::string* Required(const std::string& key, const std::string& expected) {
+    const std::string* v = Value(raw_, key);
+    if (v == nullptr) Problem(key, "missing; expected " + expected);
+    return v;
+  }
+
+  // A regular file this process can read; returns it when valid.
+  std::optional<fs::path> ReadableFile(const std::string& key, const std::string& what,
+                                       bool required) {
+    const std::string* v = required ? Required(key, "the path of " + what) : Value(raw_, key);
+    if (v == nullptr) return std::nullopt;
+    std::error_code ec;
+    fs::path p(*v);
+    if (!fs::exists(p, ec)) {
+      Problem(key, "file \"" + *v + "\" does not exist; expected the path of " + what);
+      return std::nullopt;
+    }
+    if (!fs::is_regular_file(p, ec)) {
+      Problem(key, "\"" + *v + "\" is not a regular file; expected the path of " + what);
+      return std::nullopt;
+    }
+    if (::access(p.c_str(), R_OK) != 0) {
+      Problem(key, "file \"" + *v + "\" is not readable by this process; expected " + what);
+      return std::nullopt;
+    }
+    return p;
+  }
+
+  // A CurveZMQ key file: 40 z85 characters, trailing whitespace allowed.
+  std::optional<std::string> Z85KeyFile(const std::string& key, const std::string& what) {
+    auto p = ReadableFile(key, what + " (z85 text file, 40 characters)", true);
+    if (!p) return std::nullopt;
+    std::ifstream in(*p, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+    static constexpr std::string_view kZ85 =
+        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+    bool alphabet_ok =
+        std::all_of(text.begin(), text.end(), [](char c) { return kZ85.find(c) != kZ85.npos; });
+    if (text.size() != 40 || !alphabet_ok) {
+      // Do not echo the content: it may be a secret key.
+      Problem(key, "file \"" + p->string() + "\" does not hold a z85 key; expected " + what +
+                       " as 40 z85 characters (as written by mpscale keygen), got " +
+                       std::to_string(text.size()) + " characters" +
+                       (alphabet_ok ? "" : " including non-z85 ones"));
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  std::vector<ConfigProblem> TakeProblems() { return std::move(problems_); }
+  bool ok() const { return problems_.empty(); }
+
+ private:
+  const Raw& raw_;
+  std::vector<ConfigProblem> problems_;
+};
+
+bool ValidBusEndpoint(const std::string& v) {
+  if (v.rfind("ipc://", 0) == 0) return v.size() > 6;
+  if (v.rfind("tcp://", 0) != 0) return false;
+  std::string rest = v.substr(6);
+  auto colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  std::string port = rest.substr(colon + 1);
+  int n = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+  return ec == std::errc() && ptr == port.data() + port.size() && n >= 1 && n <= 65535;
+}
+
+// What grpc-go's Dial accepts in the Go plugin: host:port or unix:/unix:///path.
+bool ValidGrpcAddress(const std::string& v) {
+  if (v.rfind("unix:", 0) == 0) return v.find_first_not_of('/', 5) != std::string::npos;
+  auto colon = v.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  std::string port = v.substr(colon + 1);
+  int n = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+  return ec == std::errc() && ptr == port.data() + port.size() && n >= 1 && n <= 65535;
+}
+
+bool AnyPresent(const Raw& raw, const auto& keys) {
+  return std::any_of(keys.begin(), keys.end(),
+                     [&](const char* k) { return Value(raw, k) != nullptr; });
+}
+
+}  // namespace
+
+PluginConfigParse ParsePluginConfig(const Raw& raw) {
+  PluginConfigParse result;
+  Validator v(raw);
+  PluginConfig cfg;
+
+  bool split = AnyPresent(raw, kSplitKeys);
+  bool direct = AnyPresent(raw, kDirectKeys);
+  if (split && direct) {
+    v.Problem("hostd_address/multipass_address",
+              "both split mode keys (" + JoinKeys(kSplitKeys) + ") and direct mode keys (" +
+                  JoinKeys(kDirectKeys) + ") are set; expected exactly one of the two sets");
+  } else if (!split && !direct) {
+    v.Problem("hostd_address/multipass_address",
+              "no mode configured; expected either the split mode keys (" + JoinKeys(kSplitKeys) +
+                  ") or the direct mode keys (" + JoinKeys(kDirectKeys) + ")");
+  } else if (split) {
+    SplitModeConfig s;
+    if (const auto* a =
+            v.Required("hostd_address", "the hostd bus endpoint tcp://host:port or ipc:///path")) {
+      if (ValidBusEndpoint(*a)) {
+        s.hostd_address = *a;
+      } else {
+        v.Problem("hostd_address",
+                  "\"" + *a + "\" is not a bus endpoint; expected tcp://host:port or ipc:///path");
+      }
+    }
+    if (auto k = v.Z85KeyFile("hostd_server_key_path", "hostd's public key")) {
+      s.hostd_server_public_key = *k;
+      s.hostd_server_key_path = *Value(raw, "hostd_server_key_path");
+    }
+    if (auto k = v.Z85KeyFile("bus_key_path", "this plugin's secret key")) {
+      s.bus_secret_key = *k;
+      s.bus_key_path = *Value(raw, "bus_key_path");
+    }
+    cfg.mode = std::move(s);
+  } else {
+    DirectModeConfig d;
+    if (const auto* a = v.Required("multipass_address",
+                                   "multipassd's gRPC address host:port or unix:///path")) {
+      if (ValidGrpcAddress(*a)) {
+        d.multipass_address = *a;
+      } else {
+        v.Problem("multipass_address",
+                  "\"" + *a + "\" is not a gRPC address; expected host:port or unix:///path");
+      }
+    }
+    if (auto p = v.ReadableFile("client_cert_path", "the PEM client certificate", true)) {
+      d.client_cert_path = *p;
+    }
+    if (auto p = v.ReadableFile("client_key_path", "the PEM client private key", true)) {
+      d.client_key_path = *p;
+    }
+    if (const auto* p = v.Required("passphrase", "multipassd's authentication passphrase")) {
+      d.passphrase = *p;
+    }
+    cfg.mode = std::move(d);
+  }
+
+  cfg.multipass_ca_path = v.ReadableFile("multipass_ca_path", "the PEM CA bundle", false);
+  if (const auto* s = Value(raw, "multipass_server_name")) cfg.multipass_server_name = *s;
+  if (const auto* s = Value(raw, "state_dir")) {
+    std::error_code ec;
+    if (fs::exists(*s, ec) && !fs::is_directory(*s, ec)) {
+      v.Problem("state_dir", "\"" + *s + "\" exists and is not a directory; expected a directory");
+    } else {
+      cfg.state_dir = *s;
+    }
+  }
+  if (const auto* s = Value(raw, "max_parallel_launches")) {
+    int n = 0;
+    auto [ptr, ec] = std::from_chars(s->data(), s->data() + s->size(), n);
+    if (ec != std::errc() || ptr != s->data() + s->size() || n < 1 ||
+        n > PluginConfig::kMaxMaxParallelLaunches) {
+      v.Problem("max_parallel_launches", "\"" + *s +
+                                             "\" is not valid; expected an integer from 1 to " +
+                                             std::to_string(PluginConfig::kMaxMaxParallelLaunches));
+    } else {
+      cfg.max_parallel_launches = n;
+    }
+  }
+
+  for (const auto& [key, value] : raw) {
+    bool nomad = key.rfind("nomad_", 0) == 0;
+    if (nomad) cfg.nomad[key] = value;
+    if (!Contains(kSplitKeys, key) && !Contains(kDirectKeys, key) &&
+        !Contains(kOptionalKeys, key) && !Contains(kNomadKeys, key)) {
+      result.unknown_keys.push_back(key);
+    }
+  }
+  for (const char* key : {"nomad_skip-verify", "nomad_config_inherit"}) {
+    if (const auto* s = Value(raw, key); s && !config::ParseGoBool(*s)) {
+      v.Problem(key, "\"" + *s + "\" is not a boolean; expected true or false (Go ParseBool)");
+    }
+  }
+  if (const auto* s = Value(raw, "nomad_block-query-wait-time");
+      s && !config::ParseGoDuration(*s)) {
+    v.Problem("nomad_block-query-wait-time",
+              "\"" + *s + "\" is not a duration; expected a Go duration such as 5m0s or 30s");
+  }
+
+  result.problems = v.TakeProblems();
+  if (result.problems.empty()) result.config = std::move(cfg);
+  return result;
+}
+
+std::string DescribeProblems(const std::vector<ConfigProblem>& problems) {
+  std::string out = "invalid plugin config (" + std::to_string(problems.size()) + " problem" +
+                    (problems.size() == 1 ? "" : "s") + "): ";
+  for (size_t i = 0; i < problems.size(); ++i) {
+    if (i > 0) out += "; ";
+    out += problems[i].key + ": " + problems[i].expected;
+  }
+  return out;
+}
+
+PluginConfig PluginConfig::Parse(const Raw& raw) {
+  PluginConfigParse parsed = ParsePluginConfig(raw);
+  for (const auto& key : parsed.unknown_keys) {
+    spdlog::warn("ignoring unknown plugin config key \"{}\"", key);
+  }
+  if (!parsed.problems.empty()) {
+    throw PluginError(PluginError::Code::invalid_argument, DescribeProblems(parsed.problems));
+  }
+  return std::move(*parsed.config);
+}
+
+}  // namespace mps::plugin

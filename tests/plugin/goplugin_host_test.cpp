@@ -1,0 +1,167 @@
+// multipass-target driven by HashiCorp's real go-plugin client (Debian's
+// 1.0.1, via goplugin-host), the way the Nomad Autoscaler drives it.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "child_process.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using mps::test::BinDir;
+using mps::test::ChildProcess;
+using mps::test::PluginBinary;
+using mps::test::PluginEnv;
+
+namespace {
+
+class GoHostTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string t = (fs::temp_directory_path() / "mps-gohost-test-XXXXXX").string();
+    dir_ = mkdtemp(t.data());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path Write(const std::string& name, const std::string& content) {
+    fs::path p = dir_ / name;
+    std::ofstream(p) << content;
+    return p;
+  }
+
+  // Runs the host with `steps`; returns the result lines (first: Start).
+  std::vector<json> Run(const json& steps) {
+    json script = {{"plugin", PluginBinary()}, {"steps", steps}};
+    // The host passes its own environment on, as the autoscaler does.
+    ChildProcess host({BinDir() + "/goplugin-host"}, PluginEnv({}, false), script.dump());
+    std::string out = host.ReadStdoutToEof(20s);
+    auto rc = host.WaitExit(5s);
+    host.WaitStderrEof(2s);
+    host_stderr_ = host.Stderr();
+    EXPECT_EQ(rc, 0) << host_stderr_;
+    std::vector<json> results;
+    std::istringstream in(out);
+    std::string line;
+    while (std::getline(in, line)) results.push_back(json::parse(line));
+    return results;
+  }
+
+  json GoodDirectConfig() {
+    return {{"multipass_address", "127.0.0.1:50051"},
+            {"client_cert_path", Write("client.pem", "cert").string()},
+            {"client_key_path", Write("client.key", "key").string()},
+            {"passphrase", "hunter2-secret"}};
+  }
+
+  fs::path dir_;
+  std::string host_stderr_;
+};
+
+}  // namespace
+
+TEST_F(GoHostTest, HandshakeAndPluginInfo) {
+  auto r = Run(json::array({{{"op", "PluginInfo"}}, {{"op", "Ping"}}, {{"op", "Kill"}}}));
+  ASSERT_EQ(r.size(), 4u) << host_stderr_;
+  EXPECT_TRUE(r[0]["ok"]) << r[0];
+  EXPECT_EQ(r[0]["values"]["protocol"], "grpc");
+  EXPECT_EQ(r[0]["values"]["network"], "unix");
+  EXPECT_TRUE(r[1]["ok"]) << r[1];
+  EXPECT_EQ(r[1]["values"]["name"], "multipass-target");
+  EXPECT_EQ(r[1]["values"]["type"], "PLUGIN_TYPE_TARGET");
+  EXPECT_TRUE(r[2]["ok"]) << r[2];  // health "plugin" via go-plugin's Ping
+  // The plugin's hclog lines were parsed and re-logged by the host, not raw.
+  EXPECT_THAT(host_stderr_, testing::HasSubstr("external_plugin.multipass-target: plugin serving"));
+}
+
+TEST_F(GoHostTest, SetConfigGoodInBothModesThenUnwiredBackendRefuses) {
+  const std::string pub(40, 'a'), sec = std::string(39, 'B') + "1";
+  json split = {{"hostd_address", "tcp://192.0.2.1:7700"},
+                {"hostd_server_key_path", Write("hostd.pub", pub + "\n").string()},
+                {"bus_key_path", Write("bus.key", sec + "  \n").string()},
+                {"nomad_address", "http://127.0.0.1:4646"},
+                {"nomad_skip-verify", "true"},
+                {"nomad_block-query-wait-time", "5m0s"}};
+  auto r = Run(
+      json::array({{{"op", "SetConfig"}, {"config", split}},
+                   {{"op", "SetConfig"}, {"config", GoodDirectConfig()}},
+                   {{"op", "Status"}, {"config", {{"node_class", "web"}}}, {"timeout_ms", 2000}},
+                   {{"op", "Scale"},
+                    {"config", {{"node_class", "web"}}},
+                    {"action", {{"count", 3}, {"direction", "up"}, {"meta", {{"k", 1}}}}}},
+                   {{"op", "Kill"}}}));
+  ASSERT_EQ(r.size(), 6u) << host_stderr_;
+  EXPECT_TRUE(r[1]["ok"]) << r[1];
+  EXPECT_TRUE(r[2]["ok"]) << r[2];
+  EXPECT_EQ(r[3]["code"], "Unavailable") << r[3];
+  EXPECT_EQ(r[3]["message"], "scaling backend not wired yet");
+  EXPECT_EQ(r[4]["code"], "Unavailable") << r[4];
+  EXPECT_THAT(host_stderr_, testing::Not(testing::HasSubstr("hunter2-secret")));
+}
+
+TEST_F(GoHostTest, SetConfigBadNamesEveryProblemAtOnce) {
+  json bad = {{"hostd_address", "http://nope"},
+              {"hostd_server_key_path", (dir_ / "missing.pub").string()},
+              {"bus_key_path", Write("short.key", "tooshort").string()},
+              {"max_parallel_launches", "0"},
+              {"nomad_skip-verify", "maybe"},
+              {"nomad_block-query-wait-time", "5 minutes"}};
+  auto r = Run(json::array({{{"op", "SetConfig"}, {"config", bad}},
+                            {{"op", "SetConfig"}, {"config", json::object()}},
+                            {{"op", "Kill"}}}));
+  ASSERT_EQ(r.size(), 4u) << host_stderr_;
+  EXPECT_EQ(r[1]["code"], "InvalidArgument");
+  std::string msg = r[1]["message"];
+  for (const char* key :
+       {"hostd_address", "hostd_server_key_path", "bus_key_path", "max_parallel_launches",
+        "nomad_skip-verify", "nomad_block-query-wait-time"}) {
+    EXPECT_THAT(msg, testing::HasSubstr(std::string(key) + ":")) << key;
+  }
+  EXPECT_THAT(msg, testing::HasSubstr("6 problems"));
+  EXPECT_EQ(r[2]["code"], "InvalidArgument");
+  std::string none = r[2]["message"];
+  EXPECT_THAT(none, testing::HasSubstr("hostd_address"));
+  EXPECT_THAT(none, testing::HasSubstr("multipass_address"));
+}
+
+TEST_F(GoHostTest, StatusBeforeSetConfigIsFailedPrecondition) {
+  auto r = Run(
+      json::array({{{"op", "Status"}, {"config", {{"node_class", "web"}}}, {"timeout_ms", 2000}},
+                   {{"op", "Scale"}, {"action", {{"count", 1}, {"direction", "down"}}}},
+                   {{"op", "Kill"}}}));
+  ASSERT_EQ(r.size(), 4u) << host_stderr_;
+  EXPECT_EQ(r[1]["code"], "FailedPrecondition") << r[1];
+  EXPECT_EQ(r[2]["code"], "FailedPrecondition") << r[2];
+}
+
+TEST_F(GoHostTest, ScaleWithUnspecifiedDirectionOrBadMetaIsHandled) {
+  auto r = Run(json::array(
+      {{{"op", "Scale"}, {"action", {{"count", 1}, {"direction", "unspecified"}}}},
+       {{"op", "SetConfig"}, {"config", GoodDirectConfig()}},
+       {{"op", "Scale"},
+        {"action", {{"count", 1}, {"direction", "up"}, {"raw_meta", "{not json"}}}},
+       {{"op", "Scale"}, {"action", {{"count", 1}, {"direction", "up"}, {"raw_meta", "[1,2]"}}}},
+       {{"op", "PluginInfo"}},
+       {{"op", "Kill"}}}));
+  ASSERT_EQ(r.size(), 7u) << host_stderr_;
+  EXPECT_EQ(r[1]["code"], "InvalidArgument");
+  EXPECT_THAT(r[1]["message"].get<std::string>(), testing::HasSubstr("direction"));
+  EXPECT_EQ(r[3]["code"], "Unavailable");  // meta ignored, reaches the backend
+  EXPECT_EQ(r[4]["code"], "Unavailable");
+  EXPECT_TRUE(r[5]["ok"]);  // still serving
+}
+
+TEST_F(GoHostTest, KillExitsCleanlyWithinTwoSecondsAndRemovesSocket) {
+  auto r = Run(json::array({{{"op", "PluginInfo"}}, {{"op", "Kill"}}}));
+  ASSERT_EQ(r.size(), 3u) << host_stderr_;
+  std::string sock = r[0]["values"]["address"];
+  EXPECT_TRUE(r[2]["values"]["exited"]);
+  EXPECT_LT(r[2]["values"]["elapsed_ms"].get<int>(), 2000);
+  EXPECT_THAT(host_stderr_, testing::Not(testing::HasSubstr("failed to exit gracefully")));
+  EXPECT_FALSE(fs::exists(sock));
+  EXPECT_FALSE(fs::exists(fs::path(sock).parent_path()));
+}

@@ -1,0 +1,423 @@
+// multipass-target as a process, probed with our own gRPC client: the parts
+// of the go-plugin contract that Debian's go-plugin 1.0.1 host never uses.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "autoscaler/base.grpc.pb.h"
+#include "child_process.h"
+#include "goplugin/grpc_broker.grpc.pb.h"
+#include "goplugin/grpc_controller.grpc.pb.h"
+#include "goplugin/grpc_stdio.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using mps::test::ChildProcess;
+using mps::test::PluginBinary;
+using mps::test::PluginEnv;
+using mps::test::SplitHandshake;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "mps-plugin-test-XXXXXX").string();
+    path_ = mkdtemp(t.data());
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+struct RunningPlugin {
+  explicit RunningPlugin(const std::vector<std::string>& extra_env = {})
+      : child({PluginBinary()}, PluginEnv(extra_env)) {
+    auto line = child.ReadStdoutLine(5s);
+    if (!line) throw std::runtime_error("no handshake; stderr: " + child.Stderr());
+    handshake = *line;
+    fields = SplitHandshake(handshake);
+    if (fields.size() < 5) throw std::runtime_error("bad handshake: " + handshake);
+    target = fields[2] == "unix" ? "unix:" + fields[3] : fields[3];
+    channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  }
+  // As go-plugin's GRPCClient.Close does: Shutdown, then drop the connection.
+  // A connection left open holds the plugin's graceful stop until its grace
+  // period (1 s) ends.
+  void Shutdown(bool close_channel = true) {
+    grpc::ClientContext ctx;
+    ::plugin::Empty req, resp;
+    auto st = ::plugin::GRPCController::NewStub(channel)->Shutdown(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    if (close_channel) channel.reset();
+  }
+
+  ChildProcess child;
+  std::string handshake;
+  std::vector<std::string> fields;
+  std::string target;
+  std::shared_ptr<grpc::Channel> channel;
+};
+
+grpc::health::v1::HealthCheckResponse::ServingStatus Health(RunningPlugin& p,
+                                                            const std::string& service,
+                                                            grpc::StatusCode* code) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 2s);
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
+  grpc::health::v1::HealthCheckResponse resp;
+  auto st = grpc::health::v1::Health::NewStub(p.channel)->Check(&ctx, req, &resp);
+  *code = st.error_code();
+  return resp.status();
+}
+
+}  // namespace
+
+TEST(PluginProcess, HandshakeIsFirstAndOnlyStdoutLine) {
+  TempDir dir;
+  RunningPlugin p({"PLUGIN_UNIX_SOCKET_DIR=" + dir.path().string()});
+  ASSERT_EQ(p.fields.size(), 6u) << p.handshake;
+  EXPECT_EQ(p.fields[0], "1");
+  EXPECT_EQ(p.fields[1], "1");
+  EXPECT_EQ(p.fields[2], "unix");
+  EXPECT_EQ(p.fields[4], "grpc");
+  EXPECT_EQ(p.fields[5], "");
+  fs::path sock(p.fields[3]);
+  EXPECT_EQ(sock.parent_path(), dir.path());
+  EXPECT_TRUE(std::regex_match(sock.filename().string(), std::regex("plugin[0-9]+")));
+  EXPECT_TRUE(fs::is_socket(sock));
+  p.Shutdown();
+  EXPECT_EQ(p.child.WaitExit(2s), 0);
+  EXPECT_EQ(p.child.ReadStdoutToEof(1s), "");  // nothing after the handshake
+  EXPECT_FALSE(fs::exists(sock));
+}
+
+TEST(PluginProcess, PrivateSocketDirIsOwnerOnlyAndRemoved) {
+  RunningPlugin p;
+  fs::path dir = fs::path(p.fields[3]).parent_path();
+  struct stat st {};
+  ASSERT_EQ(stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  p.Shutdown();
+  EXPECT_EQ(p.child.WaitExit(2s), 0);
+  EXPECT_FALSE(fs::exists(p.fields[3]));
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+TEST(PluginProcess, SocketGroupMakesSocketGroupWritable) {
+  TempDir dir;
+  gid_t gid = getegid();
+  RunningPlugin p({"PLUGIN_UNIX_SOCKET_DIR=" + dir.path().string(),
+                   "PLUGIN_UNIX_SOCKET_GROUP=" + std::to_string(gid)});
+  struct stat st {};
+  ASSERT_EQ(stat(p.fields[3].c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  EXPECT_EQ(st.st_gid, gid);
+  p.Shutdown();
+  EXPECT_EQ(p.child.WaitExit(2s), 0);
+}
+
+TEST(PluginProcess, HealthPluginServingAndUnknownNotFound) {
+  RunningPlugin p;
+  grpc::StatusCode code;
+  EXPECT_EQ(Health(p, "plugin", &code), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(code, grpc::StatusCode::OK);
+  Health(p, "no-such-service", &code);
+  EXPECT_EQ(code, grpc::StatusCode::NOT_FOUND);
+  p.Shutdown();
+  EXPECT_EQ(p.child.WaitExit(2s), 0);
+}
+
+TEST(PluginProcess, StdioStreamStaysOpenUntilShutdown) {
+  RunningPlugin p;
+  grpc::ClientContext ctx;
+  google::protobuf::Empty req;
+  auto reader = ::plugin::GRPCStdio::NewStub(p.channel)->StreamStdio(&ctx, req);
+  std::atomic<bool> ended{false};
+  grpc::Status final_status;
+  std::thread t([&] {
+    ::plugin::StdioData data;
+    while (reader->Read(&data)) {
+    }
+    final_status = reader->Finish();
+    ended = true;
+  });
+  // Open while the plugin serves other calls.
+  grpc::StatusCode code;
+  EXPECT_EQ(Health(p, "plugin", &code), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_FALSE(ended.load());
+  auto start = std::chrono::steady_clock::now();
+  p.Shutdown();
+  EXPECT_EQ(p.child.WaitExit(2s), 0);
+  t.join();
+  EXPECT_TRUE(ended.load());
+  EXPECT_TRUE(final_status.ok()) << final_status.error_message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+}
+
+TEST(PluginProcess, StdioStreamEndsWhenCancelled) {
+  RunningPlugin p;
+  grpc::ClientContext ctx;
+  google::protobuf::Empty req;
+  auto reader = ::plugin::GRPCStdio::NewStub(p.channel)->StreamStdio(&ctx, req);
+  ctx.TryCancel();
+  ::plugin::StdioData data;
+  EXPECT_FALSE(reader->Read(&data));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The plugin keeps serving after a cancelled stream.
+  grpc::StatusCode code;
+  EXPECT_EQ(Health(p, "plugin", &code), grpc::health::v1::HealthCheckResponse::SERVING);
+  p.Shutdown();
+  EXPECT_EQ(p.child.WaitExit(2s), 0);
+}
+
+TEST(PluginProcess, BrokerStreamHeldOpenAndKnockRefused) {
+  RunningPlugin p;
+  grpc::ClientContext ctx;
+  auto stream = ::plugin::GRPCBroker::NewStub(p.channel)->StartStream(&ctx);
+  ::plugin::ConnInfo knock;
+  knock.set_service_id(7);
+  knock.mutable_knock()->set_knock(true);
+  ASSERT_TRUE(stream->Write(knock));
+  ::plugin::ConnInfo ack;
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.service_id(), 7u);
+  EXPECT_TRUE(ack.knock().knock());
+  EXPECT_TRUE(ack.knock().ack());
+  EXPECT_EQ(ack.knock().error(), "brokering is not supported");
+  // A second knock on the same stream is answered too: the stream stays open.
+  knock.set_service_id(8);
+  ASSERT_TRUE(stream->Write(knock));
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.service_id(), 8u);
+  p.Shutdown();
+  EXPECT_FALSE(stream->Read(&ack));  // ended by the plugin's stop
+  stream->Finish();
+  EXPECT_EQ(p.child.WaitExit(2s), 0);
+}
+
+TEST(PluginProcess, ControllerShutdownExitsAndRemovesSocket) {
+  for (bool close_channel : {true, false}) {
+    RunningPlugin p;
+    auto start = std::chrono::steady_clock::now();
+    p.Shutdown(close_channel);
+    EXPECT_EQ(p.child.WaitExit(2s), 0);
+    p.child.WaitStderrEof(2s);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, close_channel ? 500ms : 2000ms);
+    EXPECT_FALSE(fs::exists(p.fields[3]));
+  }
+}
+
+TEST(PluginProcess, SigtermStopsGracefullyAndSigintIsIgnored) {
+  RunningPlugin p;
+  kill(p.child.pid(), SIGINT);
+  grpc::StatusCode code;
+  EXPECT_EQ(Health(p, "plugin", &code), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_FALSE(p.child.WaitExit(0ms).has_value());
+  kill(p.child.pid(), SIGTERM);
+  EXPECT_EQ(p.child.WaitExit(2s), 0);
+  EXPECT_FALSE(fs::exists(p.fields[3]));
+}
+
+TEST(PluginProcess, TcpTransportWithinPortRange) {
+  // Find a small free range by asking the kernel for an ephemeral port.
+  int probe = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
+  int busy = ntohs(addr.sin_port);  // held: the plugin must skip it
+  ASSERT_EQ(listen(probe, 1), 0);
+  RunningPlugin p({"MPS_PLUGIN_TRANSPORT=tcp", "PLUGIN_MIN_PORT=" + std::to_string(busy),
+                   "PLUGIN_MAX_PORT=" + std::to_string(busy + 20)});
+  close(probe);
+  ASSERT_EQ(p.fields[2], "tcp");
+  auto colon = p.fields[3].rfind(':');
+  EXPECT_EQ(p.fields[3].substr(0, colon), "127.0.0.1");
+  int port = std::stoi(p.fields[3].substr(colon + 1));
+  EXPECT_GT(port, busy);
+  EXPECT_LE(port, busy + 20);
+  grpc::StatusCode code;
+  EXPECT_EQ(Health(p, "plugin", &code), grpc::health::v1::HealthCheckResponse::SERVING);
+  p.Shutdown();
+  EXPECT_EQ(p.child.WaitExit(2s), 0);
+}
+
+TEST(PluginProcess, BadPortRangeFailsWithoutHandshake) {
+  ChildProcess c({PluginBinary()}, PluginEnv({"MPS_PLUGIN_TRANSPORT=tcp", "PLUGIN_MIN_PORT=2000",
+                                              "PLUGIN_MAX_PORT=1000"}));
+  EXPECT_EQ(c.WaitExit(3s), 1);
+  EXPECT_EQ(c.ReadStdoutToEof(1s), "");
+  c.WaitStderrEof(1s);
+  EXPECT_THAT(c.Stderr(), testing::HasSubstr("PLUGIN_MIN_PORT"));
+}
+
+TEST(PluginProcess, MissingOrWrongCookieExitsOneWithThreeLines) {
+  const std::string expected =
+      "This binary is a plugin. These are not meant to be executed directly.\n"
+      "Please execute the program that consumes these plugins, which will\n"
+      "load any plugins automatically\n";
+  for (bool wrong : {false, true}) {
+    auto env =
+        PluginEnv(wrong ? std::vector<std::string>{"NOMAD_AUTOSCALER_PLUGIN_MAGIC_COOKIE=nope"}
+                        : std::vector<std::string>{},
+                  false);
+    ChildProcess c({PluginBinary()}, env);
+    EXPECT_EQ(c.WaitExit(3s), 1);
+    EXPECT_EQ(c.ReadStdoutToEof(1s), "");
+    c.WaitStderrEof(1s);
+    EXPECT_EQ(c.Stderr(), expected);
+  }
+}
+
+TEST(PluginProcess, EveryStderrLineIsHclogJson) {
+  // gRPC core's own log lines must come out as hclog JSON too.
+  RunningPlugin p({"GRPC_VERBOSITY=DEBUG"});
+  {
+    grpc::ClientContext ctx;
+    hashicorp::nomad_autoscaler::plugins::base::proto::v1::SetConfigRequest req;
+    (*req.mutable_config())["bogus"] = "x";
+    hashicorp::nomad_autoscaler::plugins::base::proto::v1::SetConfigResponse resp;
+    hashicorp::nomad_autoscaler::plugins::base::proto::v1::BasePluginService::NewStub(p.channel)
+        ->SetConfig(&ctx, req, &resp);
+  }
+  p.Shutdown();
+  ASSERT_EQ(p.child.WaitExit(2s), 0);
+  p.child.WaitStderrEof(2s);
+  std::istringstream in(p.child.Stderr());
+  std::string line;
+  int lines = 0;
+  const std::regex ts(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2}))");
+  while (std::getline(in, line)) {
+    ++lines;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << line;
+    ASSERT_TRUE(j["@message"].is_string()) << line;
+    ASSERT_TRUE(j["@module"].is_string()) << line;
+    ASSERT_TRUE(std::regex_match(j["@timestamp"].get<std::string>(), ts)) << line;
+    EXPECT_THAT(j["@level"].get<std::string>(),
+                testing::AnyOf("trace", "debug", "info", "warn", "error"));
+    EXPECT_LT(line.size(), 64u * 1024u);
+  }
+  EXPECT_GE(lines, 3);
+  EXPECT_THAT(p.child.Stderr(), testing::HasSubstr("unknown plugin config key"));
+  EXPECT_THAT(p.child.Stderr(), testing::HasSubstr("\"component\":\"grpc\""));
+}
+
+TEST(PluginProcess, SecretsNeverReachStderrAtTrace) {
+  TempDir dir;
+  std::string cert = (dir.path() / "c.pem").string(), key = (dir.path() / "k.pem").string();
+  std::ofstream(cert) << "cert";
+  std::ofstream(key) << "key";
+  RunningPlugin p;
+  const std::string secrets[] = {"pass-phrase-Zq81", "nomad-token-Xy77", "user:pw-Hk22"};
+  for (bool valid : {false, true}) {
+    grpc::ClientContext ctx;
+    hashicorp::nomad_autoscaler::plugins::base::proto::v1::SetConfigRequest req;
+    auto& m = *req.mutable_config();
+    m["multipass_address"] = valid ? "127.0.0.1:50051" : "";
+    m["client_cert_path"] = cert;
+    m["client_key_path"] = key;
+    m["passphrase"] = secrets[0];
+    m["nomad_token"] = secrets[1];
+    m["nomad_http-auth"] = secrets[2];
+    hashicorp::nomad_autoscaler::plugins::base::proto::v1::SetConfigResponse resp;
+    auto st =
+        hashicorp::nomad_autoscaler::plugins::base::proto::v1::BasePluginService::NewStub(p.channel)
+            ->SetConfig(&ctx, req, &resp);
+    EXPECT_EQ(st.ok(), valid) << st.error_message();
+    for (const auto& s : secrets)
+      EXPECT_THAT(st.error_message(), testing::Not(testing::HasSubstr(s)));
+  }
+  p.Shutdown();
+  ASSERT_EQ(p.child.WaitExit(2s), 0);
+  p.child.WaitStderrEof(2s);
+  std::string err = p.child.Stderr();
+  EXPECT_THAT(err, testing::HasSubstr("\"@level\":\"trace\""));  // trace was on
+  EXPECT_THAT(err, testing::HasSubstr("<redacted>"));
+  for (const auto& s : secrets) EXPECT_THAT(err, testing::Not(testing::HasSubstr(s)));
+}
+
+TEST(PluginProcess, ExitsWhenParentDies) {
+  // The test becomes the subreaper, so the orphaned plugin can be reaped here.
+  ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  int out[2], pidpipe[2];
+  ASSERT_EQ(pipe(out), 0);
+  ASSERT_EQ(pipe(pidpipe), 0);
+  auto env = PluginEnv({});
+  std::vector<char*> ev;
+  for (auto& e : env) ev.push_back(e.data());
+  ev.push_back(nullptr);
+  std::string bin = PluginBinary();
+  pid_t middle = fork();
+  if (middle == 0) {
+    pid_t plugin = fork();
+    if (plugin == 0) {
+      dup2(out[1], 1);
+      int devnull = open("/dev/null", O_WRONLY);
+      dup2(devnull, 2);
+      close(out[0]);
+      close(pidpipe[0]);
+      close(pidpipe[1]);
+      char* argv[] = {bin.data(), nullptr};
+      execve(bin.c_str(), argv, ev.data());
+      _exit(127);
+    }
+    (void)!write(pidpipe[1], &plugin, sizeof plugin);
+    close(out[1]);  // a failed exec then shows as EOF, not a hang
+    for (;;) pause();
+  }
+  close(out[1]);
+  close(pidpipe[1]);
+  pid_t plugin = 0;
+  ASSERT_EQ(read(pidpipe[0], &plugin, sizeof plugin), static_cast<ssize_t>(sizeof plugin));
+  close(pidpipe[0]);
+  std::string hs;
+  char c;
+  while (read(out[0], &c, 1) == 1 && c != '\n') hs += c;
+  auto fields = SplitHandshake(hs);
+  ASSERT_GE(fields.size(), 5u) << hs;
+  ASSERT_TRUE(fs::exists(fields[3]));
+
+  kill(middle, SIGKILL);
+  waitpid(middle, nullptr, 0);
+  auto deadline = std::chrono::steady_clock::now() + 3s;
+  int status = 0;
+  pid_t r = 0;
+  while ((r = waitpid(plugin, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  if (r != plugin) kill(plugin, SIGKILL);
+  ASSERT_EQ(r, plugin) << "plugin still running after its parent died";
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_FALSE(fs::exists(fields[3]));
+  close(out[0]);
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
