@@ -29,7 +29,8 @@ double LaunchBatch(mps::bus::BusClient& client, const std::string& tag, int n) {
     threads.emplace_back([&, i] {
       std::string name = "bench-" + tag + "-" + std::to_string(i);
       try {
-        client.CallSync("multipass.launch", {{"name", name}, {"image", "noble"}}, {60s, "launch/" + name});
+        client.CallSync("multipass.launch", {{"name", name}, {"image", "noble"}},
+                        {60s, "launch/" + name});
       } catch (const std::exception& e) {
         std::fprintf(stderr, "launch %s failed: %s\n", name.c_str(), e.what());
         ++failed;
@@ -58,9 +59,10 @@ int main() {
   mps::bus::WriteKeyPair(fs::path(dir.path()) / "keys", "hostd", server);
   mps::bus::WriteKeyPair(fs::path(dir.path()) / "clients", "bench", me);
   std::string bind = "tcp://127.0.0.1:47311";
-  ChildProcess hostd({bin + "/multipass-hostd", "--multipass-address", "unix:" + dir.path() + "/multipass.sock",
-                      "--bind", bind, "--server-key", dir.path() + "/keys/hostd.key", "--authorized-keys",
-                      dir.path() + "/clients", "--allow-prefix", "bench", "--state-dir", dir.path() + "/hostd",
+  ChildProcess hostd({bin + "/multipass-hostd", "--multipass-address",
+                      "unix:" + dir.path() + "/multipass.sock", "--bind", bind, "--server-key",
+                      dir.path() + "/keys/hostd.key", "--authorized-keys", dir.path() + "/clients",
+                      "--allow-prefix", "bench", "--state-dir", dir.path() + "/hostd",
                       "--max-parallel-launches", "16"});
   if (!hostd.WaitForLine("ready", 20s)) {
     std::fprintf(stderr, "multipass-hostd did not start: %s\n", hostd.stderr_text().c_str());
