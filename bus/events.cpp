@@ -1,5 +1,7 @@
 #include "bus/events.h"
 
+#include "bus/server_socket.h"
+
 #include <spdlog/spdlog.h>
 
 #include <zmq_addon.hpp>
@@ -37,24 +39,11 @@ void EventPublisher::ServeReplay(BusServer& server) {
 }
 
 void EventPublisher::Start() {
-  if (TransportOf(options_.endpoint) == Transport::kTcp && !options_.curve)
-    throw BusError(ErrorCode::kRefused,
-                   "refusing to bind " + options_.endpoint + " without a Curve key");
-  socket_.emplace(context_.zmq(), zmq::socket_type::xpub);
-  ApplySocketOptions(*socket_, options_.limits);
-  if (options_.curve) {
-    static std::atomic<int> counter{0};
-    zap_domain_ = options_.name + "-events#" + std::to_string(counter++);
-    context_.AuthorizeKeys(zap_domain_, options_.curve->authorized_public_z85);
-    ApplyCurveServer(*socket_, *options_.curve, zap_domain_);
-  }
-  try {
-    socket_->bind(options_.endpoint);
-  } catch (const zmq::error_t& e) {
-    socket_.reset();
-    throw BusError(ErrorCode::kUnreachable, "cannot bind " + options_.endpoint + ": " + e.what());
-  }
-  bound_endpoint_ = socket_->get(zmq::sockopt::last_endpoint);
+  auto bound = BindServerSocket(context_, zmq::socket_type::xpub, options_.endpoint,
+                                options_.name + "-events", options_.curve, options_.limits);
+  socket_.emplace(std::move(bound.socket));
+  bound_endpoint_ = bound.endpoint;
+  zap_domain_ = bound.zap_domain;
   stopping_ = false;
   thread_ = std::thread([this] { Loop(); });
 }

@@ -5,6 +5,7 @@
 #include <zmq_addon.hpp>
 
 #include "bus/idempotency_cache.h"
+#include "bus/server_socket.h"
 
 namespace mps::bus {
 
@@ -68,28 +69,13 @@ void BusServer::Handle(const std::string& type, Handler handler) {
 }
 
 void BusServer::Start() {
-  Transport transport = TransportOf(options_.endpoint);
-  if (transport == Transport::kTcp && !options_.curve)
-    throw BusError(ErrorCode::kRefused, "refusing to bind " + options_.endpoint +
-                                            " without a Curve key: every tcp endpoint is encrypted "
-                                            "and admits only listed client keys");
-  socket_.emplace(context_.zmq(), zmq::socket_type::router);
-  ApplySocketOptions(*socket_, options_.limits);
+  auto bound = BindServerSocket(context_, zmq::socket_type::router, options_.endpoint,
+                                options_.name, options_.curve, options_.limits);
+  socket_.emplace(std::move(bound.socket));
+  bound_endpoint_ = bound.endpoint;
+  zap_domain_ = bound.zap_domain;
   // Report unroutable replies (client gone) as errors instead of silently dropping.
   socket_->set(zmq::sockopt::router_mandatory, true);
-  if (options_.curve) {
-    static std::atomic<int> counter{0};
-    zap_domain_ = options_.name + "#" + std::to_string(counter++);
-    context_.AuthorizeKeys(zap_domain_, options_.curve->authorized_public_z85);
-    ApplyCurveServer(*socket_, *options_.curve, zap_domain_);
-  }
-  try {
-    socket_->bind(options_.endpoint);
-  } catch (const zmq::error_t& e) {
-    socket_.reset();
-    throw BusError(ErrorCode::kUnreachable, "cannot bind " + options_.endpoint + ": " + e.what());
-  }
-  bound_endpoint_ = socket_->get(zmq::sockopt::last_endpoint);
   stopping_ = false;
   thread_ = std::thread([this] { Loop(); });
 }
