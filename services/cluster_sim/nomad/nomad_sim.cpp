@@ -1,5 +1,9 @@
 #include "cluster_sim/nomad/nomad_sim.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
@@ -639,6 +643,29 @@ NomadSim::~NomadSim() {
   Stop();
 }
 
+namespace {
+
+// Debian's compiled cpp-httplib 0.11 listens with a backlog of 5: more
+// simultaneous connects (16 parallel drains) overflow it and the client's SYN
+// is retried a whole second later. listen() again on the bound socket raises
+// the backlog; the socket is found by its port since httplib keeps it private.
+void WidenListenBacklog(int port) {
+  for (int fd = 3; fd < 4096; ++fd) {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_in addr{};
+    socklen_t alen = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) == 0 && addr.sin_family == AF_INET &&
+        ntohs(addr.sin_port) == port) {
+      listen(fd, 256);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
 int NomadSim::Start(int port) {
   State& s = *state_;
   if (s.listener.joinable()) return s.port;
@@ -649,6 +676,7 @@ int NomadSim::Start(int port) {
   }
   if (s.port <= 0)
     throw std::runtime_error("NomadSim: cannot bind 127.0.0.1:" + std::to_string(port));
+  WidenListenBacklog(s.port);
   {
     std::lock_guard lock(s.mu);
     s.stopping = false;
