@@ -8,8 +8,10 @@
 #include <string>
 #include <thread>
 
+#include "bus/events.h"
 #include "bus/keys.h"
 #include "bus/server.h"
+#include "bus/sqlite_event_log.h"
 
 using namespace mps::bus;
 
@@ -41,6 +43,25 @@ int main(int argc, char** argv) {
   server.Handle("executed", [&](const Request&, Responder r) {
     r.Reply({{"count", executed.load()}, {"replays", server.stats().idempotent_replays}});
   });
+  // With --event-log, events go to a durable log and are published beside
+  // the request endpoint; `publish {n}` publishes n events.
+  std::unique_ptr<EventPublisher> publisher;
+  if (args.count("--event-log")) {
+    PublisherOptions po;
+    po.endpoint = EventsEndpointFor(opts.endpoint);
+    po.name = "bus-test-server";
+    po.heartbeat = std::chrono::milliseconds(100);
+    publisher = std::make_unique<EventPublisher>(
+        context, po, std::make_shared<SqliteEventLog>(args["--event-log"]));
+    publisher->ServeReplay(server);
+    server.Handle("publish", [&](const Request& req, Responder r) {
+      int n = req.envelope.payload.value("n", 1);
+      std::uint64_t last = 0;
+      for (int i = 0; i < n; ++i) last = publisher->Publish("test.event", {{"i", i}});
+      r.Reply({{"last", last}});
+    });
+    publisher->Start();
+  }
   server.Start();
   std::cout << "ready " << server.endpoint() << std::endl;
   sigset_t set;
@@ -50,5 +71,6 @@ int main(int argc, char** argv) {
   int sig;
   sigwait(&set, &sig);
   server.Stop();
+  if (publisher) publisher->Stop();
   return 0;
 }
