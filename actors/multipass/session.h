@@ -1,0 +1,58 @@
+#pragma once
+// The Multipass session actor: one MultipassClient plus a LaunchScheduler,
+// serving the messages of bus_protocol.h. Blocking gRPC calls run on the
+// actor's own (detached) thread or on the scheduler's workers, never on the
+// bus I/O thread or a CAF scheduler thread.
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "bus/events.h"
+#include "bus/server.h"
+#include "multipass/multipass_client.h"
+
+namespace mps::multipass {
+
+struct SessionOptions {
+  MultipassClientOptions client;
+  std::size_t max_parallel_launches = 4;
+  // Empty: every name is allowed. Otherwise a name is allowed only when it
+  // starts with one of these followed by '-' ("web" allows "web-1", not "webapp-1").
+  std::vector<std::string> allowed_prefixes;
+};
+
+// The --allow-prefix rule, also used for the list request's own prefix.
+class InstanceNameFilter {
+ public:
+  explicit InstanceNameFilter(std::vector<std::string> prefixes);
+  bool Allows(std::string_view name) const;
+  // "any name" or "web-*, db-*", for error messages.
+  std::string Describe() const;
+  static bool MatchesPrefix(std::string_view name, std::string_view prefix);
+
+ private:
+  std::vector<std::string> prefixes_;
+};
+
+// Spawns the session actor (detached). It answers `(bus_request_atom,
+// Envelope)` with a BusAnswer for the five bus_protocol types. Throws
+// MultipassError(invalid_config) for a bad address or credentials file.
+// `events` may be null; otherwise it must outlive the actor (see StopMultipassSession).
+caf::actor SpawnMultipassSession(caf::actor_system& system, bus::EventPublisher* events,
+                                 SessionOptions options);
+
+// Spawns the session actor and registers all five bus_protocol types on
+// `server` (call before server.Start()). Returns the actor so the owner can
+// stop it; ignoring the result is fine when the process just ends.
+caf::actor ServeMultipassSession(caf::actor_system& system, bus::BusServer& server,
+                                 bus::EventPublisher* events, SessionOptions options);
+
+// Stops the actor and waits until it is gone: launches in flight are logged;
+// queued ones are cancelled, running ones finish (an interrupted daemon launch
+// leaves a half-made VM). Call before destroying the EventPublisher.
+void StopMultipassSession(caf::actor_system& system, caf::actor& session);
+
+}  // namespace mps::multipass

@@ -1,0 +1,183 @@
+// multipass-hostd: serves one Multipass daemon on the bus (split mode).
+// Prints "ready <bind> events <events-endpoint>" on stdout when serving;
+// logs go to stderr. SIGTERM/SIGINT stop it after logging launches in flight.
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "bus/events.h"
+#include "bus/keys.h"
+#include "bus/server.h"
+#include "multipass/daemon_endpoint.h"
+#include "multipass/session.h"
+
+namespace {
+
+// A refusal to start: exit code 2 with the message.
+struct StartupError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string ReadPassphrase(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw StartupError("--multipass-passphrase-file: cannot read '" + path + "'");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  std::string text = buf.str();
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (text.empty()) throw StartupError("--multipass-passphrase-file: '" + path + "' is empty");
+  return text;
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app{"Serves a Multipass daemon to the autoscaler over the bus"};
+  mps::multipass::SessionOptions session;
+  std::string passphrase_file, bind, server_key, authorized_keys;
+  session.client.address = std::string(mps::multipass::kDefaultDaemonAddress);
+  app.add_option("--multipass-address", session.client.address,
+                 "multipassd address: unix:/path or host:port")
+      ->capture_default_str();
+  app.add_option("--multipass-cert", session.client.client_cert_file,
+                 "Client certificate PEM presented to multipassd (with --multipass-key)");
+  app.add_option("--multipass-key", session.client.client_key_file,
+                 "Client private key PEM (EC or RSA, PKCS#8 or traditional)");
+  app.add_option("--multipass-ca", session.client.root_ca_file,
+                 "Root certificate to verify multipassd with (unset: not verified)");
+  app.add_option("--multipass-server-name", session.client.server_name,
+                 "Name expected in multipassd's certificate")
+      ->capture_default_str();
+  app.add_option("--multipass-passphrase-file", passphrase_file,
+                 "File holding multipassd's local.passphrase, used when it does not know us");
+  app.add_option("--bind", bind,
+                 "Bus endpoint to serve on, e.g. tcp://10.1.2.1:7400 or "
+                 "ipc:///run/multipass-hostd.sock (events on tcp port+1 / NAME.events)")
+      ->required();
+  app.add_option("--server-key", server_key,
+                 "This server's Curve secret key file (required for tcp)");
+  app.add_option("--authorized-keys", authorized_keys,
+                 "Directory of client Curve public keys (*.pub) (required for tcp)");
+  app.add_option("--allow-prefix", session.allowed_prefixes,
+                 "Only manage instances named PREFIX-...; repeatable (unset: every instance)");
+  app.add_option("--state-dir", session.client.state_dir,
+                 "Directory where the generated multipassd client certificate is kept");
+  app.add_option("--max-parallel-launches", session.max_parallel_launches,
+                 "Launches running at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  auto transport = mps::bus::TransportOf(bind);  // throws invalid_argument naming it
+  std::optional<mps::bus::CurveServerConfig> curve;
+  if (transport == mps::bus::Transport::kTcp && (server_key.empty() || authorized_keys.empty()))
+    throw StartupError("--bind " + bind +
+                       " is tcp: --server-key and --authorized-keys are required"
+                       " (Curve encryption and client authentication)");
+  if (!server_key.empty() || !authorized_keys.empty()) {
+    if (server_key.empty() || authorized_keys.empty())
+      throw StartupError("--server-key and --authorized-keys go together");
+    mps::bus::CurveServerConfig c;
+    try {
+      c.secret_z85 = mps::bus::ReadSecretKeyFile(server_key).secret_z85;
+    } catch (const std::exception& e) {
+      throw StartupError(std::string("--server-key: ") + e.what());
+    }
+    try {
+      for (auto& k : mps::bus::ReadAuthorizedKeys(authorized_keys))
+        c.authorized_public_z85.insert(k);
+    } catch (const std::exception& e) {
+      throw StartupError(std::string("--authorized-keys: ") + e.what());
+    }
+    if (c.authorized_public_z85.empty())
+      throw StartupError("--authorized-keys: no *.pub file in '" + authorized_keys + "'");
+    curve = std::move(c);
+  }
+  if (!passphrase_file.empty()) session.client.passphrase = ReadPassphrase(passphrase_file);
+  for (const auto& p : session.allowed_prefixes)
+    if (p.empty() || p.back() == '-')
+      throw StartupError("--allow-prefix: expected a name prefix without the trailing '-', got '" +
+                         p + "'");
+
+  // Signals are taken by this thread with sigwait; block them before any other thread exists.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", 2);
+  caf::actor_system sys{cfg};
+  mps::bus::BusContext context;
+
+  mps::bus::ServerOptions so;
+  so.endpoint = bind;
+  so.name = "multipass-hostd";
+  so.curve = curve;
+  mps::bus::PublisherOptions po;
+  po.endpoint = mps::bus::EventsEndpointFor(bind);
+  po.name = "multipass-hostd";
+  po.curve = curve;
+
+  auto server = std::make_unique<mps::bus::BusServer>(context, so);
+  auto publisher = std::make_unique<mps::bus::EventPublisher>(
+      context, po, std::make_shared<mps::bus::MemoryEventLog>());
+  publisher->ServeReplay(*server);
+  caf::actor actor;
+  try {
+    actor = mps::multipass::ServeMultipassSession(sys, *server, publisher.get(), session);
+  } catch (const mps::multipass::MultipassError& e) {
+    throw StartupError("multipassd client: " + e.message);
+  }
+  try {
+    server->Start();
+    publisher->Start();
+  } catch (...) {
+    // The actor must be gone before the actor system, or its destructor waits forever.
+    server.reset();
+    mps::multipass::StopMultipassSession(sys, actor);
+    throw;
+  }
+  std::cout << "ready " << server->endpoint() << " events " << publisher->endpoint() << std::endl;
+  spdlog::info("serving {} on {} (events {})", session.client.address, server->endpoint(),
+               publisher->endpoint());
+
+  int sig = 0;
+  while (sigwait(&signals, &sig) != 0) {
+  }
+  spdlog::info("signal {}: stopping", sig);
+  server->Stop();
+  mps::multipass::StopMultipassSession(sys, actor);
+  publisher->Stop();
+  server.reset();
+  publisher.reset();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("multipass-hostd"));
+  try {
+    return Run(argc, argv);
+  } catch (const StartupError& e) {
+    std::cerr << "multipass-hostd: " << e.what() << std::endl;
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "multipass-hostd: --bind: " << e.what() << std::endl;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "multipass-hostd: " << e.what() << std::endl;
+    return 1;
+  }
+}
