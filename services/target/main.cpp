@@ -1,9 +1,10 @@
 // multipass-target: the Nomad Autoscaler target plugin binary. The autoscaler
-// execs it and speaks go-plugin gRPC to it; see actors/plugin/plugin_process.h.
+// execs it and speaks go-plugin gRPC to it (actors/plugin/plugin_process.h);
+// every call becomes a bus request (target/bus_backend.h).
 #include "plugin/plugin_process.h"
-#include "target/unwired_backend.h"
+#include "target/bus_backend.h"
 
 int main() {
-  mps::target::UnwiredBackend backend;
+  mps::target::BusTargetBackend backend;
   return mps::plugin::RunPluginProcess(backend);
 }

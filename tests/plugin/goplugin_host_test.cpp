@@ -58,6 +58,12 @@ class GoHostTest : public testing::Test {
             {"passphrase", "hunter2-secret"}};
   }
 
+  json SplitToNowhere() {
+    return {{"hostd_address", "ipc://" + (dir_ / "no-hostd.sock").string()},
+            {"hostd_server_key_path", Write("h.pub", std::string(40, 'a')).string()},
+            {"bus_key_path", Write("b.key", std::string(39, 'B') + "1").string()}};
+  }
+
   fs::path dir_;
   std::string host_stderr_;
 };
@@ -78,9 +84,10 @@ TEST_F(GoHostTest, HandshakeAndPluginInfo) {
   EXPECT_THAT(host_stderr_, testing::HasSubstr("external_plugin.multipass-target: plugin serving"));
 }
 
-TEST_F(GoHostTest, SetConfigGoodInBothModesThenUnwiredBackendRefuses) {
+TEST_F(GoHostTest, SetConfigGoodThenUnreachableHostdAndBadReloadKeepsConfig) {
   const std::string pub(40, 'a'), sec = std::string(39, 'B') + "1";
-  json split = {{"hostd_address", "tcp://192.0.2.1:7700"},
+  // A loopback address with nothing listening: requests fail as unreachable.
+  json split = {{"hostd_address", "ipc://" + (dir_ / "no-hostd.sock").string()},
                 {"hostd_server_key_path", Write("hostd.pub", pub + "\n").string()},
                 {"bus_key_path", Write("bus.key", sec + "  \n").string()},
                 {"nomad_address", "http://127.0.0.1:4646"},
@@ -89,17 +96,20 @@ TEST_F(GoHostTest, SetConfigGoodInBothModesThenUnwiredBackendRefuses) {
   auto r = Run(
       json::array({{{"op", "SetConfig"}, {"config", split}},
                    {{"op", "SetConfig"}, {"config", GoodDirectConfig()}},
-                   {{"op", "Status"}, {"config", {{"node_class", "web"}}}, {"timeout_ms", 2000}},
+                   {{"op", "Status"}, {"config", {{"node_class", "web"}}}, {"timeout_ms", 1000}},
                    {{"op", "Scale"},
                     {"config", {{"node_class", "web"}}},
                     {"action", {{"count", 3}, {"direction", "up"}, {"meta", {{"k", 1}}}}}},
                    {{"op", "Kill"}}}));
   ASSERT_EQ(r.size(), 6u) << host_stderr_;
   EXPECT_TRUE(r[1]["ok"]) << r[1];
-  EXPECT_TRUE(r[2]["ok"]) << r[2];
+  // Direct mode with certificate files that hold no PEM: refused, naming the file.
+  EXPECT_EQ(r[2]["code"], "InvalidArgument") << r[2];
+  EXPECT_THAT(r[2]["message"].get<std::string>(), testing::HasSubstr("client.pem")) << r[2];
+  // The split configuration is still in force.
   EXPECT_EQ(r[3]["code"], "Unavailable") << r[3];
-  EXPECT_EQ(r[3]["message"], "scaling backend not wired yet");
-  EXPECT_EQ(r[4]["code"], "Unavailable") << r[4];
+  EXPECT_THAT(r[3]["message"].get<std::string>(), testing::HasSubstr("no-hostd.sock")) << r[3];
+  EXPECT_EQ(r[4]["code"], "Unimplemented") << r[4];
   EXPECT_THAT(host_stderr_, testing::Not(testing::HasSubstr("hunter2-secret")));
 }
 
@@ -141,7 +151,7 @@ TEST_F(GoHostTest, StatusBeforeSetConfigIsFailedPrecondition) {
 TEST_F(GoHostTest, ScaleWithUnspecifiedDirectionOrBadMetaIsHandled) {
   auto r = Run(json::array(
       {{{"op", "Scale"}, {"action", {{"count", 1}, {"direction", "unspecified"}}}},
-       {{"op", "SetConfig"}, {"config", GoodDirectConfig()}},
+       {{"op", "SetConfig"}, {"config", SplitToNowhere()}},
        {{"op", "Scale"},
         {"action", {{"count", 1}, {"direction", "up"}, {"raw_meta", "{not json"}}}},
        {{"op", "Scale"}, {"action", {{"count", 1}, {"direction", "up"}, {"raw_meta", "[1,2]"}}}},
@@ -150,8 +160,8 @@ TEST_F(GoHostTest, ScaleWithUnspecifiedDirectionOrBadMetaIsHandled) {
   ASSERT_EQ(r.size(), 7u) << host_stderr_;
   EXPECT_EQ(r[1]["code"], "InvalidArgument");
   EXPECT_THAT(r[1]["message"].get<std::string>(), testing::HasSubstr("direction"));
-  EXPECT_EQ(r[3]["code"], "Unavailable");  // meta ignored, reaches the backend
-  EXPECT_EQ(r[4]["code"], "Unavailable");
+  EXPECT_EQ(r[3]["code"], "Unimplemented");  // meta ignored, reaches the backend
+  EXPECT_EQ(r[4]["code"], "Unimplemented");
   EXPECT_TRUE(r[5]["ok"]);  // still serving
 }
 
