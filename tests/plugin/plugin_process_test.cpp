@@ -25,6 +25,7 @@
 
 #include "autoscaler/base.grpc.pb.h"
 #include "child_process.h"
+#include "cluster_sim/certificate_authority.h"
 #include "goplugin/grpc_broker.grpc.pb.h"
 #include "goplugin/grpc_controller.grpc.pb.h"
 #include "goplugin/grpc_stdio.grpc.pb.h"
@@ -332,8 +333,10 @@ TEST(PluginProcess, EveryStderrLineIsHclogJson) {
 TEST(PluginProcess, SecretsNeverReachStderrAtTrace) {
   TempDir dir;
   std::string cert = (dir.path() / "c.pem").string(), key = (dir.path() / "k.pem").string();
-  std::ofstream(cert) << "cert";
-  std::ofstream(key) << "key";
+  // Direct mode checks the client identity at SetConfig: give it a real one.
+  auto identity = mps::sim::CertificateAuthority::SelfSignedClientCertificate("plugin");
+  std::ofstream(cert) << identity.certificate_pem;
+  std::ofstream(key) << identity.private_key_pem;
   RunningPlugin p;
   const std::string secrets[] = {"pass-phrase-Zq81", "nomad-token-Xy77", "user:pw-Hk22"};
   for (bool valid : {false, true}) {
