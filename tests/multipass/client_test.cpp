@@ -1,5 +1,7 @@
 #include <gmock/gmock.h>
+
 #include <gtest/gtest.h>
+#include "support/refusing_port.h"
 
 #include <chrono>
 #include <thread>
@@ -256,10 +258,8 @@ TEST_F(ClientTest, StartErrorDetailsAndStop) {
 
 TEST_F(ClientTest, UnreachableFailsFastNamingTheAddress) {
   const std::string missing = "unix:" + (dir_.path() / "no_such_socket").string();
-  // A TCP port that was just free: bind nothing on it.
-  FakeMultipassd probe(pki_.server);
-  const std::string tcp = probe.Start("127.0.0.1:0");
-  probe.Stop();
+  mps::testing::RefusingPort closed;
+  const std::string tcp = "127.0.0.1:" + std::to_string(closed.port());
   for (const std::string& address : {missing, tcp}) {
     auto options = Options();
     options.address = address;

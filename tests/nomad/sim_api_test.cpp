@@ -9,6 +9,7 @@
 #include "nomad/node_pool_filter.h"
 #include "nomad/nomad_api.h"
 #include "nomad/nomad_error.h"
+#include "support/refusing_port.h"
 
 using namespace mps::nomad;
 using mps::sim::NomadSim;
@@ -140,12 +141,8 @@ TEST(NomadSimApi, AclRefusalNamesTheMissingCapability) {
 }
 
 TEST(NomadSimApi, NomadDownIsUnreachableWithTheAddress) {
-  std::string address;
-  {
-    NomadSim sim;
-    sim.Start();
-    address = sim.address();
-  }  // stopped: the port is closed now
+  mps::testing::RefusingPort closed;
+  std::string address = "http://127.0.0.1:" + std::to_string(closed.port());
   NomadApi api(FromConfigMap({{"nomad_address", address}}, EnvFromMap({})), 2s);
   std::string msg;
   EXPECT_EQ(KindOf([&] { api.ListNodes(false); }, &msg), NomadError::Kind::unreachable);

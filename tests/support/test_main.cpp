@@ -10,7 +10,9 @@
 extern "C" const char* __ubsan_default_options() {
   return "print_stacktrace=1:suppressions=" MPS_SOURCE_DIR "/tests/ubsan.supp";
 }
-extern "C" const char* __asan_default_options() { return "detect_leaks=0"; }
+extern "C" const char* __asan_default_options() {
+  return "detect_leaks=0";
+}
 
 int main(int argc, char** argv) {
   setenv("GRPC_VERBOSITY", "NONE", 0);
