@@ -338,12 +338,23 @@ caf::actor ServeMultipassSession(caf::actor_system& system, bus::BusServer& serv
   return session;
 }
 
-void StopMultipassSession(caf::actor_system& system, caf::actor& session) {
-  if (!session) return;
-  caf::scoped_actor self{system};
-  self->send_exit(session, caf::exit_reason::user_shutdown);
-  self->wait_for(session);
-  session = nullptr;
+bool StopMultipassSession(caf::actor_system& system, caf::actor& session,
+                          std::chrono::milliseconds grace) {
+  if (!session) return true;
+  bool stopped = false;
+  {
+    caf::scoped_actor self{system};
+    self->monitor(session);
+    self->send_exit(session, caf::exit_reason::user_shutdown);
+    self->receive([&](const caf::down_msg&) { stopped = true; }, caf::after(grace) >> [] {});
+  }
+  if (stopped) {
+    session = nullptr;
+  } else {
+    spdlog::error("multipass session still waiting for running launches after {} ms",
+                  grace.count());
+  }
+  return stopped;
 }
 
 }  // namespace mps::multipass
