@@ -254,6 +254,12 @@ TEST_F(HostdTest, ListLaunchInfoDeleteRoundTrip) {
   EXPECT_EQ(empty.app_code(), "invalid_argument");
   auto missing = CallError(c, proto::kLaunch, {{"image", "22.04"}}, Mutating("launch-unnamed"));
   EXPECT_EQ(missing.code(), ErrorCode::kBadPayload);
+  auto wrong_type =
+      CallError(c, proto::kLaunch, {{"name", "web-2"}, {"cpus", "two"}}, Mutating("launch-web-2"));
+  EXPECT_EQ(wrong_type.code(), ErrorCode::kBadPayload);
+  EXPECT_NE(std::string(wrong_type.what()).find("cpus"), std::string::npos) << wrong_type.what();
+  auto no_key = CallError(c, proto::kDelete, {{"names", {"web-2"}}}, {5s, ""});
+  EXPECT_EQ(no_key.code(), ErrorCode::kBadPayload);
 }
 
 TEST_F(HostdTest, NamesOutsideAllowedPrefixesAreRefused) {
@@ -506,6 +512,24 @@ TEST(SessionInProcess, ServesTheProtocolAndPublishesEvents) {
     EXPECT_TRUE(mps::multipass::StopMultipassSession(sys, session));
     EXPECT_FALSE(session);
   }
+}
+
+}  // namespace
+
+namespace {
+
+TEST(InstanceNameFilter, PrefixMustBeFollowedByADash) {
+  mps::multipass::InstanceNameFilter filter({"web", "db"});
+  EXPECT_TRUE(filter.Allows("web-1"));
+  EXPECT_TRUE(filter.Allows("db-primary-2"));
+  EXPECT_FALSE(filter.Allows("webapp-1"));
+  EXPECT_FALSE(filter.Allows("web"));
+  EXPECT_FALSE(filter.Allows("web-"));
+  EXPECT_FALSE(filter.Allows("cache-1"));
+  EXPECT_EQ(filter.Describe(), "web-*, db-*");
+  mps::multipass::InstanceNameFilter open({});
+  EXPECT_TRUE(open.Allows("anything"));
+  EXPECT_EQ(open.Describe(), "any name");
 }
 
 }  // namespace
