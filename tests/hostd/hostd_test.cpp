@@ -262,6 +262,35 @@ TEST_F(HostdTest, ListLaunchInfoDeleteRoundTrip) {
   EXPECT_EQ(no_key.code(), ErrorCode::kBadPayload);
 }
 
+TEST_F(HostdTest, PublishesInstanceEventsOverCurve) {
+  Start("100ms");
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<std::string> seen;
+  mps::bus::SubscriberOptions so;
+  so.events_endpoint = mps::bus::EventsEndpointFor(hostd_.endpoint);
+  so.replay_endpoint = hostd_.endpoint;
+  so.name = "hostd-test-events";
+  so.curve = mps::bus::CurveClientConfig{mps::bus::ReadSecretKeyFile(keys_.client_key).secret_z85,
+                                         mps::bus::ReadKeyFile(keys_.server_pub)};
+  so.since = 0;  // retained events too, so the slow-joiner window loses nothing
+  mps::bus::EventSubscriber sub(ctx_, so, [&](const mps::bus::Envelope& e) {
+    if (e.type.rfind("instance.", 0) != 0) return;
+    std::lock_guard lock(m);
+    seen.push_back(e.type + " " + e.payload.value("name", ""));
+    cv.notify_all();
+  });
+  sub.Start();
+  client_->CallSync(std::string(proto::kLaunch), {{"name", "web-3"}}, Mutating("launch-web-3"));
+  client_->CallSync(std::string(proto::kDelete), {{"names", {"web-3"}}}, Mutating("delete-web-3"));
+  std::unique_lock lock(m);
+  EXPECT_TRUE(cv.wait_for(lock, 10s, [&] { return seen.size() >= 3; }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"instance.launching web-3", "instance.running web-3",
+                                            "instance.deleted web-3"}));
+  lock.unlock();
+  sub.Stop();
+}
+
 TEST_F(HostdTest, NamesOutsideAllowedPrefixesAreRefused) {
   Start("100ms", {"--allow-prefix", "web", "--allow-prefix", "db"});
   auto& c = *client_;
