@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -195,6 +196,74 @@ struct SessionState {
   }
 };
 
+// Where a deferred (launch) answer goes; callable from any thread, once.
+using DeferredReply = std::function<void(BusAnswer)>;
+
+// Answers `r` now, or returns nullopt after handing `make_deferred()` to the
+// launch scheduler. make_deferred is only called when the answer is deferred.
+std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
+                                       const std::function<DeferredReply()>& make_deferred) {
+  try {
+    if (r.type == proto::kList) return BusAnswer::Ok(s.List(r));
+    if (r.type == proto::kInfo) return BusAnswer::Ok(s.Info(r));
+    if (r.type == proto::kDelete) return BusAnswer::Ok(s.Delete(r));
+    if (r.type == proto::kVersion) return BusAnswer::Ok(s.Version());
+    if (r.type != proto::kLaunch)
+      return BusAnswer::Fail(BusError(ErrorCode::kUnknownType,
+                                      "the multipass session does not serve '" + r.type + "'"));
+    auto spec = s.LaunchSpecOf(r);
+    bus::EventPublisher* pub = s.events;
+    // Published before Submit: a fast failure's event must not overtake it.
+    s.Publish(proto::kInstanceLaunching, {{"name", spec.name}, {"image", spec.image}});
+    auto reply = std::make_shared<DeferredReply>();
+    auto completion = [pub, reply](const LaunchSpec& done,
+                                   const std::optional<MultipassError>& error) {
+      if (error) {
+        nlohmann::json fields{{"name", done.name},
+                              {"error", error->message},
+                              {"kind", std::string(KindName(error->kind))}};
+        if (error->leftover_instance) fields["leftover"] = *error->leftover_instance;
+        if (pub != nullptr) pub->Publish(std::string(proto::kInstanceFailed), fields);
+        spdlog::warn("launch of {} failed ({}): {}", done.name, KindName(error->kind),
+                     error->message);
+        (*reply)(BusAnswer::Fail(FromMultipass(*error)));
+      } else {
+        if (pub != nullptr)
+          pub->Publish(std::string(proto::kInstanceRunning), {{"name", done.name}});
+        spdlog::info("launched {}", done.name);
+        (*reply)(BusAnswer::Ok({{"name", done.name}}));
+      }
+    };
+    try {
+      // Validate before taking over the answer: Submit throws for a bad or queued name.
+      *reply = make_deferred();
+      s.scheduler->Submit(spec, completion);
+    } catch (const MultipassError& e) {
+      s.Publish(
+          proto::kInstanceFailed,
+          {{"name", spec.name}, {"error", e.message}, {"kind", std::string(KindName(e.kind))}});
+      (*reply)(BusAnswer::Fail(FromMultipass(e)));
+      return std::nullopt;
+    }
+    return std::nullopt;
+  } catch (const MultipassError& e) {
+    return BusAnswer::Fail(FromMultipass(e));
+  } catch (const BusError& e) {
+    return BusAnswer::Fail(e);
+  } catch (const std::exception& e) {
+    return BusAnswer::Fail(
+        BusError(ErrorCode::kHandlerFailed, "'" + r.type + "': " + e.what(), "internal"));
+  }
+}
+
+void AnswerOnBus(const bus::Responder& responder, const BusAnswer& answer) {
+  if (answer.error) {
+    responder.Fail(*answer.error);
+  } else {
+    responder.Reply(answer.payload);
+  }
+}
+
 caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublisher* events,
                       std::shared_ptr<MultipassClient> client, SessionOptions options) {
   auto& st = self->state;
@@ -205,54 +274,36 @@ caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublish
   spdlog::info("multipass session for {} (parallel launches {}, allowed names: {})",
                st.client->endpoint().address, options.max_parallel_launches, st.filter->Describe());
   return {
+      // CAF callers (and caf_bridge's ServeWithActor).
       [=](bus::bus_request_atom, const bus::Envelope& r) -> caf::result<BusAnswer> {
         auto& s = self->state;
-        try {
-          if (r.type == proto::kList) return BusAnswer::Ok(s.List(r));
-          if (r.type == proto::kInfo) return BusAnswer::Ok(s.Info(r));
-          if (r.type == proto::kDelete) return BusAnswer::Ok(s.Delete(r));
-          if (r.type == proto::kVersion) return BusAnswer::Ok(s.Version());
-          if (r.type != proto::kLaunch)
-            return BusAnswer::Fail(BusError(
-                ErrorCode::kUnknownType, "the multipass session does not serve '" + r.type + "'"));
-          auto spec = s.LaunchSpecOf(r);
-          auto id = s.next_launch++;
-          auto promise = self->make_response_promise<BusAnswer>();
-          // Weak: the scheduler lives in our state, a strong handle would keep us alive forever.
+        std::uint64_t id = 0;
+        auto answer = HandleRequest(s, r, [&]() -> DeferredReply {
+          id = s.next_launch++;
+          s.launches.emplace(id, self->make_response_promise<BusAnswer>());
+          // Weak: the scheduler lives in our state, a strong handle would keep us alive.
           caf::actor_addr me = self->address();
-          bus::EventPublisher* pub = s.events;
-          s.scheduler->Submit(spec, [me, id, pub](const LaunchSpec& done,
-                                                  const std::optional<MultipassError>& error) {
-            BusAnswer answer;
-            if (error) {
-              nlohmann::json fields{{"name", done.name},
-                                    {"error", error->message},
-                                    {"kind", std::string(KindName(error->kind))}};
-              if (error->leftover_instance) fields["leftover"] = *error->leftover_instance;
-              if (pub != nullptr) pub->Publish(std::string(proto::kInstanceFailed), fields);
-              spdlog::warn("launch of {} failed ({}): {}", done.name, KindName(error->kind),
-                           error->message);
-              answer = BusAnswer::Fail(FromMultipass(*error));
-            } else {
-              if (pub != nullptr)
-                pub->Publish(std::string(proto::kInstanceRunning), {{"name", done.name}});
-              spdlog::info("launched {}", done.name);
-              answer = BusAnswer::Ok({{"name", done.name}});
-            }
+          return [me, id](BusAnswer a) {
             if (auto target = caf::actor_cast<caf::actor>(me))
-              caf::anon_send(target, launch_done_atom::value, id, std::move(answer));
-          });
-          s.launches.emplace(id, promise);
-          s.Publish(proto::kInstanceLaunching, {{"name", spec.name}, {"image", spec.image}});
-          return promise;
-        } catch (const MultipassError& e) {
-          return BusAnswer::Fail(FromMultipass(e));
-        } catch (const BusError& e) {
-          return BusAnswer::Fail(e);
-        } catch (const std::exception& e) {
-          return BusAnswer::Fail(
-              BusError(ErrorCode::kHandlerFailed, "'" + r.type + "': " + e.what(), "internal"));
+              caf::anon_send(target, launch_done_atom::value, id, std::move(a));
+          };
+        });
+        if (answer) return std::move(*answer);
+        return s.launches.at(id);
+      },
+      // Straight from the bus server: the Responder is thread-safe, so a launch
+      // answers from the scheduler's thread, and no CAF request timeout keeps
+      // anything alive past shutdown.
+      [=](const bus::Envelope& r, const bus::Responder& responder) {
+        if (responder.remaining().count() <= 0) {
+          responder.Fail(BusError(ErrorCode::kDeadlineExpired,
+                                  "'" + r.type + "' expired before the session could start it"));
+          return;
         }
+        auto answer = HandleRequest(self->state, r, [responder]() -> DeferredReply {
+          return [responder](BusAnswer a) { AnswerOnBus(responder, a); };
+        });
+        if (answer) AnswerOnBus(responder, *answer);
       },
       [=](launch_done_atom, std::uint64_t id, BusAnswer& answer) {
         auto& launches = self->state.launches;
@@ -277,17 +328,33 @@ caf::actor SpawnMultipassSession(caf::actor_system& system, bus::EventPublisher*
 caf::actor ServeMultipassSession(caf::actor_system& system, bus::BusServer& server,
                                  bus::EventPublisher* events, SessionOptions options) {
   auto session = SpawnMultipassSession(system, events, std::move(options));
+  // Not ServeWithActor: its dispatcher's CAF request timeouts hold the actors
+  // for the full bus deadline after shutdown (hostd took 10 s to exit).
   for (auto type : {proto::kList, proto::kLaunch, proto::kDelete, proto::kInfo, proto::kVersion})
-    bus::ServeWithActor(server, system, std::string(type), session);
+    server.Handle(std::string(type),
+                  [session](const bus::Request& request, bus::Responder responder) {
+                    caf::anon_send(session, request.envelope, std::move(responder));
+                  });
   return session;
 }
 
-void StopMultipassSession(caf::actor_system& system, caf::actor& session) {
-  if (!session) return;
-  caf::scoped_actor self{system};
-  self->send_exit(session, caf::exit_reason::user_shutdown);
-  self->wait_for(session);
-  session = nullptr;
+bool StopMultipassSession(caf::actor_system& system, caf::actor& session,
+                          std::chrono::milliseconds grace) {
+  if (!session) return true;
+  bool stopped = false;
+  {
+    caf::scoped_actor self{system};
+    self->monitor(session);
+    self->send_exit(session, caf::exit_reason::user_shutdown);
+    self->receive([&](const caf::down_msg&) { stopped = true; }, caf::after(grace) >> [] {});
+  }
+  if (stopped) {
+    session = nullptr;
+  } else {
+    spdlog::error("multipass session still waiting for running launches after {} ms",
+                  grace.count());
+  }
+  return stopped;
 }
 
 }  // namespace mps::multipass

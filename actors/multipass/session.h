@@ -3,6 +3,7 @@
 // serving the messages of bus_protocol.h. Blocking gRPC calls run on the
 // actor's own (detached) thread or on the scheduler's workers, never on the
 // bus I/O thread or a CAF scheduler thread.
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -38,21 +39,27 @@ class InstanceNameFilter {
 };
 
 // Spawns the session actor (detached). It answers `(bus_request_atom,
-// Envelope)` with a BusAnswer for the five bus_protocol types. Throws
+// Envelope)` with a BusAnswer for the five bus_protocol types (the
+// caf_bridge.h convention, for CAF callers), and `(Envelope, Responder)` by
+// answering through the Responder (what ServeMultipassSession sends). Throws
 // MultipassError(invalid_config) for a bad address or credentials file.
 // `events` may be null; otherwise it must outlive the actor (see StopMultipassSession).
 caf::actor SpawnMultipassSession(caf::actor_system& system, bus::EventPublisher* events,
                                  SessionOptions options);
 
 // Spawns the session actor and registers all five bus_protocol types on
-// `server` (call before server.Start()). Returns the actor so the owner can
-// stop it; ignoring the result is fine when the process just ends.
+// `server` (call before server.Start()). Returns the actor: stop it with
+// StopMultipassSession before destroying the publisher and the actor system.
 caf::actor ServeMultipassSession(caf::actor_system& system, bus::BusServer& server,
                                  bus::EventPublisher* events, SessionOptions options);
 
 // Stops the actor and waits until it is gone: launches in flight are logged;
 // queued ones are cancelled, running ones finish (an interrupted daemon launch
-// leaves a half-made VM). Call before destroying the EventPublisher.
-void StopMultipassSession(caf::actor_system& system, caf::actor& session);
+// leaves a half-made VM). Call before destroying the EventPublisher. Returns
+// false when launches were still running after `grace`: the actor then still
+// uses the publisher and holds the actor system open, so the caller should
+// end the process (std::_Exit) rather than unwind.
+bool StopMultipassSession(caf::actor_system& system, caf::actor& session,
+                          std::chrono::milliseconds grace = std::chrono::minutes(10));
 
 }  // namespace mps::multipass

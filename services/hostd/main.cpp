@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -70,6 +71,10 @@ int Run(int argc, char** argv) {
                  "Launches running at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  unsigned shutdown_grace = 60;
+  app.add_option("--shutdown-grace", shutdown_grace,
+                 "Seconds to let running launches finish on SIGTERM before exiting anyway")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -156,7 +161,12 @@ int Run(int argc, char** argv) {
   }
   spdlog::info("signal {}: stopping", sig);
   server->Stop();
-  mps::multipass::StopMultipassSession(sys, actor);
+  if (!mps::multipass::StopMultipassSession(sys, actor, std::chrono::seconds(shutdown_grace))) {
+    // Unwinding would wait for the running launches forever (~actor_system).
+    spdlog::error("leaving the running launches to multipassd; their instances may need cleanup");
+    spdlog::shutdown();
+    std::_Exit(1);
+  }
   publisher->Stop();
   server.reset();
   publisher.reset();

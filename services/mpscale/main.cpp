@@ -44,7 +44,7 @@ void PrintTable(const nlohmann::json& reply) {
 }
 
 int Instances(const std::string& hostd, const std::string& server_key, const std::string& key,
-              const std::string& prefix, bool json) {
+              const std::string& prefix, bool json, int timeout_s) {
   mps::bus::ClientOptions options;
   options.endpoint = hostd;
   options.name = "mpscale";
@@ -72,7 +72,7 @@ int Instances(const std::string& hostd, const std::string& server_key, const std
   mps::bus::BusClient client(context, options);
   try {
     auto reply = client.CallSync(std::string(mps::multipass::bus_protocol::kList),
-                                 {{"prefix", prefix}}, {std::chrono::seconds(10), {}});
+                                 {{"prefix", prefix}}, {std::chrono::seconds(timeout_s), {}});
     if (json)
       std::cout << reply.dump(2) << "\n";
     else
@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string out, name, hostd, server_key, key, prefix;
   bool json = false;
+  int timeout_s = 5;
   auto* keygen = app.add_subcommand("keygen", "Write a Curve key pair (NAME.key 0600, NAME.pub)");
   keygen->add_option("--out", out, "Directory to write into")->required();
   keygen->add_option("--name", name, "Base name of the key files")->required();
@@ -115,6 +116,9 @@ int main(int argc, char** argv) {
   instances->add_option("--key", key, "Our Curve secret key file (.key)");
   instances->add_option("--prefix", prefix, "Only instances named PREFIX-...");
   instances->add_flag("--json", json, "Print the reply as JSON");
+  instances->add_option("--timeout", timeout_s, "Seconds to wait for hostd")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -123,7 +127,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
   try {
     if (keygen->parsed()) return Keygen(out, name);
-    return Instances(hostd, server_key, key, prefix, json);
+    return Instances(hostd, server_key, key, prefix, json, timeout_s);
   } catch (const std::exception& e) {
     std::cerr << "mpscale: " << e.what() << "\n";
     return 1;

@@ -1,0 +1,564 @@
+// multipass-hostd and mpscale as real processes against a real cluster-sim,
+// plus the session actor served in-process on inproc:// (direct mode).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "bus/caf_bridge.h"
+#include "bus/client.h"
+#include "bus/events.h"
+#include "bus/keys.h"
+#include "multipass/bus_protocol.h"
+#include "multipass/session.h"
+#include "support/child_process.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using mps::bus::BusError;
+using mps::bus::ErrorCode;
+using mps::testing::BinDir;
+using mps::testing::ChildProcess;
+using mps::testing::TempDir;
+namespace proto = mps::multipass::bus_protocol;
+
+bool PortFree(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+// A free port whose successor (the events port) is free too.
+int FreePortPair() {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    close(fd);
+    int port = ntohs(a.sin_port);
+    if (port < 65535 && PortFree(port + 1)) return port;
+  }
+  ADD_FAILURE() << "no free port pair";
+  return 0;
+}
+
+struct Sim {
+  std::unique_ptr<ChildProcess> proc;
+  std::string address;
+};
+
+Sim StartSim(const TempDir& dir, const std::string& boot_delay,
+             std::vector<std::string> extra = {}) {
+  Sim sim;
+  sim.address = "unix:" + dir.path() + "/multipass.sock";
+  std::vector<std::string> argv{BinDir() + "/cluster-sim",
+                                "--multipass-socket",
+                                dir.path() + "/multipass.sock",
+                                "--state-dir",
+                                dir.path() + "/sim",
+                                "--boot-delay",
+                                boot_delay,
+                                "--passphrase",
+                                "sesame"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  sim.proc = std::make_unique<ChildProcess>(argv);
+  EXPECT_TRUE(sim.proc->WaitForLine("ready", 10s)) << sim.proc->stderr_text();
+  return sim;
+}
+
+// Keys as an operator makes them: with mpscale keygen.
+struct Keys {
+  std::string server_key, server_pub, client_key, authorized_dir, stranger_key;
+};
+
+void Run(const std::vector<std::string>& argv) {
+  ChildProcess p(argv);
+  ASSERT_EQ(p.Wait(10s), 0) << p.stderr_text();
+}
+
+Keys MakeKeys(const TempDir& dir) {
+  Keys k;
+  auto keys = dir.path() + "/keys", clients = dir.path() + "/clients";
+  Run({BinDir() + "/mpscale", "keygen", "--out", keys, "--name", "hostd"});
+  Run({BinDir() + "/mpscale", "keygen", "--out", clients, "--name", "plugin"});
+  Run({BinDir() + "/mpscale", "keygen", "--out", keys, "--name", "stranger"});
+  k.server_key = keys + "/hostd.key";
+  k.server_pub = keys + "/hostd.pub";
+  k.client_key = clients + "/plugin.key";
+  k.authorized_dir = clients;
+  k.stranger_key = keys + "/stranger.key";
+  return k;
+}
+
+struct Hostd {
+  std::unique_ptr<ChildProcess> proc;
+  std::string endpoint;
+};
+
+Hostd StartHostd(const TempDir& dir, const Sim& sim, const Keys& keys,
+                 std::vector<std::string> extra = {}) {
+  { std::ofstream(dir.path() + "/passphrase") << "sesame\n"; }
+  Hostd h;
+  h.endpoint = "tcp://127.0.0.1:" + std::to_string(FreePortPair());
+  std::vector<std::string> argv{BinDir() + "/multipass-hostd",
+                                "--multipass-address",
+                                sim.address,
+                                "--multipass-passphrase-file",
+                                dir.path() + "/passphrase",
+                                "--state-dir",
+                                dir.path() + "/hostd-state",
+                                "--bind",
+                                h.endpoint,
+                                "--server-key",
+                                keys.server_key,
+                                "--authorized-keys",
+                                keys.authorized_dir};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  h.proc = std::make_unique<ChildProcess>(argv);
+  auto line = h.proc->WaitForLine("ready ", 10s);
+  EXPECT_TRUE(line) << h.proc->stderr_text();
+  if (line) {
+    EXPECT_EQ(*line, "ready " + h.endpoint + " events " + mps::bus::EventsEndpointFor(h.endpoint));
+  }
+  return h;
+}
+
+std::unique_ptr<mps::bus::BusClient> Connect(mps::bus::BusContext& ctx, const Hostd& h,
+                                             const Keys& keys, const std::string& key_file) {
+  mps::bus::ClientOptions o;
+  o.endpoint = h.endpoint;
+  o.name = "hostd-test";
+  o.curve = mps::bus::CurveClientConfig{mps::bus::ReadSecretKeyFile(key_file).secret_z85,
+                                        mps::bus::ReadKeyFile(keys.server_pub)};
+  return std::make_unique<mps::bus::BusClient>(ctx, o);
+}
+
+mps::bus::CallOptions Mutating(const std::string& key, std::chrono::milliseconds t = 20s) {
+  return {t, key};
+}
+
+std::vector<std::string> Names(const nlohmann::json& list, const char* field = "instances") {
+  std::vector<std::string> names;
+  for (const auto& i : list[field]) names.push_back(i["name"]);
+  return names;
+}
+
+// The bus error of a call that must fail.
+BusError CallError(mps::bus::BusClient& c, std::string_view type, nlohmann::json payload,
+                   mps::bus::CallOptions o = {5s, "k"}) {
+  try {
+    c.CallSync(std::string(type), std::move(payload), o);
+  } catch (const BusError& e) {
+    return e;
+  }
+  ADD_FAILURE() << type << " succeeded unexpectedly";
+  return BusError(ErrorCode::kBadFrame, "none");
+}
+
+// On a loaded machine the session's first TLS handshake with the sim can
+// outlast its connect timeout; tests start once the chain answers end to end.
+void WaitUntilDaemonAnswers(mps::bus::BusClient& client) {
+  auto until = std::chrono::steady_clock::now() + 15s;
+  while (true) {
+    try {
+      client.CallSync(std::string(proto::kVersion), nlohmann::json::object());
+      return;
+    } catch (const BusError& e) {
+      if (std::chrono::steady_clock::now() > until || e.app_code() != "unreachable") throw;
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+}
+
+class HostdTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& boot_delay, std::vector<std::string> extra = {},
+             std::vector<std::string> sim_extra = {}) {
+    sim_ = StartSim(dir_, boot_delay, std::move(sim_extra));
+    keys_ = MakeKeys(dir_);
+    hostd_ = StartHostd(dir_, sim_, keys_, std::move(extra));
+    client_ = Connect(ctx_, hostd_, keys_, keys_.client_key);
+    WaitUntilDaemonAnswers(*client_);
+  }
+  void TearDown() override {
+    client_.reset();
+    if (hostd_.proc) {
+      hostd_.proc->Signal(SIGTERM);
+      EXPECT_EQ(hostd_.proc->Wait(10s), 0) << hostd_.proc->stderr_text();
+    }
+  }
+  TempDir dir_;
+  Sim sim_;
+  Keys keys_;
+  Hostd hostd_;
+  mps::bus::BusContext ctx_;
+  std::unique_ptr<mps::bus::BusClient> client_;
+};
+
+TEST_F(HostdTest, ListLaunchInfoDeleteRoundTrip) {
+  Start("100ms");
+  auto& c = *client_;
+  auto version = c.CallSync(std::string(proto::kVersion), nlohmann::json::object());
+  EXPECT_FALSE(version["version"].get<std::string>().empty());
+  EXPECT_EQ(version["address"], sim_.address);
+  EXPECT_TRUE(Names(c.CallSync(std::string(proto::kList), {{"prefix", ""}})).empty());
+
+  auto launched = c.CallSync(std::string(proto::kLaunch),
+                             {{"name", "web-1"}, {"image", "22.04"}, {"cpus", 1}, {"memory", "1G"}},
+                             Mutating("launch-web-1"));
+  EXPECT_EQ(launched["name"], "web-1");
+
+  auto list = c.CallSync(std::string(proto::kList), {{"prefix", "web"}});
+  ASSERT_EQ(Names(list), std::vector<std::string>{"web-1"});
+  EXPECT_EQ(list["instances"][0]["state"], "running");
+  EXPECT_FALSE(list["instances"][0]["ipv4"].empty());
+  EXPECT_TRUE(list["in_flight"].empty());
+
+  auto info = c.CallSync(std::string(proto::kInfo), {{"names", {"web-1"}}});
+  ASSERT_EQ(Names(info), std::vector<std::string>{"web-1"});
+  EXPECT_EQ(info["instances"][0]["state"], "running");
+
+  // Taken names come back with the daemon's kind.
+  auto taken = CallError(c, proto::kLaunch, {{"name", "web-1"}}, Mutating("launch-web-1-again"));
+  EXPECT_EQ(taken.code(), ErrorCode::kHandlerFailed);
+  EXPECT_EQ(taken.app_code(), "name_taken");
+
+  auto deleted =
+      c.CallSync(std::string(proto::kDelete), {{"names", {"web-1"}}}, Mutating("delete-web-1"));
+  EXPECT_EQ(deleted["deleted"], nlohmann::json::array({"web-1"}));
+  EXPECT_TRUE(Names(c.CallSync(std::string(proto::kList), {{"prefix", ""}})).empty());
+
+  // An empty delete would wipe the host: refused before it reaches the daemon.
+  auto empty = CallError(c, proto::kDelete, {{"names", nlohmann::json::array()}},
+                         Mutating("delete-nothing"));
+  EXPECT_EQ(empty.app_code(), "invalid_argument");
+  auto missing = CallError(c, proto::kLaunch, {{"image", "22.04"}}, Mutating("launch-unnamed"));
+  EXPECT_EQ(missing.code(), ErrorCode::kBadPayload);
+  auto wrong_type =
+      CallError(c, proto::kLaunch, {{"name", "web-2"}, {"cpus", "two"}}, Mutating("launch-web-2"));
+  EXPECT_EQ(wrong_type.code(), ErrorCode::kBadPayload);
+  EXPECT_NE(std::string(wrong_type.what()).find("cpus"), std::string::npos) << wrong_type.what();
+  auto no_key = CallError(c, proto::kDelete, {{"names", {"web-2"}}}, {5s, ""});
+  EXPECT_EQ(no_key.code(), ErrorCode::kBadPayload);
+}
+
+TEST_F(HostdTest, PublishesInstanceEventsOverCurve) {
+  Start("100ms");
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<std::string> seen;
+  mps::bus::SubscriberOptions so;
+  so.events_endpoint = mps::bus::EventsEndpointFor(hostd_.endpoint);
+  so.replay_endpoint = hostd_.endpoint;
+  so.name = "hostd-test-events";
+  so.curve = mps::bus::CurveClientConfig{mps::bus::ReadSecretKeyFile(keys_.client_key).secret_z85,
+                                         mps::bus::ReadKeyFile(keys_.server_pub)};
+  so.since = 0;  // retained events too, so the slow-joiner window loses nothing
+  mps::bus::EventSubscriber sub(ctx_, so, [&](const mps::bus::Envelope& e) {
+    if (e.type.rfind("instance.", 0) != 0) return;
+    std::lock_guard lock(m);
+    seen.push_back(e.type + " " + e.payload.value("name", ""));
+    cv.notify_all();
+  });
+  sub.Start();
+  client_->CallSync(std::string(proto::kLaunch), {{"name", "web-3"}}, Mutating("launch-web-3"));
+  client_->CallSync(std::string(proto::kDelete), {{"names", {"web-3"}}}, Mutating("delete-web-3"));
+  std::unique_lock lock(m);
+  EXPECT_TRUE(cv.wait_for(lock, 10s, [&] { return seen.size() >= 3; }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"instance.launching web-3", "instance.running web-3",
+                                            "instance.deleted web-3"}));
+  lock.unlock();
+  sub.Stop();
+}
+
+TEST_F(HostdTest, NamesOutsideAllowedPrefixesAreRefused) {
+  Start("100ms", {"--allow-prefix", "web", "--allow-prefix", "db"});
+  auto& c = *client_;
+  for (const char* name : {"webapp-1", "web", "cache-1"}) {
+    auto e = CallError(c, proto::kLaunch, {{"name", name}}, Mutating(std::string("l-") + name));
+    EXPECT_EQ(e.code(), ErrorCode::kHandlerFailed) << name;
+    EXPECT_EQ(e.app_code(), "not_allowed") << name;
+    EXPECT_NE(std::string(e.what()).find("web-*, db-*"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(CallError(c, proto::kDelete, {{"names", {"webapp-1"}}}, Mutating("d")).app_code(),
+            "not_allowed");
+  EXPECT_EQ(CallError(c, proto::kInfo, {{"names", {"cache-1"}}}).app_code(), "not_allowed");
+
+  // An instance made behind hostd's back with a look-alike name stays invisible.
+  mps::multipass::MultipassClientOptions direct;
+  direct.address = sim_.address;
+  direct.passphrase = "sesame";
+  mps::multipass::MultipassClient other(direct);
+  mps::multipass::LaunchSpec spec;
+  spec.name = "webapp-1";
+  other.Launch(spec);
+  c.CallSync(std::string(proto::kLaunch), {{"name", "web-1"}}, Mutating("launch-web-1"));
+  EXPECT_EQ(Names(c.CallSync(std::string(proto::kList), {{"prefix", ""}})),
+            std::vector<std::string>{"web-1"});
+  EXPECT_EQ(Names(c.CallSync(std::string(proto::kList), {{"prefix", "web"}})),
+            std::vector<std::string>{"web-1"});
+  EXPECT_EQ(other.List().size(), 2u);
+}
+
+TEST_F(HostdTest, UnlistedClientKeyIsRefused) {
+  Start("100ms");
+  auto stranger = Connect(ctx_, hostd_, keys_, keys_.stranger_key);
+  auto e = CallError(*stranger, proto::kList, {{"prefix", ""}}, {1500ms, {}});
+  EXPECT_EQ(e.code(), ErrorCode::kRefused) << e.what();
+  // The listed client still gets in.
+  EXPECT_NO_THROW(client_->CallSync(std::string(proto::kList), {{"prefix", ""}}));
+}
+
+TEST_F(HostdTest, EightLaunchesRunInParallel) {
+  Start("2s", {"--max-parallel-launches", "8"});
+  // The first launch of an image runs alone by design (the daemon would
+  // download it twice); warm the image up, then time eight at once.
+  client_->CallSync(std::string(proto::kLaunch), {{"name", "warm-0"}, {"image", "22.04"}},
+                    Mutating("warm-0"));
+
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<mps::bus::CallResult> results;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 1; i <= 8; ++i) {
+    auto name = "node-" + std::to_string(i);
+    client_->Call(std::string(proto::kLaunch), {{"name", name}, {"image", "22.04"}},
+                  Mutating("launch-" + name), [&](mps::bus::CallResult r) {
+                    std::lock_guard lock(m);
+                    results.push_back(std::move(r));
+                    cv.notify_all();
+                  });
+  }
+  {
+    std::unique_lock lock(m);
+    ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return results.size() == 8; }));
+  }
+  auto wall = std::chrono::steady_clock::now() - start;
+  for (const auto& r : results) EXPECT_FALSE(r.error) << r.error->what();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wall).count();
+  std::cout << "8 parallel launches with a 2 s boot delay: " << ms << " ms\n";
+  EXPECT_LT(ms, 3500) << "sequential would be 16 s";
+  EXPECT_EQ(Names(client_->CallSync(std::string(proto::kList), {{"prefix", "node"}})).size(), 8u);
+}
+
+TEST_F(HostdTest, MpscaleInstancesPrintsTheInstances) {
+  Start("100ms");
+  client_->CallSync(std::string(proto::kLaunch), {{"name", "web-7"}}, Mutating("launch-web-7"));
+  ChildProcess table({BinDir() + "/mpscale", "instances", "--hostd", hostd_.endpoint,
+                      "--server-key", keys_.server_pub, "--key", keys_.client_key});
+  auto header = table.ReadLine(10s);
+  ASSERT_TRUE(header);
+  EXPECT_EQ(header->rfind("NAME", 0), 0u);
+  auto row = table.ReadLine(10s);
+  ASSERT_TRUE(row) << table.stderr_text();
+  EXPECT_EQ(row->rfind("web-7 ", 0), 0u) << *row;
+  EXPECT_NE(row->find("running"), std::string::npos) << *row;
+  EXPECT_EQ(table.Wait(10s), 0);
+
+  ChildProcess json({BinDir() + "/mpscale", "instances", "--hostd", hostd_.endpoint, "--server-key",
+                     keys_.server_pub, "--key", keys_.client_key, "--prefix", "web", "--json"});
+  std::string text;
+  while (auto line = json.ReadLine(10s)) text += *line + "\n";
+  EXPECT_EQ(json.Wait(10s), 0);
+  auto parsed = nlohmann::json::parse(text);
+  EXPECT_EQ(Names(parsed), std::vector<std::string>{"web-7"});
+
+  ChildProcess refused({BinDir() + "/mpscale", "instances", "--hostd", hostd_.endpoint,
+                        "--server-key", keys_.server_pub, "--key", keys_.stranger_key, "--timeout",
+                        "2"});
+  EXPECT_EQ(refused.Wait(20s), 1);
+  EXPECT_NE(refused.stderr_text().find("refused our key"), std::string::npos)
+      << refused.stderr_text();
+}
+
+TEST_F(HostdTest, SurvivesDaemonRestart) {
+  Start("100ms");
+  client_->CallSync(std::string(proto::kLaunch), {{"name", "web-1"}}, Mutating("launch-web-1"));
+  sim_.proc->Signal(SIGUSR1);
+  // Requests while the daemon is away fail fast (cancelled or unreachable),
+  // they do not hang; once it is back, hostd reconnects by itself.
+  nlohmann::json list;
+  int failures = 0;
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until) {
+    auto started = std::chrono::steady_clock::now();
+    try {
+      list = client_->CallSync(std::string(proto::kList), {{"prefix", ""}});
+      break;
+    } catch (const BusError& e) {
+      ++failures;
+      EXPECT_EQ(e.code(), ErrorCode::kHandlerFailed) << e.what();
+      EXPECT_LT(std::chrono::steady_clock::now() - started, 3s) << "a failure must be fast";
+      std::this_thread::sleep_for(100ms);  // the sim gives no signal when it is back
+    }
+  }
+  std::cout << "lists failed during the restart: " << failures << "\n";
+  EXPECT_EQ(Names(list), std::vector<std::string>{"web-1"});
+}
+
+TEST_F(HostdTest, SigtermLogsLaunchesInFlightAndStopsWithinTheGrace) {
+  Start("100ms", {"--shutdown-grace", "1"}, {"--hang-launches"});
+  std::atomic<bool> answered{false};
+  client_->Call(std::string(proto::kLaunch), {{"name", "stuck-1"}}, Mutating("launch-stuck-1"),
+                [&](mps::bus::CallResult) { answered = true; });
+  // Wait until hostd reports the launch in flight.
+  bool seen = false;
+  for (int i = 0; i < 50 && !seen; ++i) {
+    auto list = client_->CallSync(std::string(proto::kList), {{"prefix", "stuck"}});
+    seen = Names(list, "in_flight") == std::vector<std::string>{"stuck-1"};
+    if (!seen) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(seen);
+  auto start = std::chrono::steady_clock::now();
+  hostd_.proc->Signal(SIGTERM);
+  auto status = hostd_.proc->Wait(10s);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(status, 1) << "a launch was abandoned";
+  EXPECT_LT(took, 5s);
+  auto log = hostd_.proc->stderr_text();
+  EXPECT_NE(log.find("1 launch(es) in flight: stuck-1 (running)"), std::string::npos) << log;
+  hostd_.proc.reset();
+}
+
+TEST(HostdStartup, RefusesTcpWithoutCurveKeysOrWithBadKeyFiles) {
+  TempDir dir;
+  ChildProcess bare({BinDir() + "/multipass-hostd", "--bind", "tcp://127.0.0.1:1"});
+  EXPECT_EQ(bare.Wait(10s), 2);
+  EXPECT_NE(bare.stderr_text().find("--server-key"), std::string::npos) << bare.stderr_text();
+
+  { std::ofstream(dir.path() + "/bad.key") << "not a key\n"; }
+  std::filesystem::create_directories(dir.path() + "/clients");
+  ChildProcess bad({BinDir() + "/multipass-hostd", "--bind", "tcp://127.0.0.1:1", "--server-key",
+                    dir.path() + "/bad.key", "--authorized-keys", dir.path() + "/clients"});
+  EXPECT_EQ(bad.Wait(10s), 2);
+  EXPECT_NE(bad.stderr_text().find("--server-key"), std::string::npos) << bad.stderr_text();
+  EXPECT_NE(bad.stderr_text().find("bad.key"), std::string::npos) << bad.stderr_text();
+
+  ChildProcess missing({BinDir() + "/multipass-hostd", "--bind", "tcp://127.0.0.1:1",
+                        "--server-key", dir.path() + "/absent.key", "--authorized-keys",
+                        dir.path() + "/clients"});
+  EXPECT_EQ(missing.Wait(10s), 2);
+  EXPECT_NE(missing.stderr_text().find("absent.key"), std::string::npos) << missing.stderr_text();
+
+  ChildProcess help({BinDir() + "/multipass-hostd", "--help"});
+  std::string text;
+  while (auto line = help.ReadLine(10s)) text += *line + "\n";
+  for (const char* flag :
+       {"--multipass-address", "--multipass-cert", "--multipass-key", "--multipass-ca",
+        "--multipass-server-name", "--multipass-passphrase-file", "--bind", "--server-key",
+        "--authorized-keys", "--allow-prefix", "--state-dir", "--max-parallel-launches"})
+    EXPECT_NE(text.find(flag), std::string::npos) << flag;
+}
+
+// Direct mode (multipass-target without hostd): the same actor on inproc://.
+TEST(SessionInProcess, ServesTheProtocolAndPublishesEvents) {
+  TempDir dir;
+  auto sim = StartSim(dir, "100ms");
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", 2);
+  caf::actor_system sys{cfg};
+  {
+    mps::bus::BusContext ctx;
+    mps::bus::ServerOptions so;
+    so.endpoint = "inproc://multipass-session";
+    mps::bus::BusServer server(ctx, so);
+    mps::bus::PublisherOptions po;
+    po.endpoint = mps::bus::EventsEndpointFor(so.endpoint);
+    mps::bus::EventPublisher publisher(ctx, po, std::make_shared<mps::bus::MemoryEventLog>());
+    publisher.ServeReplay(server);
+    mps::multipass::SessionOptions options;
+    options.client.address = sim.address;
+    options.client.passphrase = "sesame";
+    options.allowed_prefixes = {"web"};
+    auto session = mps::multipass::ServeMultipassSession(sys, server, &publisher, options);
+    server.Start();
+    publisher.Start();
+
+    mps::bus::BusClient client(ctx, {so.endpoint, "direct", std::nullopt, {}, 3});
+    WaitUntilDaemonAnswers(client);
+    client.CallSync(std::string(proto::kLaunch), {{"name", "web-1"}}, Mutating("l1"));
+    EXPECT_EQ(Names(client.CallSync(std::string(proto::kList), {{"prefix", "web"}})),
+              std::vector<std::string>{"web-1"});
+    auto failed = CallError(client, proto::kLaunch, {{"name", "web-1"}}, Mutating("l2"));
+    EXPECT_EQ(failed.app_code(), "name_taken");
+    client.CallSync(std::string(proto::kDelete), {{"names", {"web-1"}}}, Mutating("d1"));
+
+    std::vector<std::string> events;
+    for (const auto& logged : publisher.log().ReadFrom(1, 100)) {
+      auto e = mps::bus::Decode(logged.frame);
+      events.push_back(e.type + " " + e.payload.value("name", ""));
+    }
+    EXPECT_EQ(events,
+              (std::vector<std::string>{"instance.launching web-1", "instance.running web-1",
+                                        "instance.launching web-1", "instance.failed web-1",
+                                        "instance.deleted web-1"}));
+    // The CAF convention of caf_bridge.h, for actors calling the session directly.
+    caf::scoped_actor self{sys};
+    mps::bus::Envelope request;
+    request.type = std::string(proto::kLaunch);
+    request.idempotency_key = "caf-1";
+    request.payload = {{"name", "web-2"}};
+    std::string launched;
+    self->request(session, 20s, mps::bus::bus_request_atom::value, request)
+        .receive(
+            [&](const mps::bus::BusAnswer& a) {
+              ASSERT_FALSE(a.error) << a.error->what();
+              launched = a.payload["name"];
+            },
+            [&](caf::error& e) { FAIL() << sys.render(e); });
+    EXPECT_EQ(launched, "web-2");
+    request.type = std::string(proto::kInfo);
+    request.payload = {{"names", {"webapp-2"}}};
+    self->request(session, 5s, mps::bus::bus_request_atom::value, request)
+        .receive(
+            [&](const mps::bus::BusAnswer& a) {
+              ASSERT_TRUE(a.error);
+              EXPECT_EQ(a.error->app_code(), "not_allowed");
+            },
+            [&](caf::error& e) { FAIL() << sys.render(e); });
+
+    server.Stop();
+    EXPECT_TRUE(mps::multipass::StopMultipassSession(sys, session));
+    EXPECT_FALSE(session);
+  }
+}
+
+}  // namespace
+
+namespace {
+
+TEST(InstanceNameFilter, PrefixMustBeFollowedByADash) {
+  mps::multipass::InstanceNameFilter filter({"web", "db"});
+  EXPECT_TRUE(filter.Allows("web-1"));
+  EXPECT_TRUE(filter.Allows("db-primary-2"));
+  EXPECT_FALSE(filter.Allows("webapp-1"));
+  EXPECT_FALSE(filter.Allows("web"));
+  EXPECT_FALSE(filter.Allows("web-"));
+  EXPECT_FALSE(filter.Allows("cache-1"));
+  EXPECT_EQ(filter.Describe(), "web-*, db-*");
+  mps::multipass::InstanceNameFilter open({});
+  EXPECT_TRUE(open.Allows("anything"));
+  EXPECT_EQ(open.Describe(), "any name");
+}
+
+}  // namespace
