@@ -231,22 +231,17 @@ BusAnswer Run(const NomadContext& c, const Work& work, const Envelope& e) {
   }
 }
 
-// Lives on its own thread for one request, answers it, and ends.
-caf::behavior RequestWorker(caf::event_based_actor* self, ContextPtr context, Work work) {
-  return {
-      [=](bus::bus_request_atom, const Envelope& e) -> BusAnswer {
-        auto answer = Run(*context, work, e);
-        self->quit();
-        return answer;
-      },
-  };
+// Lives on its own thread for one request: answers it and ends.
+void RequestWorker(caf::blocking_actor* self, ContextPtr context, Work work) {
+  self->receive(
+      [&](bus::bus_request_atom, const Envelope& e) -> BusAnswer { return Run(*context, work, e); });
 }
 
 // Never blocks: hands each request, with its response, to a fresh detached worker.
 caf::behavior RequestFront(caf::event_based_actor* self, ContextPtr context, Work work) {
   return {
       [=](bus::bus_request_atom atom, const Envelope& e) {
-        auto worker = self->spawn<caf::detached>(RequestWorker, context, work);
+        auto worker = self->spawn(RequestWorker, context, work);
         return self->delegate(worker, atom, e);
       },
   };
