@@ -231,13 +231,16 @@ BusAnswer Run(const NomadContext& c, const Work& work, const Envelope& e) {
   }
 }
 
-// Lives on its own thread for one request: answers it and ends.
+// One request on its own thread (CAF 0.17 runs every blocking actor detached):
+// answers it and ends, so a drain of minutes holds no scheduler thread.
 void RequestWorker(caf::blocking_actor* self, ContextPtr context, Work work) {
-  self->receive(
-      [&](bus::bus_request_atom, const Envelope& e) -> BusAnswer { return Run(*context, work, e); });
+  self->receive([&](bus::bus_request_atom, const Envelope& e) -> BusAnswer {
+    return Run(*context, work, e);
+  });
 }
 
-// Never blocks: hands each request, with its response, to a fresh detached worker.
+// Never blocks: hands each request, with its response, to a fresh worker; delegation
+// passes the bus request's response (and its CAF timeout) on to the worker.
 caf::behavior RequestFront(caf::event_based_actor* self, ContextPtr context, Work work) {
   return {
       [=](bus::bus_request_atom atom, const Envelope& e) {

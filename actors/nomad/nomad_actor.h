@@ -1,6 +1,6 @@
 #pragma once
 // Serves the nomad.* bus messages (nomad/bus_protocol.h) with CAF actors.
-// Every request runs on its own detached actor (its own thread), because the
+// Every request runs on its own blocking (hence detached) actor, because the
 // Nomad calls block for up to minutes (drains): neither the bus I/O thread
 // nor CAF's scheduler threads ever wait on HTTP.
 #include <chrono>
@@ -28,7 +28,8 @@ struct NomadActorOptions {
 // Registers nomad.pool_nodes, nomad.select, nomad.drain, nomad.purge and
 // nomad.mark_eligible on `server` (call before server.Start()). `events` may
 // be null (no events published); it must outlive the server. The connection
-// config is fixed for the server's lifetime.
+// config is fixed for the server's lifetime. The actor_system's destructor
+// waits for drains still running (each ends by its deadline + grace).
 void ServeNomad(caf::actor_system& system, bus::BusServer& server, bus::EventPublisher* events,
                 NomadConnectionConfig config, NomadActorOptions options = {});
 
