@@ -1,0 +1,274 @@
+#include "nomad/nomad_actor.h"
+
+#include <functional>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "bus/caf_bridge.h"
+#include "nomad/bus_protocol.h"
+#include "nomad/drain_coordinator.h"
+#include "nomad/node_instance_mapper.h"
+#include "nomad/node_pool_filter.h"
+#include "nomad/node_selector.h"
+#include "nomad/nomad_api.h"
+#include "nomad/nomad_error.h"
+
+namespace mps::nomad {
+namespace {
+
+using bus::BusAnswer;
+using bus::BusError;
+using bus::Envelope;
+using bus::ErrorCode;
+using nlohmann::json;
+using Policy = std::map<std::string, std::string>;
+
+// What every request handler shares: one NomadApi (thread-safe, one curl
+// handle per call) and the event publisher.
+struct NomadContext {
+  NomadApi api;
+  bus::EventPublisher* events;
+  EnvLookup env;
+  std::chrono::milliseconds drain_grace;
+  std::chrono::milliseconds drain_no_deadline_limit;
+};
+using ContextPtr = std::shared_ptr<const NomadContext>;
+using Work = std::function<json(const NomadContext&, const Envelope&)>;
+
+BusError BadPayload(const std::string& type, const std::string& problem) {
+  return BusError(ErrorCode::kBadPayload, type + ": " + problem);
+}
+
+Policy PolicyOf(const Envelope& e) {
+  const auto& p = e.payload;
+  if (!p.contains("policy") || !p["policy"].is_object())
+    throw BadPayload(e.type,
+                     "field 'policy' must be a map of strings (the policy's target config)");
+  Policy policy;
+  for (const auto& [key, value] : p["policy"].items()) {
+    if (!value.is_string())
+      throw BadPayload(e.type, "field 'policy." + key + "' must be a string, got " +
+                                   std::string(value.type_name()));
+    policy.emplace(key, value.get<std::string>());
+  }
+  return policy;
+}
+
+std::vector<std::string> StringList(const Envelope& e, const std::string& field) {
+  const auto& p = e.payload;
+  if (!p.contains(field) || !p[field].is_array())
+    throw BadPayload(e.type, "field '" + field + "' must be a list of strings");
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < p[field].size(); ++i) {
+    const auto& v = p[field][i];
+    if (!v.is_string() || v.get<std::string>().empty())
+      throw BadPayload(
+          e.type, "field '" + field + "[" + std::to_string(i) + "]' must be a non-empty string");
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+DrainEventSink PublishTo(bus::EventPublisher* events) {
+  return [events](std::string type, std::string node_id, json fields) {
+    if (!events) return;
+    if (!fields.is_object()) fields = json::object();
+    fields["node_id"] = std::move(node_id);
+    events->Publish(type, std::move(fields));
+  };
+}
+
+// The SDK only logs a failed own-node lookup; so do we.
+std::optional<std::string> OwnNode(const NomadContext& c) {
+  try {
+    return FindOwnNodeId(c.api, c.env);
+  } catch (const NomadError& e) {
+    spdlog::warn("cannot find the autoscaler's own node (NOMAD_ALLOC_ID): {}", e.message);
+    return std::nullopt;
+  }
+}
+
+std::optional<Node> NodeIfPresent(const NomadContext& c, const std::string& id) {
+  try {
+    return c.api.GetNode(id).value;
+  } catch (const NomadError& e) {
+    if (e.kind == NomadError::Kind::node_gone) return std::nullopt;
+    throw;
+  }
+}
+
+json PoolNodes(const NomadContext& c, const Envelope& e) {
+  const Policy policy = PolicyOf(e);
+  const auto filter = NodePoolFilter::FromPolicyConfig(policy);
+  const auto mapper = NodeInstanceMapper::FromPolicyConfig(policy);
+  json nodes = json::array();
+  json unmapped = json::array();
+  for (const auto& stub : c.api.ListNodes(false)) {
+    if (!filter.InPool(stub)) continue;
+    auto node = NodeIfPresent(c, stub.id);
+    if (!node) continue;  // vanished between list and read
+    auto instance = mapper.InstanceOf(*node);
+    if (!instance) unmapped.push_back(stub.id);
+    nodes.push_back({{"id", stub.id},
+                     {"name", stub.name},
+                     {"instance", instance ? json(*instance) : json(nullptr)},
+                     {"status", stub.status},
+                     {"drain", stub.drain},
+                     {"eligible", stub.scheduling_eligibility == "eligible"},
+                     {"create_index", stub.create_index}});
+  }
+  json reply = {{"nodes", std::move(nodes)}, {"unmapped", std::move(unmapped)}};
+  if (auto own = OwnNode(c)) reply["own_node_id"] = *own;
+  return reply;
+}
+
+json Select(const NomadContext& c, const Envelope& e) {
+  const Policy policy = PolicyOf(e);
+  const auto& p = e.payload;
+  if (!p.contains("count") || !p["count"].is_number_integer() || p["count"].get<long long>() < 0)
+    throw BadPayload(e.type, "field 'count' must be an integer >= 0");
+  const auto count = static_cast<std::size_t>(p["count"].get<long long>());
+  const auto wanted = StringList(e, "candidates");
+  const std::set<std::string> candidates(wanted.begin(), wanted.end());
+
+  const auto filter = NodePoolFilter::FromPolicyConfig(policy).ForScaleIn();
+  const auto mapper = NodeInstanceMapper::FromPolicyConfig(policy);
+  auto strategy_it = policy.find("node_selector_strategy");
+  const auto strategy =
+      ParseNodeSelectorStrategy(strategy_it == policy.end() ? "" : strategy_it->second);
+
+  const auto stubs = c.api.ListNodes(true);
+  const auto own = OwnNode(c);
+  auto filtered = filter.Filter(stubs, own.value_or(""));
+  if (!filtered.ok()) {
+    std::string all;
+    for (const auto& err : filtered.errors) all += (all.empty() ? "" : "; ") + err;
+    throw BusError(ErrorCode::kHandlerFailed,
+                   "node filter refused the pool " + filter.Describe() + ": " + all,
+                   std::string(bus_protocol::kAppCodeFilter));
+  }
+
+  std::vector<SelectionCandidate> pool;
+  std::map<std::string, std::string> instance_of;
+  for (const auto& stub : filtered.kept) {
+    auto node = NodeIfPresent(c, stub.id);
+    if (!node) continue;
+    auto instance = mapper.InstanceOf(*node);
+    if (!instance || !candidates.count(*instance)) continue;
+    SelectionCandidate candidate{stub, std::nullopt};
+    try {
+      candidate.allocations = c.api.GetNodeAllocations(stub.id).value;
+    } catch (const NomadError& err) {
+      if (err.kind == NomadError::Kind::node_gone) continue;
+      spdlog::warn("allocations of node {}: {}", stub.id, err.message);
+    }
+    instance_of[stub.id] = *instance;
+    pool.push_back(std::move(candidate));
+  }
+  auto selection = SelectNodes(strategy, pool, count);
+  json selected = json::array();
+  for (const auto& id : selection.node_ids)
+    selected.push_back({{"node_id", id}, {"instance", instance_of[id]}});
+  return {{"selected", std::move(selected)}, {"note", selection.note}};
+}
+
+json Drain(const NomadContext& c, const Envelope& e) {
+  if (e.idempotency_key.empty())
+    throw BadPayload(e.type, "needs an idempotency key (draining changes the cluster)");
+  const Policy policy = PolicyOf(e);
+  const auto ids = StringList(e, "node_ids");
+  auto options = DrainOptions::FromPolicyConfig(policy);
+  options.grace = c.drain_grace;
+  options.no_deadline_limit = c.drain_no_deadline_limit;
+  DrainCoordinator drains(c.api, options, PublishTo(c.events));
+  json results = json::array();
+  for (const auto& r : drains.DrainAll(ids)) {
+    results.push_back({{"node_id", r.node_id},
+                       {"outcome", OutcomeName(r.outcome)},
+                       {"reason", r.reason},
+                       {"deadline_reached", r.deadline_reached},
+                       {"elapsed_ms", r.elapsed.count()}});
+  }
+  return {{"results", std::move(results)}};
+}
+
+json Purge(const NomadContext& c, const Envelope& e) {
+  const auto ids = StringList(e, "node_ids");
+  DrainCoordinator nodes(c.api, DrainOptions{}, PublishTo(c.events));
+  json purged = json::array();
+  json gone = json::array();
+  for (const auto& id : ids) (nodes.Purge(id) ? purged : gone).push_back(id);
+  return {{"purged", std::move(purged)}, {"already_gone", std::move(gone)}};
+}
+
+json MarkEligible(const NomadContext& c, const Envelope& e) {
+  const auto ids = StringList(e, "node_ids");
+  DrainCoordinator nodes(c.api, DrainOptions{}, PublishTo(c.events));
+  json ok = json::array();
+  json gone = json::array();
+  for (const auto& id : ids) (nodes.MarkEligible(id) ? ok : gone).push_back(id);
+  return {{"ok", std::move(ok)}, {"gone", std::move(gone)}};
+}
+
+// One error type leaves this boundary: BusError, with the Nomad kind as app_code.
+BusAnswer Run(const NomadContext& c, const Work& work, const Envelope& e) {
+  try {
+    return BusAnswer::Ok(work(c, e));
+  } catch (const BusError& err) {
+    return BusAnswer::Fail(err);
+  } catch (const NomadConfigError& err) {
+    return BusAnswer::Fail(BusError(ErrorCode::kHandlerFailed, err.what(),
+                                    std::string(bus_protocol::kAppCodeInvalidConfig)));
+  } catch (const NomadError& err) {
+    spdlog::warn("{} failed: {}", e.type, err.message);
+    return BusAnswer::Fail(
+        BusError(ErrorCode::kHandlerFailed, err.message, std::string(KindName(err.kind))));
+  } catch (const std::exception& err) {
+    spdlog::error("{} failed unexpectedly: {}", e.type, err.what());
+    return BusAnswer::Fail(
+        BusError(ErrorCode::kHandlerFailed, e.type + " failed: " + err.what(), "internal"));
+  }
+}
+
+// One request on its own thread (CAF 0.17 runs every blocking actor detached):
+// answers it and ends, so a drain of minutes holds no scheduler thread.
+void RequestWorker(caf::blocking_actor* self, ContextPtr context, Work work) {
+  self->receive([&](bus::bus_request_atom, const Envelope& e) -> BusAnswer {
+    return Run(*context, work, e);
+  });
+}
+
+// Never blocks: hands each request, with its response, to a fresh worker; delegation
+// passes the bus request's response (and its CAF timeout) on to the worker.
+caf::behavior RequestFront(caf::event_based_actor* self, ContextPtr context, Work work) {
+  return {
+      [=](bus::bus_request_atom atom, const Envelope& e) {
+        auto worker = self->spawn(RequestWorker, context, work);
+        return self->delegate(worker, atom, e);
+      },
+  };
+}
+
+}  // namespace
+
+void ServeNomad(caf::actor_system& system, bus::BusServer& server, bus::EventPublisher* events,
+                NomadConnectionConfig config, NomadActorOptions options) {
+  spdlog::info("serving nomad.* for {}", config.Describe());
+  auto context = std::make_shared<const NomadContext>(
+      NomadContext{NomadApi(std::move(config), options.request_timeout), events,
+                   std::move(options.env), options.drain_grace, options.drain_no_deadline_limit});
+  const std::pair<std::string_view, Work> types[] = {
+      {bus_protocol::kPoolNodes, PoolNodes},
+      {bus_protocol::kSelect, Select},
+      {bus_protocol::kDrain, Drain},
+      {bus_protocol::kPurge, Purge},
+      {bus_protocol::kMarkEligible, MarkEligible},
+  };
+  for (const auto& [type, work] : types) {
+    bus::ServeWithActor(server, system, std::string(type),
+                        system.spawn(RequestFront, context, work));
+  }
+}
+
+}  // namespace mps::nomad

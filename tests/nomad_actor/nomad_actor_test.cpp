@@ -1,0 +1,339 @@
+// The nomad.* bus messages end to end: NomadSim <- ServeNomad <- BusServer <- BusClient.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "bus/caf_bridge.h"
+#include "bus/events.h"
+#include "cluster_sim/nomad/nomad_sim.h"
+#include "nomad/bus_protocol.h"
+#include "nomad/nomad_actor.h"
+
+using namespace mps;
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace proto = mps::nomad::bus_protocol;
+
+namespace {
+
+std::string NextEndpoint() {
+  static std::atomic<int> n{0};
+  return "inproc://nomad-actor-" + std::to_string(n++);
+}
+
+nomad::NomadConnectionConfig ConfigFor(const std::string& address) {
+  return nomad::FromConfigMap({{"nomad_address", address}, {"nomad_block-query-wait-time", "2s"}},
+                              nomad::EnvFromMap({}));
+}
+
+// The actor served on an in-process bus, with its events in a memory log.
+struct Served {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  bus::BusContext ctx;
+  std::unique_ptr<bus::BusServer> server;
+  std::unique_ptr<bus::EventPublisher> publisher;
+  std::unique_ptr<bus::BusClient> client;
+
+  explicit Served(nomad::NomadConnectionConfig config, nomad::NomadActorOptions options = {}) {
+    cfg.set("scheduler.max-threads", 2);
+    sys = std::make_unique<caf::actor_system>(cfg);
+    const auto endpoint = NextEndpoint();
+    bus::ServerOptions so;
+    so.endpoint = endpoint;
+    so.name = "nomad";
+    server = std::make_unique<bus::BusServer>(ctx, so);
+    bus::PublisherOptions po;
+    po.endpoint = bus::EventsEndpointFor(endpoint);
+    po.name = "nomad";
+    publisher =
+        std::make_unique<bus::EventPublisher>(ctx, po, std::make_shared<bus::MemoryEventLog>());
+    publisher->ServeReplay(*server);
+    options.env = nomad::EnvFromMap({});
+    nomad::ServeNomad(*sys, *server, publisher.get(), std::move(config), std::move(options));
+    server->Start();
+    publisher->Start();
+    bus::ClientOptions co;
+    co.endpoint = endpoint;
+    co.name = "test";
+    client = std::make_unique<bus::BusClient>(ctx, co);
+  }
+  ~Served() {
+    client.reset();
+    server->Stop();
+    publisher->Stop();
+    server.reset();
+    publisher.reset();
+    // Every call has been answered by now, but the bus bridge's dispatcher
+    // stays alive until its CAF request timeout (the call's deadline) fires;
+    // waiting for that would add the full call timeout to every test.
+    sys->await_actors_before_shutdown(false);
+  }
+
+  json Call(std::string_view type, json payload, std::string key = "",
+            std::chrono::milliseconds timeout = 10s) {
+    return client->CallSync(std::string(type), std::move(payload), bus::CallOptions{timeout, key});
+  }
+  bus::BusError CallFails(std::string_view type, json payload, std::string key = "") {
+    try {
+      auto reply = Call(type, std::move(payload), std::move(key));
+      ADD_FAILURE() << type << " succeeded: " << reply.dump();
+    } catch (const bus::BusError& e) {
+      return e;
+    }
+    return bus::BusError(bus::ErrorCode::kHandlerFailed, "no error");
+  }
+  // Published events of `type`, as their field maps.
+  std::vector<json> Events(std::string_view type) const {
+    std::vector<json> out;
+    for (const auto& logged : publisher->log().ReadFrom(1, 1000)) {
+      auto e = bus::Decode(logged.frame);
+      if (e.type == type) out.push_back(e.payload);
+    }
+    return out;
+  }
+};
+
+// A loopback port nobody listens on: bound, then released.
+int ClosedPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw std::runtime_error("cannot bind a loopback port");
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+json WebPolicy(json extra = json::object()) {
+  json p = {{"node_class", "web"}};
+  p.update(extra);
+  return p;
+}
+
+}  // namespace
+
+TEST(NomadActor, PoolNodesMapsNodesToInstances) {
+  sim::NomadSim sim;
+  sim.Start();
+  auto web1 = sim.RegisterNode("web-1", "web");
+  auto web2 = sim.RegisterNode("web-2", "web");
+  sim.RegisterNode("batch-1", "batch");
+  Served s(ConfigFor(sim.address()));
+
+  auto reply = s.Call(proto::kPoolNodes, {{"policy", WebPolicy()}});
+  ASSERT_EQ(reply["nodes"].size(), 2u) << reply.dump();
+  std::map<std::string, json> by_id;
+  for (const auto& n : reply["nodes"]) by_id[n["id"]] = n;
+  EXPECT_EQ(by_id[web1]["instance"], "web-1");
+  EXPECT_EQ(by_id[web2]["instance"], "web-2");
+  EXPECT_EQ(by_id[web1]["status"], "ready");
+  EXPECT_EQ(by_id[web1]["drain"], false);
+  EXPECT_EQ(by_id[web1]["eligible"], true);
+  EXPECT_GT(by_id[web2]["create_index"].get<std::uint64_t>(), 0u);
+  EXPECT_TRUE(reply["unmapped"].empty());
+  EXPECT_FALSE(reply.contains("own_node_id"));
+
+  // An attribute the nodes lack: reported, never guessed.
+  auto unmapped = s.Call(proto::kPoolNodes,
+                         {{"policy", WebPolicy({{"node_id_attribute", "unique.platform.aws"}})}});
+  ASSERT_EQ(unmapped["nodes"].size(), 2u);
+  EXPECT_TRUE(unmapped["nodes"][0]["instance"].is_null());
+  EXPECT_EQ(unmapped["unmapped"].size(), 2u);
+}
+
+TEST(NomadActor, SelectPicksTheEmptyNodeAmongCandidatesOnly) {
+  sim::NomadSim sim;
+  sim.Start();
+  auto busy = sim.RegisterNode("web-1", "web");
+  sim.AddAllocation(busy, "service");
+  auto empty = sim.RegisterNode("web-2", "web");
+  sim.RegisterNode("web-3", "web");  // empty too, but not a candidate
+  Served s(ConfigFor(sim.address()));
+
+  json policy = WebPolicy({{"node_selector_strategy", "empty"}});
+  auto one = s.Call(proto::kSelect,
+                    {{"policy", policy}, {"count", 1}, {"candidates", {"web-1", "web-2"}}});
+  ASSERT_EQ(one["selected"].size(), 1u) << one.dump();
+  EXPECT_EQ(one["selected"][0]["node_id"], empty);
+  EXPECT_EQ(one["selected"][0]["instance"], "web-2");
+
+  auto two = s.Call(proto::kSelect,
+                    {{"policy", policy}, {"count", 2}, {"candidates", {"web-1", "web-2"}}});
+  ASSERT_EQ(two["selected"].size(), 1u) << "web-1 is busy, web-3 not a candidate: " << two.dump();
+  EXPECT_FALSE(two["note"].get<std::string>().empty());
+
+  auto bad =
+      s.CallFails(proto::kSelect, {{"policy", WebPolicy({{"node_selector_strategy", "biggest"}})},
+                                   {"count", 1},
+                                   {"candidates", {"web-1"}}});
+  EXPECT_EQ(bad.app_code(), "invalid_config");
+  EXPECT_NE(std::string(bad.what()).find("node_selector_strategy"), std::string::npos)
+      << bad.what();
+
+  auto no_count = s.CallFails(proto::kSelect, {{"policy", policy}, {"candidates", {"web-1"}}});
+  EXPECT_EQ(no_count.code(), bus::ErrorCode::kBadPayload);
+  EXPECT_NE(std::string(no_count.what()).find("count"), std::string::npos);
+}
+
+TEST(NomadActor, SelectRefusesAPoolWithAnInitializingNode) {
+  sim::NomadSimOptions o;
+  o.ready_delay = 60s;
+  sim::NomadSim sim(o);
+  sim.Start();
+  sim.RegisterNode("web-1", "web");
+  Served s(ConfigFor(sim.address()));
+  auto e = s.CallFails(proto::kSelect,
+                       {{"policy", WebPolicy()}, {"count", 1}, {"candidates", {"web-1"}}});
+  EXPECT_EQ(e.app_code(), "filter");
+  EXPECT_NE(std::string(e.what()).find("initializing"), std::string::npos) << e.what();
+}
+
+TEST(NomadActor, DrainsNodesInParallelAndPublishesEvents) {
+  sim::NomadSimOptions o;
+  o.migration_delay = 300ms;
+  sim::NomadSim sim(o);
+  sim.Start();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    ids.push_back(sim.RegisterNode("web-" + std::to_string(i), "web"));
+    sim.AddAllocation(ids.back(), "service");
+  }
+  Served s(ConfigFor(sim.address()));
+
+  auto missing_key = s.CallFails(proto::kDrain, {{"policy", WebPolicy()}, {"node_ids", ids}});
+  EXPECT_EQ(missing_key.code(), bus::ErrorCode::kBadPayload);
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto reply = s.Call(proto::kDrain,
+                      {{"policy", WebPolicy({{"node_drain_deadline", "10s"}})}, {"node_ids", ids}},
+                      "drain-1");
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_EQ(reply["results"].size(), 3u);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const auto& r = reply["results"][i];
+    EXPECT_EQ(r["node_id"], ids[i]);
+    EXPECT_EQ(r["outcome"], "drained") << r.dump();
+    EXPECT_EQ(r["deadline_reached"], false);
+  }
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 600ms) << "the three drains did not run in parallel";
+  RecordProperty(
+      "drain3_ms",
+      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+
+  auto draining = s.Events(proto::kNodeDraining);
+  auto drained = s.Events(proto::kNodeDrained);
+  ASSERT_EQ(draining.size(), 3u);
+  ASSERT_EQ(drained.size(), 3u);
+  std::set<std::string> seen;
+  for (const auto& f : drained) seen.insert(f["node_id"].get<std::string>());
+  EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
+}
+
+TEST(NomadActor, DeadlineReachedIsReportedAndANeverEndingDrainFails) {
+  sim::NomadSim sim;
+  sim.Start();
+  auto forced = sim.RegisterNode("web-1", "web");
+  sim.AddAllocation(forced, "service");
+  sim.SetNodeMigrationDelay(forced, 30s);  // Nomad force-stops at the deadline
+  auto stuck = sim.RegisterNode("web-2", "web");
+  sim.AddAllocation(stuck, "service");
+  sim.SetNodeMigrationDelay(stuck, 60s);
+  nomad::NomadActorOptions options;
+  options.drain_grace = 500ms;
+  options.drain_no_deadline_limit = 400ms;
+  Served s(ConfigFor(sim.address()), options);
+
+  auto reply = s.Call(
+      proto::kDrain,
+      {{"policy", WebPolicy({{"node_drain_deadline", "300ms"}})}, {"node_ids", {forced}}}, "d1");
+  const auto& r = reply["results"][0];
+  EXPECT_EQ(r["deadline_reached"], true) << r.dump();
+  EXPECT_EQ(r["outcome"], "drained") << "Nomad ends a drain at its deadline";
+  EXPECT_NE(r["reason"].get<std::string>().find("deadline"), std::string::npos);
+
+  // No deadline: Nomad would wait forever; our watch gives up and says so.
+  auto never =
+      s.Call(proto::kDrain,
+             {{"policy", WebPolicy({{"node_drain_deadline", "0s"}})}, {"node_ids", {stuck}}}, "d2");
+  EXPECT_EQ(never["results"][0]["outcome"], "drain_failed") << never.dump();
+  ASSERT_EQ(s.Events(proto::kNodeDrainFailed).size(), 1u);
+  EXPECT_EQ(s.Events(proto::kNodeDrainFailed)[0]["node_id"], stuck);
+
+  auto bad = s.CallFails(
+      proto::kDrain,
+      {{"policy", WebPolicy({{"node_drain_deadline", "soon"}})}, {"node_ids", {stuck}}}, "d3");
+  EXPECT_EQ(bad.app_code(), "invalid_config");
+  EXPECT_NE(std::string(bad.what()).find("node_drain_deadline"), std::string::npos) << bad.what();
+}
+
+TEST(NomadActor, AclRefusalIsAClearError) {
+  sim::NomadSimOptions o;
+  o.acl_token = "s3cret-token";
+  sim::NomadSim sim(o);
+  sim.Start();
+  sim.RegisterNode("web-1", "web");
+  Served s(ConfigFor(sim.address()));
+  auto e = s.CallFails(proto::kPoolNodes, {{"policy", WebPolicy()}});
+  EXPECT_EQ(e.code(), bus::ErrorCode::kHandlerFailed);
+  EXPECT_EQ(e.app_code(), "forbidden");
+  EXPECT_NE(std::string(e.what()).find("403"), std::string::npos) << e.what();
+  EXPECT_NE(std::string(e.what()).find("nomad_token"), std::string::npos) << e.what();
+  EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos);
+}
+
+TEST(NomadActor, NomadDownIsUnreachable) {
+  const std::string address = "http://127.0.0.1:" + std::to_string(ClosedPort());
+  Served s(ConfigFor(address));
+  auto e = s.CallFails(proto::kPoolNodes, {{"policy", WebPolicy()}});
+  EXPECT_EQ(e.app_code(), "unreachable");
+  EXPECT_NE(std::string(e.what()).find(address), std::string::npos) << e.what();
+  auto d = s.CallFails(proto::kPurge, {{"node_ids", {"11111111-2222-3333-4444-555555555555"}}});
+  EXPECT_EQ(d.app_code(), "unreachable");
+}
+
+TEST(NomadActor, PurgeOfAGoneNodeIsAlreadyGoneNotAnError) {
+  sim::NomadSim sim;
+  sim.Start();
+  auto id = sim.RegisterNode("web-1", "web");
+  Served s(ConfigFor(sim.address()));
+  auto first = s.Call(proto::kPurge, {{"node_ids", {id}}});
+  EXPECT_EQ(first["purged"], json::array({id}));
+  EXPECT_TRUE(first["already_gone"].empty());
+  EXPECT_EQ(sim.NodeCount(), 0u);
+  auto again = s.Call(proto::kPurge, {{"node_ids", {id}}});
+  EXPECT_TRUE(again["purged"].empty());
+  EXPECT_EQ(again["already_gone"], json::array({id}));
+  auto purged = s.Events(proto::kNodePurged);
+  ASSERT_EQ(purged.size(), 2u);
+  EXPECT_EQ(purged[0]["node_id"], id);
+
+  auto bad = s.CallFails(proto::kPurge, {{"node_ids", "web-1"}});
+  EXPECT_EQ(bad.code(), bus::ErrorCode::kBadPayload);
+}
+
+TEST(NomadActor, MarkEligibleUndoesADrain) {
+  sim::NomadSimOptions o;
+  o.migration_delay = 50ms;
+  sim::NomadSim sim(o);
+  sim.Start();
+  auto id = sim.RegisterNode("web-1", "web");
+  Served s(ConfigFor(sim.address()));
+  auto drained = s.Call(proto::kDrain, {{"policy", WebPolicy()}, {"node_ids", {id}}}, "d");
+  ASSERT_EQ(drained["results"][0]["outcome"], "drained");
+  EXPECT_EQ(sim.NodeJson(id)->at("SchedulingEligibility"), "ineligible");
+  auto reply =
+      s.Call(proto::kMarkEligible, {{"node_ids", {id, "11111111-2222-3333-4444-555555555555"}}});
+  EXPECT_EQ(reply["ok"], json::array({id}));
+  EXPECT_EQ(reply["gone"].size(), 1u);
+  EXPECT_EQ(sim.NodeJson(id)->at("SchedulingEligibility"), "eligible");
+}
