@@ -682,6 +682,9 @@ int NomadSim::Start(int port) {
     s.stopping = false;
   }
   s.listener = std::thread([&s] { s.server.listen_after_bind(); });
+  // httplib's stop() does nothing until the server runs: wait, so that a
+  // Stop() right after Start() cannot leave the listener thread behind.
+  for (int i = 0; i < 5000 && !s.server.is_running(); ++i) std::this_thread::sleep_for(milliseconds(1));
   s.ticker = std::thread([&s] {
     std::unique_lock lock(s.mu);
     while (!s.stopping) {
