@@ -7,11 +7,18 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <condition_variable>
 #include <cstdio>
+#include <functional>
 #include <iostream>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "cluster_sim/launch_validation.h"
 #include "cluster_sim/multipass_sim.h"
+#include "cluster_sim/nomad/cloud_init.h"
+#include "cluster_sim/nomad/nomad_sim.h"
 #include "config/go_values.h"
 
 namespace {
@@ -28,6 +35,38 @@ std::chrono::nanoseconds Duration(const std::string& flag, const std::string& te
   return *d;
 }
 
+// Runs delayed node joins on their own threads; Stop() cancels the waits.
+class NodeJoiner {
+ public:
+  ~NodeJoiner() { Stop(); }
+  void After(std::chrono::milliseconds delay, std::function<void()> join) {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    threads_.emplace_back([this, delay, join = std::move(join)] {
+      std::unique_lock lock(mu_);
+      if (cv_.wait_for(lock, delay, [this] { return stopping_; })) return;
+      lock.unlock();
+      join();
+    });
+  }
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+    threads_.clear();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
 int Run(int argc, char** argv) {
   CLI::App app{"Simulated Multipass daemon (multipass.Rpc over TLS) for tests and the demo"};
   std::string state_dir, socket, tls, passphrase;
@@ -35,6 +74,8 @@ int Run(int argc, char** argv) {
   std::string host_memory = "32G";
   unsigned host_cpus = 16, fail_every_nth = 0;
   bool hang = false;
+  int nomad_port = -1;
+  std::string nomad_token, join_delay = "1s", migration_delay = "200ms";
   app.add_option("--state-dir", state_dir,
                  "Directory for multipass_root_cert.pem and the client-cert store "
                  "(default: a fresh temporary directory)");
@@ -62,6 +103,13 @@ int Run(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--hang-launches", hang,
                "Launches never finish: the instance stays STARTING until the call is cancelled");
+  app.add_option("--nomad-port", nomad_port,
+                 "Also serve the simulated Nomad HTTP API on 127.0.0.1:PORT (0: any free port)");
+  app.add_option("--nomad-token", nomad_token, "Enforce ACLs: requests need this X-Nomad-Token");
+  app.add_option("--join-delay", join_delay,
+                 "How long after RUNNING an instance's Nomad client joins (Go duration)");
+  app.add_option("--migration-delay", migration_delay,
+                 "How long a drain takes to move a node's allocations away (Go duration)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -96,6 +144,39 @@ int Run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   mps::sim::MultipassSim sim(options);
+  // One world: an instance whose cloud-init gives its Nomad client a
+  // node_class joins as a node of that class after --join-delay (named by
+  // unique.hostname = the instance name); a deleted instance's node goes down.
+  std::unique_ptr<mps::sim::NomadSim> nomad;
+  NodeJoiner joiner;
+  if (nomad_port >= 0) {
+    mps::sim::NomadSimOptions nomad_options;
+    nomad_options.acl_token = nomad_token;
+    nomad_options.migration_delay = std::chrono::duration_cast<std::chrono::milliseconds>(
+        Duration("migration-delay", migration_delay));
+    nomad = std::make_unique<mps::sim::NomadSim>(nomad_options);
+    nomad->Start(nomad_port);
+    auto delay =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Duration("join-delay", join_delay));
+    sim.OnInstanceRunning([&joiner, &nomad, delay](const std::string& name,
+                                                   const std::string& user_data) {
+      auto node_class = mps::sim::NodeClassFromCloudInit(user_data);
+      if (!node_class) {
+        spdlog::info("cluster-sim: {} has no Nomad node_class in its cloud-init; it will not join",
+                     name);
+        return;
+      }
+      joiner.After(delay, [&nomad, name, cls = *node_class] {
+        try {
+          nomad->RegisterNode(name, cls);
+        } catch (const std::exception& e) {
+          spdlog::warn("cluster-sim: {} could not join Nomad: {}", name, e.what());
+        }
+      });
+    });
+    sim.OnInstanceDeleted([&nomad](const std::string& name) { nomad->MarkDown(name); });
+  }
+  if (nomad) std::cout << "nomad " << nomad->address() << "\n";
   if (!sim.unix_target().empty()) std::cout << "multipass " << sim.unix_target() << "\n";
   if (!sim.tls_address().empty()) std::cout << "multipass-tls " << sim.tls_address() << "\n";
   std::cout << "root-cert " << sim.root_cert_path().string() << "\n";
@@ -111,6 +192,8 @@ int Run(int argc, char** argv) {
     }
     spdlog::info("cluster-sim: signal {}, stopping", sig);
     sim.Shutdown();
+    joiner.Stop();
+    if (nomad) nomad->Stop();
     return 0;
   }
 }

@@ -1,0 +1,87 @@
+// cluster-sim as one world: Multipass instances whose cloud-init configures
+// a Nomad client join the simulated Nomad; deleted ones go down.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <thread>
+
+#include "multipass/multipass_client.h"
+#include "support/child_process.h"
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+json Nodes(httplib::Client& nomad) {
+  auto res = nomad.Get("/v1/nodes");
+  if (!res || res->status != 200) return json::array();
+  return json::parse(res->body);
+}
+
+json WaitForNodes(httplib::Client& nomad, std::size_t n, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  json nodes;
+  while (std::chrono::steady_clock::now() < deadline) {
+    nodes = Nodes(nomad);
+    if (nodes.size() >= n) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  return nodes;
+}
+
+}  // namespace
+
+TEST(ClusterSimOneWorld, InstancesJoinNomadByTheirCloudInitAndGoDownWhenDeleted) {
+  mps::testing::TempDir dir;
+  mps::testing::ChildProcess sim({mps::testing::BinDir() + "/cluster-sim", "--state-dir", dir.path() + "/sim",
+                                  "--multipass-socket", dir.path() + "/mp.sock", "--boot-delay", "50ms",
+                                  "--nomad-port", "0", "--join-delay", "200ms"});
+  std::string nomad_address;
+  for (;;) {
+    auto line = sim.ReadLine(20s);
+    ASSERT_TRUE(line) << sim.stderr_text();
+    if (line->rfind("nomad ", 0) == 0) nomad_address = line->substr(6);
+    if (*line == "ready") break;
+  }
+  ASSERT_EQ(nomad_address.rfind("http://127.0.0.1:", 0), 0u) << nomad_address;
+  httplib::Client nomad(nomad_address);
+
+  mps::multipass::MultipassClientOptions o;
+  o.address = "unix:" + dir.path() + "/mp.sock";
+  o.state_dir = dir.path() + "/client";
+  mps::multipass::MultipassClient client(o);
+  mps::multipass::LaunchSpec joins;
+  joins.name = "web-j1";
+  joins.image = "noble";
+  joins.cloud_init_user_data =
+      "#cloud-config\nwrite_files:\n  - path: /etc/nomad.d/client.hcl\n    content: |\n"
+      "      client {\n        enabled = true\n        node_class = \"web\"\n      }\n";
+  client.Launch(joins);
+  mps::multipass::LaunchSpec never = joins;
+  never.name = "web-j2";
+  never.cloud_init_user_data = "#cloud-config\npackages: [curl]\n";
+  client.Launch(never);
+
+  auto nodes = WaitForNodes(nomad, 1, 5s);
+  ASSERT_EQ(nodes.size(), 1u) << nodes.dump();
+  EXPECT_EQ(nodes[0]["NodeClass"], "web");
+  std::string id = nodes[0]["ID"];
+  auto node = nomad.Get("/v1/node/" + id);
+  ASSERT_TRUE(node);
+  EXPECT_EQ(json::parse(node->body)["Attributes"]["unique.hostname"], "web-j1");
+  std::this_thread::sleep_for(400ms);  // two join delays: web-j2 must still be absent
+  EXPECT_EQ(Nodes(nomad).size(), 1u);
+
+  client.Delete({"web-j1"});
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  std::string status;
+  while (std::chrono::steady_clock::now() < deadline && status != "down") {
+    status = json::parse(nomad.Get("/v1/node/" + id)->body)["Status"];
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(status, "down");
+  sim.Signal(SIGTERM);
+  EXPECT_EQ(sim.Wait(5s), 0) << sim.stderr_text();
+}
