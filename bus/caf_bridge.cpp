@@ -5,37 +5,43 @@
 namespace mps::bus {
 namespace {
 
-caf::behavior RequestDispatcher(caf::event_based_actor* self, caf::actor handler) {
-  return {
-      [=](const Envelope& request, const Responder& responder) {
-        auto left = responder.remaining();
-        if (left.count() <= 0) {
-          responder.Fail(BusError(ErrorCode::kDeadlineExpired,
-                                  "'" + request.type + "' expired before its handler could start"));
-          return;
-        }
-        self->request(handler, left, bus_request_atom::value, request)
-            .then(
-                [responder](const BusAnswer& answer) {
-                  if (answer.error) {
-                    responder.Fail(*answer.error);
-                  } else {
-                    responder.Reply(answer.payload);
-                  }
-                },
-                [self, responder, type = request.type](caf::error& err) {
-                  if (err == caf::sec::request_timeout) {
-                    responder.Fail(
-                        BusError(ErrorCode::kTimeout,
-                                 "handler of '" + type + "' did not answer before the deadline"));
-                  } else {
-                    responder.Fail(BusError(
-                        ErrorCode::kHandlerFailed,
-                        "handler of '" + type + "' failed: " + self->system().render(err)));
-                  }
-                });
-      },
-  };
+// Relays one request to the handler and its answer back, then quits. One
+// actor per request: a quit actor is not waited for at shutdown, whereas a
+// long-lived dispatcher would be kept running by each answered request's
+// still-pending CAF timeout until that deadline.
+caf::behavior OneRequest(caf::event_based_actor* self, caf::actor handler, Envelope request,
+                         Responder responder) {
+  auto left = responder.remaining();
+  if (left.count() <= 0) {
+    responder.Fail(BusError(ErrorCode::kDeadlineExpired,
+                            "'" + request.type + "' expired before its handler could start"));
+    self->quit();
+    return {};
+  }
+  auto type = request.type;
+  self->request(handler, left, bus_request_atom::value, std::move(request))
+      .then(
+          [self, responder](const BusAnswer& answer) {
+            if (answer.error) {
+              responder.Fail(*answer.error);
+            } else {
+              responder.Reply(answer.payload);
+            }
+            self->quit();
+          },
+          [self, responder, type](caf::error& err) {
+            if (err == caf::sec::request_timeout) {
+              responder.Fail(
+                  BusError(ErrorCode::kTimeout,
+                           "handler of '" + type + "' did not answer before the deadline"));
+            } else {
+              responder.Fail(
+                  BusError(ErrorCode::kHandlerFailed,
+                           "handler of '" + type + "' failed: " + self->system().render(err)));
+            }
+            self->quit();
+          });
+  return {};
 }
 
 struct CallerState {
@@ -73,9 +79,8 @@ caf::behavior BusCaller(caf::stateful_actor<CallerState>* self, std::shared_ptr<
 
 void ServeWithActor(BusServer& server, caf::actor_system& system, const std::string& type,
                     const caf::actor& handler) {
-  auto dispatcher = system.spawn(RequestDispatcher, handler);
-  server.Handle(type, [dispatcher](const Request& request, Responder responder) {
-    caf::anon_send(dispatcher, request.envelope, responder);
+  server.Handle(type, [&system, handler](const Request& request, Responder responder) {
+    system.spawn(OneRequest, handler, request.envelope, std::move(responder));
   });
 }
 
