@@ -1,7 +1,7 @@
 #include "multipass/launch_validation.h"
 
-#include <cctype>
-#include <limits>
+#include "config/multipass_size.h"
+
 #include <regex>
 #include <string>
 
@@ -24,49 +24,13 @@ std::uint64_t AtLeast(std::uint64_t bytes, std::uint64_t minimum, std::string_vi
 }  // namespace
 
 std::uint64_t ParseSize(std::string_view text, std::string_view field) {
-  static const std::regex kSize(
-      R"(^\s*(\d+)(?:\.(\d+))?(?:([KMGkmg])(?:[Bb]|[Ii][Bb])?|([Bb]))?\s*$)");
-  const std::string s(text);
-  std::smatch m;
-  if (!std::regex_match(s, m, kSize)) {
+  auto bytes = config::ParseMultipassSize(text);
+  if (!bytes) {
     RejectSize(field, text,
-               "expected a size such as 512M, 1.5G, 2GiB or a byte count (binary units K, M, G)");
+               "expected a size such as 512M, 1.5G, 2GiB or a byte count (binary units K, M, G; "
+               "a fraction only with a unit; at most 2^64-1 bytes)");
   }
-  const bool has_fraction = m[2].matched;
-  std::uint64_t unit = 1;
-  if (m[3].matched) {
-    switch (std::toupper(static_cast<unsigned char>(m[3].str()[0]))) {
-      case 'K':
-        unit = 1ull << 10;
-        break;
-      case 'M':
-        unit = 1ull << 20;
-        break;
-      default:
-        unit = 1ull << 30;
-        break;
-    }
-  } else if (has_fraction) {
-    RejectSize(field, text, "a fraction needs a unit K, M or G");
-  }
-  constexpr auto kMax = std::numeric_limits<std::uint64_t>::max();
-  const std::string digits = m[1].str();
-  std::uint64_t whole = 0;
-  for (char c : digits) {
-    if (whole > (kMax - 9) / 10) RejectSize(field, text, "too large");
-    whole = whole * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  if (whole > kMax / unit) RejectSize(field, text, "too large");
-  std::uint64_t bytes = whole * unit;
-  if (has_fraction) {
-    // The fraction of a unit, truncated to whole bytes; long double is exact
-    // enough for a fraction of at most 2^30.
-    const long double fraction = std::stold("0." + m[2].str());
-    const auto extra = static_cast<std::uint64_t>(fraction * static_cast<long double>(unit));
-    if (bytes > kMax - extra) RejectSize(field, text, "too large");
-    bytes += extra;
-  }
-  return bytes;
+  return *bytes;
 }
 
 std::uint64_t ValidateMemorySize(std::string_view text, std::string_view field) {

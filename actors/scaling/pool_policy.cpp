@@ -207,57 +207,6 @@ std::string_view ToString(NodeSelectorStrategy s) {
 PolicyError::PolicyError(std::vector<PolicyProblem> problems)
     : std::runtime_error(Join(problems)), problems_(std::move(problems)) {}
 
-std::optional<std::uint64_t> ParseMultipassSize(std::string_view text) {
-  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
-  while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
-  std::size_t i = 0;
-  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
-  if (i == 0) return std::nullopt;
-  std::string_view integer = text.substr(0, i);
-  std::string_view fraction;
-  if (i < text.size() && text[i] == '.') {
-    std::size_t start = ++i;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
-    fraction = text.substr(start, i - start);
-    if (fraction.empty()) return std::nullopt;
-  }
-  std::string unit(text.substr(i));
-  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  std::uint64_t multiplier = 1;
-  if (!unit.empty() && unit != "b") {
-    switch (unit[0]) {
-      case 'k':
-        multiplier = kKiB;
-        break;
-      case 'm':
-        multiplier = kMiB;
-        break;
-      case 'g':
-        multiplier = kGiB;
-        break;
-      default:
-        return std::nullopt;
-    }
-    std::string_view tail = std::string_view(unit).substr(1);
-    if (!tail.empty() && tail != "b" && tail != "ib") return std::nullopt;
-  }
-  if (!fraction.empty() && multiplier == 1) return std::nullopt;  // "1.5" or "1.5B"
-
-  std::uint64_t whole = 0;
-  auto [end, ec] = std::from_chars(integer.data(), integer.data() + integer.size(), whole);
-  if (ec != std::errc() || end != integer.data() + integer.size()) return std::nullopt;
-  if (whole > std::numeric_limits<std::uint64_t>::max() / multiplier) return std::nullopt;
-  std::uint64_t bytes = whole * multiplier;
-  // The fraction of a unit, truncated to whole bytes; digits past 9 add nothing.
-  std::uint64_t scaled = 0, denominator = 1;
-  for (std::size_t d = 0; d < fraction.size() && d < 9; ++d) {
-    scaled = scaled * 10 + static_cast<std::uint64_t>(fraction[d] - '0');
-    denominator *= 10;
-  }
-  bytes += scaled * multiplier / denominator;
-  return bytes;
-}
-
 std::string FormatMultipassSize(std::uint64_t bytes) {
   if (bytes != 0 && bytes % kGiB == 0) return std::to_string(bytes / kGiB) + "G";
   if (bytes != 0 && bytes % kMiB == 0) return std::to_string(bytes / kMiB) + "M";

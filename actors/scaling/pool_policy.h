@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "config/multipass_size.h"
+
 namespace mps::scaling {
 
 enum class NodeSelectorStrategy {
@@ -87,10 +89,8 @@ class PolicyError : public std::runtime_error {
 // Throws PolicyError. A key with an empty value counts as not set.
 PoolPolicy ParsePoolPolicy(const std::map<std::string, std::string>& target_config);
 
-// Multipass size syntax: integer, optional ".fraction" (only with a unit),
-// optional K/M/G (case-insensitive, binary) optionally followed by B or iB,
-// or a bare B. No unit = bytes. Leading/trailing spaces are allowed.
-std::optional<std::uint64_t> ParseMultipassSize(std::string_view text);
+// Multipass size syntax (config/multipass_size.h).
+using config::ParseMultipassSize;
 
 // Shortest exact Multipass spelling ("4G", "512M", or plain bytes).
 std::string FormatMultipassSize(std::uint64_t bytes);
