@@ -22,8 +22,10 @@ using Raw = std::map<std::string, std::string>;
 constexpr std::array kSplitKeys{"hostd_address", "hostd_server_key_path", "bus_key_path"};
 constexpr std::array kDirectKeys{"multipass_address", "client_cert_path", "client_key_path",
                                  "passphrase"};
-constexpr std::array kOptionalKeys{"multipass_ca_path", "multipass_server_name", "state_dir",
-                                   "max_parallel_launches"};
+constexpr std::array kOptionalKeys{
+    "multipass_ca_path",          "multipass_server_name", "state_dir",
+    "max_parallel_launches",      "status_address",        "status_server_key_path",
+    "status_authorized_keys_path"};
 constexpr std::array kNomadKeys{
     "nomad_address",         "nomad_region",      "nomad_namespace",
     "nomad_token",           "nomad_http-auth",   "nomad_ca-cert",
@@ -232,6 +234,38 @@ PluginConfigParse ParsePluginConfig(const Raw& raw) {
     }
   }
 
+  if (const auto* a = Value(raw, "status_address")) {
+    if (!ValidBusEndpoint(*a)) {
+      v.Problem("status_address",
+                "\"" + *a + "\" is not a bus endpoint; expected tcp://host:port or ipc:///path");
+    } else {
+      StatusEndpointConfig st;
+      st.address = *a;
+      bool tcp = a->rfind("tcp://", 0) == 0;
+      if (tcp || Value(raw, "status_server_key_path")) {
+        if (auto k = v.Z85KeyFile("status_server_key_path", "the status endpoint's secret key")) {
+          st.server_secret_key = *k;
+        }
+      }
+      if (const auto* d = tcp ? v.Required("status_authorized_keys_path",
+                                           "a directory of subscriber public keys (*.pub)")
+                              : Value(raw, "status_authorized_keys_path")) {
+        std::error_code ec;
+        if (!fs::is_directory(*d, ec)) {
+          v.Problem("status_authorized_keys_path",
+                    "\"" + *d + "\" is not a directory; expected a directory of *.pub key files");
+        } else {
+          st.authorized_keys_dir = *d;
+        }
+      }
+      cfg.status = std::move(st);
+    }
+  } else {
+    for (const char* key : {"status_server_key_path", "status_authorized_keys_path"}) {
+      if (Value(raw, key)) v.Problem(key, "set without status_address; expected both or neither");
+    }
+  }
+
   for (const auto& [key, value] : raw) {
     bool nomad = key.rfind("nomad_", 0) == 0;
     if (nomad) cfg.nomad[key] = value;
@@ -254,6 +288,15 @@ PluginConfigParse ParsePluginConfig(const Raw& raw) {
   result.problems = v.TakeProblems();
   if (result.problems.empty()) result.config = std::move(cfg);
   return result;
+}
+
+std::vector<std::string> KnownPluginConfigKeys() {
+  std::vector<std::string> keys;
+  keys.insert(keys.end(), kSplitKeys.begin(), kSplitKeys.end());
+  keys.insert(keys.end(), kDirectKeys.begin(), kDirectKeys.end());
+  keys.insert(keys.end(), kOptionalKeys.begin(), kOptionalKeys.end());
+  keys.insert(keys.end(), kNomadKeys.begin(), kNomadKeys.end());
+  return keys;
 }
 
 std::string DescribeProblems(const std::vector<ConfigProblem>& problems) {

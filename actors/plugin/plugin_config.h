@@ -9,7 +9,8 @@
 //  - direct (the existing Go plugin's keys): multipass_address,
 //    client_cert_path, client_key_path, passphrase.
 // Optional in both: multipass_ca_path, multipass_server_name, state_dir,
-// max_parallel_launches. nomad_* keys are kept raw for the Nomad client
+// max_parallel_launches, status_address (+ status_server_key_path,
+// status_authorized_keys_path). nomad_* keys are kept raw for the Nomad client
 // config; only their cheap formats (bool, Go duration) are checked here.
 #include <filesystem>
 #include <map>
@@ -35,6 +36,15 @@ struct DirectModeConfig {
   std::string passphrase;  // never log it
 };
 
+// Where multipass-target serves `mpscale status` / `mpscale events`
+// (status_address; events on the endpoint EventsEndpointFor gives). Only
+// reads are served there, so every key admitted is a read-only key.
+struct StatusEndpointConfig {
+  std::string address;                        // tcp://host:port or ipc:///path
+  std::string server_secret_key;              // z85; required for tcp; never log it
+  std::filesystem::path authorized_keys_dir;  // *.pub; required for tcp
+};
+
 struct ConfigProblem {
   std::string key;       // the config key (or both key sets for mode errors)
   std::string expected;  // what a valid value looks like, and what was wrong
@@ -49,6 +59,7 @@ struct PluginConfig {
   std::optional<std::string> multipass_server_name;
   std::optional<std::filesystem::path> state_dir;
   int max_parallel_launches = kDefaultMaxParallelLaunches;
+  std::optional<StatusEndpointConfig> status;
   std::map<std::string, std::string> nomad;  // every nomad_* key, raw
 
   bool split() const { return std::holds_alternative<SplitModeConfig>(mode); }
@@ -66,6 +77,9 @@ struct PluginConfigParse {
 
 // The non-throwing form behind PluginConfig::Parse.
 PluginConfigParse ParsePluginConfig(const std::map<std::string, std::string>& raw);
+
+// Every key ParsePluginConfig knows (the README documents exactly these).
+std::vector<std::string> KnownPluginConfigKeys();
 
 // "invalid plugin config: <key>: <expected>; <key>: <expected>..."
 std::string DescribeProblems(const std::vector<ConfigProblem>& problems);

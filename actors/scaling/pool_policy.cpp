@@ -17,7 +17,9 @@ constexpr std::uint64_t kGiB = kMiB * 1024;
 constexpr std::uint64_t kMinMemory = 512 * kMiB;
 constexpr std::uint64_t kMinDisk = kGiB;
 
-const std::set<std::string, std::less<>>& KnownKeys() {
+}  // namespace
+
+const std::set<std::string, std::less<>>& KnownPolicyKeys() {
   static const std::set<std::string, std::less<>> keys = {
       "node_class",
       "datacenter",
@@ -46,6 +48,8 @@ const std::set<std::string, std::less<>>& KnownKeys() {
   };
   return keys;
 }
+
+namespace {
 
 std::string Quoted(std::string_view v) {
   return "\"" + std::string(v) + "\"";
@@ -316,7 +320,7 @@ PoolPolicy ParsePoolPolicy(const std::map<std::string, std::string>& target_conf
   p.grpc_timeout = reader.Duration("_nomad_autoscaler_grpc_timeout", true);
 
   for (const auto& [key, value] : target_config) {
-    if (!KnownKeys().contains(key)) {
+    if (!KnownPolicyKeys().contains(key)) {
       p.warnings.push_back("unknown target key \"" + key + "\" ignored");
     }
   }

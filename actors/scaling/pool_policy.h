@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -85,6 +86,9 @@ class PolicyError : public std::runtime_error {
  private:
   std::vector<PolicyProblem> problems_;
 };
+
+// Every key ParsePoolPolicy reads (the README documents exactly these).
+const std::set<std::string, std::less<>>& KnownPolicyKeys();
 
 // Throws PolicyError. A key with an empty value counts as not set.
 PoolPolicy ParsePoolPolicy(const std::map<std::string, std::string>& target_config);
