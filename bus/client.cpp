@@ -31,9 +31,13 @@ BusClient::BusClient(BusContext& context, ClientOptions options)
 }
 
 BusClient::~BusClient() {
+  Shutdown();
+}
+
+void BusClient::Shutdown() {
   stopping_ = true;
   calls_.Wake();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 void BusClient::Call(std::string type, nlohmann::json payload, CallOptions options, Callback done) {
@@ -44,6 +48,15 @@ void BusClient::Call(std::string type, nlohmann::json payload, CallOptions optio
   e.deadline_ms = NowUnixMs() + options.timeout.count();
   e.idempotency_key = std::move(options.idempotency_key);
   e.payload = std::move(payload);
+  std::unique_lock lock(closed_mutex_);
+  if (closed_) {
+    lock.unlock();
+    CallResult r;
+    r.error = BusError(ErrorCode::kShuttingDown,
+                       "bus client for " + options_.endpoint + " is shutting down");
+    done(std::move(r));
+    return;
+  }
   calls_.Push({std::move(e), std::move(done), options.timeout});
 }
 
@@ -132,6 +145,16 @@ void BusClient::Loop() {
     p.done(std::move(r));
   }
   pending_.clear();
+  {
+    std::lock_guard lock(closed_mutex_);
+    closed_ = true;
+  }
+  for (auto& c : calls_.Drain()) {  // queued after the loop's last look
+    CallResult r;
+    r.error = BusError(ErrorCode::kShuttingDown,
+                       "bus client for " + options_.endpoint + " is shutting down");
+    c.done(std::move(r));
+  }
   this->socket_ptr_ = nullptr;
 }
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -43,6 +44,9 @@ class BusClient {
 
   BusClient(BusContext& context, ClientOptions options);
   ~BusClient();  // pending calls complete with kShuttingDown
+  // Stops the I/O thread now: pending and later calls complete with
+  // kShuttingDown, so threads blocked in CallSync return. Idempotent.
+  void Shutdown();
   BusClient(const BusClient&) = delete;
   BusClient& operator=(const BusClient&) = delete;
 
@@ -78,6 +82,8 @@ class BusClient {
   ClientOptions options_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  std::mutex closed_mutex_;
+  bool closed_ = false;  // the I/O thread is gone; calls fail at once
   std::atomic<bool> refused_{false};
   std::atomic<std::uint64_t> next_id_{1};
   std::atomic<std::uint64_t> late_replies_{0};

@@ -11,6 +11,7 @@
 //                      cloud_init?: str, timeout_s?: int}  (idempotency key required)
 //                                                     -> {name}
 //   multipass.delete  {names: [str]} (non-empty; idempotency key required) -> {deleted: [str]}
+//   multipass.start   {names: [str]} (non-empty; idempotency key required) -> {started: [str]}
 //   multipass.info    {names: [str]}                 -> {instances: [Instance]}
 //   multipass.version {}                             -> {version: str, address: str}
 //   Instance = {name, state: str (InstanceState name), ipv4: [str], release: str}
@@ -27,6 +28,7 @@ namespace mps::multipass::bus_protocol {
 inline constexpr std::string_view kList = "multipass.list";
 inline constexpr std::string_view kLaunch = "multipass.launch";
 inline constexpr std::string_view kDelete = "multipass.delete";
+inline constexpr std::string_view kStart = "multipass.start";
 inline constexpr std::string_view kInfo = "multipass.info";
 inline constexpr std::string_view kVersion = "multipass.version";
 

@@ -177,6 +177,18 @@ struct SessionState {
     return {{"deleted", deleted}};
   }
 
+  nlohmann::json Start(const bus::Envelope& r) const {
+    auto names = NamesField(r);
+    if (names.empty())
+      throw BusError(ErrorCode::kHandlerFailed, "'multipass.start' needs a non-empty 'names' list",
+                     "invalid_argument");
+    if (r.idempotency_key.empty()) throw BadPayload(r.type, "an idempotency key is required");
+    for (const auto& n : names) CheckAllowed(n);
+    client->Start(names);
+    for (const auto& n : names) Publish(proto::kInstanceRunning, {{"name", n}});
+    return {{"started", names}};
+  }
+
   nlohmann::json Version() const {
     return {{"version", client->Version()}, {"address", client->endpoint().address}};
   }
@@ -208,6 +220,7 @@ std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
     if (r.type == proto::kInfo) return BusAnswer::Ok(s.Info(r));
     if (r.type == proto::kDelete) return BusAnswer::Ok(s.Delete(r));
     if (r.type == proto::kVersion) return BusAnswer::Ok(s.Version());
+    if (r.type == proto::kStart) return BusAnswer::Ok(s.Start(r));
     if (r.type != proto::kLaunch)
       return BusAnswer::Fail(BusError(ErrorCode::kUnknownType,
                                       "the multipass session does not serve '" + r.type + "'"));
@@ -330,7 +343,8 @@ caf::actor ServeMultipassSession(caf::actor_system& system, bus::BusServer& serv
   auto session = SpawnMultipassSession(system, events, std::move(options));
   // Not ServeWithActor: its dispatcher's CAF request timeouts hold the actors
   // for the full bus deadline after shutdown (hostd took 10 s to exit).
-  for (auto type : {proto::kList, proto::kLaunch, proto::kDelete, proto::kInfo, proto::kVersion})
+  for (auto type :
+       {proto::kList, proto::kLaunch, proto::kDelete, proto::kInfo, proto::kVersion, proto::kStart})
     server.Handle(std::string(type),
                   [session](const bus::Request& request, bus::Responder responder) {
                     caf::anon_send(session, request.envelope, std::move(responder));

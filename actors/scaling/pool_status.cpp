@@ -64,6 +64,7 @@ bool RegistrationTimedOut(const PoolState& state, const Instance& instance,
                           const PoolPolicy& policy, TimePoint now) {
   if (instance.node) return false;
   if (state.OperationOn(instance.name)) return false;  // its operation owns the outcome
+  if (!state.nomad.reachable) return false;  // no news from Nomad is not "never registered"
   if (instance.state == InstanceState::kRunning) {
     auto since =
         instance.first_seen_running_at ? instance.first_seen_running_at : instance.launched_at;

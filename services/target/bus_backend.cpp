@@ -1,33 +1,67 @@
 #include "target/bus_backend.h"
 
+#include <unistd.h>
+
+#include <random>
+#include <thread>
+
 #include <spdlog/spdlog.h>
 
-#include "multipass/bus_protocol.h"
+#include "bus/caf_bridge.h"
+#include "bus/client.h"
+#include "bus/context.h"
+#include "bus/keys.h"
+#include "bus/server.h"
+#include "bus/sqlite_event_log.h"
+#include "cache/bus_protocol.h"
 #include "multipass/client_identity.h"
 #include "multipass/daemon_endpoint.h"
 #include "multipass/multipass_error.h"
 #include "multipass/session.h"
+#include "nomad/nomad_actor.h"
+#include "nomad/nomad_error.h"
 #include "plugin/plugin_error.h"
-#include "scaling/pool_policy.h"
+#include "scaling/state_store.h"
 
 namespace mps::target {
 
-namespace proto = multipass::bus_protocol;
+namespace fs = std::filesystem;
 using plugin::PluginError;
+using namespace std::chrono_literals;
 
 struct BusTargetBackend::Link {
   plugin::PluginConfig config;
-  std::string description;  // where requests go, for error messages
-  // Declared in destruction order: the client first, then any in-process
-  // session server, then the context they share.
+  caf::actor_system* system = nullptr;
+  // Declared in construction order; ~Link tears down in the order that lets
+  // blocked calls return first (see below).
   std::unique_ptr<bus::BusContext> context;
-  std::unique_ptr<bus::BusServer> session_server;
-  std::unique_ptr<bus::BusClient> client;
-  caf::actor_system* system = nullptr;  // direct mode: the in-process session
+  std::unique_ptr<bus::BusServer> session_server;  // direct mode
   caf::actor session;
+  std::unique_ptr<bus::BusServer> nomad_server;
+  std::unique_ptr<bus::EventPublisher> publisher;  // with status_address
+  std::unique_ptr<bus::BusServer> status_server;
+  cache::ExecutorLinks links;
+  caf::actor cache_actor;
+  std::unique_ptr<cache::StateCache> cache;
+  std::unique_ptr<cache::PoolWatcher> watcher;
 
   ~Link() {
-    client.reset();
+    // Runs blocked on a peer return once their clients are shut down.
+    if (links.multipass) links.multipass->Shutdown();
+    if (links.nomad) links.nomad->Shutdown();
+    watcher.reset();
+    status_server.reset();
+    if (cache_actor) {
+      // The cache publishes events: it must be gone before the publisher.
+      caf::scoped_actor self{*system};
+      self->monitor(cache_actor);
+      self->send_exit(cache_actor, caf::exit_reason::user_shutdown);
+      self->receive([](const caf::down_msg&) {});
+    }
+    if (publisher) publisher->Stop();
+    publisher.reset();
+    links = {};
+    nomad_server.reset();
     session_server.reset();
     if (session) multipass::StopMultipassSession(*system, session);
   }
@@ -35,109 +69,60 @@ struct BusTargetBackend::Link {
 
 namespace {
 
-std::shared_ptr<BusTargetBackend::Link> MakeSplitLink(const plugin::PluginConfig& config) {
+std::atomic<int> generation{0};
+
+PluginError Invalid(const std::string& message) {
+  return PluginError(PluginError::Code::invalid_argument, message);
+}
+
+std::shared_ptr<bus::BusClient> SplitClient(const plugin::PluginConfig& config,
+                                            bus::BusContext& context) {
   const auto& split = std::get<plugin::SplitModeConfig>(config.mode);
-  auto link = std::make_shared<BusTargetBackend::Link>();
-  link->config = config;
-  link->description = "multipass-hostd at " + split.hostd_address;
-  link->context = std::make_unique<bus::BusContext>();
   bus::ClientOptions options;
   options.endpoint = split.hostd_address;
   options.name = "multipass-target";
   options.curve = bus::CurveClientConfig{split.bus_secret_key, split.hostd_server_public_key};
   try {
-    link->client = std::make_unique<bus::BusClient>(*link->context, options);
+    return std::make_shared<bus::BusClient>(context, options);
   } catch (const bus::BusError& e) {
-    throw PluginError(PluginError::Code::invalid_argument,
-                      std::string("hostd_address: ") + e.what());
-  }
-  return link;
-}
-
-PluginError ToPluginError(const bus::BusError& e, const std::string& where) {
-  using C = bus::ErrorCode;
-  switch (e.code()) {
-    case C::kUnreachable:
-    case C::kTimeout:
-    case C::kRefused:
-    case C::kShuttingDown:
-      return PluginError(PluginError::Code::unavailable, where + ": " + e.what());
-    case C::kDeadlineExpired:
-      return PluginError(PluginError::Code::deadline_exceeded, where + ": " + e.what());
-    case C::kHandlerFailed:
-      if (e.app_code() == "unreachable" || e.app_code() == "unauthenticated" ||
-          e.app_code() == "wrong_passphrase" || e.app_code() == "timeout")
-        return PluginError(PluginError::Code::unavailable, where + ": " + e.what());
-      if (e.app_code() == "not_allowed" || e.app_code() == "invalid_argument")
-        return PluginError(PluginError::Code::invalid_argument, where + ": " + e.what());
-      return PluginError(PluginError::Code::internal, where + ": " + e.what());
-    default:
-      return PluginError(PluginError::Code::internal, where + ": " + e.what());
+    throw Invalid(std::string("hostd_address: ") + e.what());
   }
 }
 
-}  // namespace
-
-plugin::TargetStatus StatusFromInstances(const nlohmann::json& reply) {
-  plugin::TargetStatus status{true, 0, {}};
-  std::vector<std::string> not_ready;
-  std::int64_t stopped = 0, deleted = 0;
-  for (const auto& i : reply.value("instances", nlohmann::json::array())) {
-    std::string state = i.value("state", "unknown");
-    std::string name = i.value("name", "");
-    if (state == "running" || state == "restarting") {
-      ++status.count;
-    } else if (state == "starting") {
-      ++status.count;
-      not_ready.push_back(name + " is starting");
-    } else if (state == "deleted") {
-      ++deleted;  // deleted but not purged: not capacity
-    } else if (state == "stopped" || state == "suspended" || state == "suspending") {
-      ++stopped;  // reported, not counted: it runs no jobs
-    } else {
-      not_ready.push_back(name + " is " + state);
+// What can be checked without starting anything, so that a bad reload is
+// refused while the running configuration keeps running.
+nomad::NomadConnectionConfig Validate(const plugin::PluginConfig& config) {
+  if (!config.split()) {
+    const auto& direct = std::get<plugin::DirectModeConfig>(config.mode);
+    try {
+      multipass::ClientIdentity::FromFiles(direct.client_cert_path, direct.client_key_path);
+      multipass::DaemonEndpoint::Parse(direct.multipass_address);
+    } catch (const multipass::MultipassError& e) {
+      throw Invalid(std::string("direct mode: ") + e.what());
     }
   }
-  for (const auto& f : reply.value("in_flight", nlohmann::json::array())) {
-    ++status.count;  // a launch the daemon does not list yet is capacity on its way
-    not_ready.push_back(f.value("name", "?") + " is being launched");
+  if (config.status && !config.status->server_secret_key.empty()) {
+    try {
+      bus::ReadAuthorizedKeys(config.status->authorized_keys_dir);
+    } catch (const std::exception& e) {
+      throw Invalid(std::string("status_authorized_keys_path: ") + e.what());
+    }
   }
-  status.ready = not_ready.empty();
-  std::string reasons;
-  for (const auto& r : not_ready) reasons += (reasons.empty() ? "" : "; ") + r;
-  if (!reasons.empty()) status.meta["mps.not_ready"] = reasons;
-  if (stopped) status.meta["mps.stopped"] = std::to_string(stopped);
-  if (deleted) status.meta["mps.deleted"] = std::to_string(deleted);
-  return status;
+  try {
+    return nomad::FromConfigMap(config.nomad, nomad::ProcessEnv());
+  } catch (const nomad::NomadConfigError& e) {
+    throw Invalid(std::string("Nomad connection: ") + e.what());
+  }
 }
 
-BusTargetBackend::BusTargetBackend() = default;
-
-std::shared_ptr<BusTargetBackend::Link> BusTargetBackend::MakeDirectLink(
-    const plugin::PluginConfig& config) {
+// Direct mode: the Multipass session in this process, behind inproc://.
+std::shared_ptr<bus::BusClient> DirectClient(BusTargetBackend::Link& link) {
+  const auto& config = link.config;
   const auto& direct = std::get<plugin::DirectModeConfig>(config.mode);
-  if (!system_) {
-    caf_config_ = std::make_unique<caf::actor_system_config>();
-    caf_config_->set("scheduler.max-threads", 2);
-    system_ = std::make_unique<caf::actor_system>(*caf_config_);
-  }
-  // Fail at SetConfig, naming the file, rather than at the first Status.
-  try {
-    multipass::ClientIdentity::FromFiles(direct.client_cert_path, direct.client_key_path);
-    multipass::DaemonEndpoint::Parse(direct.multipass_address);
-  } catch (const multipass::MultipassError& e) {
-    throw PluginError(PluginError::Code::invalid_argument, std::string("direct mode: ") + e.what());
-  }
-  auto link = std::make_shared<Link>();
-  link->config = config;
-  link->description = "multipassd at " + direct.multipass_address + " (in-process session)";
-  link->context = std::make_unique<bus::BusContext>();
-  static std::atomic<int> generation{0};
   bus::ServerOptions server;
   server.endpoint = "inproc://multipass-session-" + std::to_string(generation++);
   server.name = "multipass-session";
-  link->session_server = std::make_unique<bus::BusServer>(*link->context, server);
-
+  link.session_server = std::make_unique<bus::BusServer>(*link.context, server);
   multipass::SessionOptions session;
   session.client.address = direct.multipass_address;
   session.client.client_cert_file = direct.client_cert_path;
@@ -148,80 +133,239 @@ std::shared_ptr<BusTargetBackend::Link> BusTargetBackend::MakeDirectLink(
   if (config.state_dir) session.client.state_dir = *config.state_dir;
   session.max_parallel_launches = static_cast<std::size_t>(config.max_parallel_launches);
   try {
-    link->system = system_.get();
-    link->session =
-        multipass::ServeMultipassSession(*system_, *link->session_server, nullptr, session);
-    link->session_server->Start();
+    link.session =
+        multipass::ServeMultipassSession(*link.system, *link.session_server, nullptr, session);
+    link.session_server->Start();
   } catch (const multipass::MultipassError& e) {
-    throw PluginError(PluginError::Code::invalid_argument, std::string("direct mode: ") + e.what());
+    throw Invalid(std::string("direct mode: ") + e.what());
   }
   bus::ClientOptions client;
   client.endpoint = server.endpoint;
   client.name = "multipass-target";
-  link->client = std::make_unique<bus::BusClient>(*link->context, client);
-  return link;
+  return std::make_shared<bus::BusClient>(*link.context, client);
 }
+
+std::shared_ptr<bus::BusClient> NomadClient(BusTargetBackend::Link& link,
+                                            const nomad::NomadConnectionConfig& nomad) {
+  link.links.nomad_where = "Nomad at " + nomad.address;
+  bus::ServerOptions server;
+  server.endpoint = "inproc://nomad-" + std::to_string(generation++);
+  server.name = "nomad";
+  link.nomad_server = std::make_unique<bus::BusServer>(*link.context, server);
+  nomad::ServeNomad(*link.system, *link.nomad_server, nullptr, nomad);
+  link.nomad_server->Start();
+  bus::ClientOptions client;
+  client.endpoint = server.endpoint;
+  client.name = "multipass-target";
+  return std::make_shared<bus::BusClient>(*link.context, client);
+}
+
+fs::path StateDir(const plugin::PluginConfig& config) {
+  if (config.state_dir) {
+    std::error_code ec;
+    fs::create_directories(*config.state_dir, ec);
+    return *config.state_dir;
+  }
+  fs::path dir = fs::temp_directory_path() / ("multipass-target-" + std::to_string(::getuid()));
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  spdlog::warn(
+      "state_dir not set: keeping state in {} (set state_dir to a persistent directory "
+      "so pending operations survive a reboot)",
+      dir.string());
+  return dir;
+}
+
+// The status endpoint (`mpscale status` / `mpscale events`): reads only.
+void ServeStatus(BusTargetBackend::Link& link, const fs::path& state_dir) {
+  const auto& status = *link.config.status;
+  std::optional<bus::CurveServerConfig> curve;
+  if (!status.server_secret_key.empty()) {
+    bus::CurveServerConfig c;
+    c.secret_z85 = status.server_secret_key;
+    try {
+      for (auto& k : bus::ReadAuthorizedKeys(status.authorized_keys_dir)) {
+        c.authorized_public_z85.insert(k);
+      }
+    } catch (const std::exception& e) {
+      throw Invalid(std::string("status_authorized_keys_path: ") + e.what());
+    }
+    curve = std::move(c);
+  }
+  bus::PublisherOptions po;
+  po.endpoint = bus::EventsEndpointFor(status.address);
+  po.name = "multipass-target";
+  po.curve = curve;
+  std::shared_ptr<bus::EventLog> log;
+  try {
+    log = std::make_shared<bus::SqliteEventLog>(state_dir / "events.db");
+  } catch (const std::exception& e) {
+    throw Invalid(std::string("state_dir: ") + e.what());
+  }
+  link.publisher = std::make_unique<bus::EventPublisher>(*link.context, po, log);
+  bus::ServerOptions so;
+  so.endpoint = status.address;
+  so.name = "multipass-target-status";
+  so.curve = curve;
+  link.status_server = std::make_unique<bus::BusServer>(*link.context, so);
+  link.publisher->ServeReplay(*link.status_server);
+}
+
+std::string NewRequestId() {
+  static std::mt19937_64 random{std::random_device{}()};
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  char buffer[24];
+  std::snprintf(buffer, sizeof buffer, "scale-%012llx",
+                static_cast<unsigned long long>(random() & 0xffffffffffffULL));
+  return buffer;
+}
+
+}  // namespace
+
+BusTargetBackend::BusTargetBackend(BackendOptions options) : options_(options) {}
 
 BusTargetBackend::~BusTargetBackend() {
   std::lock_guard lock(mu_);
-  link_.reset();  // bus objects go before the actor system
+  link_.reset();  // bus objects and actors go before the actor system
   system_.reset();
 }
 
 void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
   plugin::PluginConfig config = plugin::PluginConfig::Parse(raw);  // throws with every problem
-  std::shared_ptr<Link> link;
-  if (config.split()) {
-    link = MakeSplitLink(config);
-  } else {
-    link = MakeDirectLink(config);
+  auto nomad = Validate(config);
+  if (!system_) {
+    caf_config_ = std::make_unique<caf::actor_system_config>();
+    caf_config_->set("scheduler.max-threads", 2);
+    system_ = std::make_unique<caf::actor_system>(*caf_config_);
   }
-  spdlog::info("configured: multipass requests go to {}", link->description);
+  // One configuration runs at a time: the old one (its watcher, its SQLite
+  // writer) is stopped before the new one opens the same state.
+  {
+    std::lock_guard lock(mu_);
+    link_.reset();
+  }
+  auto link = std::make_shared<Link>();
+  link->config = config;
+  link->system = system_.get();
+  link->context = std::make_unique<bus::BusContext>();
+  fs::path state_dir = StateDir(config);
+  if (config.split()) {
+    link->links.multipass = SplitClient(config, *link->context);
+    link->links.multipass_where =
+        "multipass-hostd at " + std::get<plugin::SplitModeConfig>(config.mode).hostd_address;
+  } else {
+    link->links.multipass = DirectClient(*link);
+    link->links.multipass_where =
+        "multipassd at " + std::get<plugin::DirectModeConfig>(config.mode).multipass_address;
+  }
+  link->links.nomad = NomadClient(*link, nomad);
+  if (config.status) ServeStatus(*link, state_dir);
+  cache::CacheOptions cache_options;
+  cache_options.state_dir = state_dir;
+  cache_options.events = link->publisher.get();
+  try {
+    link->cache_actor = cache::SpawnStateCache(*system_, cache_options);
+  } catch (const scaling::StateStoreError& e) {
+    throw Invalid(std::string("state_dir: ") + e.what());
+  }
+  link->cache = std::make_unique<cache::StateCache>(*system_, link->cache_actor);
+  if (link->status_server) {
+    bus::ServeWithActor(*link->status_server, *system_, std::string(cache::bus_protocol::kPools),
+                        link->cache_actor);
+    try {
+      link->status_server->Start();
+      link->publisher->Start();
+    } catch (const bus::BusError& e) {
+      throw Invalid(std::string("status_address: ") + e.what());
+    }
+  }
+  link->watcher = std::make_unique<cache::PoolWatcher>(link->links, *link->cache, options_.watcher);
+  link->watcher->Start();
+  spdlog::info("configured: multipass requests go to {}, Nomad requests to {}{}",
+               link->links.multipass_where, link->links.nomad_where,
+               config.status ? ", status served on " + config.status->address : "");
   std::lock_guard lock(mu_);
   link_ = std::move(link);
 }
 
 std::shared_ptr<BusTargetBackend::Link> BusTargetBackend::CurrentLink(const char* method) const {
   std::lock_guard lock(mu_);
-  if (!link_)
+  if (!link_) {
     throw PluginError(PluginError::Code::failed_precondition,
                       std::string(method) + " called before a successful SetConfig");
+  }
   return link_;
 }
 
 plugin::TargetStatus BusTargetBackend::Status(const plugin::ConfigMap& config,
-                                              std::chrono::steady_clock::time_point deadline) {
+                                              std::chrono::steady_clock::time_point) {
   auto link = CurrentLink("Status");
-  scaling::PoolPolicy policy;
+  cache::StatusAnswer answer;
   try {
-    policy = scaling::ParsePoolPolicy(config);
-  } catch (const scaling::PolicyError& e) {
-    throw PluginError(PluginError::Code::invalid_argument,
-                      std::string("policy target: ") + e.what());
+    answer = link->cache->Status(config);
+  } catch (const std::runtime_error& e) {
+    throw PluginError(PluginError::Code::internal, e.what());
   }
-  // Answer within the autoscaler's deadline (75% of the evaluation interval).
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
-  // Keep a tenth of it to answer with our own error rather than the host's
-  // bare "context deadline exceeded".
-  auto timeout = std::min(left * 9 / 10, std::chrono::milliseconds(5000));
-  if (timeout.count() <= 0)
-    throw PluginError(PluginError::Code::deadline_exceeded, "Status deadline already passed");
-  try {
-    auto reply = link->client->CallSync(std::string(proto::kList),
-                                        {{"prefix", policy.instance_name_prefix}}, {timeout, {}});
-    return StatusFromInstances(reply);
-  } catch (const bus::BusError& e) {
-    throw ToPluginError(
-        e, "listing pool '" + policy.instance_name_prefix + "' via " + link->description);
-  }
+  if (!answer.error.empty()) throw Invalid(answer.error);
+  if (!answer.synced) link->watcher->Wake();
+  return {answer.ready, answer.count, std::move(answer.meta)};
 }
 
-void BusTargetBackend::Scale(const plugin::ScaleAction&, const plugin::ConfigMap&) {
-  CurrentLink("Scale");
-  throw PluginError(PluginError::Code::unimplemented,
-                    "Scale is not supported yet by this build of multipass-target: the state cache "
-                    "and Nomad drain actors are not wired; nothing was changed");
+void BusTargetBackend::Scale(const plugin::ScaleAction& action, const plugin::ConfigMap& config) {
+  auto link = CurrentLink("Scale");
+  cache::PlanQuery query;
+  query.policy = config;
+  query.request.request_id = NewRequestId();
+  query.request.target = action.count;
+  query.request.dry_run = action.count < 0;
+  query.reason = action.reason;
+  cache::PlanAnswer answer;
+  auto give_up = std::chrono::steady_clock::now() + options_.first_sync_wait;
+  for (;;) {
+    try {
+      answer = link->cache->Plan(query);
+    } catch (const std::runtime_error& e) {
+      throw PluginError(PluginError::Code::internal, e.what());
+    }
+    if (!answer.error.empty()) throw Invalid(answer.error);
+    if (answer.synced) break;
+    if (std::chrono::steady_clock::now() > give_up) {
+      auto status = link->cache->Status(config);
+      throw PluginError(PluginError::Code::unavailable,
+                        "pool " + answer.pool +
+                            ": not reconciled with multipassd and Nomad yet, nothing changed: " +
+                            status.meta["mps.not_ready"]);
+    }
+    link->watcher->Wake();
+    std::this_thread::sleep_for(50ms);
+  }
+  const auto& plan = answer.plan;
+  std::string where = "pool " + answer.pool + ": ";
+  if (plan.dry_run) {
+    spdlog::info("{}dry run ({}): {}", where, ToString(plan.outcome), plan.message);
+    return;
+  }
+  switch (plan.outcome) {
+    case scaling::PlanOutcome::kNoop:
+      throw PluginError(PluginError::Code::aborted, where + plan.message);
+    case scaling::PlanOutcome::kRefused:
+      throw PluginError(answer.unreachable ? PluginError::Code::unavailable
+                                           : PluginError::Code::failed_precondition,
+                        where + plan.message);
+    case scaling::PlanOutcome::kBackingOff:
+      throw PluginError(PluginError::Code::unavailable, where + plan.message);
+    case scaling::PlanOutcome::kExecute:
+      break;
+  }
+  try {
+    std::string summary = cache::PlanExecutor(link->links, *link->cache).Execute(answer, config);
+    spdlog::info("{}request {} done: {}", where, answer.request_id, summary);
+  } catch (const cache::ExecutionError& e) {
+    throw PluginError(
+        e.unavailable() ? PluginError::Code::unavailable : PluginError::Code::internal,
+        where + "request " + answer.request_id + ": " + e.what());
+  }
 }
 
 }  // namespace mps::target

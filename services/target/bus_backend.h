@@ -1,52 +1,49 @@
 #pragma once
-// The target backend of multipass-target: every call becomes a bus request to
-// the actor that owns the work. Split mode talks to multipass-hostd over
-// tcp/ipc with CurveZMQ; direct mode runs the Multipass session in this
-// process and talks to it over inproc://, so both modes share one code path.
+// The target backend of multipass-target. Status is answered by the state
+// cache actor from memory; Scale asks the cache for a plan and carries it out
+// with bus requests to the Multipass session and the Nomad actor. Split mode
+// reaches the session in multipass-hostd over tcp/ipc with CurveZMQ; direct
+// mode runs the session in this process behind inproc://, so both modes share
+// one code path. The Nomad actor always runs here, behind inproc://.
 #include <caf/all.hpp>
 
 #include <memory>
 #include <mutex>
-#include <optional>
 
-#include "bus/client.h"
-#include "bus/context.h"
-#include "bus/server.h"
+#include "cache/pool_watcher.h"
 #include "plugin/plugin_config.h"
 #include "plugin/target_backend.h"
 
 namespace mps::target {
 
+struct BackendOptions {
+  cache::WatcherOptions watcher;
+  // How long a Scale waits for a freshly seen pool's first reconciliation.
+  std::chrono::milliseconds first_sync_wait = std::chrono::seconds(60);
+};
+
 class BusTargetBackend final : public plugin::TargetBackend {
  public:
-  BusTargetBackend();
+  explicit BusTargetBackend(BackendOptions options = {});
   ~BusTargetBackend() override;
 
   // Validates everything (INVALID_ARGUMENT naming each problem), then
-  // replaces the connection. A bad reload keeps the previous configuration.
+  // replaces the running configuration.
   void SetConfig(const plugin::ConfigMap& config) override;
-  // count = instances of the pool (prefix-): see StatusFromInstances.
   plugin::TargetStatus Status(const plugin::ConfigMap& config,
                               std::chrono::steady_clock::time_point deadline) override;
-  // Refused with UNIMPLEMENTED until scaling is wired: never a silent success.
   void Scale(const plugin::ScaleAction& action, const plugin::ConfigMap& config) override;
 
-  struct Link;  // the bus connection of one configuration
+  struct Link;  // everything one configuration runs
 
  private:
   std::shared_ptr<Link> CurrentLink(const char* method) const;
-  std::shared_ptr<Link> MakeDirectLink(const plugin::PluginConfig& config);
 
+  BackendOptions options_;
   std::unique_ptr<caf::actor_system_config> caf_config_;
   std::unique_ptr<caf::actor_system> system_;
   mutable std::mutex mu_;
   std::shared_ptr<Link> link_;
 };
-
-// The pure part of Status: the reply of `multipass.list` for the pool's
-// prefix in, the autoscaler's answer out. Counted: instances that exist and
-// are not being deleted or stopped (running, starting, restarting) plus
-// launches in flight. Not ready while any of them is still starting.
-plugin::TargetStatus StatusFromInstances(const nlohmann::json& list_reply);
 
 }  // namespace mps::target

@@ -106,10 +106,12 @@ TEST_F(GoHostTest, SetConfigGoodThenUnreachableHostdAndBadReloadKeepsConfig) {
   // Direct mode with certificate files that hold no PEM: refused, naming the file.
   EXPECT_EQ(r[2]["code"], "InvalidArgument") << r[2];
   EXPECT_THAT(r[2]["message"].get<std::string>(), testing::HasSubstr("client.pem")) << r[2];
-  // The split configuration is still in force.
-  EXPECT_EQ(r[3]["code"], "Unavailable") << r[3];
-  EXPECT_THAT(r[3]["message"].get<std::string>(), testing::HasSubstr("no-hostd.sock")) << r[3];
-  EXPECT_EQ(r[4]["code"], "Unimplemented") << r[4];
+  // The split configuration is still in force: Status answers from the
+  // cache (not ready), Scale is refused naming the unreachable hostd.
+  EXPECT_TRUE(r[3]["ok"]) << r[3];
+  EXPECT_EQ(r[3]["values"]["ready"], false) << r[3];
+  EXPECT_EQ(r[4]["code"], "Unavailable") << r[4];
+  EXPECT_THAT(r[4]["message"].get<std::string>(), testing::HasSubstr("no-hostd.sock")) << r[4];
   EXPECT_THAT(host_stderr_, testing::Not(testing::HasSubstr("hunter2-secret")));
 }
 
@@ -160,8 +162,10 @@ TEST_F(GoHostTest, ScaleWithUnspecifiedDirectionOrBadMetaIsHandled) {
   ASSERT_EQ(r.size(), 7u) << host_stderr_;
   EXPECT_EQ(r[1]["code"], "InvalidArgument");
   EXPECT_THAT(r[1]["message"].get<std::string>(), testing::HasSubstr("direction"));
-  EXPECT_EQ(r[3]["code"], "Unimplemented");  // meta ignored, reaches the backend
-  EXPECT_EQ(r[4]["code"], "Unimplemented");
+  // Meta ignored: both reach the backend, which names the missing policy key.
+  EXPECT_EQ(r[3]["code"], "InvalidArgument") << r[3];
+  EXPECT_THAT(r[3]["message"].get<std::string>(), testing::HasSubstr("node_class")) << r[3];
+  EXPECT_EQ(r[4]["code"], "InvalidArgument") << r[4];
   EXPECT_TRUE(r[5]["ok"]);  // still serving
 }
 

@@ -28,14 +28,16 @@ class StatusEndToEnd : public testing::Test {
     sim_ = std::make_unique<mps::testing::ChildProcess>(std::vector<std::string>{
         mps::testing::BinDir() + "/cluster-sim", "--state-dir", dir_.path() + "/sim",
         "--multipass-socket", dir_.path() + "/mp.sock", "--multipass-tls", "127.0.0.1:0",
-        "--passphrase", "sesame", "--boot-delay", "50ms"});
+        "--passphrase", "sesame", "--boot-delay", "50ms", "--nomad-port", "0", "--join-delay",
+        "50ms"});
     for (;;) {
       auto line = sim_->ReadLine(20s);
       ASSERT_TRUE(line) << sim_->stderr_text();
       if (line->rfind("multipass-tls ", 0) == 0) tls_address_ = line->substr(14);
+      if (line->rfind("nomad ", 0) == 0) nomad_address_ = line->substr(6);
       if (*line == "ready") break;
     }
-    // Three instances: two of pool "web", one that only looks like it.
+    // Three instances: two of pool "web" (they join Nomad), one that only looks like it.
     mps::multipass::MultipassClientOptions o;
     o.address = "unix:" + dir_.path() + "/mp.sock";
     o.state_dir = dir_.path() + "/seed";
@@ -44,6 +46,7 @@ class StatusEndToEnd : public testing::Test {
       mps::multipass::LaunchSpec spec;
       spec.name = name;
       spec.image = "noble";
+      spec.cloud_init_user_data = "node_class = \"web\"\n";
       seed.Launch(spec);
     }
   }
@@ -62,13 +65,24 @@ class StatusEndToEnd : public testing::Test {
     return results;
   }
 
-  static json StatusStep() {
-    return {{"op", "Status"}, {"config", {{"node_class", "web"}}}, {"timeout_ms", 5000}};
+  // Status is answered from the cache: wait (up to `until_ready_ms`) for the
+  // first reconciliation and the nodes to join.
+  static json StatusStep(int until_ready_ms = 15000) {
+    return {{"op", "Status"},
+            {"config", {{"node_class", "web"}}},
+            {"timeout_ms", 5000},
+            {"until_ready_ms", until_ready_ms}};
+  }
+
+  json WithNomad(json config) const {
+    config["nomad_address"] = nomad_address_;
+    config["state_dir"] = dir_.path() + "/target";
+    return config;
   }
 
   mps::testing::TempDir dir_;
   std::unique_ptr<mps::testing::ChildProcess> sim_;
-  std::string tls_address_, stderr_;
+  std::string tls_address_, nomad_address_, stderr_;
 };
 
 }  // namespace
@@ -85,9 +99,9 @@ TEST_F(StatusEndToEnd, SplitModeCountsThePoolThroughHostd) {
        (keys / "hostd" / "hostd.key").string(), "--authorized-keys", (keys / "clients").string(),
        "--state-dir", dir_.path() + "/seed", "--allow-prefix", "web", "--allow-prefix", "webapp"});
   ASSERT_TRUE(hostd.WaitForLine("ready", 20s)) << hostd.stderr_text();
-  json split = {{"hostd_address", endpoint},
-                {"hostd_server_key_path", (keys / "hostd" / "hostd.pub").string()},
-                {"bus_key_path", (keys / "clients" / "plugin.key").string()}};
+  json split = WithNomad({{"hostd_address", endpoint},
+                          {"hostd_server_key_path", (keys / "hostd" / "hostd.pub").string()},
+                          {"bus_key_path", (keys / "clients" / "plugin.key").string()}});
   auto r = RunHost(
       json::array({{{"op", "SetConfig"}, {"config", split}}, StatusStep(), {{"op", "Kill"}}}));
   ASSERT_EQ(r.size(), 4u) << stderr_;
@@ -102,21 +116,24 @@ TEST_F(StatusEndToEnd, DirectModeUsesTlsAndPassphraseLikeTheGoPlugin) {
   fs::path cert = fs::path(dir_.path()) / "client.pem", key = fs::path(dir_.path()) / "client.key";
   std::ofstream(cert) << identity.certificate_pem;
   std::ofstream(key) << identity.private_key_pem;
-  json direct = {{"multipass_address", tls_address_},
-                 {"client_cert_path", cert.string()},
-                 {"client_key_path", key.string()},
-                 {"passphrase", "sesame"}};
+  json direct = WithNomad({{"multipass_address", tls_address_},
+                           {"client_cert_path", cert.string()},
+                           {"client_key_path", key.string()},
+                           {"passphrase", "sesame"}});
   json wrong = direct;
   wrong["passphrase"] = "not-sesame";
   auto r = RunHost(json::array({{{"op", "SetConfig"}, {"config", wrong}},
-                                StatusStep(),
+                                StatusStep(3000),
                                 {{"op", "SetConfig"}, {"config", direct}},
                                 StatusStep(),
                                 {{"op", "Kill"}}}));
   ASSERT_EQ(r.size(), 6u) << stderr_;
   ASSERT_TRUE(r[1]["ok"]) << r[1];
-  EXPECT_EQ(r[2]["code"], "Unavailable") << r[2];
-  EXPECT_THAT(r[2]["message"].get<std::string>(), testing::HasSubstr("passphrase")) << r[2];
+  // Answered from the cache: not ready, and the reason names the passphrase.
+  EXPECT_EQ(r[2]["values"]["ready"], false) << r[2];
+  EXPECT_THAT(r[2]["values"]["meta"]["mps.not_ready"].get<std::string>(),
+              testing::HasSubstr("passphrase"))
+      << r[2];
   ASSERT_TRUE(r[3]["ok"]) << r[3];
   ASSERT_TRUE(r[4]["ok"]) << r[4] << stderr_;
   EXPECT_EQ(r[4]["values"]["count"], 2) << r[4];
@@ -128,18 +145,20 @@ TEST_F(StatusEndToEnd, UnreachableHostdIsUnavailableAndScaleIsRefused) {
   fs::path keys = fs::path(dir_.path()) / "keys";
   mps::bus::WriteKeyPair(keys / "hostd", "hostd", server);
   mps::bus::WriteKeyPair(keys / "clients", "plugin", plugin);
-  json split = {{"hostd_address", "ipc://" + dir_.path() + "/nobody.sock"},
-                {"hostd_server_key_path", (keys / "hostd" / "hostd.pub").string()},
-                {"bus_key_path", (keys / "clients" / "plugin.key").string()}};
-  auto r = RunHost(
-      json::array({{{"op", "SetConfig"}, {"config", split}},
-                   {{"op", "Status"}, {"config", {{"node_class", "web"}}}, {"timeout_ms", 1000}},
-                   {{"op", "Scale"},
-                    {"config", {{"node_class", "web"}}},
-                    {"action", {{"count", 3}, {"direction", "up"}}}},
-                   {{"op", "Kill"}}}));
+  json split = WithNomad({{"hostd_address", "ipc://" + dir_.path() + "/nobody.sock"},
+                          {"hostd_server_key_path", (keys / "hostd" / "hostd.pub").string()},
+                          {"bus_key_path", (keys / "clients" / "plugin.key").string()}});
+  auto r = RunHost(json::array({{{"op", "SetConfig"}, {"config", split}},
+                                StatusStep(5000),
+                                {{"op", "Scale"},
+                                 {"config", {{"node_class", "web"}}},
+                                 {"action", {{"count", 3}, {"direction", "up"}}}},
+                                {{"op", "Kill"}}}));
   ASSERT_EQ(r.size(), 5u) << stderr_;
-  EXPECT_EQ(r[2]["code"], "Unavailable") << r[2];
-  EXPECT_THAT(r[2]["message"].get<std::string>(), testing::HasSubstr("nobody.sock"));
-  EXPECT_EQ(r[3]["code"], "Unimplemented") << r[3];
+  EXPECT_EQ(r[2]["values"]["ready"], false) << r[2];
+  EXPECT_THAT(r[2]["values"]["meta"]["mps.not_ready"].get<std::string>(),
+              testing::HasSubstr("nobody.sock"))
+      << r[2];
+  EXPECT_EQ(r[3]["code"], "Unavailable") << r[3];
+  EXPECT_THAT(r[3]["message"].get<std::string>(), testing::HasSubstr("nobody.sock")) << r[3];
 }

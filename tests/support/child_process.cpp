@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -15,9 +16,12 @@
 
 namespace mps::testing {
 
-ChildProcess::ChildProcess(std::vector<std::string> argv, std::map<std::string, std::string> env) {
+ChildProcess::ChildProcess(std::vector<std::string> argv, std::map<std::string, std::string> env,
+                           bool pipe_stdin) {
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  int in[2] = {-1, -1};
+  if (pipe_stdin && pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   char tmpl[] = "/tmp/mps-child-stderr-XXXXXX";
   int err_fd = mkstemp(tmpl);
   stderr_path_ = tmpl;
@@ -25,8 +29,12 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, std::map<std::string, 
   if (pid_ == 0) {
     dup2(out[1], STDOUT_FILENO);
     dup2(err_fd, STDERR_FILENO);
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, STDIN_FILENO);
+    if (pipe_stdin) {
+      dup2(in[0], STDIN_FILENO);
+    } else {
+      int devnull = open("/dev/null", O_RDONLY);
+      dup2(devnull, STDIN_FILENO);
+    }
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());
@@ -37,9 +45,30 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, std::map<std::string, 
   close(out[1]);
   close(err_fd);
   stdout_fd_ = out[0];
+  if (pipe_stdin) {
+    close(in[0]);
+    stdin_fd_ = in[1];
+  }
+}
+
+bool ChildProcess::WriteStdin(const std::string& text) {
+  std::size_t done = 0;
+  while (stdin_fd_ >= 0 && done < text.size()) {
+    ssize_t n = write(stdin_fd_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return stdin_fd_ >= 0;
+}
+
+void ChildProcess::CloseStdin() {
+  if (stdin_fd_ >= 0) close(stdin_fd_);
+  stdin_fd_ = -1;
 }
 
 ChildProcess::~ChildProcess() {
+  CloseStdin();
   if (!status_) {
     kill(pid_, SIGKILL);
     int st;

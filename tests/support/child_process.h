@@ -14,7 +14,9 @@ namespace mps::testing {
 class ChildProcess {
  public:
   // argv[0] is the program path. Extra environment entries are added to ours.
-  explicit ChildProcess(std::vector<std::string> argv, std::map<std::string, std::string> env = {});
+  // With pipe_stdin, the child reads what WriteStdin sends (else /dev/null).
+  explicit ChildProcess(std::vector<std::string> argv, std::map<std::string, std::string> env = {},
+                        bool pipe_stdin = false);
   ~ChildProcess();  // SIGKILL if still running
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
@@ -26,6 +28,9 @@ class ChildProcess {
   std::optional<std::string> WaitForLine(const std::string& prefix,
                                          std::chrono::milliseconds timeout);
   void Signal(int sig);
+  // Only with pipe_stdin. Writes everything (blocking); false when the child is gone.
+  bool WriteStdin(const std::string& text);
+  void CloseStdin();
   // Exit status (or 128+signal), or nullopt if still running after `timeout`.
   std::optional<int> Wait(std::chrono::milliseconds timeout);
   std::string stderr_text() const;  // everything it wrote to stderr so far (kept in a temp file)
@@ -33,6 +38,7 @@ class ChildProcess {
  private:
   pid_t pid_ = -1;
   int stdout_fd_ = -1;
+  int stdin_fd_ = -1;
   std::string buffer_;
   std::string stderr_path_;
   std::optional<int> status_;

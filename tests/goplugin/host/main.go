@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -73,16 +74,21 @@ type action struct {
 }
 
 type step struct {
+	ID        int               `json:"id"`
+	Async     bool              `json:"async"`
 	Op        string            `json:"op"`
 	Config    map[string]string `json:"config"`
 	TimeoutMs int               `json:"timeout_ms"`
-	Action    action            `json:"action"`
+	// Status only: repeat (every 50 ms) until ready or this many ms passed.
+	UntilReadyMs int    `json:"until_ready_ms"`
+	Action       action `json:"action"`
 }
 
 type script struct {
-	Plugin string   `json:"plugin"`
-	Args   []string `json:"args"`
-	Steps  []step   `json:"steps"`
+	Plugin      string   `json:"plugin"`
+	Interactive bool     `json:"interactive"`
+	Args        []string `json:"args"`
+	Steps       []step   `json:"steps"`
 }
 
 type result struct {
@@ -94,8 +100,12 @@ type result struct {
 	Values  map[string]interface{} `json:"values,omitempty"`
 }
 
+var emitMu sync.Mutex
+
 func emit(r result) {
 	b, _ := json.Marshal(r)
+	emitMu.Lock()
+	defer emitMu.Unlock()
 	fmt.Println(string(b))
 }
 
@@ -120,7 +130,8 @@ var directions = map[string]shared.ScalingDirection{
 
 func main() {
 	var s script
-	if err := json.NewDecoder(os.Stdin).Decode(&s); err != nil {
+	stdin := json.NewDecoder(os.Stdin)
+	if err := stdin.Decode(&s); err != nil {
 		fmt.Fprintf(os.Stderr, "bad script: %v\n", err)
 		os.Exit(2)
 	}
@@ -147,64 +158,96 @@ func main() {
 	}
 	emit(result{Step: -1, Op: "Start", Ok: true, Values: map[string]interface{}{
 		"protocol": string(client.Protocol()), "network": client.ReattachConfig().Addr.Network(),
-		"address": client.ReattachConfig().Addr.String(), "start_ms": time.Since(start).Milliseconds()}})
+		"address": client.ReattachConfig().Addr.String(), "start_ms": time.Since(start).Milliseconds(),
+		"pid": client.ReattachConfig().Pid}})
 	tc := raw.(*targetClient)
 
-	for i, st := range s.Steps {
-		r := result{Step: i, Op: st.Op, Ok: true}
-		ctx := context.Background()
-		cancel := func() {}
-		if st.TimeoutMs > 0 {
-			ctx, cancel = context.WithTimeout(ctx, time.Duration(st.TimeoutMs)*time.Millisecond)
+	if !s.Interactive {
+		for i, st := range s.Steps {
+			r := runStep(client, rpc, tc, i, st)
+			emit(r)
 		}
-		switch st.Op {
-		case "PluginInfo":
-			resp, err := tc.base.PluginInfo(ctx, &base.PluginInfoRequest{})
-			if err != nil {
-				r = fail(r, err)
-			} else {
-				r.Values = map[string]interface{}{"name": resp.Name, "type": resp.Type.String()}
-			}
-		case "SetConfig":
-			if _, err := tc.base.SetConfig(ctx, &base.SetConfigRequest{Config: st.Config}); err != nil {
-				r = fail(r, err)
-			}
-		case "Status":
-			resp, err := tc.target.Status(ctx, &target.StatusRequest{Config: st.Config})
-			if err != nil {
-				r = fail(r, err)
-			} else {
-				r.Values = map[string]interface{}{"ready": resp.Ready, "count": resp.Count, "meta": resp.Meta}
-			}
-		case "Scale":
-			dir, known := directions[st.Action.Direction]
-			if !known {
-				dir = shared.ScalingDirection_SCALING_DIRECTION_UNSPECIFIED
-			}
-			a := &shared.ScalingAction{Count: st.Action.Count, Reason: st.Action.Reason,
-				Error: st.Action.Error, Direction: dir}
-			// As the SDK does: an Any with no type URL holding the JSON object.
-			if st.Action.RawMeta != nil {
-				a.Meta = &any.Any{Value: []byte(*st.Action.RawMeta)}
-			} else if st.Action.Meta != nil {
-				b, _ := json.Marshal(st.Action.Meta)
-				a.Meta = &any.Any{Value: b}
-			}
-			if _, err := tc.target.Scale(ctx, &target.ScaleRequest{Action: a, Config: st.Config}); err != nil {
-				r = fail(r, err)
-			}
-		case "Ping":
-			if err := rpc.Ping(); err != nil {
-				r = fail(r, err)
-			}
-		case "Kill":
-			t := time.Now()
-			client.Kill()
-			r.Values = map[string]interface{}{"exited": client.Exited(), "elapsed_ms": time.Since(t).Milliseconds()}
-		default:
-			r = fail(r, fmt.Errorf("unknown op %q", st.Op))
-		}
-		cancel()
-		emit(r)
+		return
 	}
+	// Interactive: one step per stdin line, {"id": n, "async": bool, "op": ...};
+	// async steps run concurrently and report when they finish.
+	var wg sync.WaitGroup
+	for {
+		var st step
+		if err := stdin.Decode(&st); err != nil {
+			break
+		}
+		if st.Async {
+			wg.Add(1)
+			go func(st step) {
+				defer wg.Done()
+				emit(runStep(client, rpc, tc, st.ID, st))
+			}(st)
+			continue
+		}
+		emit(runStep(client, rpc, tc, st.ID, st))
+	}
+	wg.Wait()
+}
+
+func runStep(client *plugin.Client, rpc plugin.ClientProtocol, tc *targetClient, i int, st step) result {
+	r := result{Step: i, Op: st.Op, Ok: true}
+	ctx := context.Background()
+	cancel := func() {}
+	if st.TimeoutMs > 0 {
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(st.TimeoutMs)*time.Millisecond)
+	}
+	defer cancel()
+	switch st.Op {
+	case "PluginInfo":
+		resp, err := tc.base.PluginInfo(ctx, &base.PluginInfoRequest{})
+		if err != nil {
+			r = fail(r, err)
+		} else {
+			r.Values = map[string]interface{}{"name": resp.Name, "type": resp.Type.String()}
+		}
+	case "SetConfig":
+		if _, err := tc.base.SetConfig(ctx, &base.SetConfigRequest{Config: st.Config}); err != nil {
+			r = fail(r, err)
+		}
+	case "Status":
+		resp, err := tc.target.Status(ctx, &target.StatusRequest{Config: st.Config})
+		for give := time.Now().Add(time.Duration(st.UntilReadyMs) * time.Millisecond); err == nil && !resp.Ready && time.Now().Before(give); {
+			time.Sleep(50 * time.Millisecond)
+			resp, err = tc.target.Status(context.Background(), &target.StatusRequest{Config: st.Config})
+		}
+		if err != nil {
+			r = fail(r, err)
+		} else {
+			r.Values = map[string]interface{}{"ready": resp.Ready, "count": resp.Count, "meta": resp.Meta}
+		}
+	case "Scale":
+		dir, known := directions[st.Action.Direction]
+		if !known {
+			dir = shared.ScalingDirection_SCALING_DIRECTION_UNSPECIFIED
+		}
+		a := &shared.ScalingAction{Count: st.Action.Count, Reason: st.Action.Reason,
+			Error: st.Action.Error, Direction: dir}
+		// As the SDK does: an Any with no type URL holding the JSON object.
+		if st.Action.RawMeta != nil {
+			a.Meta = &any.Any{Value: []byte(*st.Action.RawMeta)}
+		} else if st.Action.Meta != nil {
+			b, _ := json.Marshal(st.Action.Meta)
+			a.Meta = &any.Any{Value: b}
+		}
+		if _, err := tc.target.Scale(ctx, &target.ScaleRequest{Action: a, Config: st.Config}); err != nil {
+			r = fail(r, err)
+		}
+	case "Ping":
+		if err := rpc.Ping(); err != nil {
+			r = fail(r, err)
+		}
+	case "Kill":
+		t := time.Now()
+		client.Kill()
+		r.Values = map[string]interface{}{"exited": client.Exited(), "elapsed_ms": time.Since(t).Milliseconds()}
+	default:
+		r = fail(r, fmt.Errorf("unknown op %q", st.Op))
+	}
+	return r
 }

@@ -1,0 +1,156 @@
+#include "cache/pool_observation.h"
+
+#include <map>
+
+#include "scaling/instance_namer.h"
+
+namespace mps::cache {
+
+using scaling::InstanceState;
+using scaling::NodeStatus;
+using json = nlohmann::json;
+
+InstanceState InstanceStateFromName(const std::string& name) {
+  static const std::map<std::string, InstanceState> kStates = {
+      {"running", InstanceState::kRunning},     {"restarting", InstanceState::kStarting},
+      {"starting", InstanceState::kStarting},   {"stopped", InstanceState::kStopped},
+      {"suspended", InstanceState::kSuspended}, {"suspending", InstanceState::kSuspended},
+      {"deleted", InstanceState::kDeleted},     {"delayed_shutdown", InstanceState::kRunning},
+  };
+  auto it = kStates.find(name);
+  return it == kStates.end() ? InstanceState::kUnknown : it->second;
+}
+
+NodeStatus NodeStatusFromName(const std::string& name) {
+  if (name == "ready") return NodeStatus::kReady;
+  if (name == "down") return NodeStatus::kDown;
+  if (name == "disconnected") return NodeStatus::kDisconnected;
+  return NodeStatus::kInitializing;
+}
+
+std::int64_t UnixNanos(scaling::TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+std::vector<std::string> ApplyInstanceList(scaling::PoolState& state, const json& list,
+                                           scaling::TimePoint now) {
+  std::map<std::string, scaling::Instance> known;
+  for (auto& i : state.instances) known[i.name] = std::move(i);
+  std::vector<scaling::Instance> fresh;
+  std::vector<std::string> now_running;
+  for (const auto& item : list.value("instances", json::array())) {
+    std::string name = item.value("name", "");
+    if (!scaling::BelongsToPool(state.prefix, name)) continue;
+    scaling::Instance instance;
+    if (auto it = known.find(name); it != known.end()) instance = std::move(it->second);
+    instance.name = name;
+    auto before = instance.state;
+    instance.state = InstanceStateFromName(item.value("state", "unknown"));
+    if (instance.state == InstanceState::kRunning && !instance.first_seen_running_at) {
+      instance.first_seen_running_at = now;
+    }
+    if (instance.state == InstanceState::kRunning && before != InstanceState::kRunning) {
+      now_running.push_back(name);
+    }
+    fresh.push_back(std::move(instance));
+  }
+  state.instances = std::move(fresh);
+  return now_running;
+}
+
+NodeChanges ApplyPoolNodes(scaling::PoolState& state, const json& pool_nodes) {
+  NodeChanges changes;
+  std::map<std::string, scaling::NomadNode> by_instance;
+  std::vector<scaling::NomadNode> unmatched;
+  for (const auto& n : pool_nodes.value("nodes", json::array())) {
+    scaling::NomadNode node;
+    node.id = n.value("id", "");
+    node.status = NodeStatusFromName(n.value("status", ""));
+    node.draining = n.value("drain", false);
+    node.eligible = n.value("eligible", true);
+    node.create_index = n.value("create_index", std::uint64_t{0});
+    const auto& instance = n.contains("instance") ? n["instance"] : json();
+    if (instance.is_string() && scaling::BelongsToPool(state.prefix, instance.get<std::string>())) {
+      // Several nodes for one name: a VM re-registered; the newest one is it.
+      auto& slot = by_instance[instance.get<std::string>()];
+      if (slot.id.empty() || node.create_index > slot.create_index) {
+        if (!slot.id.empty()) unmatched.push_back(slot);
+        slot = node;
+      } else {
+        unmatched.push_back(node);
+      }
+    }
+  }
+  for (auto& instance : state.instances) {
+    auto it = by_instance.find(instance.name);
+    if (it == by_instance.end()) {
+      instance.node.reset();
+      continue;
+    }
+    if (!instance.node || instance.node->id != it->second.id) {
+      changes.registered.emplace_back(instance.name, it->second.id);
+    }
+    instance.node = it->second;
+    by_instance.erase(it);
+  }
+  state.orphan_nodes.clear();
+  for (auto& [name, node] : by_instance) {
+    // A node whose VM is being launched again is not an orphan yet.
+    if (!state.OperationOn(name)) state.orphan_nodes.push_back(node);
+  }
+  for (auto& node : unmatched) {
+    if (node.status == NodeStatus::kDown) state.orphan_nodes.push_back(node);
+  }
+  return changes;
+}
+
+PendingLaunch ResolvePendingLaunch(const std::string& instance, const json& list) {
+  for (const auto& item : list.value("instances", json::array())) {
+    if (item.value("name", "") != instance) continue;
+    auto state = InstanceStateFromName(item.value("state", "unknown"));
+    if (state == InstanceState::kRunning) return PendingLaunch::kDone;
+    if (state == InstanceState::kStarting) return PendingLaunch::kWait;
+    return PendingLaunch::kCleanUp;
+  }
+  for (const auto& item : list.value("in_flight", json::array())) {
+    if (item.value("name", "") == instance) return PendingLaunch::kWait;
+  }
+  return PendingLaunch::kRelaunch;
+}
+
+json PoolViewJson(const scaling::PoolState& state, const scaling::PoolStatus& status) {
+  json ops = json::array();
+  for (const auto& op : state.operations) {
+    ops.push_back({{"kind", std::string(ToString(op.kind))},
+                   {"instance", op.instance},
+                   {"started_ns", UnixNanos(op.started_at)},
+                   {"request_id", op.request_id}});
+  }
+  json instances = json::array();
+  for (const auto& i : state.instances) {
+    json item{{"name", i.name},
+              {"state", std::string(ToString(i.state))},
+              {"counted", scaling::IsCounted(state, i)},
+              {"node_id", nullptr},
+              {"node_status", nullptr},
+              {"launched_ns", nullptr}};
+    if (i.node) {
+      item["node_id"] = i.node->id;
+      item["node_status"] = std::string(ToString(i.node->status));
+    }
+    if (i.launched_at) item["launched_ns"] = UnixNanos(*i.launched_at);
+    instances.push_back(std::move(item));
+  }
+  const auto& f = state.launch_failures;
+  json failures{
+      {"consecutive", f.consecutive}, {"last_error", f.last_error}, {"next_retry_ns", nullptr}};
+  if (f.next_retry_at) failures["next_retry_ns"] = UnixNanos(*f.next_retry_at);
+  json view{{"pool", state.prefix},      {"count", status.count},    {"ready", status.ready},
+            {"reasons", status.reasons}, {"last_event_ns", nullptr}, {"scale_request", nullptr},
+            {"operations", ops},         {"instances", instances},   {"launch_failures", failures}};
+  if (status.last_event_ns) view["last_event_ns"] = *status.last_event_ns;
+  if (state.active_scale_request_id) view["scale_request"] = *state.active_scale_request_id;
+  return view;
+}
+
+}  // namespace mps::cache

@@ -1,0 +1,532 @@
+#include "cache/state_cache.h"
+
+#include <set>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "bus/caf_bridge.h"
+#include "cache/bus_protocol.h"
+#include "cache/pool_observation.h"
+#include "scaling/pool_status.h"
+#include "scaling/state_store.h"
+
+namespace mps::cache {
+namespace {
+
+namespace proto = bus_protocol;
+using json = nlohmann::json;
+using scaling::OperationKind;
+
+using status_atom = caf::atom_constant<caf::atom("cstatus")>;
+using plan_atom = caf::atom_constant<caf::atom("cplan")>;
+using report_atom = caf::atom_constant<caf::atom("creport")>;
+using observe_atom = caf::atom_constant<caf::atom("cobserve")>;
+using finish_atom = caf::atom_constant<caf::atom("cfinish")>;
+using purged_atom = caf::atom_constant<caf::atom("cpurged")>;
+using pools_atom = caf::atom_constant<caf::atom("cpools")>;
+using undriven_atom = caf::atom_constant<caf::atom("cundriven")>;
+using view_atom = caf::atom_constant<caf::atom("cview")>;
+
+struct Pool {
+  ConfigMap config;
+  scaling::PoolPolicy policy;
+  scaling::PoolState state;
+  bool multipass_synced = false;  // listed successfully at least once
+  bool nomad_synced = false;
+  bool observed = false;  // the watcher tried both at least once
+  std::map<std::string, scaling::TimePoint> launch_times;
+  std::set<std::string> undriven;  // instance names whose operation nobody drives
+
+  bool synced() const { return multipass_synced && nomad_synced; }
+};
+
+std::string OperationId(const std::string& pool, OperationKind kind, const std::string& instance) {
+  return pool + ":" + std::string(ToString(kind)) + ":" + instance;
+}
+
+std::string Describe(const scaling::ScaleAction& action) {
+  return std::visit(
+      [](const auto& a) -> std::string {
+        using T = std::decay_t<decltype(a)>;
+        if constexpr (std::is_same_v<T, scaling::LaunchAction>) {
+          return "launch " + a.name + " (" + (a.image.empty() ? "default image" : a.image) + ")";
+        } else if constexpr (std::is_same_v<T, scaling::StartAction>) {
+          return "start " + a.name;
+        } else if constexpr (std::is_same_v<T, scaling::DeleteAction>) {
+          return "delete " + a.name + ": " + a.reason;
+        } else if constexpr (std::is_same_v<T, scaling::SelectAndDrainAction>) {
+          return "select " + std::to_string(a.count) + " of " +
+                 std::to_string(a.candidates.size()) + " node(s) by " +
+                 std::string(ToString(a.strategy)) + " and drain them";
+        } else {
+          return "purge " + std::to_string(a.node_ids.size()) + " node(s): " + a.reason;
+        }
+      },
+      action);
+}
+
+class CacheState {
+ public:
+  CacheState(CacheOptions options)
+      : options_(std::move(options)),
+        store_(options_.state_dir),
+        namer_(options_.random ? scaling::InstanceNamer(options_.random)
+                               : scaling::InstanceNamer::FromRandomDevice()) {}
+
+  // The pool of a policy, registered (and restored from the store) on first sight.
+  Pool* Register(const ConfigMap& config, std::string& error) {
+    scaling::PoolPolicy policy;
+    try {
+      policy = scaling::ParsePoolPolicy(config);
+    } catch (const scaling::PolicyError& e) {
+      error = std::string("policy target: ") + e.what();
+      return nullptr;
+    }
+    auto [it, fresh] = pools_.try_emplace(policy.instance_name_prefix);
+    Pool& pool = it->second;
+    pool.config = config;
+    pool.policy = std::move(policy);
+    if (fresh) Restore(pool);
+    return &pool;
+  }
+
+  StatusAnswer Status(const ConfigMap& config) {
+    StatusAnswer answer;
+    Pool* pool = Register(config, answer.error);
+    if (!pool) return answer;
+    auto status = scaling::ComputeStatus(pool->state, pool->policy, scaling::Clock::now());
+    answer.synced = pool->synced();
+    if (!pool->synced()) {
+      status.ready = false;
+      status.reasons.insert(status.reasons.begin(),
+                            "reconciling with multipassd and Nomad after start");
+    }
+    answer.ready = status.ready;
+    answer.count = status.count;
+    answer.meta = status.Meta();
+    return answer;
+  }
+
+  PlanAnswer Plan(const PlanQuery& query) {
+    PlanAnswer answer;
+    Pool* pool = Register(query.policy, answer.error);
+    if (!pool) return answer;
+    answer.pool = pool->policy.instance_name_prefix;
+    answer.request_id = query.request.request_id;
+    answer.policy = pool->policy;
+    answer.synced = pool->observed;
+    if (!answer.synced) return answer;
+    answer.unreachable = !pool->state.multipass.reachable || !pool->state.nomad.reachable;
+    auto now = scaling::Clock::now();
+    auto& state = pool->state;
+    if (query.reconcile) {
+      if (!pool->undriven.empty()) return answer;  // resuming first; plan is a noop
+      answer.plan = planner_.ReconcilePlan(state, pool->policy, now, namer_);
+    } else {
+      answer.plan = planner_.Plan(state, pool->policy, query.request, now, namer_);
+    }
+    const auto& plan = answer.plan;
+    const std::string& id = query.request.request_id;
+    if (query.reconcile && plan.outcome != scaling::PlanOutcome::kExecute) return answer;
+    if (!query.reconcile) {
+      Publish(proto::kScaleRequested, answer.pool,
+              {{"request_id", id},
+               {"target", query.request.target},
+               {"current", plan.current_count},
+               {"dry_run", query.request.dry_run || plan.dry_run},
+               {"reason", query.reason}});
+    }
+    json actions = json::array();
+    for (const auto& a : plan.actions) actions.push_back(Describe(a));
+    Publish(proto::kScalePlanned, answer.pool,
+            {{"request_id", id},
+             {"outcome", std::string(ToString(plan.outcome))},
+             {"message", plan.message},
+             {"dry_run", plan.dry_run},
+             {"actions", actions}});
+    spdlog::info("pool {}: request {}: {}{}: {}", answer.pool, id, ToString(plan.outcome),
+                 plan.dry_run ? " (dry run)" : "", plan.message);
+    if (!plan.ShouldExecute()) return answer;
+    state.active_scale_request_id = id;
+    store_.BeginRequest(answer.pool, id, plan.target, now);
+    // Write-ahead: a crash from here on finds these operations in the store.
+    for (const auto& action : plan.actions) {
+      if (const auto* launch = std::get_if<scaling::LaunchAction>(&action)) {
+        AddOperation(*pool, OperationKind::kLaunch, launch->name, id, now);
+        pool->launch_times[launch->name] = now;
+        store_.RecordLaunchTime(answer.pool, launch->name, now);
+        Publish(proto::kInstanceLaunching, answer.pool,
+                {{"name", launch->name}, {"image", launch->image}});
+      } else if (const auto* start = std::get_if<scaling::StartAction>(&action)) {
+        AddOperation(*pool, OperationKind::kStart, start->name, id, now);
+      } else if (const auto* del = std::get_if<scaling::DeleteAction>(&action)) {
+        AddOperation(*pool, OperationKind::kDelete, del->name, id, now);
+      }
+    }
+    return answer;
+  }
+
+  void Report(const OpReport& r) {
+    auto it = pools_.find(r.pool);
+    if (it == pools_.end()) return;
+    Pool& pool = it->second;
+    auto now = scaling::Clock::now();
+    switch (r.phase) {
+      case OpPhase::kStarted:
+        // A drained instance's delete replaces its drain operation.
+        RemoveOperations(pool, r.instance);
+        AddOperation(pool, r.kind, r.instance, r.request_id, now);
+        if (r.kind == OperationKind::kDrain) {
+          Publish(proto::kNodeDraining, r.pool, {{"instance", r.instance}, {"node_id", r.node_id}});
+        }
+        return;
+      case OpPhase::kUnresolved:
+        pool.undriven.insert(r.instance);
+        spdlog::warn("pool {}: {} of {}: outcome unknown ({}); resolving when reachable", r.pool,
+                     ToString(r.kind), r.instance, r.detail);
+        return;
+      case OpPhase::kSucceeded:
+        Succeeded(pool, r, now);
+        return;
+      case OpPhase::kFailed:
+        Failed(pool, r, now);
+        return;
+    }
+  }
+
+  void Observe(const Observation& o) {
+    auto it = pools_.find(o.pool);
+    if (it == pools_.end()) return;
+    Pool& pool = it->second;
+    auto& state = pool.state;
+    auto now = scaling::Clock::now();
+    pool.observed = true;
+    if (o.instances) {
+      ApplyInstanceList(state, *o.instances, now);
+      for (auto& instance : state.instances) {
+        if (auto t = pool.launch_times.find(instance.name); t != pool.launch_times.end()) {
+          instance.launched_at = t->second;
+        }
+      }
+      // Leftovers the daemon no longer lists are gone.
+      std::erase_if(state.failed_launch_leftovers,
+                    [&](const std::string& n) { return !state.Find(n); });
+      SetReachable(state.multipass, "", "multipassd", o.pool);
+      pool.multipass_synced = true;
+    } else {
+      SetReachable(state.multipass, o.multipass_error, "multipassd", o.pool);
+    }
+    if (o.nodes) {
+      auto changes = ApplyPoolNodes(state, *o.nodes);
+      for (const auto& [instance, node] : changes.registered) {
+        Publish(proto::kNodeRegistered, o.pool, {{"instance", instance}, {"node_id", node}});
+      }
+      SetReachable(state.nomad, "", "Nomad", o.pool);
+      pool.nomad_synced = true;
+    } else {
+      SetReachable(state.nomad, o.nomad_error, "Nomad", o.pool);
+    }
+  }
+
+  void Finish(const ScaleFinish& f) {
+    auto it = pools_.find(f.pool);
+    if (it == pools_.end()) return;
+    Pool& pool = it->second;
+    auto now = scaling::Clock::now();
+    if (pool.state.active_scale_request_id == f.request_id)
+      pool.state.active_scale_request_id.reset();
+    if (f.changed) {
+      pool.state.last_event_ns = UnixNanos(now);
+      store_.SetLastEvent(f.pool, *pool.state.last_event_ns);
+    }
+    if (store_.FindRequest(f.pool, f.request_id)) {
+      store_.CompleteRequest(f.pool, f.request_id, f.ok, f.message);
+    }
+    store_.ForgetCompletedRequestsBefore(now - std::chrono::hours(24));
+    auto status = scaling::ComputeStatus(pool.state, pool.policy, now);
+    if (f.ok) {
+      Publish(proto::kScaleCompleted, f.pool,
+              {{"request_id", f.request_id}, {"count", status.count}, {"message", f.message}});
+    } else {
+      Publish(proto::kScaleFailed, f.pool, {{"request_id", f.request_id}, {"error", f.message}});
+    }
+  }
+
+  void NodesPurged(const std::string& pool, const std::vector<std::string>& ids) {
+    for (const auto& id : ids) Publish(proto::kNodePurged, pool, {{"node_id", id}});
+    if (auto it = pools_.find(pool); it != pools_.end()) {
+      std::erase_if(it->second.state.orphan_nodes, [&](const scaling::NomadNode& n) {
+        return std::find(ids.begin(), ids.end(), n.id) != ids.end();
+      });
+    }
+  }
+
+  std::vector<PoolTarget> Pools() const {
+    std::vector<PoolTarget> out;
+    for (const auto& [name, pool] : pools_) out.push_back({name, pool.config});
+    return out;
+  }
+
+  UndrivenWork TakeUndriven(const std::string& name) {
+    UndrivenWork work;
+    auto& out = work.operations;
+    auto it = pools_.find(name);
+    if (it == pools_.end() || !it->second.synced()) return work;
+    Pool& pool = it->second;
+    work.policy = pool.policy;
+    for (const auto& op : pool.state.operations) {
+      if (pool.undriven.contains(op.instance)) out.push_back(op);
+    }
+    pool.undriven.clear();
+    // Resuming is a scale of its own: nothing else may plan meanwhile.
+    if (!out.empty() && !pool.state.active_scale_request_id) {
+      pool.state.active_scale_request_id = out.front().request_id;
+    }
+    return work;
+  }
+
+  json View(const std::string& filter) const {
+    json pools = json::array();
+    auto now = scaling::Clock::now();
+    for (const auto& [name, pool] : pools_) {
+      if (!filter.empty() && filter != name) continue;
+      auto status = scaling::ComputeStatus(pool.state, pool.policy, now);
+      if (!pool.synced()) {
+        status.ready = false;
+        status.reasons.insert(status.reasons.begin(),
+                              "reconciling with multipassd and Nomad after start");
+      }
+      pools.push_back(PoolViewJson(pool.state, status));
+    }
+    return {{"pools", pools}};
+  }
+
+ private:
+  void Restore(Pool& pool) {
+    const std::string& name = pool.policy.instance_name_prefix;
+    pool.state.prefix = name;
+    pool.state.last_event_ns = store_.LastEvent(name);
+    pool.launch_times = store_.LaunchTimes(name);
+    for (const auto& stored : store_.PendingOperations(name)) {
+      pool.state.operations.push_back(
+          {stored.kind, stored.instance, stored.started_at, stored.request_id});
+      pool.undriven.insert(stored.instance);
+    }
+    if (!pool.undriven.empty()) {
+      spdlog::info(
+          "pool {}: {} operation(s) left pending by an earlier process; resuming them "
+          "after reconciling",
+          name, pool.undriven.size());
+    }
+  }
+
+  void AddOperation(Pool& pool, OperationKind kind, const std::string& instance,
+                    const std::string& request_id, scaling::TimePoint now) {
+    pool.state.operations.push_back({kind, instance, now, request_id});
+    store_.RecordOperation({OperationId(pool.state.prefix, kind, instance), pool.state.prefix, kind,
+                            instance, request_id, now, scaling::OperationStatus::kPending});
+  }
+
+  void RemoveOperations(Pool& pool, const std::string& instance,
+                        scaling::OperationStatus status = scaling::OperationStatus::kDone) {
+    auto& ops = pool.state.operations;
+    for (const auto& op : ops) {
+      if (op.instance == instance) {
+        store_.SetOperationStatus(OperationId(pool.state.prefix, op.kind, instance), status);
+      }
+    }
+    std::erase_if(ops, [&](const scaling::Operation& op) { return op.instance == instance; });
+    pool.undriven.erase(instance);
+  }
+
+  void Succeeded(Pool& pool, const OpReport& r, scaling::TimePoint now) {
+    auto& state = pool.state;
+    switch (r.kind) {
+      case OperationKind::kLaunch:
+      case OperationKind::kStart: {
+        RemoveOperations(pool, r.instance);
+        auto* instance = const_cast<scaling::Instance*>(state.Find(r.instance));
+        if (!instance) {
+          state.instances.push_back({r.instance, scaling::InstanceState::kRunning, {}, {}, {}});
+          instance = &state.instances.back();
+        }
+        instance->state = scaling::InstanceState::kRunning;
+        if (!instance->first_seen_running_at) instance->first_seen_running_at = now;
+        if (auto t = pool.launch_times.find(r.instance); t != pool.launch_times.end()) {
+          instance->launched_at = t->second;
+        }
+        if (r.kind == OperationKind::kLaunch) state.RecordLaunchSuccess();
+        Publish(proto::kInstanceRunning, r.pool, {{"name", r.instance}});
+        return;
+      }
+      case OperationKind::kDrain:
+        // The delete that follows replaces the operation.
+        Publish(proto::kNodeDrained, r.pool, {{"instance", r.instance}, {"node_id", r.node_id}});
+        return;
+      case OperationKind::kDelete:
+        RemoveOperations(pool, r.instance);
+        std::erase_if(state.instances,
+                      [&](const scaling::Instance& i) { return i.name == r.instance; });
+        std::erase(state.failed_launch_leftovers, r.instance);
+        pool.launch_times.erase(r.instance);
+        store_.ForgetInstance(r.pool, r.instance);
+        Publish(proto::kInstanceDeleted, r.pool, {{"name", r.instance}, {"reason", r.detail}});
+        return;
+    }
+  }
+
+  void Failed(Pool& pool, const OpReport& r, scaling::TimePoint now) {
+    RemoveOperations(pool, r.instance, scaling::OperationStatus::kFailed);
+    switch (r.kind) {
+      case OperationKind::kLaunch:
+        pool.state.RecordLaunchFailure(r.detail, now);
+        if (r.leftover) pool.state.failed_launch_leftovers.push_back(r.instance);
+        Publish(proto::kInstanceFailed, r.pool, {{"name", r.instance}, {"error", r.detail}});
+        return;
+      case OperationKind::kStart:
+        Publish(proto::kInstanceFailed, r.pool, {{"name", r.instance}, {"error", r.detail}});
+        return;
+      case OperationKind::kDrain:
+        Publish(proto::kNodeDrainFailed, r.pool,
+                {{"instance", r.instance}, {"node_id", r.node_id}, {"reason", r.detail}});
+        return;
+      case OperationKind::kDelete:
+        spdlog::warn("pool {}: delete of {} failed: {}", r.pool, r.instance, r.detail);
+        return;
+    }
+  }
+
+  void SetReachable(scaling::Reachability& r, const std::string& error, const char* what,
+                    const std::string& pool) {
+    bool reachable = error.empty();
+    if (r.reachable != reachable) {
+      if (reachable) {
+        spdlog::info("pool {}: {} reachable again", pool, what);
+      } else {
+        spdlog::warn("pool {}: {} unreachable: {}", pool, what, error);
+      }
+    }
+    r.reachable = reachable;
+    r.reason = error;
+  }
+
+  void Publish(std::string_view type, const std::string& pool, json fields) {
+    if (!options_.events) return;
+    fields["pool"] = pool;
+    options_.events->Publish(std::string(type), std::move(fields));
+  }
+
+  CacheOptions options_;
+  scaling::StateStore store_;
+  scaling::InstanceNamer namer_;
+  scaling::ScalePlanner planner_;
+  std::map<std::string, Pool> pools_;
+};
+
+struct CacheActorState {
+  std::unique_ptr<CacheState> cache;
+};
+
+caf::behavior CacheActor(caf::stateful_actor<CacheActorState>* self, CacheOptions options) {
+  self->state.cache = std::make_unique<CacheState>(std::move(options));
+  auto& c = *self->state.cache;
+  return {
+      [&c](status_atom, const StatusQuery& q) { return c.Status(q.policy); },
+      [&c](plan_atom, const PlanQuery& q) { return c.Plan(q); },
+      [&c](report_atom, const OpReport& r) {
+        c.Report(r);
+        return true;
+      },
+      [&c](observe_atom, const Observation& o) {
+        c.Observe(o);
+        return true;
+      },
+      [&c](finish_atom, const ScaleFinish& f) {
+        c.Finish(f);
+        return true;
+      },
+      [&c](purged_atom, const std::string& pool, const std::vector<std::string>& ids) {
+        c.NodesPurged(pool, ids);
+        return true;
+      },
+      [&c](pools_atom) { return c.Pools(); },
+      [&c](undriven_atom, const std::string& pool) { return c.TakeUndriven(pool); },
+      [&c](view_atom, const std::string& filter) { return c.View(filter); },
+      // state.pools on the status endpoint (caf_bridge.h).
+      [&c](bus::bus_request_atom, const bus::Envelope& r) {
+        const auto& p = r.payload;
+        if (p.contains("pool") && !p["pool"].is_string()) {
+          return bus::BusAnswer::Fail(
+              bus::BusError(bus::ErrorCode::kBadPayload, "state.pools: 'pool' must be a string"));
+        }
+        return bus::BusAnswer::Ok(c.View(p.value("pool", "")));
+      },
+  };
+}
+
+template <class Answer, class... Ts>
+Answer Ask(caf::actor_system& system, const caf::actor& actor, std::chrono::milliseconds timeout,
+           const char* what, Ts&&... xs) {
+  caf::scoped_actor self{system};
+  std::optional<Answer> answer;
+  std::string error;
+  self->request(actor, timeout, std::forward<Ts>(xs)...)
+      .receive([&](Answer& a) { answer = std::move(a); },
+               [&](caf::error& e) { error = system.render(e); });
+  if (!answer) {
+    throw std::runtime_error(std::string("state cache did not answer ") + what + ": " + error);
+  }
+  return std::move(*answer);
+}
+
+}  // namespace
+
+caf::actor SpawnStateCache(caf::actor_system& system, CacheOptions options) {
+  // Opened here so that a bad state_dir is thrown to the caller (StateStoreError).
+  { scaling::StateStore probe(options.state_dir); }
+  return system.spawn(CacheActor, std::move(options));
+}
+
+StateCache::StateCache(caf::actor_system& system, caf::actor actor,
+                       std::chrono::milliseconds timeout)
+    : system_(system), actor_(std::move(actor)), timeout_(timeout) {}
+
+StatusAnswer StateCache::Status(const ConfigMap& policy) const {
+  return Ask<StatusAnswer>(system_, actor_, timeout_, "Status", status_atom::value,
+                           StatusQuery{policy});
+}
+
+PlanAnswer StateCache::Plan(const PlanQuery& query) const {
+  return Ask<PlanAnswer>(system_, actor_, timeout_, "Plan", plan_atom::value, query);
+}
+
+void StateCache::Report(const OpReport& report) const {
+  Ask<bool>(system_, actor_, timeout_, "Report", report_atom::value, report);
+}
+
+void StateCache::Observe(const Observation& observation) const {
+  Ask<bool>(system_, actor_, timeout_, "Observe", observe_atom::value, observation);
+}
+
+void StateCache::Finish(const ScaleFinish& finish) const {
+  Ask<bool>(system_, actor_, timeout_, "Finish", finish_atom::value, finish);
+}
+
+void StateCache::NodesPurged(const std::string& pool, const std::vector<std::string>& ids) const {
+  Ask<bool>(system_, actor_, timeout_, "NodesPurged", purged_atom::value, pool, ids);
+}
+
+std::vector<PoolTarget> StateCache::Pools() const {
+  return Ask<std::vector<PoolTarget>>(system_, actor_, timeout_, "Pools", pools_atom::value);
+}
+
+UndrivenWork StateCache::TakeUndriven(const std::string& pool) const {
+  return Ask<UndrivenWork>(system_, actor_, timeout_, "TakeUndriven", undriven_atom::value, pool);
+}
+
+nlohmann::json StateCache::View(const std::string& pool_filter) const {
+  return Ask<nlohmann::json>(system_, actor_, timeout_, "View", view_atom::value, pool_filter);
+}
+
+}  // namespace mps::cache

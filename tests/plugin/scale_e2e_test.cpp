@@ -1,0 +1,203 @@
+// Scale end to end: the go-plugin host drives multipass-target (split mode)
+// against a real multipass-hostd and cluster-sim's Multipass and Nomad.
+#include <signal.h>
+
+#include <set>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "scale_world.h"
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using testing::HasSubstr;
+
+namespace {
+
+std::string Meta(const json& status, const std::string& key) {
+  const auto& meta = status["values"]["meta"];
+  return meta.contains(key) ? meta[key].get<std::string>() : "";
+}
+
+std::set<std::string> NodeNames(const std::vector<json>& nodes) {
+  std::set<std::string> names;
+  for (const auto& n : nodes) names.insert(n["Name"].get<std::string>());
+  return names;
+}
+
+TEST(ScaleEndToEnd, OutInParallelThenInKeepsTheBusyNodes) {
+  mps::test::ScaleWorld world({"1s", "200ms", "300ms"});
+  world.policy["node_selector_strategy"] = "empty";
+  world.StartHostd();
+  world.StartPlugin();
+  auto s = world.Status(10000);
+  ASSERT_TRUE(s["ok"]) << s;
+  EXPECT_EQ(s["values"]["ready"], true) << s;
+  EXPECT_EQ(s["values"]["count"], 0);
+
+  auto began = std::chrono::steady_clock::now();
+  int scale = world.Send({{"op", "Scale"},
+                          {"config", world.policy},
+                          {"action", {{"count", 5}, {"reason", "cpu"}, {"direction", "up"}}}},
+                         /*async=*/true);
+  // While the launches run: counted, not ready.
+  bool seen_not_ready = false;
+  for (int i = 0; i < 100 && !seen_not_ready; ++i) {
+    auto during = world.Status();
+    seen_not_ready = during["values"]["count"] == 5 && during["values"]["ready"] == false;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(seen_not_ready);
+  auto r = world.Await(scale, 60s);
+  auto took = std::chrono::steady_clock::now() - began;
+  ASSERT_TRUE(r["ok"]) << r << world.host_stderr();
+  // Five 1 s boots one after another would take 5 s.
+  EXPECT_LT(took, 3500ms);
+  s = world.Status(15000);
+  EXPECT_EQ(s["values"]["ready"], true) << s;
+  EXPECT_EQ(s["values"]["count"], 5);
+  EXPECT_FALSE(Meta(s, "nomad_autoscaler.last_event").empty()) << s;
+  ASSERT_EQ(world.Instances().size(), 5u);
+  ASSERT_EQ(world.Nodes().size(), 5u);
+
+  // Two busy nodes, three empty: "empty" removes the three empty ones.
+  auto nodes = world.Nodes();
+  std::set<std::string> busy;
+  for (int i = 0; i < 2; ++i) {
+    world.AddAllocation(nodes[i]["ID"]);
+    busy.insert(nodes[i]["Name"].get<std::string>());
+  }
+  r = world.Scale(2);
+  ASSERT_TRUE(r["ok"]) << r << world.host_stderr();
+  s = world.Status(15000);
+  EXPECT_EQ(s["values"]["ready"], true) << s;
+  EXPECT_EQ(s["values"]["count"], 2);
+  std::set<std::string> left;
+  for (const auto& [name, state] : world.Instances()) left.insert(name);
+  EXPECT_EQ(left, busy);
+  EXPECT_EQ(NodeNames(world.Nodes()), busy);  // node_purge: the drained nodes are gone
+  // A Scale to the current count changes nothing.
+  r = world.Scale(2);
+  EXPECT_EQ(r["code"], "Aborted") << r;
+}
+
+TEST(ScaleEndToEnd, LeastBusyDrainsTheLeastLoadedNode) {
+  mps::test::ScaleWorld world;
+  world.policy["node_selector_strategy"] = "least_busy";
+  world.StartHostd();
+  world.StartPlugin();
+  ASSERT_TRUE(world.Scale(3)["ok"]) << world.host_stderr();
+  ASSERT_EQ(world.Status(15000)["values"]["ready"], true);
+  auto nodes = world.Nodes();
+  ASSERT_EQ(nodes.size(), 3u);
+  world.AddAllocation(nodes[0]["ID"]);
+  world.AddAllocation(nodes[0]["ID"]);
+  world.AddAllocation(nodes[1]["ID"]);
+  auto r = world.Scale(2);
+  ASSERT_TRUE(r["ok"]) << r;
+  auto left = NodeNames(world.Nodes());
+  EXPECT_EQ(left.size(), 2u);
+  EXPECT_FALSE(left.contains(nodes[2]["Name"].get<std::string>()));  // the idle one went
+}
+
+TEST(ScaleEndToEnd, MaxInstancesIsNeverExceeded) {
+  mps::test::ScaleWorld world;
+  world.StartHostd();
+  world.StartPlugin();
+  ASSERT_EQ(world.Status(10000)["values"]["ready"], true);
+  auto r = world.Scale(7);
+  EXPECT_EQ(r["code"], "FailedPrecondition") << r;
+  EXPECT_THAT(r["message"].get<std::string>(), HasSubstr("max_instances")) << r;
+  EXPECT_TRUE(world.Instances().empty());
+}
+
+TEST(ScaleEndToEnd, InstanceThatNeverJoinsIsReplaced) {
+  mps::test::ScaleWorld world;
+  world.policy["node_registration_timeout"] = "2s";
+  world.LaunchDirect("web-stuck1", "#cloud-config\n");  // no node_class: never joins
+  world.StartHostd();
+  world.StartPlugin();
+  auto s = world.Status();
+  EXPECT_EQ(s["values"]["ready"], false);
+  s = world.Status(20000);
+  ASSERT_EQ(s["values"]["ready"], true) << s << world.host_stderr();
+  EXPECT_EQ(s["values"]["count"], 1);
+  auto instances = world.Instances();
+  EXPECT_FALSE(instances.contains("web-stuck1"));
+  EXPECT_EQ(instances.size(), 1u);
+  EXPECT_EQ(world.Nodes().size(), 1u);
+}
+
+TEST(ScaleEndToEnd, HostdKilledDuringScaleOutEndsAtTargetWithoutOrphansOrDuplicates) {
+  mps::test::ScaleWorld world({"2s", "200ms", "300ms"});
+  world.StartHostd();
+  world.StartPlugin();
+  ASSERT_EQ(world.Status(10000)["values"]["ready"], true);
+  int scale = world.Send(
+      {{"op", "Scale"}, {"config", world.policy}, {"action", {{"count", 4}, {"direction", "up"}}}},
+      true);
+  // Kill hostd once the daemon has the launches.
+  for (int i = 0; i < 200 && world.Instances().size() < 2; ++i) std::this_thread::sleep_for(10ms);
+  world.KillHostd();
+  std::this_thread::sleep_for(500ms);
+  world.StartHostd();
+  auto r = world.Await(scale, 90s);  // succeeds or reports what it could not confirm
+  auto s = world.Status(60000);
+  ASSERT_EQ(s["values"]["ready"], true) << s << r << world.host_stderr();
+  EXPECT_EQ(s["values"]["count"], 4);
+  auto instances = world.Instances();
+  EXPECT_EQ(instances.size(), 4u);
+  for (const auto& [name, state] : instances) EXPECT_EQ(state, "running") << name;
+  EXPECT_EQ(world.Nodes().size(), 4u);
+}
+
+TEST(ScaleEndToEnd, TargetKilledDuringScaleInIsResumedFromItsState) {
+  mps::test::ScaleWorld world({"300ms", "200ms", "3s"});
+  world.StartHostd();
+  world.StartPlugin();
+  ASSERT_TRUE(world.Scale(3)["ok"]) << world.host_stderr();
+  ASSERT_EQ(world.Status(15000)["values"]["ready"], true);
+  for (const auto& n : world.Nodes()) world.AddAllocation(n["ID"]);  // drains take 3 s
+  int scale = world.Send({{"op", "Scale"},
+                          {"config", world.policy},
+                          {"action", {{"count", 1}, {"direction", "down"}}}},
+                         true);
+  bool draining = false;
+  for (int i = 0; i < 200 && !draining; ++i) {
+    draining = Meta(world.Status(), "mps.not_ready").find("drain of") != std::string::npos;
+    if (!draining) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(draining);
+  world.KillPluginProcess();
+  auto r = world.Await(scale, 10s);
+  EXPECT_FALSE(r["ok"]) << r;
+  world.StopHost();
+
+  world.StartPlugin();  // a new plugin process on the same state_dir
+  auto s = world.Status(40000);
+  ASSERT_EQ(s["values"]["ready"], true) << s << world.host_stderr();
+  EXPECT_EQ(s["values"]["count"], 1);
+  EXPECT_EQ(world.Instances().size(), 1u);
+  EXPECT_EQ(world.Nodes().size(), 1u);
+}
+
+TEST(ScaleEndToEnd, NomadUnreachableDuringScaleInDeletesNothing) {
+  mps::test::ScaleWorld world;
+  world.StartHostd();
+  world.StartPlugin();
+  ASSERT_TRUE(world.Scale(2)["ok"]) << world.host_stderr();
+  ASSERT_EQ(world.Status(15000)["values"]["ready"], true);
+  // The same plugin, now pointed at a Nomad that refuses connections.
+  world.StopHost();
+  world.StartPlugin({{"nomad_address", "http://127.0.0.1:1"}});
+  auto s = world.Status(3000);
+  EXPECT_EQ(s["values"]["ready"], false);
+  auto r = world.Scale(1);
+  EXPECT_EQ(r["code"], "Unavailable") << r;
+  EXPECT_THAT(r["message"].get<std::string>(), HasSubstr("Nomad unreachable")) << r;
+  EXPECT_EQ(world.Instances().size(), 2u);
+}
+
+}  // namespace

@@ -1,0 +1,191 @@
+#include "scale_world.h"
+
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+#include <httplib.h>
+
+#include "bus/keys.h"
+#include "multipass/multipass_client.h"
+
+namespace mps::test {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+ScaleWorld::ScaleWorld(SimOptions sim) {
+  sim_ = std::make_unique<mps::testing::ChildProcess>(std::vector<std::string>{
+      mps::testing::BinDir() + "/cluster-sim", "--state-dir", dir() + "/sim", "--multipass-socket",
+      dir() + "/mp.sock", "--nomad-port", "0", "--boot-delay", sim.boot_delay, "--join-delay",
+      sim.join_delay, "--migration-delay", sim.migration_delay});
+  for (;;) {
+    auto line = sim_->ReadLine(20s);
+    if (!line) throw std::runtime_error("cluster-sim did not start: " + sim_->stderr_text());
+    if (line->rfind("nomad ", 0) == 0) nomad_address_ = line->substr(6);
+    if (*line == "ready") break;
+  }
+  fs::create_directories(dir() + "/keys");
+  mps::bus::WriteKeyPair(dir() + "/keys/hostd", "hostd", mps::bus::GenerateKeyPair());
+  mps::bus::WriteKeyPair(dir() + "/keys/clients", "plugin", mps::bus::GenerateKeyPair());
+  std::ofstream(dir() + "/web.yaml")
+      << "#cloud-config\n# nomad client.hcl:\nnode_class = \"web\"\n";
+  hostd_endpoint_ = "ipc://" + dir() + "/hostd.sock";
+  policy = {{"node_class", "web"},          {"instance_image_name", "noble"},
+            {"instance_size", "c1-m1"},     {"cloud_init_user_data_path", dir() + "/web.yaml"},
+            {"startup_timeout", "20s"},     {"node_registration_timeout", "20s"},
+            {"node_drain_deadline", "10s"}, {"node_purge", "true"},
+            {"max_instances", "6"}};
+}
+
+ScaleWorld::~ScaleWorld() {
+  StopHost();
+}
+
+json ScaleWorld::PluginConfig() const {
+  return {{"hostd_address", hostd_endpoint_},
+          {"hostd_server_key_path", dir() + "/keys/hostd/hostd.pub"},
+          {"bus_key_path", dir() + "/keys/clients/plugin.key"},
+          {"nomad_address", nomad_address_},
+          {"state_dir", dir() + "/target"},
+          {"status_address", "ipc://" + dir() + "/status.sock"}};
+}
+
+void ScaleWorld::StartHostd() {
+  hostd_ = std::make_unique<mps::testing::ChildProcess>(std::vector<std::string>{
+      mps::testing::BinDir() + "/multipass-hostd", "--multipass-address",
+      "unix:" + dir() + "/mp.sock", "--bind", hostd_endpoint_, "--server-key",
+      dir() + "/keys/hostd/hostd.key", "--authorized-keys", dir() + "/keys/clients", "--state-dir",
+      dir() + "/hostd", "--allow-prefix", "web"});
+  if (!hostd_->WaitForLine("ready", 20s)) {
+    throw std::runtime_error("multipass-hostd did not start: " + hostd_->stderr_text());
+  }
+}
+
+void ScaleWorld::KillHostd() {
+  hostd_->Signal(SIGKILL);
+  hostd_->Wait(5s);
+}
+
+void ScaleWorld::StartPlugin(const json& extra_config) {
+  host_ = std::make_unique<mps::testing::ChildProcess>(
+      std::vector<std::string>{mps::testing::BinDir() + "/goplugin-host"},
+      std::map<std::string, std::string>{}, /*pipe_stdin=*/true);
+  results_.clear();
+  host_->WriteStdin(
+      json{{"plugin", mps::testing::BinDir() + "/multipass-target"}, {"interactive", true}}.dump() +
+      "\n");
+  auto start = host_->ReadLine(30s);
+  if (!start) throw std::runtime_error("go-plugin host did not start: " + host_->stderr_text());
+  auto s = json::parse(*start);
+  if (!s.value("ok", false)) throw std::runtime_error("plugin did not start: " + *start);
+  plugin_pid_ = s["values"]["pid"];
+  json config = PluginConfig();
+  config.update(extra_config);
+  auto r = Run({{"op", "SetConfig"}, {"config", config}});
+  if (!r.value("ok", false)) throw std::runtime_error("SetConfig failed: " + r.dump());
+}
+
+void ScaleWorld::KillPluginProcess() {
+  if (plugin_pid_ > 0) ::kill(plugin_pid_, SIGKILL);
+  plugin_pid_ = -1;
+}
+
+void ScaleWorld::StopHost() {
+  if (!host_) return;
+  host_->CloseStdin();  // the host kills the plugin and exits
+  if (!host_->Wait(10s)) host_->Signal(SIGKILL);
+  host_.reset();
+}
+
+int ScaleWorld::Send(json step, bool async) {
+  int id = next_id_++;
+  step["id"] = id;
+  step["async"] = async;
+  host_->WriteStdin(step.dump() + "\n");
+  return id;
+}
+
+json ScaleWorld::Await(int id, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!results_.contains(id)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return {{"ok", false}, {"code", "TestTimeout"}};
+    auto line = host_->ReadLine(left);
+    if (!line) return {{"ok", false}, {"code", "HostGone"}, {"message", host_->stderr_text()}};
+    auto r = json::parse(*line, nullptr, false);
+    if (r.is_object() && r.contains("step")) results_[r["step"].get<int>()] = r;
+  }
+  return results_[id];
+}
+
+json ScaleWorld::Run(json step, std::chrono::milliseconds timeout) {
+  return Await(Send(std::move(step)), timeout);
+}
+
+json ScaleWorld::Status(int until_ready_ms) {
+  return Run({{"op", "Status"},
+              {"config", policy},
+              {"timeout_ms", 5000},
+              {"until_ready_ms", until_ready_ms}},
+             std::chrono::milliseconds(until_ready_ms) + 10s);
+}
+
+json ScaleWorld::Scale(std::int64_t count, std::chrono::milliseconds timeout) {
+  return Run({{"op", "Scale"},
+              {"config", policy},
+              {"action", {{"count", count}, {"reason", "test"}, {"direction", "up"}}}},
+             timeout);
+}
+
+std::map<std::string, std::string> ScaleWorld::Instances(const std::string& prefix) {
+  mps::multipass::MultipassClientOptions o;
+  o.address = "unix:" + dir() + "/mp.sock";
+  o.state_dir = dir() + "/hostd";  // the accepted client certificate is hostd's
+  mps::multipass::MultipassClient client(o);
+  std::map<std::string, std::string> out;
+  for (const auto& i : client.List()) {
+    if (i.name.rfind(prefix, 0) == 0) {
+      out[i.name] = std::string(mps::multipass::StateName(i.state));
+    }
+  }
+  return out;
+}
+
+void ScaleWorld::LaunchDirect(const std::string& name, const std::string& cloud_init) {
+  mps::multipass::MultipassClientOptions o;
+  o.address = "unix:" + dir() + "/mp.sock";
+  o.state_dir = dir() + "/hostd";  // the accepted client certificate is hostd's
+  mps::multipass::MultipassClient client(o);
+  mps::multipass::LaunchSpec spec;
+  spec.name = name;
+  spec.image = "noble";
+  spec.cloud_init_user_data = cloud_init;
+  client.Launch(spec);
+}
+
+std::vector<json> ScaleWorld::Nodes() {
+  httplib::Client http(nomad_address_);
+  auto r = http.Get("/v1/nodes");
+  if (!r || r->status != 200) throw std::runtime_error("GET /v1/nodes failed");
+  std::vector<json> out;
+  for (const auto& n : json::parse(r->body)) out.push_back(n);
+  return out;
+}
+
+void ScaleWorld::AddAllocation(const std::string& node_id) {
+  httplib::Client http(nomad_address_);
+  auto r = http.Post("/sim/allocations", json{{"node_id", node_id}}.dump(), "application/json");
+  if (!r || r->status != 200) throw std::runtime_error("POST /sim/allocations failed");
+}
+
+std::string ScaleWorld::host_stderr() const {
+  return host_ ? host_->stderr_text() : "";
+}
+
+}  // namespace mps::test

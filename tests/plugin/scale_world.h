@@ -1,0 +1,68 @@
+#pragma once
+// A whole world for Scale tests: cluster-sim (Multipass + Nomad), a real
+// multipass-hostd, and the go-plugin host driving multipass-target
+// interactively (steps sent one by one; Scale may run in the background).
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/child_process.h"
+
+namespace mps::test {
+
+struct SimOptions {
+  std::string boot_delay = "300ms";
+  std::string join_delay = "200ms";
+  std::string migration_delay = "300ms";
+};
+
+class ScaleWorld {
+ public:
+  explicit ScaleWorld(SimOptions sim = {});
+  ~ScaleWorld();
+
+  const std::string& dir() const { return dir_.path(); }
+  void StartHostd();
+  void KillHostd();  // SIGKILL
+
+  // Starts the go-plugin host with multipass-target and sends SetConfig.
+  void StartPlugin(const nlohmann::json& extra_config = nlohmann::json::object());
+  void KillPluginProcess();  // SIGKILL of multipass-target itself
+  void StopHost();
+
+  // Sends a step; returns its id.
+  int Send(nlohmann::json step, bool async = false);
+  nlohmann::json Await(int id, std::chrono::milliseconds timeout);
+  nlohmann::json Run(nlohmann::json step,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  nlohmann::json Status(int until_ready_ms = 0);
+  nlohmann::json Scale(std::int64_t count,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+  nlohmann::json policy;  // the target block every Status/Scale sends
+  nlohmann::json PluginConfig() const;
+
+  // Instances of the pool as the simulated daemon lists them: name -> state.
+  std::map<std::string, std::string> Instances(const std::string& prefix = "web-");
+  // Nodes of the simulated Nomad: {id, name, status, drain}.
+  std::vector<nlohmann::json> Nodes();
+  void AddAllocation(const std::string& node_id);
+  void LaunchDirect(const std::string& name, const std::string& cloud_init);
+
+  std::string host_stderr() const;
+
+ private:
+  mps::testing::TempDir dir_;
+  std::unique_ptr<mps::testing::ChildProcess> sim_, hostd_, host_;
+  std::string nomad_address_;
+  std::string hostd_endpoint_;
+  int plugin_pid_ = -1;
+  int next_id_ = 1;
+  std::map<int, nlohmann::json> results_;
+};
+
+}  // namespace mps::test
