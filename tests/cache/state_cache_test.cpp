@@ -1,0 +1,164 @@
+// The state cache actor with a real StateStore in a temp dir: what it
+// answers, what it records before answering, and what a new process finds.
+#include "cache/state_cache.h"
+
+#include <gtest/gtest.h>
+
+#include "scaling/state_store.h"
+#include "support/child_process.h"
+
+using namespace mps;
+using json = nlohmann::json;
+
+namespace {
+
+class StateCacheTest : public ::testing::Test {
+ protected:
+  cache::StateCache Spawn() {
+    cache::CacheOptions o;
+    o.state_dir = dir_.path();
+    std::uint64_t n = 0;
+    o.random = [n]() mutable { return ++n * 7919; };
+    return cache::StateCache(system_, cache::SpawnStateCache(system_, o));
+  }
+
+  void ObserveWorld(const cache::StateCache& c, json instances, json nodes = json::array()) {
+    cache::Observation o;
+    o.pool = "web";
+    o.instances = json{{"instances", instances}, {"in_flight", json::array()}};
+    o.nodes = json{{"nodes", nodes}};
+    c.Observe(o);
+  }
+
+  cache::PlanAnswer ScaleTo(const cache::StateCache& c, std::int64_t target, std::string id) {
+    cache::PlanQuery q;
+    q.policy = policy_;
+    q.request.target = target;
+    q.request.request_id = std::move(id);
+    return c.Plan(q);
+  }
+
+  mps::testing::TempDir dir_;
+  caf::actor_system_config config_;
+  caf::actor_system system_{config_};
+  cache::ConfigMap policy_{{"node_class", "web"}, {"instance_image_name", "noble"}};
+};
+
+TEST_F(StateCacheTest, NotReadyAndNoPlanUntilObserved) {
+  auto c = Spawn();
+  auto s = c.Status(policy_);
+  EXPECT_FALSE(s.synced);
+  EXPECT_FALSE(s.ready);
+  EXPECT_NE(s.meta["mps.not_ready"].find("reconciling"), std::string::npos);
+  EXPECT_FALSE(ScaleTo(c, 1, "r0").synced);
+  ObserveWorld(c, {{{"name", "web-a"}, {"state", "running"}}},
+               {{{"id", "n1"}, {"instance", "web-a"}, {"status", "ready"}}});
+  s = c.Status(policy_);
+  EXPECT_TRUE(s.ready) << s.meta["mps.not_ready"];
+  EXPECT_EQ(s.count, 1);
+}
+
+TEST_F(StateCacheTest, BadPolicyIsNamed) {
+  auto c = Spawn();
+  auto s = c.Status({{"instance_cpus", "two"}});
+  EXPECT_NE(s.error.find("node_class"), std::string::npos) << s.error;
+  EXPECT_NE(s.error.find("instance_cpus"), std::string::npos) << s.error;
+}
+
+TEST_F(StateCacheTest, PlanRecordsLaunchesBeforeAnsweringAndRefusesASecondScale) {
+  auto c = Spawn();
+  c.Status(policy_);
+  ObserveWorld(c, json::array());
+  auto a = ScaleTo(c, 2, "r1");
+  ASSERT_TRUE(a.plan.ShouldExecute()) << a.plan.message;
+  EXPECT_EQ(a.plan.LaunchBatches().at(0).size(), 2u);
+  auto s = c.Status(policy_);
+  EXPECT_EQ(s.count, 2);  // launches count from the moment they are planned
+  EXPECT_FALSE(s.ready);
+  // Persisted: another reader of the store sees both pending launches.
+  EXPECT_EQ(scaling::StateStore(dir_.path()).PendingOperations("web").size(), 2u);
+  auto second = ScaleTo(c, 3, "r2");
+  EXPECT_EQ(second.plan.outcome, scaling::PlanOutcome::kRefused);
+  EXPECT_NE(second.plan.message.find("r1"), std::string::npos) << second.plan.message;
+}
+
+TEST_F(StateCacheTest, ReportsAndFinishSetLastEventThatSurvivesARestart) {
+  {
+    auto c = Spawn();
+    c.Status(policy_);
+    ObserveWorld(c, json::array());
+    auto a = ScaleTo(c, 1, "r1");
+    ASSERT_TRUE(a.plan.ShouldExecute());
+    const auto& name = std::get<scaling::LaunchAction>(a.plan.actions.at(0)).name;
+    cache::OpReport r;
+    r.pool = "web";
+    r.kind = scaling::OperationKind::kLaunch;
+    r.instance = name;
+    r.request_id = "r1";
+    r.phase = cache::OpPhase::kSucceeded;
+    c.Report(r);
+    c.Finish({"web", "r1", true, true, "done"});
+    auto view = c.View("web");
+    EXPECT_EQ(view["pools"][0]["count"], 1);
+    EXPECT_FALSE(view["pools"][0]["last_event_ns"].is_null());
+    EXPECT_TRUE(view["pools"][0]["scale_request"].is_null());
+  }
+  auto again = Spawn();
+  auto s = again.Status(policy_);
+  EXPECT_TRUE(s.meta.contains("nomad_autoscaler.last_event"));
+  EXPECT_TRUE(scaling::StateStore(dir_.path()).PendingOperations("web").empty());
+}
+
+TEST_F(StateCacheTest, ANewProcessResumesWhatTheOldOneLeftPending) {
+  std::string name;
+  {
+    auto c = Spawn();
+    c.Status(policy_);
+    ObserveWorld(c, json::array());
+    auto a = ScaleTo(c, 1, "r1");
+    name = std::get<scaling::LaunchAction>(a.plan.actions.at(0)).name;
+    // ... and the process dies here.
+  }
+  auto c = Spawn();
+  auto s = c.Status(policy_);
+  EXPECT_EQ(s.count, 1);  // the pending launch is still capacity on its way
+  EXPECT_TRUE(c.TakeUndriven("web").operations.empty());  // not before reconciling
+  ObserveWorld(c, json::array());
+  auto work = c.TakeUndriven("web");
+  ASSERT_EQ(work.operations.size(), 1u);
+  EXPECT_EQ(work.operations[0].instance, name);
+  EXPECT_EQ(work.operations[0].request_id, "r1");
+  EXPECT_TRUE(c.TakeUndriven("web").operations.empty());  // handed out once
+  // Resuming holds the pool like a Scale would.
+  EXPECT_EQ(ScaleTo(c, 3, "r2").plan.outcome, scaling::PlanOutcome::kRefused);
+}
+
+TEST_F(StateCacheTest, FailedLaunchBacksOffAndUnreachableNomadIsNotReady) {
+  auto c = Spawn();
+  c.Status(policy_);
+  ObserveWorld(c, json::array());
+  auto a = ScaleTo(c, 1, "r1");
+  cache::OpReport r;
+  r.pool = "web";
+  r.kind = scaling::OperationKind::kLaunch;
+  r.instance = std::get<scaling::LaunchAction>(a.plan.actions.at(0)).name;
+  r.request_id = "r1";
+  r.phase = cache::OpPhase::kFailed;
+  r.detail = "image not found";
+  c.Report(r);
+  c.Finish({"web", "r1", false, false, "failed"});
+  auto view = c.View("");
+  EXPECT_EQ(view["pools"][0]["launch_failures"]["consecutive"], 1);
+  EXPECT_EQ(ScaleTo(c, 1, "r2").plan.outcome, scaling::PlanOutcome::kBackingOff);
+
+  cache::Observation o;
+  o.pool = "web";
+  o.instances = json{{"instances", json::array()}, {"in_flight", json::array()}};
+  o.nomad_error = "Nomad at http://127.0.0.1:1: connection refused";
+  c.Observe(o);
+  auto s = c.Status(policy_);
+  EXPECT_FALSE(s.ready);
+  EXPECT_NE(s.meta["mps.not_ready"].find("connection refused"), std::string::npos);
+}
+
+}  // namespace
