@@ -153,12 +153,18 @@ int RunEvents(const EndpointFlags& target, std::optional<std::uint64_t> since, b
           PrintRetained(client, since.value_or(0) + 1, timeout, pool, json);
           return 0;
         }
+        std::string events_endpoint;
+        try {
+          events_endpoint = bus::EventsEndpointFor(target.address);
+        } catch (const std::invalid_argument& e) {
+          throw UsageError(std::string("--follow: ") + e.what());
+        }
         // Asking first both reports an unreachable endpoint or refused key
         // clearly and fixes the position live events continue from.
         std::uint64_t position = since ? PrintRetained(client, *since + 1, timeout, pool, json)
                                        : LastLogged(client, timeout);
         bus::SubscriberOptions options;
-        options.events_endpoint = bus::EventsEndpointFor(target.address);
+        options.events_endpoint = events_endpoint;
         options.replay_endpoint = target.address;
         options.name = "mpscale";
         options.curve = ClientOptionsFor(target.address, target.keys).curve;

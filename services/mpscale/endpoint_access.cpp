@@ -24,12 +24,19 @@ bus::ClientOptions ClientOptionsFor(const std::string& endpoint, const CurveKeyF
   bus::ClientOptions options;
   options.endpoint = endpoint;
   options.name = "mpscale";
+  bus::Transport transport;
   try {
-    (void)bus::TransportOf(endpoint);
+    transport = bus::TransportOf(endpoint);
   } catch (const std::exception& e) {
-    throw UsageError(std::string("endpoint: ") + e.what());
+    throw UsageError(e.what());
   }
-  if (keys.server_key.empty() && keys.key.empty()) return options;
+  if (keys.server_key.empty() && keys.key.empty()) {
+    if (transport == bus::Transport::kTcp)
+      throw UsageError(endpoint +
+                       " is tcp://, which is always Curve-encrypted: pass --server-key "
+                       "(the server's .pub) and --key (our .key)");
+    return options;
+  }
   if (keys.server_key.empty() || keys.key.empty())
     throw UsageError("--server-key and --key go together");
   bus::CurveClientConfig curve;

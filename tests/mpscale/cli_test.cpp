@@ -2,7 +2,11 @@
 // a BusServer answering state.pools with a canned reply and an
 // EventPublisher with a SQLite log, as multipass-target serves them.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <pty.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -283,7 +287,48 @@ TEST_F(MpscaleCli, NobodyListeningIsAClearRuntimeError) {
                          nobody + "?"),
               std::string::npos)
         << command << ": " << r.err;
+    EXPECT_EQ(r.err.find("waiting for"), std::string::npos) << "stdout is no terminal: " << r.err;
   }
+}
+
+TEST_F(MpscaleCli, SlowAnswerOnATerminalSaysWhatItWaitsFor) {
+  std::string nobody = "ipc://" + dir_.path() + "/nobody.sock";
+  std::string bin = BinDir() + "/mpscale";
+  int terminal = -1;
+  pid_t pid = forkpty(&terminal, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl(bin.c_str(), bin.c_str(), "status", "--address", nobody.c_str(), "--timeout", "2",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::string seen;
+  pollfd item{terminal, POLLIN, 0};
+  while (poll(&item, 1, 15000) > 0) {
+    char buffer[512];
+    auto n = read(terminal, buffer, sizeof buffer);
+    if (n <= 0) break;  // EIO once the child has exited
+    seen.append(buffer, static_cast<std::size_t>(n));
+  }
+  close(terminal);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << seen;
+  EXPECT_NE(seen.find("waiting for " + nobody + "..."), std::string::npos) << seen;
+  EXPECT_NE(seen.find("no answer from " + nobody + " within 2s"), std::string::npos) << seen;
+}
+
+TEST_F(MpscaleCli, TcpWithoutKeysIsAUsageError) {
+  auto r = Mpscale({"status", "--address", "tcp://127.0.0.1:1"});
+  EXPECT_EQ(r.exit, 2) << Joined(r);
+  EXPECT_NE(r.err.find("pass --server-key"), std::string::npos) << r.err;
+  auto keys = std::filesystem::path(dir_.path());
+  bus::WriteKeyPair(keys, "target", bus::GenerateKeyPair());
+  auto follow = Mpscale({"events", "--follow", "--address", "tcp://127.0.0.1:*", "--server-key",
+                         (keys / "target.pub").string(), "--key", (keys / "target.key").string()});
+  EXPECT_EQ(follow.exit, 2) << Joined(follow);
+  EXPECT_NE(follow.err.find("--follow: "), std::string::npos) << follow.err;
+  EXPECT_NE(follow.err.find("explicit port"), std::string::npos) << follow.err;
 }
 
 TEST_F(MpscaleCli, BadKeyFilesAreUsageErrorsNamingFlagAndFile) {
@@ -323,7 +368,7 @@ TEST(MpscaleCliCurve, AuthorizedKeyIsServedAndAStrangerIsToldWhereItsKeyGoes) {
 
   auto refused =
       Mpscale({"status", "--address", endpoint, "--server-key", (keys / "target.pub").string(),
-               "--key", (keys / "stranger.key").string(), "--timeout", "3"});
+               "--key", (keys / "stranger.key").string(), "--timeout", "2"});
   EXPECT_EQ(refused.exit, 1) << Joined(refused);
   EXPECT_NE(
       refused.err.find(endpoint + " refused our key: add " + (keys / "stranger.pub").string() +

@@ -23,14 +23,18 @@ mps::bus::Envelope Event(std::uint64_t seq, const std::string& type, nlohmann::j
 
 TEST(MpscaleStatusTable, PrintsPoolsWithInstancesAndFailuresBeneath) {
   EXPECT_EQ(FormatStatusTable(CannedPools(), kNowNs),
-            "POOL   COUNT  READY                                      LAST EVENT                        IN FLIGHT\n"
-            "web    3      yes                                        2026-11-23 10:12:33Z (3m12s ago)  2 launch, 1 drain; scale r-17\n"
+            "POOL   COUNT  READY                                      LAST EVENT                   "
+            "     IN FLIGHT\n"
+            "web    3      yes                                        2026-11-23 10:12:33Z (3m12s "
+            "ago)  2 launch, 1 drain; scale r-17\n"
             "    INSTANCE  STATE     NODE                 COUNTED\n"
             "    web-1     running   5f2c9a1e (draining)  yes\n"
             "    web-2     running   8d41b7c0 (ready)     yes\n"
             "    web-4     starting  -                    yes\n"
-            "batch  0      no: image jammy not found; launch backoff  -                                 -\n"
-            "    launch failures: 3 in a row, last: launch failed: image jammy not found, next retry in 40s\n");
+            "batch  0      no: image jammy not found; launch backoff  -                            "
+            "     -\n"
+            "    launch failures: 3 in a row, last: launch failed: image jammy not found, next "
+            "retry in 40s\n");
 }
 
 TEST(MpscaleStatusTable, NoPools) {
