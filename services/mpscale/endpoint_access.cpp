@@ -20,6 +20,26 @@ ServiceWording StatusWording(const std::string& endpoint) {
           "its status_authorized_keys_path"};
 }
 
+namespace {
+
+// ZeroMQ rejects these only on connect, inside the client's I/O thread, where
+// the failure would end the process instead of naming the flag.
+void CheckConnectable(const std::string& endpoint, bus::Transport transport) {
+  auto rest = endpoint.substr(endpoint.find("://") + 3);
+  if (transport != bus::Transport::kTcp) {
+    if (rest.empty()) throw UsageError(endpoint + " names no socket path");
+    return;
+  }
+  auto colon = rest.rfind(':');
+  auto port = colon == std::string::npos ? "" : rest.substr(colon + 1);
+  bool numeric = !port.empty() && port.size() <= 5 &&
+                 port.find_first_not_of("0123456789") == std::string::npos;
+  if (colon == 0 || !numeric || std::stoi(port) == 0 || std::stoi(port) > 65535)
+    throw UsageError(endpoint + " must be tcp://HOST:PORT with a port from 1 to 65535");
+}
+
+}  // namespace
+
 bus::ClientOptions ClientOptionsFor(const std::string& endpoint, const CurveKeyFlags& keys) {
   bus::ClientOptions options;
   options.endpoint = endpoint;
@@ -30,6 +50,7 @@ bus::ClientOptions ClientOptionsFor(const std::string& endpoint, const CurveKeyF
   } catch (const std::exception& e) {
     throw UsageError(e.what());
   }
+  CheckConnectable(endpoint, transport);
   if (keys.server_key.empty() && keys.key.empty()) {
     if (transport == bus::Transport::kTcp)
       throw UsageError(endpoint +
