@@ -111,7 +111,6 @@ nlohmann::json CallWithProgress(bus::BusClient& client, const std::string& type,
     std::cerr << "waiting for " << client.endpoint() << "...\n";
   auto r = result.get();
   if (r.error) throw *r.error;
-  if (r.reply.type == bus::kErrorType) bus::ThrowErrorReply(r.reply);
   return std::move(r.reply.payload);
 }
 

@@ -64,9 +64,11 @@ int main(int argc, char** argv) {
   AddEndpointFlags(events, flags, "--address", status_help, "multipass-target");
   events->add_flag("--follow", follow, "Keep printing new events until SIGINT/SIGTERM");
   auto* since_option =
-      events->add_option("--since", since,
-                         "Only events after this sequence number (default: all retained; "
-                         "with --follow: only new ones)");
+      events
+          ->add_option("--since", since,
+                       "Only events after this sequence number (default: all retained; "
+                       "with --follow: only new ones)")
+          ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 62));
   auto* events_pool = events->add_option("--pool", pool, "Only events of this pool");
   events->add_flag("--json", json, "One JSON object per line");
   try {

@@ -276,6 +276,30 @@ TEST_F(MpscaleCli, RestartedPublisherContinuesItsNumbering) {
   EXPECT_EQ(Seqs(r.lines), Range(6, 16)) << Joined(r);
 }
 
+TEST_F(MpscaleCli, FollowCarriesOnAcrossAPublisherRestart) {
+  ChildProcess follow(
+      {BinDir() + "/mpscale", "events", "--address", endpoint_, "--follow", "--since", "7"});
+  auto eighth = follow.ReadLine(10s);
+  ASSERT_TRUE(eighth) << follow.stderr_text();
+  EXPECT_EQ(eighth->rfind("#8  ", 0), 0u) << *eighth;
+
+  status_->Down();
+  status_->Up();
+  status_->events().Publish("instance.deleted",
+                            {{"pool", "web"}, {"name", "web-1"}, {"reason", "scale-in"}});
+  status_->events().Publish("node.purged", {{"pool", "web"}, {"node_id", "5f2c9a1e"}});
+  auto ninth = follow.ReadLine(10s);
+  ASSERT_TRUE(ninth) << follow.stderr_text();
+  EXPECT_EQ(ninth->rfind("#9  ", 0), 0u) << *ninth;
+  auto tenth = follow.ReadLine(10s);
+  ASSERT_TRUE(tenth) << follow.stderr_text();
+  EXPECT_EQ(tenth->rfind("#10  ", 0), 0u) << *tenth;
+
+  follow.Signal(SIGTERM);
+  EXPECT_EQ(follow.Wait(10s), 0) << follow.stderr_text();
+  EXPECT_FALSE(follow.ReadLine(100ms)) << "nothing printed twice";
+}
+
 TEST_F(MpscaleCli, NobodyListeningIsAClearRuntimeError) {
   std::string nobody = "ipc://" + dir_.path() + "/nobody.sock";
   for (const auto& command : {"status", "events"}) {
