@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "canned_pools.h"
+#include "mpscale/endpoint_access.h"
 #include "mpscale/event_format.h"
 #include "mpscale/status_table.h"
 
@@ -111,4 +112,41 @@ TEST(MpscaleEventFormat, PoolFilter) {
   EXPECT_FALSE(MatchesPool(batch, "web"));
   EXPECT_FALSE(MatchesPool(none, "web"));
   EXPECT_FALSE(MatchesPool(web, "we"));  // exact pool, not a prefix
+}
+
+TEST(MpscaleEndpointAccess, ErrorsSayWhatToCheck) {
+  using mps::bus::BusError;
+  using mps::bus::ErrorCode;
+  const std::string ep = "tcp://10.1.2.1:7500";
+  CurveKeyFlags keys{"/etc/mps/target.pub", "/nonexistent/ops.key"};
+  EXPECT_EQ(DescribeBusError(BusError(ErrorCode::kTimeout, "deadline"), ep, std::chrono::seconds(5),
+                             keys, StatusWording(ep)),
+            "no answer from tcp://10.1.2.1:7500 within 5s: is multipass-target running with "
+            "status_address = tcp://10.1.2.1:7500?");
+  EXPECT_EQ(DescribeBusError(BusError(ErrorCode::kRefused, "not authorized"), ep,
+                             std::chrono::seconds(5), keys, StatusWording(ep)),
+            "tcp://10.1.2.1:7500 refused our key: add the public key of --key "
+            "/nonexistent/ops.key (its .pub file) to its status_authorized_keys_path "
+            "(not authorized)");
+  EXPECT_EQ(DescribeBusError(BusError(ErrorCode::kHandlerFailed, "boom", "unreachable"), ep,
+                             std::chrono::seconds(5), keys, HostdWording(ep)),
+            "multipass-hostd at tcp://10.1.2.1:7500: boom [unreachable]");
+}
+
+TEST(MpscaleEndpointAccess, BadEndpointsAndHalfKeyPairsAreUsageErrors) {
+  EXPECT_THROW(ClientOptionsFor("tcp://10.1.2.1", {}), UsageError);
+  EXPECT_THROW(ClientOptionsFor("tcp://10.1.2.1:0", {"a.pub", "a.key"}), UsageError);
+  EXPECT_THROW(ClientOptionsFor("tcp://10.1.2.1:7500", {}), UsageError);  // tcp needs Curve
+  EXPECT_THROW(ClientOptionsFor("http://10.1.2.1:7500", {}), UsageError);
+  EXPECT_THROW(ClientOptionsFor("ipc:///run/x.sock", {"", "a.key"}), UsageError);
+  try {
+    ClientOptionsFor("ipc:///run/x.sock", {"/nonexistent/t.pub", "/nonexistent/a.key"});
+    FAIL() << "a missing key file must be a usage error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("--server-key /nonexistent/t.pub"), std::string::npos)
+        << e.what();
+  }
+  auto plain = ClientOptionsFor("ipc:///run/x.sock", {});
+  EXPECT_EQ(plain.endpoint, "ipc:///run/x.sock");
+  EXPECT_FALSE(plain.curve);
 }
