@@ -81,6 +81,34 @@ TEST(ScaleEndToEnd, OutInParallelThenInKeepsTheBusyNodes) {
   // A Scale to the current count changes nothing.
   r = world.Scale(2);
   EXPECT_EQ(r["code"], "Aborted") << r;
+
+  // The status endpoint, read with the real mpscale: one stream with every
+  // step of both scales, numbered, each naming the pool.
+  auto events = world.Mpscale({"events", "--json"});
+  std::map<std::string, int> seen;
+  std::uint64_t last_seq = 0;
+  for (const auto& line : events) {
+    auto e = json::parse(line);
+    EXPECT_EQ(e["pool"], "web") << line;
+    EXPECT_EQ(e["seq"].get<std::uint64_t>(), last_seq + 1) << line;
+    last_seq = e["seq"];
+    ++seen[e["type"]];
+  }
+  EXPECT_EQ(seen["scale.requested"], 3);
+  EXPECT_EQ(seen["scale.completed"], 2);
+  EXPECT_EQ(seen["instance.launching"], 5);
+  EXPECT_EQ(seen["instance.running"], 5);
+  EXPECT_EQ(seen["node.registered"], 5);
+  EXPECT_EQ(seen["node.draining"], 3);
+  EXPECT_EQ(seen["node.drained"], 3);
+  EXPECT_EQ(seen["instance.deleted"], 3);
+  EXPECT_EQ(seen["node.purged"], 3);
+  std::string text;
+  for (const auto& line : world.Mpscale({"status", "--json"})) text += line + "\n";
+  auto view = json::parse(text);
+  EXPECT_EQ(view["pools"][0]["pool"], "web");
+  EXPECT_EQ(view["pools"][0]["count"], 2);
+  EXPECT_EQ(view["pools"][0]["ready"], true);
 }
 
 TEST(ScaleEndToEnd, LeastBusyDrainsTheLeastLoadedNode) {

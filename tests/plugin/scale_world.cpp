@@ -184,6 +184,18 @@ void ScaleWorld::AddAllocation(const std::string& node_id) {
   if (!r || r->status != 200) throw std::runtime_error("POST /sim/allocations failed");
 }
 
+std::vector<std::string> ScaleWorld::Mpscale(std::vector<std::string> args) {
+  args.insert(args.begin(), mps::testing::BinDir() + "/mpscale");
+  args.push_back("--address");
+  args.push_back("ipc://" + dir() + "/status.sock");
+  mps::testing::ChildProcess cli(args);
+  std::vector<std::string> lines;
+  while (auto line = cli.ReadLine(20s)) lines.push_back(*line);
+  auto rc = cli.Wait(10s);
+  if (rc != 0) throw std::runtime_error("mpscale failed: " + cli.stderr_text());
+  return lines;
+}
+
 std::string ScaleWorld::host_stderr() const {
   return host_ ? host_->stderr_text() : "";
 }

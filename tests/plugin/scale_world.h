@@ -54,6 +54,9 @@ class ScaleWorld {
   void LaunchDirect(const std::string& name, const std::string& cloud_init);
 
   std::string host_stderr() const;
+  // Runs build/bin/mpscale ARGS --address <the plugin's status endpoint>;
+  // its stdout lines (throws when it fails).
+  std::vector<std::string> Mpscale(std::vector<std::string> args);
 
  private:
   mps::testing::TempDir dir_;
