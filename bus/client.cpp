@@ -27,7 +27,16 @@ BusClient::BusClient(BusContext& context, ClientOptions options)
     throw BusError(ErrorCode::kRefused,
                    "refusing to connect to " + options_.endpoint +
                        " without Curve keys: tcp endpoints are always encrypted");
-  thread_ = std::thread([this] { Loop(); });
+  // The socket connects on its own thread; a malformed endpoint (tcp://h:*)
+  // is reported here, to the caller, instead of escaping that thread.
+  std::promise<std::string> connected;
+  auto result = connected.get_future();
+  thread_ = std::thread([this, &connected] { Loop(connected); });
+  if (std::string error = result.get(); !error.empty()) {
+    thread_.join();
+    throw BusError(ErrorCode::kUnreachable,
+                   "cannot connect to bus endpoint '" + options_.endpoint + "': " + error);
+  }
 }
 
 BusClient::~BusClient() {
@@ -70,7 +79,7 @@ nlohmann::json BusClient::CallSync(std::string type, nlohmann::json payload, Cal
   return std::move(r.reply.payload);
 }
 
-void BusClient::Loop() {
+void BusClient::Loop(std::promise<std::string>& connected) {
   zmq::socket_t socket(context_.zmq(), zmq::socket_type::dealer);
   ApplySocketOptions(socket, options_.limits);
   // Queue only on completed connections, so a send with no server (or a
@@ -84,7 +93,17 @@ void BusClient::Loop() {
     monitor->init(socket, "inproc://bus-client-monitor-" + std::to_string(counter++),
                   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
   }
-  socket.connect(options_.endpoint);
+  try {
+    socket.connect(options_.endpoint);
+  } catch (const zmq::error_t& e) {
+    {
+      std::lock_guard lock(closed_mutex_);
+      closed_ = true;
+    }
+    connected.set_value(e.what());
+    return;
+  }
+  connected.set_value("");
   this->socket_ptr_ = &socket;
 
   zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},

@@ -73,7 +73,7 @@ class BusClient {
     Callback done;
     std::chrono::milliseconds timeout;
   };
-  void Loop();
+  void Loop(std::promise<std::string>& connected);
   void TrySend(Pending& p, std::chrono::steady_clock::time_point now);
   void OnReply(const zmq::message_t& body);
   void Expire(std::chrono::steady_clock::time_point now);

@@ -102,6 +102,25 @@ TEST(BusRequestReply, UnreachableEndpointFailsAtTheDeadline) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
 }
 
+TEST(BusRequestReply, MalformedEndpointIsRefusedAtConstruction) {
+  BusContext ctx;
+  ClientOptions o;
+  o.endpoint = "tcp://127.0.0.1:*";  // a wildcard port can be bound, not connected to
+  auto keys = GenerateKeyPair();
+  o.curve = CurveClientConfig{keys.secret_z85, keys.public_z85};
+  try {
+    BusClient client(ctx, o);
+    FAIL() << "constructed";
+  } catch (const BusError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnreachable);
+    EXPECT_NE(std::string(e.what()).find("tcp://127.0.0.1:*"), std::string::npos) << e.what();
+  }
+  // The process is still here, and a later client works.
+  o.endpoint = "inproc://after-bad-endpoint";
+  o.curve.reset();
+  BusClient fine(ctx, o);
+}
+
 TEST(BusRequestReply, GarbageAndExpiredFramesAreAnsweredNotExecuted) {
   BusContext ctx;
   ServerOptions o;

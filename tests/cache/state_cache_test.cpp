@@ -162,3 +162,23 @@ TEST_F(StateCacheTest, FailedLaunchBacksOffAndUnreachableNomadIsNotReady) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(StateCacheTest, DryRunPlansAndRecordsNothing) {
+  auto c = Spawn();
+  policy_["dry-run"] = "true";
+  c.Status(policy_);
+  ObserveWorld(c, json::array());
+  auto a = ScaleTo(c, 3, "r1");
+  EXPECT_TRUE(a.plan.dry_run);
+  EXPECT_EQ(a.plan.outcome, scaling::PlanOutcome::kExecute);  // what it would do...
+  EXPECT_FALSE(a.plan.ShouldExecute());                       // ...and does not
+  EXPECT_EQ(c.Status(policy_).count, 0);
+  EXPECT_TRUE(scaling::StateStore(dir_.path()).PendingOperations("web").empty());
+  // A dry run holds nothing: a real Scale right after is not refused.
+  policy_.erase("dry-run");
+  EXPECT_TRUE(ScaleTo(c, 1, "r2").plan.ShouldExecute());
+}
+
+}  // namespace
