@@ -87,6 +87,7 @@ void PoolWatcher::Tick() {
   for (const auto& target : cache_.Pools()) {
     Observation o;
     o.pool = target.pool;
+    o.epoch = target.epoch;
     try {
       o.instances =
           links_.multipass->CallSync(std::string(multipass::bus_protocol::kList),

@@ -34,7 +34,8 @@ struct Pool {
   scaling::PoolState state;
   bool multipass_synced = false;  // listed successfully at least once
   bool nomad_synced = false;
-  bool observed = false;  // the watcher tried both at least once
+  bool observed = false;    // the watcher tried both at least once
+  std::uint64_t epoch = 0;  // bumped by every change this process makes or learns of
   std::map<std::string, scaling::TimePoint> launch_times;
   std::set<std::string> undriven;  // instance names whose operation nobody drives
 
@@ -148,6 +149,7 @@ class CacheState {
     spdlog::info("pool {}: request {}: {}{}: {}", answer.pool, id, ToString(plan.outcome),
                  plan.dry_run ? " (dry run)" : "", plan.message);
     if (!plan.ShouldExecute()) return answer;
+    ++pool->epoch;
     state.active_scale_request_id = id;
     store_.BeginRequest(answer.pool, id, plan.target, now);
     // Write-ahead: a crash from here on finds these operations in the store.
@@ -171,6 +173,7 @@ class CacheState {
     auto it = pools_.find(r.pool);
     if (it == pools_.end()) return;
     Pool& pool = it->second;
+    ++pool.epoch;
     auto now = scaling::Clock::now();
     switch (r.phase) {
       case OpPhase::kStarted:
@@ -201,6 +204,10 @@ class CacheState {
     Pool& pool = it->second;
     auto& state = pool.state;
     auto now = scaling::Clock::now();
+    // A listing begun before a change we made landed (e.g. a delete) would
+    // bring the deleted instance back: it is dropped, the next tick lists again.
+    bool stale = o.epoch != pool.epoch;
+    if (stale && (o.instances || o.nodes)) return;
     pool.observed = true;
     if (o.instances) {
       ApplyInstanceList(state, *o.instances, now);
@@ -256,6 +263,7 @@ class CacheState {
   void NodesPurged(const std::string& pool, const std::vector<std::string>& ids) {
     for (const auto& id : ids) Publish(proto::kNodePurged, pool, {{"node_id", id}});
     if (auto it = pools_.find(pool); it != pools_.end()) {
+      ++it->second.epoch;
       std::erase_if(it->second.state.orphan_nodes, [&](const scaling::NomadNode& n) {
         return std::find(ids.begin(), ids.end(), n.id) != ids.end();
       });
@@ -264,7 +272,7 @@ class CacheState {
 
   std::vector<PoolTarget> Pools() const {
     std::vector<PoolTarget> out;
-    for (const auto& [name, pool] : pools_) out.push_back({name, pool.config});
+    for (const auto& [name, pool] : pools_) out.push_back({name, pool.config, pool.epoch});
     return out;
   }
 

@@ -53,8 +53,8 @@ struct PlanQuery {
   bool reconcile = false;  // ReconcilePlan instead of Plan (request.target unused)
 };
 struct PlanAnswer {
-  std::string error;    // policy problems
-  bool synced = false;  // false: the pool was never observed yet; no plan made
+  std::string error;         // policy problems
+  bool synced = false;       // false: the pool was never observed yet; no plan made
   bool unreachable = false;  // multipassd or Nomad could not be reached
   std::string pool;
   std::string request_id;
@@ -82,6 +82,9 @@ struct OpReport {
 
 struct Observation {
   std::string pool;
+  // PoolTarget::epoch when the listing began: a listing that raced a change
+  // reported meanwhile (a delete, a launch) is stale and is not applied.
+  std::uint64_t epoch = 0;
   std::optional<nlohmann::json> instances;  // multipass.list reply
   std::string multipass_error;              // set when the list failed
   std::optional<nlohmann::json> nodes;      // nomad.pool_nodes reply
@@ -91,6 +94,7 @@ struct Observation {
 struct PoolTarget {
   std::string pool;
   ConfigMap policy;
+  std::uint64_t epoch = 0;  // changes whenever the cache's view changes by a report
 };
 
 struct UndrivenWork {

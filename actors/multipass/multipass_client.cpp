@@ -159,9 +159,12 @@ struct MultipassClient::Impl {
           "multipassd at {}: no root CA configured, the daemon's certificate is NOT verified",
           endpoint.address);
     }
-    // Reconnect quickly after a daemon restart instead of backing off for minutes.
+    // Reconnect quickly after a daemon restart instead of backing off for
+    // minutes. The "min" backoff is also each connection attempt's minimum
+    // timeout, TLS handshake included: at 200 ms a busy host failed every
+    // handshake ("Handshake read failed"), so it keeps a generous value.
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 10000);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
     channel = grpc::CreateCustomChannel(endpoint.grpc_target, creds, args);
     stub = pb::Rpc::NewStub(channel);

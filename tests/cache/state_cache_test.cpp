@@ -25,6 +25,7 @@ class StateCacheTest : public ::testing::Test {
   void ObserveWorld(const cache::StateCache& c, json instances, json nodes = json::array()) {
     cache::Observation o;
     o.pool = "web";
+    for (const auto& p : c.Pools()) o.epoch = p.epoch;
     o.instances = json{{"instances", instances}, {"in_flight", json::array()}};
     o.nodes = json{{"nodes", nodes}};
     c.Observe(o);
@@ -153,6 +154,7 @@ TEST_F(StateCacheTest, FailedLaunchBacksOffAndUnreachableNomadIsNotReady) {
 
   cache::Observation o;
   o.pool = "web";
+  o.epoch = c.Pools().at(0).epoch;
   o.instances = json{{"instances", json::array()}, {"in_flight", json::array()}};
   o.nomad_error = "Nomad at http://127.0.0.1:1: connection refused";
   c.Observe(o);
@@ -164,6 +166,29 @@ TEST_F(StateCacheTest, FailedLaunchBacksOffAndUnreachableNomadIsNotReady) {
 }  // namespace
 
 namespace {
+
+TEST_F(StateCacheTest, AListingThatRacedADeleteIsNotApplied) {
+  auto c = Spawn();
+  c.Status(policy_);
+  json a{{"name", "web-a"}, {"state", "running"}};
+  json node{{"id", "n1"}, {"instance", "web-a"}, {"status", "ready"}};
+  ObserveWorld(c, {a}, {node});
+  ASSERT_EQ(c.Status(policy_).count, 1);
+  auto before = c.Pools().at(0).epoch;  // the watcher starts listing here...
+  cache::OpReport r;
+  r.pool = "web";
+  r.kind = scaling::OperationKind::kDelete;
+  r.instance = "web-a";
+  r.phase = cache::OpPhase::kSucceeded;
+  c.Report(r);  // ...the executor deletes web-a meanwhile...
+  cache::Observation stale;
+  stale.pool = "web";
+  stale.epoch = before;  // ...and the listing, taken before the delete, arrives
+  stale.instances = json{{"instances", {a}}, {"in_flight", json::array()}};
+  stale.nodes = json{{"nodes", {node}}};
+  c.Observe(stale);
+  EXPECT_EQ(c.Status(policy_).count, 0);
+}
 
 TEST_F(StateCacheTest, DryRunPlansAndRecordsNothing) {
   auto c = Spawn();

@@ -53,8 +53,9 @@ TEST(ScaleEndToEnd, OutInParallelThenInKeepsTheBusyNodes) {
   auto r = world.Await(scale, 60s);
   auto took = std::chrono::steady_clock::now() - began;
   ASSERT_TRUE(r["ok"]) << r << world.host_stderr();
-  // Five 1 s boots one after another would take 5 s.
-  EXPECT_LT(took, 3500ms);
+  // Five 1 s boots one after another would take 5 s (hostd runs the first
+  // launch of an image alone, then the other four together: about 2 s).
+  EXPECT_LT(took, 4500ms);
   s = world.Status(15000);
   EXPECT_EQ(s["values"]["ready"], true) << s;
   EXPECT_EQ(s["values"]["count"], 5);
