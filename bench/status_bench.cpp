@@ -6,7 +6,8 @@
 // multipass-target and multipass-hostd before and after a long run of Status
 // calls, and the start-up time from exec to the handshake line.
 //
-// usage: status_bench [timed calls, default 2000] [calls for the RSS run, default 10000]
+// usage: status_bench [timed calls, default 2000] [calls per RSS batch, default 10000]
+//                     [RSS batches, default 3]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -21,7 +22,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-int Run(int iterations, int rss_calls) {
+int Run(int iterations, int rss_calls, int rss_batches) {
   mps::bench::PluginWorld world({});
 
   std::vector<std::chrono::nanoseconds> startups;
@@ -47,13 +48,17 @@ int Run(int iterations, int rss_calls) {
     bare.push_back(Clock::now() - t0);
   }
 
-  long plugin_before = mps::bench::RssKiB(world.plugin_pid());
-  long hostd_before = mps::bench::RssKiB(world.hostd_pid());
+  // The RSS run in batches: steady growth per batch is a leak, growth only
+  // in the first batch is the allocator and gRPC warming up.
+  std::vector<long> plugin_rss{mps::bench::RssKiB(world.plugin_pid())};
+  std::vector<long> hostd_rss{mps::bench::RssKiB(world.hostd_pid())};
   auto t0 = Clock::now();
-  for (int i = 0; i < rss_calls; ++i) world.Status();
+  for (int batch = 0; batch < rss_batches; ++batch) {
+    for (int i = 0; i < rss_calls; ++i) world.Status();
+    plugin_rss.push_back(mps::bench::RssKiB(world.plugin_pid()));
+    hostd_rss.push_back(mps::bench::RssKiB(world.hostd_pid()));
+  }
   double rss_run_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  long plugin_after = mps::bench::RssKiB(world.plugin_pid());
-  long hostd_after = mps::bench::RssKiB(world.hostd_pid());
 
   auto s = mps::bench::Summarize(status), b = mps::bench::Summarize(bare),
        up = mps::bench::Summarize(startups);
@@ -65,11 +70,17 @@ int Run(int iterations, int rss_calls) {
   std::printf("%-44s %10.1f %10.1f\n", "bare unary (Health/Check)", b.p50_us, b.p99_us);
   std::printf("ratio Status/bare: p50 %.2f, p99 %.2f (aim: p99 < 1000 us and within 2x)\n",
               s.p50_us / b.p50_us, s.p99_us / b.p99_us);
-  std::printf("VmRSS before/after %d Status calls (%.1f s):\n", rss_calls, rss_run_s);
-  std::printf("  multipass-target (pid %d): %ld KiB -> %ld KiB (%+ld KiB)\n", world.plugin_pid(),
-              plugin_before, plugin_after, plugin_after - plugin_before);
-  std::printf("  multipass-hostd  (pid %d): %ld KiB -> %ld KiB (%+ld KiB)\n", world.hostd_pid(),
-              hostd_before, hostd_after, hostd_after - hostd_before);
+  auto print_rss = [&](const char* name, pid_t pid, const std::vector<long>& rss) {
+    std::printf("  %-16s (pid %d): %ld KiB", name, pid, rss.front());
+    for (std::size_t i = 1; i < rss.size(); ++i) std::printf(" -> %ld", rss[i]);
+    std::printf(" KiB; first batch %+ld KiB", rss[1] - rss[0]);
+    if (rss.size() > 2) std::printf(", later batches %+ld KiB", rss.back() - rss[1]);
+    std::printf("\n");
+  };
+  std::printf("VmRSS before and after each batch of %d Status calls (%d batches, %.1f s):\n",
+              rss_calls, rss_batches, rss_run_s);
+  print_rss("multipass-target", world.plugin_pid(), plugin_rss);
+  print_rss("multipass-hostd", world.hostd_pid(), hostd_rss);
   std::printf("start-up exec -> handshake line: p50 %.1f ms (5 runs)\n", up.p50_us / 1000.0);
   return 0;
 }
@@ -79,12 +90,14 @@ int Run(int iterations, int rss_calls) {
 int main(int argc, char** argv) {
   int iterations = argc > 1 ? std::atoi(argv[1]) : 2000;
   int rss_calls = argc > 2 ? std::atoi(argv[2]) : 10000;
-  if (iterations <= 0 || rss_calls < 0) {
-    std::fprintf(stderr, "usage: status_bench [timed calls > 0] [RSS-run calls >= 0]\n");
+  int rss_batches = argc > 3 ? std::atoi(argv[3]) : 3;
+  if (iterations <= 0 || rss_calls <= 0 || rss_batches <= 0) {
+    std::fprintf(stderr,
+                 "usage: status_bench [timed calls > 0] [calls per RSS batch > 0] [batches > 0]\n");
     return 2;
   }
   try {
-    return Run(iterations, rss_calls);
+    return Run(iterations, rss_calls, rss_batches);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "status_bench: %s\n", e.what());
     return 1;
