@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <thread>
 #include <vector>
 
 #include "bench_stats.h"
@@ -59,6 +60,11 @@ int Run(int iterations, int rss_calls, int rss_batches) {
     hostd_rss.push_back(mps::bench::RssKiB(world.hostd_pid()));
   }
   double rss_run_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  // Control: as long again without Status calls (the pool watcher still
+  // lists the pool every second), to tell per-call growth from time-driven.
+  std::this_thread::sleep_for(std::chrono::duration<double>(rss_run_s));
+  long plugin_idle = mps::bench::RssKiB(world.plugin_pid());
+  long hostd_idle = mps::bench::RssKiB(world.hostd_pid());
 
   auto s = mps::bench::Summarize(status), b = mps::bench::Summarize(bare),
        up = mps::bench::Summarize(startups);
@@ -81,6 +87,8 @@ int Run(int iterations, int rss_calls, int rss_batches) {
               rss_calls, rss_batches, rss_run_s);
   print_rss("multipass-target", world.plugin_pid(), plugin_rss);
   print_rss("multipass-hostd", world.hostd_pid(), hostd_rss);
+  std::printf("  then %.1f s without calls: multipass-target %+ld KiB, multipass-hostd %+ld KiB\n",
+              rss_run_s, plugin_idle - plugin_rss.back(), hostd_idle - hostd_rss.back());
   std::printf("start-up exec -> handshake line: p50 %.1f ms (5 runs)\n", up.p50_us / 1000.0);
   return 0;
 }
