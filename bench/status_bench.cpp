@@ -1,131 +1,113 @@
 // Status latency through the plugin's go-plugin gRPC socket, against a bare
 // gRPC unary round trip (grpc.health.v1.Health/Check) on the same socket of
-// the same process, in the same run. Status takes the real path: gRPC →
-// BusTargetBackend → bus (ipc + Curve) → multipass-hostd → multipassd
-// (cluster-sim) list. Also start-up time from exec to the handshake line.
-#include <grpcpp/grpcpp.h>
-
+// the same process, in the same run. Status is answered from the state cache
+// (the pool watcher keeps it in step with multipassd and Nomad in the
+// background), measured once the pool is ready. Then the resident memory of
+// multipass-target and multipass-hostd before and after a long run of Status
+// calls, and the start-up time from exec to the handshake line.
+//
+// usage: status_bench [timed calls, default 2000] [calls per RSS batch, default 10000]
+//                     [RSS batches, default 3]
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
-#include <string>
+#include <cstdlib>
+#include <exception>
+#include <thread>
 #include <vector>
 
-#include "autoscaler/base.grpc.pb.h"
-#include "autoscaler/target.grpc.pb.h"
 #include "bench_stats.h"
-#include "bus/keys.h"
-#include "grpc/health/v1/health.grpc.pb.h"
-#include "support/child_process.h"
+#include "plugin_world.h"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using mps::testing::ChildProcess;
-namespace base = hashicorp::nomad_autoscaler::plugins::base::proto::v1;
-namespace target = hashicorp::nomad_autoscaler::plugins::target::proto::v1;
-namespace fs = std::filesystem;
 
-int main(int argc, char** argv) {
-  int iterations = argc > 1 ? std::atoi(argv[1]) : 2000;
-  mps::testing::TempDir dir;
-  auto bin = mps::testing::BinDir();
-  ChildProcess sim({bin + "/cluster-sim", "--state-dir", dir.path() + "/sim", "--multipass-socket",
-                    dir.path() + "/mp.sock", "--boot-delay", "10ms"});
-  if (!sim.WaitForLine("ready", 20s)) return 1;
-  auto server = mps::bus::GenerateKeyPair(), plugin = mps::bus::GenerateKeyPair();
-  fs::path keys = fs::path(dir.path()) / "keys";
-  mps::bus::WriteKeyPair(keys / "hostd", "hostd", server);
-  mps::bus::WriteKeyPair(keys / "clients", "plugin", plugin);
-  std::string endpoint = "ipc://" + dir.path() + "/hostd.sock";
-  ChildProcess hostd({bin + "/multipass-hostd", "--multipass-address",
-                      "unix:" + dir.path() + "/mp.sock", "--bind", endpoint, "--server-key",
-                      (keys / "hostd" / "hostd.key").string(), "--authorized-keys",
-                      (keys / "clients").string(), "--state-dir", dir.path() + "/hostd"});
-  if (!hostd.WaitForLine("ready", 20s)) {
-    std::fprintf(stderr, "%s\n", hostd.stderr_text().c_str());
-    return 1;
-  }
+namespace {
 
-  // Start-up: exec to handshake line, a few times.
+int Run(int iterations, int rss_calls, int rss_batches) {
+  mps::bench::PluginWorld world({});
+
   std::vector<std::chrono::nanoseconds> startups;
-  std::unique_ptr<ChildProcess> target_process;
-  std::string socket;
-  for (int i = 0; i < 5; ++i) {
-    auto t0 = Clock::now();
-    target_process = std::make_unique<ChildProcess>(
-        std::vector<std::string>{bin + "/multipass-target"},
-        std::map<std::string, std::string>{
-            {"NOMAD_AUTOSCALER_PLUGIN_MAGIC_COOKIE",
-             "e082fa04d587a6525d683666fa253d6afda00f20c122c54a80a3ed57fec99ff3"},
-            {"PLUGIN_PROTOCOL_VERSIONS", "1"},
-            {"PLUGIN_UNIX_SOCKET_DIR", dir.path()}});
-    auto line = target_process->ReadLine(10s);
-    if (!line) return 1;
-    startups.push_back(Clock::now() - t0);
-    // 1|1|unix|/path|grpc|
-    auto a = line->find("unix|") + 5;
-    socket = line->substr(a, line->find('|', a) - a);
-    if (i < 4) target_process.reset();
-  }
+  for (int i = 0; i < 5; ++i) startups.push_back(world.StartPlugin());
+  world.SetConfig();
+  auto ready_wait_start = Clock::now();
+  world.WaitReady(0, 30s);
+  double ready_after_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - ready_wait_start).count();
 
-  auto channel = grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
-  auto base_stub = base::BasePluginService::NewStub(channel);
-  auto target_stub = target::TargetPluginService::NewStub(channel);
-  auto health = grpc::health::v1::Health::NewStub(channel);
-  {
-    grpc::ClientContext ctx;
-    base::SetConfigRequest req;
-    base::SetConfigResponse resp;
-    (*req.mutable_config())["hostd_address"] = endpoint;
-    (*req.mutable_config())["hostd_server_key_path"] = (keys / "hostd" / "hostd.pub").string();
-    (*req.mutable_config())["bus_key_path"] = (keys / "clients" / "plugin.key").string();
-    auto st = base_stub->SetConfig(&ctx, req, &resp);
-    if (!st.ok()) {
-      std::fprintf(stderr, "SetConfig: %s\n", st.error_message().c_str());
-      return 1;
-    }
-  }
-  auto status_once = [&] {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + 7500ms);
-    target::StatusRequest req;
-    (*req.mutable_config())["node_class"] = "web";
-    target::StatusResponse resp;
-    auto st = target_stub->Status(&ctx, req, &resp);
-    if (!st.ok()) {
-      std::fprintf(stderr, "Status: %s\n", st.error_message().c_str());
-      std::exit(1);
-    }
-  };
-  auto health_once = [&] {
-    grpc::ClientContext ctx;
-    grpc::health::v1::HealthCheckRequest req;
-    req.set_service("plugin");
-    grpc::health::v1::HealthCheckResponse resp;
-    if (!health->Check(&ctx, req, &resp).ok()) std::exit(1);
-  };
   for (int i = 0; i < 200; ++i) {
-    status_once();
-    health_once();
+    world.Status();
+    world.HealthCheck();
   }
   std::vector<std::chrono::nanoseconds> status, bare;
   for (int i = 0; i < iterations; ++i) {
     auto t0 = Clock::now();
-    status_once();
+    auto r = world.Status();
     status.push_back(Clock::now() - t0);
+    if (!r.ready()) throw std::runtime_error("Status went not ready during the run");
     t0 = Clock::now();
-    health_once();
+    if (!world.HealthCheck()) throw std::runtime_error("Health/Check failed");
     bare.push_back(Clock::now() - t0);
   }
+
+  // The RSS run in batches: steady growth per batch is a leak, growth only
+  // in the first batch is the allocator and gRPC warming up.
+  std::vector<long> plugin_rss{mps::bench::RssKiB(world.plugin_pid())};
+  std::vector<long> hostd_rss{mps::bench::RssKiB(world.hostd_pid())};
+  auto t0 = Clock::now();
+  for (int batch = 0; batch < rss_batches; ++batch) {
+    for (int i = 0; i < rss_calls; ++i) world.Status();
+    plugin_rss.push_back(mps::bench::RssKiB(world.plugin_pid()));
+    hostd_rss.push_back(mps::bench::RssKiB(world.hostd_pid()));
+  }
+  double rss_run_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  // Control: as long again without Status calls (the pool watcher still
+  // lists the pool every second), to tell per-call growth from time-driven.
+  std::this_thread::sleep_for(std::chrono::duration<double>(rss_run_s));
+  long plugin_idle = mps::bench::RssKiB(world.plugin_pid());
+  long hostd_idle = mps::bench::RssKiB(world.hostd_pid());
+
   auto s = mps::bench::Summarize(status), b = mps::bench::Summarize(bare),
        up = mps::bench::Summarize(startups);
   std::printf("Status through the plugin socket vs bare unary on the same socket, %d calls\n",
               iterations);
+  std::printf("(pool ready %.0f ms after SetConfig)\n", ready_after_ms);
   std::printf("%-44s %10s %10s\n", "path", "p50 (us)", "p99 (us)");
-  std::printf("%-44s %10.1f %10.1f\n", "Status (bus -> hostd -> multipassd list)", s.p50_us,
-              s.p99_us);
+  std::printf("%-44s %10.1f %10.1f\n", "Status (from the state cache)", s.p50_us, s.p99_us);
   std::printf("%-44s %10.1f %10.1f\n", "bare unary (Health/Check)", b.p50_us, b.p99_us);
-  std::printf("ratio p50 Status/bare: %.2f, p99: %.2f\n", s.p50_us / b.p50_us, s.p99_us / b.p99_us);
+  std::printf("ratio Status/bare: p50 %.2f, p99 %.2f (aim: p99 < 1000 us and within 2x)\n",
+              s.p50_us / b.p50_us, s.p99_us / b.p99_us);
+  auto print_rss = [&](const char* name, pid_t pid, const std::vector<long>& rss) {
+    std::printf("  %-16s (pid %d): %ld KiB", name, pid, rss.front());
+    for (std::size_t i = 1; i < rss.size(); ++i) std::printf(" -> %ld", rss[i]);
+    std::printf(" KiB; first batch %+ld KiB", rss[1] - rss[0]);
+    if (rss.size() > 2) std::printf(", later batches %+ld KiB", rss.back() - rss[1]);
+    std::printf("\n");
+  };
+  std::printf("VmRSS before and after each batch of %d Status calls (%d batches, %.1f s):\n",
+              rss_calls, rss_batches, rss_run_s);
+  print_rss("multipass-target", world.plugin_pid(), plugin_rss);
+  print_rss("multipass-hostd", world.hostd_pid(), hostd_rss);
+  std::printf("  then %.1f s without calls: multipass-target %+ld KiB, multipass-hostd %+ld KiB\n",
+              rss_run_s, plugin_idle - plugin_rss.back(), hostd_idle - hostd_rss.back());
   std::printf("start-up exec -> handshake line: p50 %.1f ms (5 runs)\n", up.p50_us / 1000.0);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int iterations = argc > 1 ? std::atoi(argv[1]) : 2000;
+  int rss_calls = argc > 2 ? std::atoi(argv[2]) : 10000;
+  int rss_batches = argc > 3 ? std::atoi(argv[3]) : 3;
+  if (iterations <= 0 || rss_calls <= 0 || rss_batches <= 0) {
+    std::fprintf(stderr,
+                 "usage: status_bench [timed calls > 0] [calls per RSS batch > 0] [batches > 0]\n");
+    return 2;
+  }
+  try {
+    return Run(iterations, rss_calls, rss_batches);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "status_bench: %s\n", e.what());
+    return 1;
+  }
 }

@@ -1,0 +1,216 @@
+#pragma once
+// One world for the plugin benchmarks: cluster-sim (Multipass + Nomad on
+// loopback), a real multipass-hostd (ipc + Curve) and multipass-target started
+// as the autoscaler starts it (magic cookie, go-plugin handshake on stdout),
+// driven over its gRPC socket like the autoscaler drives it.
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "autoscaler/base.grpc.pb.h"
+#include "autoscaler/target.grpc.pb.h"
+#include "bus/client.h"
+#include "bus/keys.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "support/child_process.h"
+
+namespace mps::bench {
+
+namespace base_proto = hashicorp::nomad_autoscaler::plugins::base::proto::v1;
+namespace target_proto = hashicorp::nomad_autoscaler::plugins::target::proto::v1;
+using ConfigMap = std::map<std::string, std::string>;
+
+struct WorldOptions {
+  std::string boot_delay = "10ms";
+  std::string join_delay = "100ms";
+  int max_parallel_launches = 4;  // hostd's and the plugin's
+};
+
+// VmRSS of a live process in KiB (0 when it cannot be read).
+inline long RssKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
+class PluginWorld {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit PluginWorld(WorldOptions options) : options_(std::move(options)) {
+    using namespace std::chrono_literals;
+    namespace fs = std::filesystem;
+    auto bin = mps::testing::BinDir();
+    sim_ = std::make_unique<mps::testing::ChildProcess>(std::vector<std::string>{
+        bin + "/cluster-sim", "--state-dir", dir() + "/sim", "--multipass-socket",
+        dir() + "/mp.sock", "--nomad-port", "0", "--boot-delay", options_.boot_delay,
+        "--join-delay", options_.join_delay, "--host-cpus", "64", "--host-memory", "128G"});
+    for (;;) {
+      auto line = sim_->ReadLine(20s);
+      if (!line) throw std::runtime_error("cluster-sim did not start: " + sim_->stderr_text());
+      if (line->rfind("nomad ", 0) == 0) nomad_address_ = line->substr(6);
+      if (*line == "ready") break;
+    }
+    server_ = mps::bus::GenerateKeyPair();
+    client_ = mps::bus::GenerateKeyPair();
+    mps::bus::WriteKeyPair(fs::path(dir()) / "keys" / "hostd", "hostd", server_);
+    mps::bus::WriteKeyPair(fs::path(dir()) / "keys" / "clients", "plugin", client_);
+    std::ofstream(dir() + "/web.yaml")
+        << "#cloud-config\n# nomad client.hcl:\nnode_class = \"web\"\n";
+    hostd_endpoint_ = "ipc://" + dir() + "/hostd.sock";
+    hostd_ = std::make_unique<mps::testing::ChildProcess>(std::vector<std::string>{
+        bin + "/multipass-hostd", "--multipass-address", "unix:" + dir() + "/mp.sock", "--bind",
+        hostd_endpoint_, "--server-key", dir() + "/keys/hostd/hostd.key", "--authorized-keys",
+        dir() + "/keys/clients", "--state-dir", dir() + "/hostd", "--allow-prefix", "web",
+        "--allow-prefix", "warm", "--max-parallel-launches",
+        std::to_string(options_.max_parallel_launches)});
+    if (!hostd_->WaitForLine("ready", 20s)) {
+      throw std::runtime_error("multipass-hostd did not start: " + hostd_->stderr_text());
+    }
+    policy = {{"node_class", "web"},
+              {"instance_image_name", "noble"},
+              {"instance_size", "c1-m1"},
+              {"cloud_init_user_data_path", dir() + "/web.yaml"},
+              {"startup_timeout", "60s"},
+              {"node_registration_timeout", "60s"},
+              {"max_instances", "16"},
+              {"max_parallel_launches", std::to_string(options_.max_parallel_launches)}};
+  }
+
+  const std::string& dir() const { return dir_.path(); }
+  pid_t hostd_pid() const { return hostd_->pid(); }
+  pid_t plugin_pid() const { return plugin_ ? plugin_->pid() : -1; }
+
+  // Execs multipass-target; returns the time from exec to its handshake line.
+  std::chrono::nanoseconds StartPlugin() {
+    using namespace std::chrono_literals;
+    channel_.reset();
+    plugin_.reset();
+    auto t0 = Clock::now();
+    plugin_ = std::make_unique<mps::testing::ChildProcess>(
+        std::vector<std::string>{mps::testing::BinDir() + "/multipass-target"},
+        std::map<std::string, std::string>{
+            {"NOMAD_AUTOSCALER_PLUGIN_MAGIC_COOKIE",
+             "e082fa04d587a6525d683666fa253d6afda00f20c122c54a80a3ed57fec99ff3"},
+            {"PLUGIN_PROTOCOL_VERSIONS", "1"},
+            {"PLUGIN_UNIX_SOCKET_DIR", dir()}});
+    auto line = plugin_->ReadLine(10s);
+    if (!line) throw std::runtime_error("no handshake: " + plugin_->stderr_text());
+    auto took = Clock::now() - t0;
+    // 1|1|unix|/path|grpc|
+    auto a = line->find("unix|") + 5;
+    auto socket = line->substr(a, line->find('|', a) - a);
+    channel_ = grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
+    base_ = base_proto::BasePluginService::NewStub(channel_);
+    target_ = target_proto::TargetPluginService::NewStub(channel_);
+    health_ = grpc::health::v1::Health::NewStub(channel_);
+    return took;
+  }
+
+  void SetConfig() {
+    grpc::ClientContext ctx;
+    base_proto::SetConfigRequest req;
+    base_proto::SetConfigResponse resp;
+    auto& c = *req.mutable_config();
+    c["hostd_address"] = hostd_endpoint_;
+    c["hostd_server_key_path"] = dir() + "/keys/hostd/hostd.pub";
+    c["bus_key_path"] = dir() + "/keys/clients/plugin.key";
+    c["nomad_address"] = nomad_address_;
+    c["state_dir"] = dir() + "/target";
+    c["max_parallel_launches"] = std::to_string(options_.max_parallel_launches);
+    auto st = base_->SetConfig(&ctx, req, &resp);
+    if (!st.ok()) throw std::runtime_error("SetConfig: " + st.error_message());
+  }
+
+  target_proto::StatusResponse Status() {
+    using namespace std::chrono_literals;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 7500ms);
+    target_proto::StatusRequest req;
+    for (const auto& [k, v] : policy) (*req.mutable_config())[k] = v;
+    target_proto::StatusResponse resp;
+    auto st = target_->Status(&ctx, req, &resp);
+    if (!st.ok()) throw std::runtime_error("Status: " + st.error_message());
+    return resp;
+  }
+
+  // Polls Status until ready with `count` instances; returns when it was seen.
+  Clock::time_point WaitReady(std::int64_t count, std::chrono::milliseconds timeout) {
+    using namespace std::chrono_literals;
+    auto give_up = Clock::now() + timeout;
+    target_proto::StatusResponse last;
+    while (Clock::now() < give_up) {
+      last = Status();
+      if (last.ready() && last.count() == count) return Clock::now();
+      std::this_thread::sleep_for(5ms);
+    }
+    std::string meta;
+    for (const auto& [k, v] : last.meta()) meta += " " + k + "=" + v;
+    throw std::runtime_error("pool not ready with " + std::to_string(count) +
+                             " instances: ready=" + std::to_string(last.ready()) +
+                             " count=" + std::to_string(last.count()) + meta);
+  }
+
+  void Scale(std::int64_t count) {
+    using namespace std::chrono_literals;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 180s);
+    target_proto::ScaleRequest req;
+    for (const auto& [k, v] : policy) (*req.mutable_config())[k] = v;
+    req.mutable_action()->set_count(count);
+    req.mutable_action()->set_reason("bench");
+    req.mutable_action()->set_direction(
+        hashicorp::nomad_autoscaler::plugins::shared::proto::v1::SCALING_DIRECTION_UP);
+    target_proto::ScaleResponse resp;
+    auto st = target_->Scale(&ctx, req, &resp);
+    if (!st.ok()) throw std::runtime_error("Scale: " + st.error_message());
+  }
+
+  bool HealthCheck() {
+    grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service("plugin");
+    grpc::health::v1::HealthCheckResponse resp;
+    return health_->Check(&ctx, req, &resp).ok();
+  }
+
+  // hostd runs the first launch of an image alone; this launches the image
+  // once, outside the pool, so a Scale measures only parallel launches.
+  void WarmImage() {
+    using namespace std::chrono_literals;
+    mps::bus::BusContext ctx;
+    mps::bus::ClientOptions co;
+    co.endpoint = hostd_endpoint_;
+    co.curve = mps::bus::CurveClientConfig{client_.secret_z85, server_.public_z85};
+    mps::bus::BusClient client(ctx, co);
+    client.CallSync("multipass.launch", {{"name", "warm-0"}, {"image", "noble"}},
+                    {120s, "launch/warm-0"});
+  }
+
+  ConfigMap policy;
+
+ private:
+  WorldOptions options_;
+  mps::testing::TempDir dir_;
+  std::unique_ptr<mps::testing::ChildProcess> sim_, hostd_, plugin_;
+  std::string nomad_address_, hostd_endpoint_;
+  mps::bus::CurveKeyPair server_, client_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<base_proto::BasePluginService::Stub> base_;
+  std::unique_ptr<target_proto::TargetPluginService::Stub> target_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+}  // namespace mps::bench
