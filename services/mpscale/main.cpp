@@ -1,15 +1,14 @@
 // mpscale: operator CLI. `keygen` writes a Curve key pair; `instances` asks a
-// multipass-hostd for its instances over the bus.
+// multipass-hostd for its instances; `status` and `events` read
+// multipass-target's status endpoint.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <filesystem>
-#include <iomanip>
 #include <iostream>
 
-#include "bus/client.h"
 #include "bus/keys.h"
-#include "multipass/bus_protocol.h"
+#include "mpscale/commands.h"
 
 namespace {
 
@@ -22,80 +21,17 @@ int Keygen(const std::string& out, const std::string& name) {
   return 0;
 }
 
-std::string Join(const nlohmann::json& list) {
-  std::string out;
-  for (const auto& v : list) out += (out.empty() ? "" : ",") + v.get<std::string>();
-  return out.empty() ? "-" : out;
-}
-
-void PrintTable(const nlohmann::json& reply) {
-  auto row = [](const std::string& a, const std::string& b, const std::string& c,
-                const std::string& d) {
-    std::cout << std::left << std::setw(24) << a << " " << std::setw(10) << b << " "
-              << std::setw(16) << c << " " << d << "\n";
-  };
-  row("NAME", "STATE", "IPV4", "RELEASE");
-  for (const auto& i : reply.value("instances", nlohmann::json::array()))
-    row(i.value("name", ""), i.value("state", ""), Join(i.value("ipv4", nlohmann::json::array())),
-        i.value("release", "").empty() ? "-" : i.value("release", ""));
-  for (const auto& f : reply.value("in_flight", nlohmann::json::array()))
-    row(f.value("name", ""), "launching", "-",
-        f.value("image", "").empty() ? "-" : f.value("image", ""));
-}
-
-int Instances(const std::string& hostd, const std::string& server_key, const std::string& key,
-              const std::string& prefix, bool json, int timeout_s) {
-  mps::bus::ClientOptions options;
-  options.endpoint = hostd;
-  options.name = "mpscale";
-  if (!server_key.empty() || !key.empty()) {
-    if (server_key.empty() || key.empty()) {
-      std::cerr << "mpscale: --server-key and --key go together\n";
-      return 2;
-    }
-    mps::bus::CurveClientConfig curve;
-    try {
-      curve.server_public_z85 = mps::bus::ReadKeyFile(server_key);
-    } catch (const std::exception& e) {
-      std::cerr << "mpscale: --server-key: " << e.what() << "\n";
-      return 2;
-    }
-    try {
-      curve.secret_z85 = mps::bus::ReadSecretKeyFile(key).secret_z85;
-    } catch (const std::exception& e) {
-      std::cerr << "mpscale: --key: " << e.what() << "\n";
-      return 2;
-    }
-    options.curve = curve;
-  }
-  mps::bus::BusContext context;
-  mps::bus::BusClient client(context, options);
-  try {
-    auto reply = client.CallSync(std::string(mps::multipass::bus_protocol::kList),
-                                 {{"prefix", prefix}}, {std::chrono::seconds(timeout_s), {}});
-    if (json)
-      std::cout << reply.dump(2) << "\n";
-    else
-      PrintTable(reply);
-    return 0;
-  } catch (const mps::bus::BusError& e) {
-    switch (e.code()) {
-      case mps::bus::ErrorCode::kUnreachable:
-      case mps::bus::ErrorCode::kTimeout:
-        std::cerr << "mpscale: multipass-hostd unreachable at " << hostd << ": " << e.what()
-                  << "\n";
-        break;
-      case mps::bus::ErrorCode::kRefused:
-        std::cerr << "mpscale: multipass-hostd at " << hostd
-                  << " refused our key: add the .pub of --key " << key
-                  << " to its --authorized-keys directory (" << e.what() << ")\n";
-        break;
-      default:
-        std::cerr << "mpscale: " << hostd << ": " << e.what()
-                  << (e.app_code().empty() ? "" : " [" + e.app_code() + "]") << "\n";
-    }
-    return 1;
-  }
+// The endpoint, key and timeout flags every talking command has.
+void AddEndpointFlags(CLI::App* command, mps::mpscale::EndpointFlags& flags,
+                      const std::string& address_flag, const std::string& address_help,
+                      const std::string& peer) {
+  command->add_option(address_flag, flags.address, address_help)->required();
+  command->add_option("--server-key", flags.keys.server_key,
+                      peer + "'s Curve public key file (.pub)");
+  command->add_option("--key", flags.keys.key, "Our Curve secret key file (.key)");
+  command->add_option("--timeout", flags.timeout_s, "Seconds to wait for " + peer)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
 }
 
 }  // namespace
@@ -103,31 +39,54 @@ int Instances(const std::string& hostd, const std::string& server_key, const std
 int main(int argc, char** argv) {
   CLI::App app{"Multipass autoscaler operator tool"};
   app.require_subcommand(1);
-  std::string out, name, hostd, server_key, key, prefix;
-  bool json = false;
-  int timeout_s = 5;
+  std::string out, name, prefix, pool;
+  bool json = false, follow = false;
+  std::uint64_t since = 0;
+  mps::mpscale::EndpointFlags flags;
+
   auto* keygen = app.add_subcommand("keygen", "Write a Curve key pair (NAME.key 0600, NAME.pub)");
   keygen->add_option("--out", out, "Directory to write into")->required();
   keygen->add_option("--name", name, "Base name of the key files")->required();
+
   auto* instances = app.add_subcommand("instances", "List the instances a multipass-hostd manages");
-  instances->add_option("--hostd", hostd, "hostd bus endpoint, e.g. tcp://10.1.2.1:7400")
-      ->required();
-  instances->add_option("--server-key", server_key, "hostd's Curve public key file (.pub)");
-  instances->add_option("--key", key, "Our Curve secret key file (.key)");
+  AddEndpointFlags(instances, flags, "--hostd", "hostd bus endpoint, e.g. tcp://10.1.2.1:7400",
+                   "hostd");
   instances->add_option("--prefix", prefix, "Only instances named PREFIX-...");
   instances->add_flag("--json", json, "Print the reply as JSON");
-  instances->add_option("--timeout", timeout_s, "Seconds to wait for hostd")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 3600));
+
+  const std::string status_help = "multipass-target's status_address, e.g. tcp://10.1.2.1:7500";
+  auto* status = app.add_subcommand("status", "Show multipass-target's pools");
+  AddEndpointFlags(status, flags, "--address", status_help, "multipass-target");
+  auto* status_pool = status->add_option("--pool", pool, "Only this pool");
+  status->add_flag("--json", json, "Print the reply as JSON");
+
+  auto* events = app.add_subcommand("events", "Print multipass-target's scaling events");
+  AddEndpointFlags(events, flags, "--address", status_help, "multipass-target");
+  events->add_flag("--follow", follow, "Keep printing new events until SIGINT/SIGTERM");
+  auto* since_option =
+      events
+          ->add_option("--since", since,
+                       "Only events after this sequence number (default: all retained; "
+                       "with --follow: only new ones)")
+          ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 62));
+  auto* events_pool = events->add_option("--pool", pool, "Only events of this pool");
+  events->add_flag("--json", json, "One JSON object per line");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // Usage errors exit 2 (CLI11's own codes say nothing to scripts); --help exits 0.
+    return app.exit(e) == 0 ? 0 : 2;
   }
   spdlog::set_level(spdlog::level::warn);
   try {
     if (keygen->parsed()) return Keygen(out, name);
-    return Instances(hostd, server_key, key, prefix, json, timeout_s);
+    if (instances->parsed()) return mps::mpscale::RunInstances(flags, prefix, json);
+    if (status->parsed())
+      return mps::mpscale::RunStatus(
+          flags, status_pool->count() ? std::optional(pool) : std::nullopt, json);
+    return mps::mpscale::RunEvents(
+        flags, since_option->count() ? std::optional(since) : std::nullopt, follow,
+        events_pool->count() ? std::optional(pool) : std::nullopt, json);
   } catch (const std::exception& e) {
     std::cerr << "mpscale: " << e.what() << "\n";
     return 1;

@@ -1,0 +1,183 @@
+#include "mpscale/commands.h"
+
+#include <signal.h>
+
+#include <chrono>
+#include <iomanip>
+#include <iostream>
+
+#include "bus/events.h"
+#include "cache/bus_protocol.h"
+#include "mpscale/event_format.h"
+#include "mpscale/status_table.h"
+#include "multipass/bus_protocol.h"
+
+namespace mps::mpscale {
+namespace {
+
+using Json = nlohmann::json;
+
+// Runs `body` with a client for `flags`, turning failures into exit codes and
+// operator-facing messages.
+template <typename Body>
+int WithClient(const EndpointFlags& flags, const ServiceWording& wording, Body body) {
+  try {
+    auto options = ClientOptionsFor(flags.address, flags.keys);
+    bus::BusContext context;
+    bus::BusClient client(context, options);
+    return body(context, client);
+  } catch (const UsageError& e) {
+    std::cerr << "mpscale: " << e.what() << "\n";
+    return 2;
+  } catch (const bus::BusError& e) {
+    std::cerr << "mpscale: "
+              << DescribeBusError(e, flags.address, std::chrono::seconds(flags.timeout_s),
+                                  flags.keys, wording)
+              << "\n";
+    return 1;
+  }
+}
+
+std::string JoinOr(const Json& list, const std::string& none) {
+  std::string out;
+  for (const auto& v : list) out += (out.empty() ? "" : ",") + v.get<std::string>();
+  return out.empty() ? none : out;
+}
+
+void PrintInstances(const Json& reply) {
+  auto row = [](const std::string& a, const std::string& b, const std::string& c,
+                const std::string& d) {
+    std::cout << std::left << std::setw(24) << a << " " << std::setw(10) << b << " "
+              << std::setw(16) << c << " " << d << "\n";
+  };
+  row("NAME", "STATE", "IPV4", "RELEASE");
+  for (const auto& i : reply.value("instances", Json::array()))
+    row(i.value("name", ""), i.value("state", ""), JoinOr(i.value("ipv4", Json::array()), "-"),
+        i.value("release", "").empty() ? "-" : i.value("release", ""));
+  for (const auto& f : reply.value("in_flight", Json::array()))
+    row(f.value("name", ""), "launching", "-",
+        f.value("image", "").empty() ? "-" : f.value("image", ""));
+}
+
+void PrintEvent(const bus::Envelope& event, const std::optional<std::string>& pool, bool json) {
+  if (!MatchesPool(event, pool)) return;
+  std::cout << (json ? EventJson(event).dump() : FormatEventLine(event)) << std::endl;
+}
+
+// Prints the retained events from `from` on, batch by batch, until the reply
+// shows nothing newer than what was printed. Returns the last sequence number seen.
+std::uint64_t PrintRetained(bus::BusClient& client, std::uint64_t from,
+                            std::chrono::seconds timeout, const std::optional<std::string>& pool,
+                            bool json) {
+  std::uint64_t last_seen = from - 1;
+  while (true) {
+    auto reply =
+        CallWithProgress(client, std::string(bus::kReplayType), {{"since", from}}, timeout);
+    auto first = reply.value("first", std::uint64_t{0});
+    if (first > from)
+      std::cerr << "mpscale: events " << from << ".." << first - 1
+                << " are no longer retained by the endpoint\n";
+    auto events = reply.value("events", Json::array());
+    for (const auto& blob : events) {
+      const auto& bin = blob.get_binary();
+      auto event =
+          bus::Decode(std::string_view(reinterpret_cast<const char*>(bin.data()), bin.size()));
+      if (event.seq < from) continue;
+      PrintEvent(event, pool, json);
+      last_seen = event.seq;
+      from = event.seq + 1;
+    }
+    if (events.empty() || from > reply.value("last", std::uint64_t{0})) return last_seen;
+  }
+}
+
+// The newest sequence number the endpoint has logged (asks for no events).
+std::uint64_t LastLogged(bus::BusClient& client, std::chrono::seconds timeout) {
+  auto reply =
+      CallWithProgress(client, std::string(bus::kReplayType),
+                       {{"since", std::uint64_t{0}}, {"limit", std::uint64_t{0}}}, timeout);
+  return reply.value("last", std::uint64_t{0});
+}
+
+// Blocks until SIGINT or SIGTERM (blocked in every thread, see RunEvents).
+void WaitForStopSignal(const sigset_t& signals) {
+  int received = 0;
+  sigwait(&signals, &received);
+}
+
+}  // namespace
+
+int RunInstances(const EndpointFlags& hostd, const std::string& prefix, bool json) {
+  return WithClient(hostd, HostdWording(hostd.address), [&](bus::BusContext&, bus::BusClient& c) {
+    auto reply = CallWithProgress(c, std::string(multipass::bus_protocol::kList),
+                                  {{"prefix", prefix}}, std::chrono::seconds(hostd.timeout_s));
+    if (json)
+      std::cout << reply.dump(2) << "\n";
+    else
+      PrintInstances(reply);
+    return 0;
+  });
+}
+
+int RunStatus(const EndpointFlags& target, const std::optional<std::string>& pool, bool json) {
+  return WithClient(
+      target, StatusWording(target.address), [&](bus::BusContext&, bus::BusClient& c) {
+        Json request = Json::object();
+        if (pool) request["pool"] = *pool;
+        auto reply = CallWithProgress(c, std::string(cache::bus_protocol::kPools), request,
+                                      std::chrono::seconds(target.timeout_s));
+        if (json) {
+          std::cout << reply.dump(2) << "\n";
+        } else {
+          auto now = std::chrono::system_clock::now().time_since_epoch();
+          std::cout << FormatStatusTable(
+              reply, std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
+        }
+        return 0;
+      });
+}
+
+int RunEvents(const EndpointFlags& target, std::optional<std::uint64_t> since, bool follow,
+              const std::optional<std::string>& pool, bool json) {
+  // Blocked before any bus thread exists, so every thread inherits the mask
+  // and the main thread alone takes the signal in sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  if (follow) pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  auto timeout = std::chrono::seconds(target.timeout_s);
+  return WithClient(
+      target, StatusWording(target.address), [&](bus::BusContext& context, bus::BusClient& client) {
+        if (!follow) {
+          PrintRetained(client, since.value_or(0) + 1, timeout, pool, json);
+          return 0;
+        }
+        std::string events_endpoint;
+        try {
+          events_endpoint = bus::EventsEndpointFor(target.address);
+        } catch (const std::invalid_argument& e) {
+          throw UsageError(std::string("--follow: ") + e.what());
+        }
+        // Asking first both reports an unreachable endpoint or refused key
+        // clearly and fixes the position live events continue from.
+        std::uint64_t position = since ? PrintRetained(client, *since + 1, timeout, pool, json)
+                                       : LastLogged(client, timeout);
+        bus::SubscriberOptions options;
+        options.events_endpoint = events_endpoint;
+        options.replay_endpoint = target.address;
+        options.name = "mpscale";
+        options.curve = ClientOptionsFor(target.address, target.keys).curve;
+        options.since = position;
+        options.replay_timeout = timeout;
+        bus::EventSubscriber subscriber(
+            context, options, [&](const bus::Envelope& e) { PrintEvent(e, pool, json); },
+            [](const bus::BusError& e) { std::cerr << "mpscale: warning: " << e.what() << "\n"; });
+        subscriber.Start();
+        WaitForStopSignal(stop_signals);
+        subscriber.Stop();
+        return 0;
+      });
+}
+
+}  // namespace mps::mpscale
