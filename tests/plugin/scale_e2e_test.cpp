@@ -1,6 +1,9 @@
 // Scale end to end: the go-plugin host drives multipass-target (split mode)
 // against a real multipass-hostd and cluster-sim's Multipass and Nomad.
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <set>
 #include <thread>
@@ -8,6 +11,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "bus/keys.h"
 #include "scale_world.h"
 
 using json = nlohmann::json;
@@ -25,6 +29,59 @@ std::set<std::string> NodeNames(const std::vector<json>& nodes) {
   std::set<std::string> names;
   for (const auto& n : nodes) names.insert(n["Name"].get<std::string>());
   return names;
+}
+
+// A loopback port P with P + 1 also free (the status endpoint's events go
+// there): both are bound on 127.0.0.1 to check, then released.
+int FreePortPair() {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    int a = socket(AF_INET, SOCK_STREAM, 0), b = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    int port = -1;
+    if (bind(a, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        getsockname(a, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      int p = ntohs(addr.sin_port);
+      addr.sin_port = htons(static_cast<std::uint16_t>(p + 1));
+      if (p < 65535 && bind(b, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) port = p;
+    }
+    close(a);
+    close(b);
+    if (port > 0) return port;
+  }
+  return -1;
+}
+
+TEST(ScaleEndToEnd, StatusEndpointOverTcpAdmitsOnlyListedKeys) {
+  mps::test::ScaleWorld world;
+  std::string keys = world.dir() + "/keys";
+  mps::bus::WriteKeyPair(keys + "/status", "status", mps::bus::GenerateKeyPair());
+  mps::bus::WriteKeyPair(keys + "/operators", "operator", mps::bus::GenerateKeyPair());
+  mps::bus::WriteKeyPair(keys + "/elsewhere", "stranger", mps::bus::GenerateKeyPair());
+  int port = FreePortPair();
+  ASSERT_GT(port, 0);
+  std::string address = "tcp://127.0.0.1:" + std::to_string(port);
+  world.StartHostd();
+  world.StartPlugin({{"status_address", address},
+                     {"status_server_key_path", keys + "/status/status.key"},
+                     {"status_authorized_keys_path", keys + "/operators"}});
+  ASSERT_EQ(world.Status(10000)["values"]["ready"], true);
+  auto ok = mps::test::ScaleWorld::RunMpscale({"status", "--address", address, "--server-key",
+                                               keys + "/status/status.pub", "--key",
+                                               keys + "/operators/operator.key", "--json"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(json::parse(ok.out)["pools"][0]["pool"], "web");
+  auto events = mps::test::ScaleWorld::RunMpscale({"events", "--address", address, "--server-key",
+                                                   keys + "/status/status.pub", "--key",
+                                                   keys + "/operators/operator.key"});
+  EXPECT_EQ(events.exit_code, 0) << events.err;
+  auto refused = mps::test::ScaleWorld::RunMpscale(
+      {"status", "--address", address, "--server-key", keys + "/status/status.pub", "--key",
+       keys + "/elsewhere/stranger.key", "--timeout", "2"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.err, HasSubstr("refused")) << refused.err;
 }
 
 TEST(ScaleEndToEnd, OutInParallelThenInKeepsTheBusyNodes) {

@@ -196,6 +196,16 @@ std::vector<std::string> ScaleWorld::Mpscale(std::vector<std::string> args) {
   return lines;
 }
 
+ScaleWorld::CliRun ScaleWorld::RunMpscale(std::vector<std::string> args) {
+  args.insert(args.begin(), mps::testing::BinDir() + "/mpscale");
+  mps::testing::ChildProcess cli(args);
+  CliRun run;
+  while (auto line = cli.ReadLine(20s)) run.out += *line + "\n";
+  run.exit_code = cli.Wait(10s).value_or(-1);
+  run.err = cli.stderr_text();
+  return run;
+}
+
 std::string ScaleWorld::host_stderr() const {
   return host_ ? host_->stderr_text() : "";
 }

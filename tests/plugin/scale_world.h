@@ -57,6 +57,12 @@ class ScaleWorld {
   // Runs build/bin/mpscale ARGS --address <the plugin's status endpoint>;
   // its stdout lines (throws when it fails).
   std::vector<std::string> Mpscale(std::vector<std::string> args);
+  struct CliRun {
+    int exit_code = -1;
+    std::string out, err;
+  };
+  // Runs build/bin/mpscale ARGS as given.
+  static CliRun RunMpscale(std::vector<std::string> args);
 
  private:
   mps::testing::TempDir dir_;
