@@ -96,6 +96,18 @@ class CacheState {
     StatusAnswer answer;
     Pool* pool = Register(config, answer.error);
     if (!pool) return answer;
+    return StatusOf(*pool);
+  }
+
+  // Posts every pool's current answer on the board (after each message).
+  void PostAll() {
+    if (!options_.board) return;
+    for (auto& [name, pool] : pools_) options_.board->Post(pool.config, StatusOf(pool));
+  }
+
+  StatusAnswer StatusOf(Pool& p) {
+    StatusAnswer answer;
+    Pool* pool = &p;
     auto status = scaling::ComputeStatus(pool->state, pool->policy, scaling::Clock::now());
     answer.synced = pool->synced();
     if (!pool->synced()) {
@@ -439,27 +451,44 @@ struct CacheActorState {
 caf::behavior CacheActor(caf::stateful_actor<CacheActorState>* self, CacheOptions options) {
   self->state.cache = std::make_unique<CacheState>(std::move(options));
   auto& c = *self->state.cache;
+  // Every message that may change a pool re-posts the Status answers.
   return {
-      [&c](status_atom, const StatusQuery& q) { return c.Status(q.policy); },
-      [&c](plan_atom, const PlanQuery& q) { return c.Plan(q); },
+      [&c](status_atom, const StatusQuery& q) {
+        auto answer = c.Status(q.policy);
+        c.PostAll();
+        return answer;
+      },
+      [&c](plan_atom, const PlanQuery& q) {
+        auto answer = c.Plan(q);
+        c.PostAll();
+        return answer;
+      },
       [&c](report_atom, const OpReport& r) {
         c.Report(r);
+        c.PostAll();
         return true;
       },
       [&c](observe_atom, const Observation& o) {
         c.Observe(o);
+        c.PostAll();
         return true;
       },
       [&c](finish_atom, const ScaleFinish& f) {
         c.Finish(f);
+        c.PostAll();
         return true;
       },
       [&c](purged_atom, const std::string& pool, const std::vector<std::string>& ids) {
         c.NodesPurged(pool, ids);
+        c.PostAll();
         return true;
       },
       [&c](pools_atom) { return c.Pools(); },
-      [&c](undriven_atom, const std::string& pool) { return c.TakeUndriven(pool); },
+      [&c](undriven_atom, const std::string& pool) {
+        auto work = c.TakeUndriven(pool);
+        c.PostAll();
+        return work;
+      },
       [&c](view_atom, const std::string& filter) { return c.View(filter); },
       // state.pools on the status endpoint (caf_bridge.h).
       [&c](bus::bus_request_atom, const bus::Envelope& r) {
@@ -496,11 +525,40 @@ caf::actor SpawnStateCache(caf::actor_system& system, CacheOptions options) {
   return system.spawn(CacheActor, std::move(options));
 }
 
+struct StatusBoard::Entry {
+  StatusAnswer answer;
+  std::chrono::steady_clock::time_point posted;
+};
+
+void StatusBoard::Post(const ConfigMap& policy, const StatusAnswer& answer) {
+  auto entry = std::make_shared<const Entry>(Entry{answer, std::chrono::steady_clock::now()});
+  std::unique_lock lock(mutex_);
+  entries_[policy] = std::move(entry);
+}
+
+std::optional<StatusAnswer> StatusBoard::Read(const ConfigMap& policy,
+                                              std::chrono::steady_clock::duration max_age) const {
+  std::shared_ptr<const Entry> entry;
+  {
+    std::shared_lock lock(mutex_);
+    auto it = entries_.find(policy);
+    if (it == entries_.end()) return std::nullopt;
+    entry = it->second;
+  }
+  if (std::chrono::steady_clock::now() - entry->posted > max_age) return std::nullopt;
+  return entry->answer;
+}
+
 StateCache::StateCache(caf::actor_system& system, caf::actor actor,
-                       std::chrono::milliseconds timeout)
-    : system_(system), actor_(std::move(actor)), timeout_(timeout) {}
+                       std::chrono::milliseconds timeout, std::shared_ptr<const StatusBoard> board)
+    : system_(system), actor_(std::move(actor)), timeout_(timeout), board_(std::move(board)) {}
 
 StatusAnswer StateCache::Status(const ConfigMap& policy) const {
+  // Posted at least once a second while the watcher runs; older means it is
+  // stuck, and the actor's own answer says why.
+  if (board_) {
+    if (auto posted = board_->Read(policy, std::chrono::seconds(3))) return *posted;
+  }
   return Ask<StatusAnswer>(system_, actor_, timeout_, "Status", status_atom::value,
                            StatusQuery{policy});
 }

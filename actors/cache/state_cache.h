@@ -12,7 +12,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -29,8 +31,11 @@ namespace mps::cache {
 
 using ConfigMap = std::map<std::string, std::string>;
 
+class StatusBoard;
+
 struct CacheOptions {
   std::filesystem::path state_dir;        // holds state.db (scaling/state_store.h)
+  std::shared_ptr<StatusBoard> board;     // may be null: Status always asks the actor
   bus::EventPublisher* events = nullptr;  // may be null; must outlive the actor
   scaling::InstanceNamer::Random random;  // empty: std::random_device
 };
@@ -44,6 +49,23 @@ struct StatusAnswer {
   bool ready = false;
   std::int64_t count = 0;
   std::map<std::string, std::string> meta;
+};
+
+// The Status answers the cache actor posts after every message it handles
+// (so at least once a second, with each observation), keyed by the policy
+// map they answer. Status reads them here without a round trip to the actor:
+// the zguide's Clone pattern within one process. An answer older than the
+// caller's limit is not used (the actor is asked instead).
+class StatusBoard {
+ public:
+  void Post(const ConfigMap& policy, const StatusAnswer& answer);
+  std::optional<StatusAnswer> Read(const ConfigMap& policy,
+                                   std::chrono::steady_clock::duration max_age) const;
+
+ private:
+  struct Entry;
+  mutable std::shared_mutex mutex_;
+  std::map<ConfigMap, std::shared_ptr<const Entry>> entries_;
 };
 
 struct PlanQuery {
@@ -117,7 +139,8 @@ caf::actor SpawnStateCache(caf::actor_system& system, CacheOptions options);
 class StateCache {
  public:
   StateCache(caf::actor_system& system, caf::actor actor,
-             std::chrono::milliseconds timeout = std::chrono::seconds(5));
+             std::chrono::milliseconds timeout = std::chrono::seconds(5),
+             std::shared_ptr<const StatusBoard> board = nullptr);
 
   StatusAnswer Status(const ConfigMap& policy) const;
   PlanAnswer Plan(const PlanQuery& query) const;
@@ -138,6 +161,7 @@ class StateCache {
   caf::actor_system& system_;
   caf::actor actor_;
   std::chrono::milliseconds timeout_;
+  std::shared_ptr<const StatusBoard> board_;
 };
 
 }  // namespace mps::cache

@@ -264,12 +264,14 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
   cache::CacheOptions cache_options;
   cache_options.state_dir = state_dir;
   cache_options.events = link->publisher.get();
+  cache_options.board = std::make_shared<cache::StatusBoard>();
   try {
     link->cache_actor = cache::SpawnStateCache(*system_, cache_options);
   } catch (const scaling::StateStoreError& e) {
     throw Invalid(std::string("state_dir: ") + e.what());
   }
-  link->cache = std::make_unique<cache::StateCache>(*system_, link->cache_actor);
+  link->cache = std::make_unique<cache::StateCache>(*system_, link->cache_actor,
+                                                    std::chrono::seconds(5), cache_options.board);
   if (link->status_server) {
     bus::ServeWithActor(*link->status_server, *system_, std::string(cache::bus_protocol::kPools),
                         link->cache_actor);

@@ -190,6 +190,29 @@ TEST_F(StateCacheTest, AListingThatRacedADeleteIsNotApplied) {
   EXPECT_EQ(c.Status(policy_).count, 0);
 }
 
+TEST_F(StateCacheTest, StatusIsReadFromTheBoardTheActorPosts) {
+  auto board = std::make_shared<cache::StatusBoard>();
+  cache::CacheOptions o;
+  o.state_dir = dir_.path();
+  o.board = board;
+  cache::StateCache c(system_, cache::SpawnStateCache(system_, o), std::chrono::seconds(5), board);
+  EXPECT_FALSE(board->Read(policy_, std::chrono::seconds(3)));  // nothing posted yet
+  EXPECT_FALSE(c.Status(policy_).ready);  // asked the actor, which registers and posts
+  ObserveWorld(c, {{{"name", "web-a"}, {"state", "running"}}},
+               {{{"id", "n1"}, {"instance", "web-a"}, {"status", "ready"}}});
+  auto posted = board->Read(policy_, std::chrono::seconds(3));
+  ASSERT_TRUE(posted);
+  EXPECT_TRUE(posted->ready);
+  EXPECT_EQ(posted->count, 1);
+  EXPECT_EQ(c.Status(policy_).count, 1);
+  // Another policy map is not answered from this pool's entry.
+  auto other = policy_;
+  other["max_instances"] = "3";
+  EXPECT_FALSE(board->Read(other, std::chrono::seconds(3)));
+  // A stale entry is not used.
+  EXPECT_FALSE(board->Read(policy_, std::chrono::nanoseconds(0)));
+}
+
 TEST_F(StateCacheTest, DryRunPlansAndRecordsNothing) {
   auto c = Spawn();
   policy_["dry-run"] = "true";
