@@ -44,8 +44,11 @@ struct BusTargetBackend::Link {
   caf::actor cache_actor;
   std::unique_ptr<cache::StateCache> cache;
   std::unique_ptr<cache::PoolWatcher> watcher;
+  std::unique_ptr<bus::EventSubscriber> hostd_events;  // split mode
 
   ~Link() {
+    if (hostd_events) hostd_events->Stop();
+    hostd_events.reset();
     // Runs blocked on a peer return once their clients are shut down.
     if (links.multipass) links.multipass->Shutdown();
     if (links.nomad) links.nomad->Shutdown();
@@ -284,6 +287,22 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
   }
   link->watcher = std::make_unique<cache::PoolWatcher>(link->links, *link->cache, options_.watcher);
   link->watcher->Start();
+  if (config.split()) {
+    // hostd's instance events (every launch, start and delete that goes
+    // through it, ours or another client's) make the watcher list at once
+    // instead of within a second. Changes made around hostd (the multipass
+    // CLI) are still found by the once-a-second listing.
+    const auto& split = std::get<plugin::SplitModeConfig>(config.mode);
+    bus::SubscriberOptions so;
+    so.events_endpoint = bus::EventsEndpointFor(split.hostd_address);
+    so.replay_endpoint = split.hostd_address;
+    so.name = "multipass-target";
+    so.curve = bus::CurveClientConfig{split.bus_secret_key, split.hostd_server_public_key};
+    auto* watcher = link->watcher.get();
+    link->hostd_events = std::make_unique<bus::EventSubscriber>(
+        *link->context, so, [watcher](const bus::Envelope&) { watcher->Wake(); });
+    link->hostd_events->Start();
+  }
   spdlog::info("configured: multipass requests go to {}, Nomad requests to {}{}",
                link->links.multipass_where, link->links.nomad_where,
                config.status ? ", status served on " + config.status->address : "");
