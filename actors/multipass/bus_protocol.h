@@ -6,8 +6,8 @@
 // Requests (payload -> reply payload). Errors come back as bus errors with
 // kHandlerFailed and app_code = MultipassError kind name (e.g. "name_taken",
 // "unreachable", "not_allowed" for a name outside hostd's --allow-prefix).
-//   multipass.list    {prefix: str}                  -> {instances: [Instance], in_flight: [InFlight]}
-//   multipass.launch  {name, image, cpus?: int, memory?: str, disk?: str,
+//   multipass.list    {prefix: str}                  -> {instances: [Instance], in_flight:
+//   [InFlight]} multipass.launch  {name, image, cpus?: int, memory?: str, disk?: str,
 //                      cloud_init?: str, timeout_s?: int}  (idempotency key required)
 //                                                     -> {name}
 //   multipass.delete  {names: [str]} (non-empty; idempotency key required) -> {deleted: [str]}
