@@ -85,7 +85,7 @@ TEST(ScaleEndToEnd, StatusEndpointOverTcpAdmitsOnlyListedKeys) {
 }
 
 TEST(ScaleEndToEnd, OutInParallelThenInKeepsTheBusyNodes) {
-  mps::test::ScaleWorld world({"1s", "200ms", "300ms"});
+  mps::test::ScaleWorld world({"1s", "200ms", "300ms", ""});
   world.policy["node_selector_strategy"] = "empty";
   world.StartHostd();
   world.StartPlugin();
@@ -217,7 +217,7 @@ TEST(ScaleEndToEnd, InstanceThatNeverJoinsIsReplaced) {
 }
 
 TEST(ScaleEndToEnd, HostdKilledDuringScaleOutEndsAtTargetWithoutOrphansOrDuplicates) {
-  mps::test::ScaleWorld world({"2s", "200ms", "300ms"});
+  mps::test::ScaleWorld world({"2s", "200ms", "300ms", ""});
   world.StartHostd();
   world.StartPlugin();
   ASSERT_EQ(world.Status(10000)["values"]["ready"], true);
@@ -240,7 +240,7 @@ TEST(ScaleEndToEnd, HostdKilledDuringScaleOutEndsAtTargetWithoutOrphansOrDuplica
 }
 
 TEST(ScaleEndToEnd, TargetKilledDuringScaleInIsResumedFromItsState) {
-  mps::test::ScaleWorld world({"300ms", "200ms", "3s"});
+  mps::test::ScaleWorld world({"300ms", "200ms", "3s", ""});
   world.StartHostd();
   world.StartPlugin();
   ASSERT_TRUE(world.Scale(3)["ok"]) << world.host_stderr();
@@ -284,6 +284,32 @@ TEST(ScaleEndToEnd, NomadUnreachableDuringScaleInDeletesNothing) {
   EXPECT_EQ(r["code"], "Unavailable") << r;
   EXPECT_THAT(r["message"].get<std::string>(), HasSubstr("Nomad unreachable")) << r;
   EXPECT_EQ(world.Instances().size(), 2u);
+}
+
+}  // namespace
+
+namespace {
+
+// The drop-in mode: the Go plugin's keys (TLS, client certificate,
+// passphrase), the Multipass session inside multipass-target.
+TEST(ScaleEndToEnd, DirectModeScalesOutAndIn) {
+  mps::test::SimOptions sim;
+  sim.passphrase = "sesame";
+  mps::test::ScaleWorld world(sim);
+  world.Instances();  // the observer's certificate is the first one multipassd sees
+  world.StartPlugin(world.DirectPluginConfig());
+  ASSERT_EQ(world.Status(10000)["values"]["ready"], true) << world.host_stderr();
+  auto r = world.Scale(3);
+  ASSERT_TRUE(r["ok"]) << r << world.host_stderr();
+  auto s = world.Status(15000);
+  EXPECT_EQ(s["values"]["ready"], true) << s;
+  EXPECT_EQ(s["values"]["count"], 3);
+  EXPECT_EQ(world.Instances().size(), 3u);
+  r = world.Scale(1);
+  ASSERT_TRUE(r["ok"]) << r << world.host_stderr();
+  EXPECT_EQ(world.Instances().size(), 1u);
+  EXPECT_EQ(world.Nodes().size(), 1u);
+  EXPECT_THAT(world.host_stderr(), testing::Not(HasSubstr("sesame")));
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <httplib.h>
 
 #include "bus/keys.h"
+#include "cluster_sim/certificate_authority.h"
 #include "multipass/multipass_client.h"
 
 namespace mps::test {
@@ -19,14 +20,30 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 
 ScaleWorld::ScaleWorld(SimOptions sim) {
-  sim_ = std::make_unique<mps::testing::ChildProcess>(std::vector<std::string>{
-      mps::testing::BinDir() + "/cluster-sim", "--state-dir", dir() + "/sim", "--multipass-socket",
-      dir() + "/mp.sock", "--nomad-port", "0", "--boot-delay", sim.boot_delay, "--join-delay",
-      sim.join_delay, "--migration-delay", sim.migration_delay});
+  std::vector<std::string> argv{mps::testing::BinDir() + "/cluster-sim",
+                                "--state-dir",
+                                dir() + "/sim",
+                                "--multipass-socket",
+                                dir() + "/mp.sock",
+                                "--nomad-port",
+                                "0",
+                                "--boot-delay",
+                                sim.boot_delay,
+                                "--join-delay",
+                                sim.join_delay,
+                                "--migration-delay",
+                                sim.migration_delay};
+  if (!sim.passphrase.empty()) {
+    for (const auto& a : {std::string("--multipass-tls"), std::string("127.0.0.1:0"),
+                          std::string("--passphrase"), sim.passphrase})
+      argv.push_back(a);
+  }
+  sim_ = std::make_unique<mps::testing::ChildProcess>(argv);
   for (;;) {
     auto line = sim_->ReadLine(20s);
     if (!line) throw std::runtime_error("cluster-sim did not start: " + sim_->stderr_text());
     if (line->rfind("nomad ", 0) == 0) nomad_address_ = line->substr(6);
+    if (line->rfind("multipass-tls ", 0) == 0) tls_address_ = line->substr(14);
     if (*line == "ready") break;
   }
   fs::create_directories(dir() + "/keys");
@@ -50,6 +67,19 @@ json ScaleWorld::PluginConfig() const {
   return {{"hostd_address", hostd_endpoint_},
           {"hostd_server_key_path", dir() + "/keys/hostd/hostd.pub"},
           {"bus_key_path", dir() + "/keys/clients/plugin.key"},
+          {"nomad_address", nomad_address_},
+          {"state_dir", dir() + "/target"},
+          {"status_address", "ipc://" + dir() + "/status.sock"}};
+}
+
+json ScaleWorld::DirectPluginConfig() const {
+  auto identity = mps::sim::CertificateAuthority::SelfSignedClientCertificate("plugin");
+  std::ofstream(dir() + "/client.pem") << identity.certificate_pem;
+  std::ofstream(dir() + "/client.key") << identity.private_key_pem;
+  return {{"multipass_address", tls_address_},
+          {"client_cert_path", dir() + "/client.pem"},
+          {"client_key_path", dir() + "/client.key"},
+          {"passphrase", "sesame"},
           {"nomad_address", nomad_address_},
           {"state_dir", dir() + "/target"},
           {"status_address", "ipc://" + dir() + "/status.sock"}};
@@ -84,7 +114,7 @@ void ScaleWorld::StartPlugin(const json& extra_config) {
   auto s = json::parse(*start);
   if (!s.value("ok", false)) throw std::runtime_error("plugin did not start: " + *start);
   plugin_pid_ = s["values"]["pid"];
-  json config = PluginConfig();
+  json config = extra_config.contains("multipass_address") ? json::object() : PluginConfig();
   config.update(extra_config);
   auto r = Run({{"op", "SetConfig"}, {"config", config}});
   if (!r.value("ok", false)) throw std::runtime_error("SetConfig failed: " + r.dump());

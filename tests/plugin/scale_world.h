@@ -18,6 +18,8 @@ struct SimOptions {
   std::string boot_delay = "300ms";
   std::string join_delay = "200ms";
   std::string migration_delay = "300ms";
+  // Also serve multipassd on TLS tcp with this passphrase (direct mode).
+  std::string passphrase;
 };
 
 class ScaleWorld {
@@ -45,6 +47,9 @@ class ScaleWorld {
 
   nlohmann::json policy;  // the target block every Status/Scale sends
   nlohmann::json PluginConfig() const;
+  // Direct mode, the Go plugin's keys: TLS to multipassd with a client
+  // certificate and the passphrase. Needs SimOptions::passphrase.
+  nlohmann::json DirectPluginConfig() const;
 
   // Instances of the pool as the simulated daemon lists them: name -> state.
   std::map<std::string, std::string> Instances(const std::string& prefix = "web-");
@@ -68,6 +73,7 @@ class ScaleWorld {
   mps::testing::TempDir dir_;
   std::unique_ptr<mps::testing::ChildProcess> sim_, hostd_, host_;
   std::string nomad_address_;
+  std::string tls_address_;
   std::string hostd_endpoint_;
   int plugin_pid_ = -1;
   int next_id_ = 1;
