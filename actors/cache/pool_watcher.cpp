@@ -30,9 +30,12 @@ void PoolWatcher::Stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
-    wake_.notify_one();
+    wake_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
+  for (auto& [pool, watch] : node_watches_) {
+    if (watch.thread.joinable()) watch.thread.join();
+  }
   for (auto& t : runs_) t.join();
   runs_.clear();
   run_done_.clear();
@@ -83,8 +86,61 @@ void PoolWatcher::RunInBackground(std::function<void()> work) {
   });
 }
 
+void PoolWatcher::EnsureNodeWatch(const PoolTarget& target) {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return;
+  auto [it, fresh] = node_watches_.try_emplace(target.pool);
+  it->second.policy = target.policy;
+  if (fresh) it->second.thread = std::thread([this, pool = target.pool] { WatchNodes(pool); });
+}
+
+void PoolWatcher::WatchNodes(const std::string& pool) {
+  std::uint64_t index = 0;
+  for (;;) {
+    ConfigMap policy;
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+      policy = node_watches_[pool].policy;
+    }
+    Observation o;
+    o.pool = pool;
+    bool failed = false;
+    try {
+      auto reply = links_.nomad->CallSync(
+          std::string(nomad::bus_protocol::kPoolNodes),
+          {{"policy", policy}, {"index", index}, {"wait_ms", options_.nodes_wait.count()}},
+          {options_.nodes_wait + std::chrono::seconds(30), {}});
+      std::uint64_t next = reply.value("index", std::uint64_t{0});
+      // Nomad's index only grows; one that went back means a restored
+      // cluster: start over from a full answer.
+      index = next < index ? 0 : next;
+      o.nodes = reply;
+    } catch (const bus::BusError& e) {
+      o.nomad_error = links_.nomad_where + ": " + e.what();
+      failed = true;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+      node_watches_[pool].nodes = o.nodes;
+    }
+    try {
+      cache_.Observe(o);
+    } catch (const std::exception& e) {
+      spdlog::warn("node watch of pool {}: {}", pool, e.what());
+    }
+    Wake();  // a node change may make a reconciliation due
+    if (failed) {
+      std::unique_lock lock(mutex_);
+      wake_.wait_for(lock, options_.nodes_retry, [&] { return stopping_; });
+    }
+  }
+}
+
 void PoolWatcher::Tick() {
   for (const auto& target : cache_.Pools()) {
+    EnsureNodeWatch(target);
     Observation o;
     o.pool = target.pool;
     o.epoch = target.epoch;
@@ -95,19 +151,18 @@ void PoolWatcher::Tick() {
     } catch (const bus::BusError& e) {
       o.multipass_error = links_.multipass_where + ": " + e.what();
     }
-    try {
-      o.nodes = links_.nomad->CallSync(std::string(nomad::bus_protocol::kPoolNodes),
-                                       {{"policy", target.policy}}, {options_.nodes_timeout, {}});
-    } catch (const bus::BusError& e) {
-      o.nomad_error = links_.nomad_where + ": " + e.what();
-    }
     cache_.Observe(o);
-    if (!o.instances || !o.nodes) continue;
+    std::optional<nlohmann::json> nodes;
+    {
+      std::lock_guard lock(mutex_);
+      nodes = node_watches_[target.pool].nodes;
+    }
+    if (!o.instances || !nodes) continue;
 
     auto undriven = cache_.TakeUndriven(target.pool);
     if (!undriven.operations.empty()) {
       RunInBackground([this, pool = target.pool, work = std::move(undriven), config = target.policy,
-                       instances = *o.instances, nodes = *o.nodes] {
+                       instances = *o.instances, nodes = *nodes] {
         PlanExecutor(links_, cache_)
             .Resume(pool, work.policy, config, work.operations, instances, nodes);
       });

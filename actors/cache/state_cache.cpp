@@ -34,7 +34,9 @@ struct Pool {
   scaling::PoolState state;
   bool multipass_synced = false;  // listed successfully at least once
   bool nomad_synced = false;
-  bool observed = false;    // the watcher tried both at least once
+  bool multipass_tried = false;  // a listing or its error arrived
+  bool nomad_tried = false;
+  bool observed = false;    // both tried at least once: plans may be made
   std::uint64_t epoch = 0;  // bumped by every change this process makes or learns of
   std::map<std::string, scaling::TimePoint> launch_times;
   std::set<std::string> undriven;  // instance names whose operation nobody drives
@@ -216,12 +218,13 @@ class CacheState {
     Pool& pool = it->second;
     auto& state = pool.state;
     auto now = scaling::Clock::now();
-    // A listing begun before a change we made landed (e.g. a delete) would
-    // bring the deleted instance back: it is dropped, the next tick lists again.
+    // An instance listing begun before a change we made landed (e.g. a
+    // delete) would bring the deleted instance back: it is dropped, the next
+    // tick lists again. Node lists come from a blocking query that may have
+    // waited across any number of changes; they only attach nodes to the
+    // instances we know, so they are always applied.
     bool stale = o.epoch != pool.epoch;
-    if (stale && (o.instances || o.nodes)) return;
-    pool.observed = true;
-    if (o.instances) {
+    if (o.instances && !stale) {
       ApplyInstanceList(state, *o.instances, now);
       for (auto& instance : state.instances) {
         if (auto t = pool.launch_times.find(instance.name); t != pool.launch_times.end()) {
@@ -233,8 +236,10 @@ class CacheState {
                     [&](const std::string& n) { return !state.Find(n); });
       SetReachable(state.multipass, "", "multipassd", o.pool);
       pool.multipass_synced = true;
-    } else {
+      pool.multipass_tried = true;
+    } else if (!o.instances && !o.multipass_error.empty()) {
       SetReachable(state.multipass, o.multipass_error, "multipassd", o.pool);
+      pool.multipass_tried = true;
     }
     if (o.nodes) {
       auto changes = ApplyPoolNodes(state, *o.nodes);
@@ -243,9 +248,12 @@ class CacheState {
       }
       SetReachable(state.nomad, "", "Nomad", o.pool);
       pool.nomad_synced = true;
-    } else {
+      pool.nomad_tried = true;
+    } else if (!o.nomad_error.empty()) {
       SetReachable(state.nomad, o.nomad_error, "Nomad", o.pool);
+      pool.nomad_tried = true;
     }
+    pool.observed = pool.multipass_tried && pool.nomad_tried;
   }
 
   void Finish(const ScaleFinish& f) {

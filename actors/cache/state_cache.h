@@ -107,6 +107,7 @@ struct Observation {
   // PoolTarget::epoch when the listing began: a listing that raced a change
   // reported meanwhile (a delete, a launch) is stale and is not applied.
   std::uint64_t epoch = 0;
+  // Each part may be absent: instance listings and node watches arrive apart.
   std::optional<nlohmann::json> instances;  // multipass.list reply
   std::string multipass_error;              // set when the list failed
   std::optional<nlohmann::json> nodes;      // nomad.pool_nodes reply

@@ -12,8 +12,11 @@
 //   message starts with the key);
 //   kHandlerFailed with app_code "filter" when the scale-in node filter
 //   refuses the pool (a node initializing or draining; message lists them).
-//   nomad.pool_nodes   {policy}
-//       -> {nodes: [PoolNode], unmapped: [node id], own_node_id?: str}
+//   nomad.pool_nodes   {policy, index?: int, wait_ms?: int}
+//       -> {nodes: [PoolNode], unmapped: [node id], own_node_id?: str, index?: int}
+//      With `index`, a blocking query: answered once Nomad's node table moves
+//      past `index` (at once for 0) or after `wait_ms` (default: the
+//      connection's block_query_wait); the reply's `index` starts the next.
 //   nomad.select       {policy, count: int >= 0, candidates: [instance name]}
 //       -> {selected: [{node_id, instance}], note: str}
 //      The SDK's scale-in path: list nodes with resources, ForScaleIn filter,

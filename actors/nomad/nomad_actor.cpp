@@ -104,7 +104,32 @@ json PoolNodes(const NomadContext& c, const Envelope& e) {
   const auto mapper = NodeInstanceMapper::FromPolicyConfig(policy);
   json nodes = json::array();
   json unmapped = json::array();
-  for (const auto& stub : c.api.ListNodes(false)) {
+  // With `index`: a blocking query on the node table (the pool watcher's
+  // loop); the reply's index is where the next one starts.
+  const auto& p = e.payload;
+  std::optional<BlockingQuery> block;
+  if (p.contains("index")) {
+    if (!p["index"].is_number_unsigned() && !(p["index"].is_number_integer() && p["index"] >= 0))
+      throw BadPayload(e.type, "field 'index' must be a non-negative integer");
+    BlockingQuery q;
+    q.index = p["index"].get<std::uint64_t>();
+    if (p.contains("wait_ms")) {
+      if (!p["wait_ms"].is_number_integer() || p["wait_ms"] < 0)
+        throw BadPayload(e.type, "field 'wait_ms' must be a non-negative integer");
+      q.wait = std::chrono::milliseconds(p["wait_ms"].get<std::int64_t>());
+    }
+    block = q;
+  }
+  std::vector<NodeStub> stubs;
+  std::uint64_t index = 0;
+  if (block) {
+    auto watched = c.api.WatchNodes(*block);
+    stubs = std::move(watched.value);
+    index = watched.index;
+  } else {
+    stubs = c.api.ListNodes(false);
+  }
+  for (const auto& stub : stubs) {
     if (!filter.InPool(stub)) continue;
     auto node = NodeIfPresent(c, stub.id);
     if (!node) continue;  // vanished between list and read
@@ -119,6 +144,7 @@ json PoolNodes(const NomadContext& c, const Envelope& e) {
                      {"create_index", stub.create_index}});
   }
   json reply = {{"nodes", std::move(nodes)}, {"unmapped", std::move(unmapped)}};
+  if (block) reply["index"] = index;
   if (auto own = OwnNode(c)) reply["own_node_id"] = *own;
   return reply;
 }

@@ -219,6 +219,11 @@ std::vector<NodeStub> NomadApi::ListNodes(bool resources,
   return ParseNodeList(ParseBody(r, "GET /v1/nodes"));
 }
 
+Indexed<std::vector<NodeStub>> NomadApi::WatchNodes(const BlockingQuery& block) const {
+  auto r = Call("GET", "/v1/nodes", {}, std::nullopt, block, "node:read", "");
+  return {ParseNodeList(ParseBody(r, "GET /v1/nodes")), r.index};
+}
+
 Indexed<Node> NomadApi::GetNode(const std::string& node_id,
                                 const std::optional<BlockingQuery>& block) const {
   std::string path = "/v1/node/" + node_id;

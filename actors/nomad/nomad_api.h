@@ -42,6 +42,9 @@ class NomadApi {
 
   std::vector<NodeStub> ListNodes(bool resources,
                                   const std::optional<std::string>& filter = std::nullopt) const;
+  // GET /v1/nodes as a blocking query: answers when the node table's index
+  // moves past `block.index` (at once for index 0) or `block.wait` elapses.
+  Indexed<std::vector<NodeStub>> WatchNodes(const BlockingQuery& block) const;
   // A node that does not exist throws node_gone.
   Indexed<Node> GetNode(const std::string& node_id,
                         const std::optional<BlockingQuery>& block = std::nullopt) const;

@@ -1,6 +1,8 @@
 // The nomad.* bus messages end to end: NomadSim <- ServeNomad <- BusServer <- BusClient.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -148,6 +150,43 @@ TEST(NomadActor, PoolNodesMapsNodesToInstances) {
   ASSERT_EQ(unmapped["nodes"].size(), 2u);
   EXPECT_TRUE(unmapped["nodes"][0]["instance"].is_null());
   EXPECT_EQ(unmapped["unmapped"].size(), 2u);
+}
+
+TEST(NomadActor, PoolNodesWithAnIndexIsABlockingQueryOnTheNodeTable) {
+  sim::NomadSim sim;
+  sim.Start();
+  sim.RegisterNode("web-1", "web");
+  Served s(ConfigFor(sim.address()));
+
+  auto first = s.Call(proto::kPoolNodes, {{"policy", WebPolicy()}, {"index", 0}});
+  ASSERT_EQ(first["nodes"].size(), 1u);
+  std::uint64_t index = first["index"];
+  EXPECT_GT(index, 0u);
+
+  // Nothing changes: answered after the wait, with the same index.
+  auto t0 = std::chrono::steady_clock::now();
+  auto same =
+      s.Call(proto::kPoolNodes, {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 300}});
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 250ms);
+  EXPECT_EQ(same["index"], index);
+
+  // A node joins while the query is held: answered at once, with it.
+  std::thread joiner([&] {
+    std::this_thread::sleep_for(100ms);
+    sim.RegisterNode("web-2", "web");
+  });
+  t0 = std::chrono::steady_clock::now();
+  auto changed =
+      s.Call(proto::kPoolNodes, {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 10000}});
+  auto waited = std::chrono::steady_clock::now() - t0;
+  joiner.join();
+  EXPECT_LT(waited, 5s);
+  EXPECT_GT(changed["index"].get<std::uint64_t>(), index);
+  EXPECT_EQ(changed["nodes"].size(), 2u);
+
+  auto bad = s.CallFails(proto::kPoolNodes, {{"policy", WebPolicy()}, {"index", "soon"}});
+  EXPECT_EQ(bad.code(), bus::ErrorCode::kBadPayload);
+  EXPECT_NE(std::string(bad.what()).find("index"), std::string::npos);
 }
 
 TEST(NomadActor, SelectPicksTheEmptyNodeAmongCandidatesOnly) {
