@@ -95,8 +95,11 @@ NodeChanges ApplyPoolNodes(scaling::PoolState& state, const json& pool_nodes) {
   }
   state.orphan_nodes.clear();
   for (auto& [name, node] : by_instance) {
-    // A node whose VM is being launched again is not an orphan yet.
-    if (!state.OperationOn(name)) state.orphan_nodes.push_back(node);
+    // A node is an orphan once its VM is gone AND Nomad noticed (down): a
+    // node list that predates our own delete still shows it ready, and a
+    // node whose VM is being launched again is not an orphan yet.
+    bool gone = node.status == NodeStatus::kDown || node.status == NodeStatus::kDisconnected;
+    if (gone && !state.OperationOn(name)) state.orphan_nodes.push_back(node);
   }
   for (auto& node : unmatched) {
     if (node.status == NodeStatus::kDown) state.orphan_nodes.push_back(node);

@@ -28,7 +28,7 @@ struct NodeChanges {
 };
 
 // Attaches each node to the instance named by its node_id_attribute value;
-// nodes of the pool whose instance no longer exists become orphan_nodes.
+// down nodes of the pool whose instance no longer exists become orphan_nodes.
 NodeChanges ApplyPoolNodes(scaling::PoolState& state, const nlohmann::json& pool_nodes);
 
 // What to do with a launch operation nobody is driving (its process died, or

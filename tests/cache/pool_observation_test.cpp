@@ -55,7 +55,9 @@ TEST(ApplyPoolNodes, AttachesNodesReportsRegistrationsAndOrphans) {
   EXPECT_EQ(changes.registered[0], std::make_pair(std::string("web-a"), std::string("n1")));
   EXPECT_EQ(state.Find("web-a")->node->id, "n1");
   EXPECT_FALSE(state.Find("web-b")->node);
-  ASSERT_EQ(state.orphan_nodes.size(), 1u);  // web-gone's node; other-1 is not ours
+  // web-gone's node is down: an orphan. web-just-deleted's is still ready
+  // (Nomad has not noticed yet): not yet. other-1 is not ours.
+  ASSERT_EQ(state.orphan_nodes.size(), 1u);
   EXPECT_EQ(state.orphan_nodes[0].id, "n9");
   // Seen again: no second registration event.
   EXPECT_TRUE(cache::ApplyPoolNodes(state, nodes).registered.empty());
