@@ -67,6 +67,12 @@ struct PlanExecutor::Run {
     errors.push_back(std::move(error));
     all_unavailable = all_unavailable && unavailable;
   }
+  // Every failure, "; "-separated.
+  std::string Errors() const {
+    std::string out;
+    for (const auto& e : errors) out += (out.empty() ? "" : "; ") + e;
+    return out;
+  }
   void Changed() {
     std::lock_guard lock(mutex);
     changed = true;
@@ -118,22 +124,14 @@ std::string PlanExecutor::Execute(const PlanAnswer& answer, const ConfigMap& pol
     if (const auto* p = std::get_if<scaling::PurgeNodesAction>(&action)) Purge(run, p->node_ids);
   }
   Finish(run, plan.message);
-  if (!run.errors.empty()) {
-    std::string message;
-    for (const auto& e : run.errors) message += (message.empty() ? "" : "; ") + e;
-    throw ExecutionError(message, run.all_unavailable);
-  }
+  if (!run.errors.empty()) throw ExecutionError(run.Errors(), run.all_unavailable);
   return plan.message;
 }
 
 void PlanExecutor::Finish(Run& run, const std::string& summary) {
-  std::string message = summary;
-  if (!run.errors.empty()) {
-    message = std::to_string(run.errors.size()) + " failure(s): ";
-    for (std::size_t i = 0; i < run.errors.size(); ++i) {
-      message += (i ? "; " : "") + run.errors[i];
-    }
-  }
+  std::string message = run.errors.empty()
+                            ? summary
+                            : std::to_string(run.errors.size()) + " failure(s): " + run.Errors();
   cache_.Finish({run.pool, run.request_id, run.errors.empty(), run.changed, message});
 }
 
@@ -380,21 +378,9 @@ void PlanExecutor::Resume(const std::string& pool, const scaling::PoolPolicy& po
             cache_.Report(Op(pool, op.kind, op.instance, op.request_id, OpPhase::kUnresolved,
                              "still launching"));
             break;
-          case PendingLaunch::kRelaunch: {
-            scaling::LaunchAction l;
-            l.name = op.instance;
-            l.image = policy.instance_image_name;
-            l.cpus = policy.instance_cpus;
-            if (policy.instance_memory_bytes) {
-              l.memory = scaling::FormatMultipassSize(*policy.instance_memory_bytes);
-            }
-            if (policy.instance_disk_bytes) {
-              l.disk = scaling::FormatMultipassSize(*policy.instance_disk_bytes);
-            }
-            l.cloud_init_path = policy.cloud_init_user_data_path;
-            relaunch.push_back(std::move(l));
+          case PendingLaunch::kRelaunch:
+            relaunch.push_back(scaling::LaunchActionFor(policy, op.instance));
             break;
-          }
           case PendingLaunch::kCleanUp:
             Delete(run, op.instance, "left behind by a launch that did not finish");
             break;

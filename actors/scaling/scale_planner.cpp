@@ -25,17 +25,8 @@ class Launcher {
       : policy_(policy), namer_(namer), taken_(std::move(taken)) {}
 
   LaunchAction Next() {
-    LaunchAction launch;
-    launch.name = namer_.Next(policy_.instance_name_prefix, taken_);
+    auto launch = LaunchActionFor(policy_, namer_.Next(policy_.instance_name_prefix, taken_));
     taken_.insert(launch.name);
-    launch.image = policy_.instance_image_name;
-    launch.cpus = policy_.instance_cpus;
-    if (policy_.instance_memory_bytes) {
-      launch.memory = FormatMultipassSize(*policy_.instance_memory_bytes);
-    }
-    if (policy_.instance_disk_bytes)
-      launch.disk = FormatMultipassSize(*policy_.instance_disk_bytes);
-    launch.cloud_init_path = policy_.cloud_init_user_data_path;
     return launch;
   }
 
@@ -226,6 +217,19 @@ void PlanScaleIn(const PoolState& state, const PoolPolicy& policy, TimePoint now
 }
 
 }  // namespace
+
+LaunchAction LaunchActionFor(const PoolPolicy& policy, std::string name) {
+  LaunchAction launch;
+  launch.name = std::move(name);
+  launch.image = policy.instance_image_name;
+  launch.cpus = policy.instance_cpus;
+  if (policy.instance_memory_bytes) {
+    launch.memory = FormatMultipassSize(*policy.instance_memory_bytes);
+  }
+  if (policy.instance_disk_bytes) launch.disk = FormatMultipassSize(*policy.instance_disk_bytes);
+  launch.cloud_init_path = policy.cloud_init_user_data_path;
+  return launch;
+}
 
 std::string_view ToString(PlanOutcome o) {
   switch (o) {

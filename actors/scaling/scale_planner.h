@@ -31,6 +31,9 @@ struct LaunchAction {
   std::string cloud_init_path;  // read by the launcher, not here
 };
 
+// The pool's launch parameters for an instance called `name`.
+LaunchAction LaunchActionFor(const PoolPolicy& policy, std::string name);
+
 // Start a stopped or resume a suspended instance of the pool.
 struct StartAction {
   std::string name;
