@@ -36,12 +36,31 @@ struct Pool {
   bool nomad_synced = false;
   bool multipass_tried = false;  // a listing or its error arrived
   bool nomad_tried = false;
-  bool observed = false;    // both tried at least once: plans may be made
   std::uint64_t epoch = 0;  // bumped by every change this process makes or learns of
   std::map<std::string, scaling::TimePoint> launch_times;
   std::set<std::string> undriven;  // instance names whose operation nobody drives
 
   bool synced() const { return multipass_synced && nomad_synced; }
+  // The launch time this process (or its predecessor) recorded, if any.
+  void RestoreLaunchTime(scaling::Instance& instance) const {
+    if (auto t = launch_times.find(instance.name); t != launch_times.end()) {
+      instance.launched_at = t->second;
+    }
+  }
+
+  // Both sides answered (or failed) at least once: plans may be made.
+  bool observed() const { return multipass_tried && nomad_tried; }
+
+  // ComputeStatus, not ready until the first reconciliation.
+  scaling::PoolStatus CurrentStatus(scaling::TimePoint now) const {
+    auto status = scaling::ComputeStatus(state, policy, now);
+    if (!synced()) {
+      status.ready = false;
+      status.reasons.insert(status.reasons.begin(),
+                            "reconciling with multipassd and Nomad after start");
+    }
+    return status;
+  }
 };
 
 std::string OperationId(const std::string& pool, OperationKind kind, const std::string& instance) {
@@ -104,19 +123,13 @@ class CacheState {
   // Posts every pool's current answer on the board (after each message).
   void PostAll() {
     if (!options_.board) return;
-    for (auto& [name, pool] : pools_) options_.board->Post(pool.config, StatusOf(pool));
+    for (const auto& [name, pool] : pools_) options_.board->Post(pool.config, StatusOf(pool));
   }
 
-  StatusAnswer StatusOf(Pool& p) {
+  static StatusAnswer StatusOf(const Pool& pool) {
     StatusAnswer answer;
-    Pool* pool = &p;
-    auto status = scaling::ComputeStatus(pool->state, pool->policy, scaling::Clock::now());
-    answer.synced = pool->synced();
-    if (!pool->synced()) {
-      status.ready = false;
-      status.reasons.insert(status.reasons.begin(),
-                            "reconciling with multipassd and Nomad after start");
-    }
+    auto status = pool.CurrentStatus(scaling::Clock::now());
+    answer.synced = pool.synced();
     answer.ready = status.ready;
     answer.count = status.count;
     answer.meta = status.Meta();
@@ -130,7 +143,7 @@ class CacheState {
     answer.pool = pool->policy.instance_name_prefix;
     answer.request_id = query.request.request_id;
     answer.policy = pool->policy;
-    answer.synced = pool->observed;
+    answer.synced = pool->observed();
     if (!answer.synced) return answer;
     answer.unreachable = !pool->state.multipass.reachable || !pool->state.nomad.reachable;
     auto now = scaling::Clock::now();
@@ -226,11 +239,7 @@ class CacheState {
     bool stale = o.epoch != pool.epoch;
     if (o.instances && !stale) {
       ApplyInstanceList(state, *o.instances, now);
-      for (auto& instance : state.instances) {
-        if (auto t = pool.launch_times.find(instance.name); t != pool.launch_times.end()) {
-          instance.launched_at = t->second;
-        }
-      }
+      for (auto& instance : state.instances) pool.RestoreLaunchTime(instance);
       // Leftovers the daemon no longer lists are gone.
       std::erase_if(state.failed_launch_leftovers,
                     [&](const std::string& n) { return !state.Find(n); });
@@ -253,7 +262,6 @@ class CacheState {
       SetReachable(state.nomad, o.nomad_error, "Nomad", o.pool);
       pool.nomad_tried = true;
     }
-    pool.observed = pool.multipass_tried && pool.nomad_tried;
   }
 
   void Finish(const ScaleFinish& f) {
@@ -271,10 +279,11 @@ class CacheState {
       store_.CompleteRequest(f.pool, f.request_id, f.ok, f.message);
     }
     store_.ForgetCompletedRequestsBefore(now - std::chrono::hours(24));
-    auto status = scaling::ComputeStatus(pool.state, pool.policy, now);
     if (f.ok) {
       Publish(proto::kScaleCompleted, f.pool,
-              {{"request_id", f.request_id}, {"count", status.count}, {"message", f.message}});
+              {{"request_id", f.request_id},
+               {"count", scaling::ComputeStatus(pool.state, pool.policy, now).count},
+               {"message", f.message}});
     } else {
       Publish(proto::kScaleFailed, f.pool, {{"request_id", f.request_id}, {"error", f.message}});
     }
@@ -319,13 +328,7 @@ class CacheState {
     auto now = scaling::Clock::now();
     for (const auto& [name, pool] : pools_) {
       if (!filter.empty() && filter != name) continue;
-      auto status = scaling::ComputeStatus(pool.state, pool.policy, now);
-      if (!pool.synced()) {
-        status.ready = false;
-        status.reasons.insert(status.reasons.begin(),
-                              "reconciling with multipassd and Nomad after start");
-      }
-      pools.push_back(PoolViewJson(pool.state, status));
+      pools.push_back(PoolViewJson(pool.state, pool.CurrentStatus(now)));
     }
     return {{"pools", pools}};
   }
@@ -381,9 +384,7 @@ class CacheState {
         }
         instance->state = scaling::InstanceState::kRunning;
         if (!instance->first_seen_running_at) instance->first_seen_running_at = now;
-        if (auto t = pool.launch_times.find(r.instance); t != pool.launch_times.end()) {
-          instance->launched_at = t->second;
-        }
+        pool.RestoreLaunchTime(*instance);
         if (r.kind == OperationKind::kLaunch) state.RecordLaunchSuccess();
         Publish(proto::kInstanceRunning, r.pool, {{"name", r.instance}});
         return;
