@@ -36,9 +36,8 @@ void PoolWatcher::Stop() {
   for (auto& [pool, watch] : node_watches_) {
     if (watch.thread.joinable()) watch.thread.join();
   }
-  for (auto& t : runs_) t.join();
+  for (auto& run : runs_) run.thread.join();
   runs_.clear();
-  run_done_.clear();
 }
 
 void PoolWatcher::Loop() {
@@ -49,18 +48,11 @@ void PoolWatcher::Loop() {
       if (stopping_) return;
       woken_ = false;
       // Reap finished runs so the list stays short.
-      auto t = runs_.begin();
-      auto d = run_done_.begin();
-      while (t != runs_.end()) {
-        if (**d) {
-          t->join();
-          t = runs_.erase(t);
-          d = run_done_.erase(d);
-        } else {
-          ++t;
-          ++d;
-        }
-      }
+      std::erase_if(runs_, [](BackgroundRun& run) {
+        if (!*run.done) return false;
+        run.thread.join();
+        return true;
+      });
     }
     try {
       Tick();
@@ -75,8 +67,7 @@ void PoolWatcher::RunInBackground(std::function<void()> work) {
   std::lock_guard lock(mutex_);
   if (stopping_) return;
   auto done = std::make_shared<std::atomic<bool>>(false);
-  run_done_.push_back(done);
-  runs_.emplace_back([work = std::move(work), done] {
+  std::thread thread([work = std::move(work), done] {
     try {
       work();
     } catch (const std::exception& e) {
@@ -84,6 +75,7 @@ void PoolWatcher::RunInBackground(std::function<void()> work) {
     }
     *done = true;
   });
+  runs_.push_back({std::move(thread), std::move(done)});
 }
 
 void PoolWatcher::EnsureNodeWatch(const PoolTarget& target) {
@@ -106,6 +98,7 @@ void PoolWatcher::WatchNodes(const std::string& pool) {
     Observation o;
     o.pool = pool;
     bool failed = false;
+    bool changed = true;
     try {
       auto reply = links_.nomad->CallSync(
           std::string(nomad::bus_protocol::kPoolNodes),
@@ -114,6 +107,7 @@ void PoolWatcher::WatchNodes(const std::string& pool) {
       std::uint64_t next = reply.value("index", std::uint64_t{0});
       // Nomad's index only grows; one that went back means a restored
       // cluster: start over from a full answer.
+      changed = next != index;
       index = next < index ? 0 : next;
       o.nodes = reply;
     } catch (const bus::BusError& e) {
@@ -130,7 +124,7 @@ void PoolWatcher::WatchNodes(const std::string& pool) {
     } catch (const std::exception& e) {
       spdlog::warn("node watch of pool {}: {}", pool, e.what());
     }
-    Wake();  // a node change may make a reconciliation due
+    if (changed) Wake();  // a node change may make a reconciliation due
     if (failed) {
       std::unique_lock lock(mutex_);
       wake_.wait_for(lock, options_.nodes_retry, [&] { return stopping_; });

@@ -69,8 +69,11 @@ class PoolWatcher {
   bool stopping_ = false;
   std::thread thread_;
   std::map<std::string, NodeWatch> node_watches_;
-  std::list<std::thread> runs_;
-  std::list<std::shared_ptr<std::atomic<bool>>> run_done_;
+  struct BackgroundRun {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;  // set by the thread as it ends
+  };
+  std::list<BackgroundRun> runs_;
 };
 
 }  // namespace mps::cache
