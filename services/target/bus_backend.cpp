@@ -92,9 +92,15 @@ std::shared_ptr<bus::BusClient> SplitClient(const plugin::PluginConfig& config,
   }
 }
 
-// What can be checked without starting anything, so that a bad reload is
-// refused while the running configuration keeps running.
-nomad::NomadConnectionConfig Validate(const plugin::PluginConfig& config) {
+// What SetConfig reads from files before it starts anything, so that a bad
+// reload is refused while the running configuration keeps running.
+struct CheckedConfig {
+  nomad::NomadConnectionConfig nomad;
+  std::optional<bus::CurveServerConfig> status_curve;  // tcp/keyed status endpoint
+};
+
+CheckedConfig Check(const plugin::PluginConfig& config) {
+  CheckedConfig checked;
   if (!config.split()) {
     const auto& direct = std::get<plugin::DirectModeConfig>(config.mode);
     try {
@@ -105,17 +111,23 @@ nomad::NomadConnectionConfig Validate(const plugin::PluginConfig& config) {
     }
   }
   if (config.status && !config.status->server_secret_key.empty()) {
+    bus::CurveServerConfig curve;
+    curve.secret_z85 = config.status->server_secret_key;
     try {
-      bus::ReadAuthorizedKeys(config.status->authorized_keys_dir);
+      for (auto& k : bus::ReadAuthorizedKeys(config.status->authorized_keys_dir)) {
+        curve.authorized_public_z85.insert(k);
+      }
     } catch (const std::exception& e) {
       throw Invalid(std::string("status_authorized_keys_path: ") + e.what());
     }
+    checked.status_curve = std::move(curve);
   }
   try {
-    return nomad::FromConfigMap(config.nomad, nomad::ProcessEnv());
+    checked.nomad = nomad::FromConfigMap(config.nomad, nomad::ProcessEnv());
   } catch (const nomad::NomadConfigError& e) {
     throw Invalid(std::string("Nomad connection: ") + e.what());
   }
+  return checked;
 }
 
 // Direct mode: the Multipass session in this process, behind inproc://.
@@ -180,21 +192,9 @@ fs::path StateDir(const plugin::PluginConfig& config) {
 }
 
 // The status endpoint (`mpscale status` / `mpscale events`): reads only.
-void ServeStatus(BusTargetBackend::Link& link, const fs::path& state_dir) {
+void ServeStatus(BusTargetBackend::Link& link, const fs::path& state_dir,
+                 const std::optional<bus::CurveServerConfig>& curve) {
   const auto& status = *link.config.status;
-  std::optional<bus::CurveServerConfig> curve;
-  if (!status.server_secret_key.empty()) {
-    bus::CurveServerConfig c;
-    c.secret_z85 = status.server_secret_key;
-    try {
-      for (auto& k : bus::ReadAuthorizedKeys(status.authorized_keys_dir)) {
-        c.authorized_public_z85.insert(k);
-      }
-    } catch (const std::exception& e) {
-      throw Invalid(std::string("status_authorized_keys_path: ") + e.what());
-    }
-    curve = std::move(c);
-  }
   bus::PublisherOptions po;
   po.endpoint = bus::EventsEndpointFor(status.address);
   po.name = "multipass-target";
@@ -236,7 +236,7 @@ BusTargetBackend::~BusTargetBackend() {
 
 void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
   plugin::PluginConfig config = plugin::PluginConfig::Parse(raw);  // throws with every problem
-  auto nomad = Validate(config);
+  auto checked = Check(config);
   if (!system_) {
     caf_config_ = std::make_unique<caf::actor_system_config>();
     caf_config_->set("scheduler.max-threads", 2);
@@ -262,8 +262,8 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
     link->links.multipass_where =
         "multipassd at " + std::get<plugin::DirectModeConfig>(config.mode).multipass_address;
   }
-  link->links.nomad = NomadClient(*link, nomad);
-  if (config.status) ServeStatus(*link, state_dir);
+  link->links.nomad = NomadClient(*link, checked.nomad);
+  if (config.status) ServeStatus(*link, state_dir, checked.status_curve);
   cache::CacheOptions cache_options;
   cache_options.state_dir = state_dir;
   cache_options.events = link->publisher.get();
