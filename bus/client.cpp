@@ -60,10 +60,7 @@ void BusClient::Call(std::string type, nlohmann::json payload, CallOptions optio
   std::unique_lock lock(closed_mutex_);
   if (closed_) {
     lock.unlock();
-    CallResult r;
-    r.error = BusError(ErrorCode::kShuttingDown,
-                       "bus client for " + options_.endpoint + " is shutting down");
-    done(std::move(r));
+    done(ShuttingDown());
     return;
   }
   calls_.Push({std::move(e), std::move(done), options.timeout});
@@ -157,24 +154,21 @@ void BusClient::Loop(std::promise<std::string>& connected) {
       if (now >= p.next_attempt) TrySend(p, now);
     Expire(now);
   }
-  for (auto& [id, p] : pending_) {
-    CallResult r;
-    r.error = BusError(ErrorCode::kShuttingDown,
-                       "bus client for " + options_.endpoint + " is shutting down");
-    p.done(std::move(r));
-  }
+  for (auto& [id, p] : pending_) p.done(ShuttingDown());
   pending_.clear();
   {
     std::lock_guard lock(closed_mutex_);
     closed_ = true;
   }
-  for (auto& c : calls_.Drain()) {  // queued after the loop's last look
-    CallResult r;
-    r.error = BusError(ErrorCode::kShuttingDown,
-                       "bus client for " + options_.endpoint + " is shutting down");
-    c.done(std::move(r));
-  }
+  for (auto& c : calls_.Drain()) c.done(ShuttingDown());  // queued after the loop's last look
   this->socket_ptr_ = nullptr;
+}
+
+CallResult BusClient::ShuttingDown() const {
+  CallResult r;
+  r.error = BusError(ErrorCode::kShuttingDown,
+                     "bus client for " + options_.endpoint + " is shutting down");
+  return r;
 }
 
 void BusClient::TrySend(Pending& p, std::chrono::steady_clock::time_point now) {

@@ -74,6 +74,7 @@ class BusClient {
     std::chrono::milliseconds timeout;
   };
   void Loop(std::promise<std::string>& connected);
+  CallResult ShuttingDown() const;  // the answer of a call the client can no longer make
   void TrySend(Pending& p, std::chrono::steady_clock::time_point now);
   void OnReply(const zmq::message_t& body);
   void Expire(std::chrono::steady_clock::time_point now);
