@@ -173,11 +173,15 @@ json ScaleWorld::Scale(std::int64_t count, std::chrono::milliseconds timeout) {
              timeout);
 }
 
-std::map<std::string, std::string> ScaleWorld::Instances(const std::string& prefix) {
+mps::multipass::MultipassClientOptions ScaleWorld::ObserverOptions() const {
   mps::multipass::MultipassClientOptions o;
   o.address = "unix:" + dir() + "/mp.sock";
   o.state_dir = dir() + "/hostd";  // the accepted client certificate is hostd's
-  mps::multipass::MultipassClient client(o);
+  return o;
+}
+
+std::map<std::string, std::string> ScaleWorld::Instances(const std::string& prefix) {
+  mps::multipass::MultipassClient client(ObserverOptions());
   std::map<std::string, std::string> out;
   for (const auto& i : client.List()) {
     if (i.name.rfind(prefix, 0) == 0) {
@@ -188,10 +192,7 @@ std::map<std::string, std::string> ScaleWorld::Instances(const std::string& pref
 }
 
 void ScaleWorld::LaunchDirect(const std::string& name, const std::string& cloud_init) {
-  mps::multipass::MultipassClientOptions o;
-  o.address = "unix:" + dir() + "/mp.sock";
-  o.state_dir = dir() + "/hostd";  // the accepted client certificate is hostd's
-  mps::multipass::MultipassClient client(o);
+  mps::multipass::MultipassClient client(ObserverOptions());
   mps::multipass::LaunchSpec spec;
   spec.name = name;
   spec.image = "noble";

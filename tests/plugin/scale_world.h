@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "multipass/multipass_client.h"
 #include "support/child_process.h"
 
 namespace mps::test {
@@ -70,6 +71,9 @@ class ScaleWorld {
   static CliRun RunMpscale(std::vector<std::string> args);
 
  private:
+  // The test's own client of the simulated multipassd.
+  mps::multipass::MultipassClientOptions ObserverOptions() const;
+
   mps::testing::TempDir dir_;
   std::unique_ptr<mps::testing::ChildProcess> sim_, hostd_, host_;
   std::string nomad_address_;
