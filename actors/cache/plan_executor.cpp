@@ -7,9 +7,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include "cache/pool_observation.h"
-#include "multipass/bus_protocol.h"
-#include "nomad/bus_protocol.h"
+#include "scaling/pool_observation.h"
+#include "contracts/multipass.h"
+#include "contracts/nomad.h"
 
 namespace mps::cache {
 namespace {

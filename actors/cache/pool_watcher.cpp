@@ -2,8 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "multipass/bus_protocol.h"
-#include "nomad/bus_protocol.h"
+#include "contracts/multipass.h"
+#include "contracts/nomad.h"
 
 namespace mps::cache {
 

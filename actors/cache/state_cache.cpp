@@ -6,8 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include "bus/caf_bridge.h"
-#include "cache/bus_protocol.h"
-#include "cache/pool_observation.h"
+#include "contracts/status.h"
+#include "scaling/pool_observation.h"
 #include "scaling/pool_status.h"
 #include "scaling/state_store.h"
 

@@ -16,7 +16,7 @@
 #include "bus/keys.h"
 #include "bus/server.h"
 #include "multipass/daemon_endpoint.h"
-#include "multipass/session.h"
+#include "session/session.h"
 
 namespace {
 

@@ -7,10 +7,10 @@
 #include <iostream>
 
 #include "bus/events.h"
-#include "cache/bus_protocol.h"
+#include "contracts/status.h"
 #include "mpscale/event_format.h"
 #include "mpscale/status_table.h"
-#include "multipass/bus_protocol.h"
+#include "contracts/multipass.h"
 
 namespace mps::mpscale {
 namespace {

@@ -1,4 +1,4 @@
-#include "cache/pool_observation.h"
+#include "scaling/pool_observation.h"
 
 #include <gtest/gtest.h>
 

@@ -18,8 +18,8 @@
 #include "bus/client.h"
 #include "bus/events.h"
 #include "bus/keys.h"
-#include "multipass/bus_protocol.h"
-#include "multipass/session.h"
+#include "contracts/multipass.h"
+#include "session/session.h"
 #include "support/child_process.h"
 
 namespace {

@@ -14,7 +14,7 @@
 #include "bus/keys.h"
 #include "bus/server.h"
 #include "bus/sqlite_event_log.h"
-#include "cache/bus_protocol.h"
+#include "contracts/status.h"
 #include "canned_pools.h"
 #include "support/child_process.h"
 

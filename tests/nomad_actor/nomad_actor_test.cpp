@@ -13,8 +13,8 @@
 #include "bus/caf_bridge.h"
 #include "bus/events.h"
 #include "cluster_sim/nomad/nomad_sim.h"
-#include "nomad/bus_protocol.h"
-#include "nomad/nomad_actor.h"
+#include "contracts/nomad.h"
+#include "nomad_actor/nomad_actor.h"
 
 using namespace mps;
 using namespace std::chrono_literals;

@@ -1,4 +1,4 @@
-#include "nomad/nomad_actor.h"
+#include "nomad_actor/nomad_actor.h"
 
 #include <functional>
 #include <set>
@@ -6,7 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "bus/caf_bridge.h"
-#include "nomad/bus_protocol.h"
+#include "contracts/nomad.h"
 #include "nomad/drain_coordinator.h"
 #include "nomad/node_instance_mapper.h"
 #include "nomad/node_pool_filter.h"

@@ -1,4 +1,4 @@
-#include "multipass/session.h"
+#include "session/session.h"
 
 #include <spdlog/spdlog.h>
 
@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "bus/caf_bridge.h"
-#include "multipass/bus_protocol.h"
+#include "contracts/multipass.h"
 #include "multipass/launch_scheduler.h"
 
 namespace mps::multipass {
