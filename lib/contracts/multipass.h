@@ -1,40 +1,209 @@
 #pragma once
-// The bus messages of the Multipass session actor. Served by
-// multipass-hostd (split mode) and in-process by multipass-target (direct
-// mode); the plugin side only ever speaks these.
-//
-// Requests (payload -> reply payload). Errors come back as bus errors with
-// kHandlerFailed and app_code = MultipassError kind name (e.g. "name_taken",
-// "unreachable", "not_allowed" for a name outside hostd's --allow-prefix).
-//   multipass.list    {prefix: str}                  -> {instances: [Instance], in_flight:
-//   [InFlight]} multipass.launch  {name, image, cpus?: int, memory?: str, disk?: str,
-//                      cloud_init?: str, timeout_s?: int}  (idempotency key required)
-//                                                     -> {name}
-//   multipass.delete  {names: [str]} (non-empty; idempotency key required) -> {deleted: [str]}
-//   multipass.start   {names: [str]} (non-empty; idempotency key required) -> {started: [str]}
-//   multipass.info    {names: [str]}                 -> {instances: [Instance]}
-//   multipass.version {}                             -> {version: str, address: str}
-//   Instance = {name, state: str (InstanceState name), ipv4: [str], release: str}
-//   InFlight = {name, image, submitted_ms: int}
-//
-// Events (topic = type; fields):
-//   instance.launching {name, image}      instance.running {name}
-//   instance.failed    {name, error, kind, leftover?: str}
-//   instance.deleted   {name}
+// The bus contract of the Multipass session actor: served by multipass-hostd
+// (split mode) and in-process by multipass-target (direct mode). One type
+// per request and reply; `Request::kType` is the message type and
+// `Request::Reply` its reply. Errors come back as bus errors with
+// kHandlerFailed and an AppCode (contracts/app_code.h): the MultipassError
+// kind, or kNotAllowed for a name outside hostd's --allow-prefix.
+// Requests that change the world need an idempotency key.
+#include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
+namespace mps::contracts::multipass {
+
+struct Instance {
+  std::string name;
+  std::string state;  // InstanceState name: "running", "starting", "stopped", ...
+  std::vector<std::string> ipv4;
+  std::string release;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("name", name);
+    v.Required("state", state);
+    v.Optional("ipv4", ipv4);
+    v.Optional("release", release);
+  }
+};
+
+struct InFlight {  // a launch the session has accepted and not finished
+  std::string name;
+  std::string image;
+  std::int64_t submitted_ms = 0;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("name", name);
+    v.Optional("image", image);
+    v.Required("submitted_ms", submitted_ms);
+  }
+};
+
+struct ListReply {
+  std::vector<Instance> instances;
+  std::vector<InFlight> in_flight;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("instances", instances);
+    v.Optional("in_flight", in_flight);
+  }
+};
+struct ListRequest {
+  static constexpr std::string_view kType = "multipass.list";
+  using Reply = ListReply;
+  std::string prefix;  // the pool: names "<prefix>-..."; empty = every allowed name
+  template <class V>
+  void VisitFields(V& v) {
+    v.Optional("prefix", prefix);
+  }
+};
+
+struct LaunchReply {
+  std::string name;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("name", name);
+  }
+};
+struct LaunchRequest {
+  static constexpr std::string_view kType = "multipass.launch";
+  using Reply = LaunchReply;
+  std::string name;
+  std::string image;  // empty: the daemon's default
+  std::optional<int> cpus;
+  std::string memory;  // "2G"; empty: default
+  std::string disk;
+  std::string cloud_init;  // user-data text
+  std::optional<int> timeout_s;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("name", name);
+    v.Optional("image", image);
+    v.Optional("cpus", cpus);
+    v.Optional("memory", memory);
+    v.Optional("disk", disk);
+    v.Optional("cloud_init", cloud_init);
+    v.Optional("timeout_s", timeout_s);
+  }
+};
+
+struct NamesRequestFields {
+  std::vector<std::string> names;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("names", names);
+  }
+};
+
+struct DeleteReply {
+  std::vector<std::string> deleted;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("deleted", deleted);
+  }
+};
+struct DeleteRequest : NamesRequestFields {  // names non-empty
+  static constexpr std::string_view kType = "multipass.delete";
+  using Reply = DeleteReply;
+};
+
+struct StartReply {
+  std::vector<std::string> started;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("started", started);
+  }
+};
+struct StartRequest : NamesRequestFields {  // names non-empty
+  static constexpr std::string_view kType = "multipass.start";
+  using Reply = StartReply;
+};
+
+struct InfoReply {
+  std::vector<Instance> instances;  // only those that exist
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("instances", instances);
+  }
+};
+struct InfoRequest : NamesRequestFields {
+  static constexpr std::string_view kType = "multipass.info";
+  using Reply = InfoReply;
+};
+
+struct VersionReply {
+  std::string version;
+  std::string address;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("version", version);
+    v.Required("address", address);
+  }
+};
+struct VersionRequest {
+  static constexpr std::string_view kType = "multipass.version";
+  using Reply = VersionReply;
+  template <class V>
+  void VisitFields(V&) {}
+};
+
+// Events (topic = kType).
+struct InstanceLaunching {
+  static constexpr std::string_view kType = "instance.launching";
+  std::string name;
+  std::string image;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("name", name);
+    v.Optional("image", image);
+  }
+};
+struct InstanceRunning {
+  static constexpr std::string_view kType = "instance.running";
+  std::string name;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("name", name);
+  }
+};
+struct InstanceFailed {
+  static constexpr std::string_view kType = "instance.failed";
+  std::string name;
+  std::string error;
+  std::string kind;  // AppCode name
+  std::optional<std::string> leftover;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("name", name);
+    v.Required("error", error);
+    v.Required("kind", kind);
+    v.Optional("leftover", leftover);
+  }
+};
+struct InstanceDeleted {
+  static constexpr std::string_view kType = "instance.deleted";
+  std::string name;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("name", name);
+  }
+};
+
+}  // namespace mps::contracts::multipass
+
+// The message type names under their older spelling, for code not yet
+// written against the types above.
 namespace mps::multipass::bus_protocol {
-
-inline constexpr std::string_view kList = "multipass.list";
-inline constexpr std::string_view kLaunch = "multipass.launch";
-inline constexpr std::string_view kDelete = "multipass.delete";
-inline constexpr std::string_view kStart = "multipass.start";
-inline constexpr std::string_view kInfo = "multipass.info";
-inline constexpr std::string_view kVersion = "multipass.version";
-
-inline constexpr std::string_view kInstanceLaunching = "instance.launching";
-inline constexpr std::string_view kInstanceRunning = "instance.running";
-inline constexpr std::string_view kInstanceFailed = "instance.failed";
-inline constexpr std::string_view kInstanceDeleted = "instance.deleted";
-
+namespace c = contracts::multipass;
+inline constexpr std::string_view kList = c::ListRequest::kType;
+inline constexpr std::string_view kLaunch = c::LaunchRequest::kType;
+inline constexpr std::string_view kDelete = c::DeleteRequest::kType;
+inline constexpr std::string_view kStart = c::StartRequest::kType;
+inline constexpr std::string_view kInfo = c::InfoRequest::kType;
+inline constexpr std::string_view kVersion = c::VersionRequest::kType;
+inline constexpr std::string_view kInstanceLaunching = c::InstanceLaunching::kType;
+inline constexpr std::string_view kInstanceRunning = c::InstanceRunning::kType;
+inline constexpr std::string_view kInstanceFailed = c::InstanceFailed::kType;
+inline constexpr std::string_view kInstanceDeleted = c::InstanceDeleted::kType;
 }  // namespace mps::multipass::bus_protocol

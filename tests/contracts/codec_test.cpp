@@ -1,0 +1,132 @@
+// The contract codec: every field is read by name and type, and a payload
+// that does not match its contract is refused with the field named.
+#include <gtest/gtest.h>
+
+#include "contracts/app_code.h"
+#include "contracts/codec.h"
+#include "contracts/multipass.h"
+#include "contracts/nomad.h"
+
+namespace mps::contracts {
+namespace {
+
+using nlohmann::json;
+namespace mp = contracts::multipass;
+namespace nm = contracts::nomad;
+
+std::string ErrorOf(const json& payload) {
+  try {
+    Decode<mp::LaunchRequest>(payload, mp::LaunchRequest::kType);
+  } catch (const ContractError& e) {
+    EXPECT_EQ(e.code(), bus::ErrorCode::kBadPayload);
+    return e.what();
+  }
+  return "decoded";
+}
+
+TEST(ContractCodec, RoundTripKeepsEveryField) {
+  mp::LaunchRequest launch;
+  launch.name = "web-abc123";
+  launch.image = "24.04";
+  launch.cpus = 2;
+  launch.memory = "2G";
+  launch.cloud_init = "#cloud-config\n";
+  launch.timeout_s = 300;
+  json wire = Encode(launch);
+  EXPECT_EQ(wire["cpus"], 2);
+  EXPECT_FALSE(wire.contains("nope"));
+  auto back = Decode<mp::LaunchRequest>(wire, mp::LaunchRequest::kType);
+  EXPECT_EQ(back.name, launch.name);
+  EXPECT_EQ(back.image, launch.image);
+  EXPECT_EQ(back.cpus, 2);
+  EXPECT_EQ(back.memory, "2G");
+  EXPECT_EQ(back.cloud_init, launch.cloud_init);
+  EXPECT_EQ(back.timeout_s, 300);
+}
+
+TEST(ContractCodec, AbsentOptionalIsOmittedAndKeepsItsDefault) {
+  mp::LaunchRequest launch;
+  launch.name = "web-1";
+  json wire = Encode(launch);
+  EXPECT_FALSE(wire.contains("cpus"));
+  auto back = Decode<mp::LaunchRequest>(wire, mp::LaunchRequest::kType);
+  EXPECT_FALSE(back.cpus.has_value());
+  EXPECT_EQ(back.image, "");
+}
+
+TEST(ContractCodec, MissingRequiredFieldIsNamed) {
+  EXPECT_EQ(ErrorOf({{"image", "x"}}), "multipass.launch: field 'name' is required");
+}
+
+TEST(ContractCodec, MistypedFieldIsNamedWithWhatCame) {
+  EXPECT_EQ(ErrorOf({{"name", "web-1"}, {"cpus", "two"}}),
+            "multipass.launch: field 'cpus' expected an integer, got the string \"two\"");
+  EXPECT_EQ(ErrorOf({{"name", 7}}),
+            "multipass.launch: field 'name' expected a string, got the "
+            "integer 7");
+  EXPECT_EQ(ErrorOf(json::array()), "multipass.launch: payload expected a map, got a list");
+}
+
+TEST(ContractCodec, UnknownFieldIsRefused) {
+  auto error = ErrorOf({{"name", "web-1"}, {"cpu", 2}});
+  EXPECT_NE(error.find("field 'cpu' is not part of the contract"), std::string::npos) << error;
+}
+
+TEST(ContractCodec, IntegersAreRangeChecked) {
+  EXPECT_NE(ErrorOf({{"name", "w"}, {"cpus", 1LL << 40}}).find("out of range"), std::string::npos);
+  json nodes = {{"nodes", json::array()}, {"index", -1}};
+  EXPECT_THROW(Decode<nm::PoolNodesReply>(nodes, "nomad.pool_nodes reply"), ContractError);
+}
+
+TEST(ContractCodec, NestedPathsAndEnumsAreNamed) {
+  json reply = {
+      {"results",
+       {{{"node_id", "a"}, {"outcome", "drained"}}, {{"node_id", "b"}, {"outcome", "melted"}}}}};
+  try {
+    DecodeReply<nm::DrainRequest>(reply);
+    FAIL() << "decoded an unknown outcome";
+  } catch (const ContractError& e) {
+    EXPECT_EQ(e.field(), "results[1].outcome");
+    EXPECT_NE(std::string(e.what()).find("expected one of drained, drain_failed, gone"),
+              std::string::npos)
+        << e.what();
+  }
+  reply["results"][1]["outcome"] = "gone";
+  auto ok = DecodeReply<nm::DrainRequest>(reply);
+  ASSERT_EQ(ok.results.size(), 2u);
+  EXPECT_EQ(ok.results[1].outcome, nm::DrainOutcome::kGone);
+  EXPECT_EQ(Encode(ok)["results"][0]["outcome"], "drained");
+}
+
+TEST(ContractCodec, NullOptionalMeansAbsent) {
+  json node = {{"id", "n1"},
+               {"instance", nullptr},
+               {"status", "ready"},
+               {"drain", false},
+               {"eligible", true}};
+  auto n = Decode<nm::PoolNode>(node, "node");
+  EXPECT_FALSE(n.instance.has_value());
+}
+
+TEST(ContractCodec, StringMapsAreCheckedPerKey) {
+  json select = {{"policy", {{"node_class", 3}}}, {"count", 1}, {"candidates", json::array()}};
+  try {
+    Decode<nm::SelectRequest>(select, nm::SelectRequest::kType);
+    FAIL();
+  } catch (const ContractError& e) {
+    EXPECT_EQ(e.field(), "policy.node_class");
+  }
+}
+
+TEST(AppCodes, OneTableBothWays) {
+  for (auto code : {AppCode::kNameTaken, AppCode::kUnreachable, AppCode::kFilter,
+                    AppCode::kInvalidConfig, AppCode::kNodeGone, AppCode::kNotAllowed}) {
+    EXPECT_EQ(AppCodeFromName(AppCodeName(code)), code);
+  }
+  EXPECT_EQ(AppCodeFromName("no_such_code"), AppCode::kNone);
+  EXPECT_EQ(AppCodeOf(AppError(AppCode::kNameTaken, "taken")), AppCode::kNameTaken);
+  EXPECT_EQ(AppError(AppCode::kForbidden, "x").app_code(), "forbidden");
+}
+
+}  // namespace
+}  // namespace mps::contracts
