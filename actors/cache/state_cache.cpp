@@ -18,15 +18,7 @@ namespace proto = bus_protocol;
 using json = nlohmann::json;
 using scaling::OperationKind;
 
-using status_atom = caf::atom_constant<caf::atom("cstatus")>;
-using plan_atom = caf::atom_constant<caf::atom("cplan")>;
-using report_atom = caf::atom_constant<caf::atom("creport")>;
-using observe_atom = caf::atom_constant<caf::atom("cobserve")>;
-using finish_atom = caf::atom_constant<caf::atom("cfinish")>;
-using purged_atom = caf::atom_constant<caf::atom("cpurged")>;
-using pools_atom = caf::atom_constant<caf::atom("cpools")>;
-using undriven_atom = caf::atom_constant<caf::atom("cundriven")>;
-using view_atom = caf::atom_constant<caf::atom("cview")>;
+using plan_wait_atom = caf::atom_constant<caf::atom("cplanwait")>;
 
 struct Pool {
   ConfigMap config;
@@ -126,6 +118,20 @@ class CacheState {
     for (const auto& [name, pool] : pools_) options_.board->Post(pool.config, StatusOf(pool));
   }
 
+  // Whether a pool was observed (listed and watched, or failed to be) at
+  // least once: only then can a plan be made for it.
+  bool Observed(const std::string& name) const {
+    auto it = pools_.find(name);
+    return it != pools_.end() && it->second.observed();
+  }
+
+  static std::string CurrentReasons(const Pool& pool) {
+    std::string out;
+    for (const auto& r : pool.CurrentStatus(scaling::Clock::now()).reasons)
+      out += (out.empty() ? "" : "; ") + r;
+    return out;
+  }
+
   static StatusAnswer StatusOf(const Pool& pool) {
     StatusAnswer answer;
     auto status = pool.CurrentStatus(scaling::Clock::now());
@@ -142,9 +148,11 @@ class CacheState {
     if (!pool) return answer;
     answer.pool = pool->policy.instance_name_prefix;
     answer.request_id = query.request.request_id;
-    answer.policy = pool->policy;
     answer.synced = pool->observed();
-    if (!answer.synced) return answer;
+    if (!answer.synced) {
+      answer.not_ready = CurrentReasons(*pool);
+      return answer;
+    }
     answer.unreachable = !pool->state.multipass.reachable || !pool->state.nomad.reachable;
     auto now = scaling::Clock::now();
     auto& state = pool->state;
@@ -238,7 +246,7 @@ class CacheState {
     // instances we know, so they are always applied.
     bool stale = o.epoch != pool.epoch;
     if (o.instances && !stale) {
-      ApplyInstanceList(state, *o.instances, now);
+      ApplyInstanceList(state, contracts::Encode(*o.instances), now);
       for (auto& instance : state.instances) pool.RestoreLaunchTime(instance);
       // Leftovers the daemon no longer lists are gone.
       std::erase_if(state.failed_launch_leftovers,
@@ -251,7 +259,7 @@ class CacheState {
       pool.multipass_tried = true;
     }
     if (o.nodes) {
-      auto changes = ApplyPoolNodes(state, *o.nodes);
+      auto changes = ApplyPoolNodes(state, contracts::Encode(*o.nodes));
       for (const auto& [instance, node] : changes.registered) {
         Publish(proto::kNodeRegistered, o.pool, {{"instance", instance}, {"node_id", node}});
       }
@@ -290,6 +298,7 @@ class CacheState {
   }
 
   void NodesPurged(const std::string& pool, const std::vector<std::string>& ids) {
+    if (ids.empty()) return;
     for (const auto& id : ids) Publish(proto::kNodePurged, pool, {{"node_id", id}});
     if (auto it = pools_.find(pool); it != pools_.end()) {
       ++it->second.epoch;
@@ -299,9 +308,9 @@ class CacheState {
     }
   }
 
-  std::vector<PoolTarget> Pools() const {
-    std::vector<PoolTarget> out;
-    for (const auto& [name, pool] : pools_) out.push_back({name, pool.config, pool.epoch});
+  PoolTargets Pools() const {
+    PoolTargets out;
+    for (const auto& [name, pool] : pools_) out.pools.push_back({name, pool.config, pool.epoch});
     return out;
   }
 
@@ -311,7 +320,6 @@ class CacheState {
     auto it = pools_.find(name);
     if (it == pools_.end() || !it->second.synced()) return work;
     Pool& pool = it->second;
-    work.policy = pool.policy;
     for (const auto& op : pool.state.operations) {
       if (pool.undriven.contains(op.instance)) out.push_back(op);
     }
@@ -453,52 +461,102 @@ class CacheState {
   std::map<std::string, Pool> pools_;
 };
 
-struct CacheActorState {
-  std::unique_ptr<CacheState> cache;
+// A Plan for a pool not yet observed, held until it is (or until first_sync_wait).
+struct HeldPlan {
+  PlanQuery query;
+  caf::typed_response_promise<PlanAnswer> promise;
 };
 
+struct CacheActorState {
+  std::unique_ptr<CacheState> cache;
+  std::map<std::string, std::vector<HeldPlan>> held;  // by pool
+  static inline const char* name = "state-cache";
+};
+
+// Runs one handler; a failure inside (SQLite, a bug) is logged with what was
+// being done and does not take the actor down: Status keeps being answered.
+template <class F>
+bool Guarded(const char* what, F&& f) {
+  try {
+    f();
+    return true;
+  } catch (const std::exception& e) {
+    spdlog::error("state cache: {} failed: {}", what, e.what());
+    return false;
+  }
+}
+
 caf::behavior CacheActor(caf::stateful_actor<CacheActorState>* self, CacheOptions options) {
+  auto wait = options.first_sync_wait;
   self->state.cache = std::make_unique<CacheState>(std::move(options));
   auto& c = *self->state.cache;
+  // Answers the plans held for `pool` (see plan_atom): planned now when the
+  // pool was observed meanwhile, or, when `expired`, "not synced" with why.
+  auto release = [self, &c](const std::string& pool, bool expired) {
+    auto it = self->state.held.find(pool);
+    if (it == self->state.held.end() || (!expired && !c.Observed(pool))) return;
+    auto held = std::move(it->second);
+    self->state.held.erase(it);
+    for (auto& h : held) {
+      PlanAnswer answer;
+      if (!Guarded("Plan", [&] { answer = c.Plan(h.query); })) {
+        answer.error = "the state cache could not record the plan (see the plugin log)";
+      }
+      h.promise.deliver(std::move(answer));
+    }
+    c.PostAll();
+  };
   // Every message that may change a pool re-posts the Status answers.
   return {
       [&c](status_atom, const StatusQuery& q) {
-        auto answer = c.Status(q.policy);
+        StatusAnswer answer;
+        Guarded("Status", [&] { answer = c.Status(q.policy); });
         c.PostAll();
         return answer;
       },
-      [&c](plan_atom, const PlanQuery& q) {
-        auto answer = c.Plan(q);
+      [self, &c, wait](plan_atom, const PlanQuery& q) -> caf::result<PlanAnswer> {
+        PlanAnswer answer;
+        if (!Guarded("Plan", [&] { answer = c.Plan(q); })) {
+          answer.error = "the state cache could not record the plan (see the plugin log)";
+        }
         c.PostAll();
-        return answer;
+        if (!answer.error.empty() || answer.synced || q.reconcile) return answer;
+        // Never observed yet: answered once the watcher's first observation
+        // arrives, instead of the caller polling.
+        auto& held = self->state.held[answer.pool];
+        held.push_back({q, self->make_response_promise<PlanAnswer>()});
+        self->delayed_send(self, wait, plan_wait_atom::value, answer.pool);
+        return held.back().promise;
       },
+      // The first held plan's wait is over: every plan held for the pool is
+      // answered (they all wait for the same first observation).
+      [release](plan_wait_atom, const std::string& pool) { release(pool, true); },
       [&c](report_atom, const OpReport& r) {
-        c.Report(r);
+        Guarded("Report", [&] { c.Report(r); });
         c.PostAll();
-        return true;
+        return ack_atom::value;
       },
-      [&c](observe_atom, const Observation& o) {
-        c.Observe(o);
+      [&c, release](observe_atom, const Observation& o) {
+        Guarded("Observe", [&] { c.Observe(o); });
         c.PostAll();
-        return true;
+        release(o.pool, false);
       },
       [&c](finish_atom, const ScaleFinish& f) {
-        c.Finish(f);
+        Guarded("Finish", [&] { c.Finish(f); });
         c.PostAll();
-        return true;
+        return ack_atom::value;
       },
-      [&c](purged_atom, const std::string& pool, const std::vector<std::string>& ids) {
-        c.NodesPurged(pool, ids);
+      [&c](purged_atom, const NodesPurged& p) {
+        Guarded("NodesPurged", [&] { c.NodesPurged(p.pool, p.node_ids); });
         c.PostAll();
-        return true;
       },
       [&c](pools_atom) { return c.Pools(); },
       [&c](undriven_atom, const std::string& pool) {
-        auto work = c.TakeUndriven(pool);
+        UndrivenWork work;
+        Guarded("TakeUndriven", [&] { work = c.TakeUndriven(pool); });
         c.PostAll();
         return work;
       },
-      [&c](view_atom, const std::string& filter) { return c.View(filter); },
       // state.pools on the status endpoint (caf_bridge.h).
       [&c](bus::bus_request_atom, const bus::Envelope& r) {
         const auto& p = r.payload;
@@ -509,21 +567,6 @@ caf::behavior CacheActor(caf::stateful_actor<CacheActorState>* self, CacheOption
         return bus::BusAnswer::Ok(c.View(p.value("pool", "")));
       },
   };
-}
-
-template <class Answer, class... Ts>
-Answer Ask(caf::actor_system& system, const caf::actor& actor, std::chrono::milliseconds timeout,
-           const char* what, Ts&&... xs) {
-  caf::scoped_actor self{system};
-  std::optional<Answer> answer;
-  std::string error;
-  self->request(actor, timeout, std::forward<Ts>(xs)...)
-      .receive([&](Answer& a) { answer = std::move(a); },
-               [&](caf::error& e) { error = system.render(e); });
-  if (!answer) {
-    throw std::runtime_error(std::string("state cache did not answer ") + what + ": " + error);
-  }
-  return std::move(*answer);
 }
 
 }  // namespace
@@ -558,50 +601,25 @@ std::optional<StatusAnswer> StatusBoard::Read(const ConfigMap& policy,
   return entry->answer;
 }
 
-StateCache::StateCache(caf::actor_system& system, caf::actor actor,
-                       std::chrono::milliseconds timeout, std::shared_ptr<const StatusBoard> board)
-    : system_(system), actor_(std::move(actor)), timeout_(timeout), board_(std::move(board)) {}
+StatusReader::StatusReader(caf::actor_system& system, caf::actor actor,
+                           std::shared_ptr<const StatusBoard> board,
+                           std::chrono::milliseconds timeout)
+    : system_(system), actor_(std::move(actor)), board_(std::move(board)), timeout_(timeout) {}
 
-StatusAnswer StateCache::Status(const ConfigMap& policy) const {
+StatusAnswer StatusReader::Status(const ConfigMap& policy) const {
   // Posted at least once a second while the watcher runs; older means it is
   // stuck, and the actor's own answer says why.
   if (board_) {
     if (auto posted = board_->Read(policy, std::chrono::seconds(3))) return *posted;
   }
-  return Ask<StatusAnswer>(system_, actor_, timeout_, "Status", status_atom::value,
-                           StatusQuery{policy});
-}
-
-PlanAnswer StateCache::Plan(const PlanQuery& query) const {
-  return Ask<PlanAnswer>(system_, actor_, timeout_, "Plan", plan_atom::value, query);
-}
-
-void StateCache::Report(const OpReport& report) const {
-  Ask<bool>(system_, actor_, timeout_, "Report", report_atom::value, report);
-}
-
-void StateCache::Observe(const Observation& observation) const {
-  Ask<bool>(system_, actor_, timeout_, "Observe", observe_atom::value, observation);
-}
-
-void StateCache::Finish(const ScaleFinish& finish) const {
-  Ask<bool>(system_, actor_, timeout_, "Finish", finish_atom::value, finish);
-}
-
-void StateCache::NodesPurged(const std::string& pool, const std::vector<std::string>& ids) const {
-  Ask<bool>(system_, actor_, timeout_, "NodesPurged", purged_atom::value, pool, ids);
-}
-
-std::vector<PoolTarget> StateCache::Pools() const {
-  return Ask<std::vector<PoolTarget>>(system_, actor_, timeout_, "Pools", pools_atom::value);
-}
-
-UndrivenWork StateCache::TakeUndriven(const std::string& pool) const {
-  return Ask<UndrivenWork>(system_, actor_, timeout_, "TakeUndriven", undriven_atom::value, pool);
-}
-
-nlohmann::json StateCache::View(const std::string& pool_filter) const {
-  return Ask<nlohmann::json>(system_, actor_, timeout_, "View", view_atom::value, pool_filter);
+  caf::scoped_actor self{system_};
+  std::optional<StatusAnswer> answer;
+  std::string error;
+  self->request(actor_, timeout_, status_atom::value, StatusQuery{policy})
+      .receive([&](StatusAnswer& a) { answer = std::move(a); },
+               [&](caf::error& e) { error = system_.render(e); });
+  if (!answer) throw std::runtime_error("state cache did not answer Status: " + error);
+  return std::move(*answer);
 }
 
 }  // namespace mps::cache

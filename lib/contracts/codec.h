@@ -8,8 +8,11 @@
 //
 // Supported field types: std::string, bool, integers (range-checked), enums
 // with a names table (ADL `EnumNames(T)` returning pairs of {value, name}),
-// std::optional<T>, std::vector<T>, std::map<std::string, T> and nested
-// contract structs.
+// std::optional<T>, std::vector<T>, std::map<std::string, T>, nested
+// contract structs, and for messages inside one process also
+// std::chrono durations and time points (integer counts of their period) and
+// std::variant (`{"index": i, "value": ...}`).
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -18,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -64,6 +68,19 @@ struct FieldProbe {
   template <class T>
   void Optional(const char*, T&) {}
 };
+
+template <class T>
+struct IsDuration : std::false_type {};
+template <class R, class P>
+struct IsDuration<std::chrono::duration<R, P>> : std::true_type {};
+template <class T>
+struct IsTimePoint : std::false_type {};
+template <class C, class D>
+struct IsTimePoint<std::chrono::time_point<C, D>> : std::true_type {};
+template <class T>
+struct IsVariant : std::false_type {};
+template <class... Ts>
+struct IsVariant<std::variant<Ts...>> : std::true_type {};
 
 template <class T, class = void>
 struct HasFields : std::false_type {};
@@ -144,6 +161,16 @@ json Write(const T& value) {
     T copy = value;  // VisitFields serves reading and writing
     copy.VisitFields(w);
     return w.Take();
+  } else if constexpr (IsDuration<T>::value) {
+    return json(static_cast<std::int64_t>(value.count()));
+  } else if constexpr (IsTimePoint<T>::value) {
+    return json(static_cast<std::int64_t>(value.time_since_epoch().count()));
+  } else if constexpr (IsVariant<T>::value) {
+    return std::visit(
+        [&](const auto& v) {
+          return json{{"index", value.index()}, {"value", Write(v)}};
+        },
+        value);
   } else if constexpr (std::is_enum_v<T>) {
     for (const auto& [v, name] : EnumNames(T{}))
       if (v == value) return json(std::string(name));
@@ -170,6 +197,19 @@ void ReadInteger(const json& in, Int& out, std::string_view type, const std::str
   }
   if (!fits) throw ContractError(type, path, "integer " + in.dump() + " is out of range");
   out = in.get<Int>();
+}
+
+template <std::size_t I, class Variant>
+void ReadAlternative(const json& in, std::size_t index, Variant& out, std::string_view type,
+                     const std::string& path) {
+  if constexpr (I < std::variant_size_v<Variant>) {
+    if (index != I) return ReadAlternative<I + 1>(in, index, out, type, path);
+    std::variant_alternative_t<I, Variant> v{};
+    Read(in, v, type, path);
+    out = std::move(v);
+  } else {
+    throw ContractError(type, path, "has no alternative " + std::to_string(index));
+  }
 }
 
 template <class T>
@@ -204,6 +244,21 @@ void Read(const json& in, T& out, std::string_view type, const std::string& path
     ObjectReader r(in, type, path);
     out.VisitFields(r);
     r.RejectUnknown();
+  } else if constexpr (IsDuration<T>::value) {
+    std::int64_t count = 0;
+    ReadInteger(in, count, type, path);
+    out = T(count);
+  } else if constexpr (IsTimePoint<T>::value) {
+    std::int64_t count = 0;
+    ReadInteger(in, count, type, path);
+    out = T(typename T::duration(count));
+  } else if constexpr (IsVariant<T>::value) {
+    if (!in.is_object() || !in.contains("index") || !in.contains("value")) {
+      throw ContractError(type, path, "expected {index, value}, got " + TypeOf(in));
+    }
+    std::size_t index = 0;
+    ReadInteger(in["index"], index, type, Join(path, "index"));
+    ReadAlternative<0>(in["value"], index, out, type, Join(path, "value"));
   } else if constexpr (std::is_enum_v<T>) {
     std::string names;
     if (in.is_string()) {

@@ -192,12 +192,11 @@ struct MarkEligibleRequest {
 // The message type names under their older spelling, for code not yet
 // written against the types above.
 namespace mps::nomad::bus_protocol {
-namespace c = contracts::nomad;
-inline constexpr std::string_view kPoolNodes = c::PoolNodesRequest::kType;
-inline constexpr std::string_view kSelect = c::SelectRequest::kType;
-inline constexpr std::string_view kDrain = c::DrainRequest::kType;
-inline constexpr std::string_view kPurge = c::PurgeRequest::kType;
-inline constexpr std::string_view kMarkEligible = c::MarkEligibleRequest::kType;
+inline constexpr std::string_view kPoolNodes = contracts::nomad::PoolNodesRequest::kType;
+inline constexpr std::string_view kSelect = contracts::nomad::SelectRequest::kType;
+inline constexpr std::string_view kDrain = contracts::nomad::DrainRequest::kType;
+inline constexpr std::string_view kPurge = contracts::nomad::PurgeRequest::kType;
+inline constexpr std::string_view kMarkEligible = contracts::nomad::MarkEligibleRequest::kType;
 inline constexpr std::string_view kNodeDraining = "node.draining";
 inline constexpr std::string_view kNodeDrained = "node.drained";
 inline constexpr std::string_view kNodeDrainFailed = "node.drain_failed";

@@ -193,18 +193,8 @@ void ApplyInstanceSize(TargetReader& reader, PoolPolicy& policy) {
 }  // namespace
 
 std::string_view ToString(NodeSelectorStrategy s) {
-  switch (s) {
-    case NodeSelectorStrategy::kLeastBusy:
-      return "least_busy";
-    case NodeSelectorStrategy::kEmpty:
-      return "empty";
-    case NodeSelectorStrategy::kEmptyIgnoreSystem:
-      return "empty_ignore_system";
-    case NodeSelectorStrategy::kNewestCreateIndex:
-      return "newest_create_index";
-    case NodeSelectorStrategy::kOldestCreateIndex:
-      return "oldest_create_index";
-  }
+  for (const auto& [value, name] : EnumNames(s))
+    if (value == s) return name;
   return "unknown";
 }
 

@@ -2,6 +2,7 @@
 // A scaling policy's target block, parsed and validated once. Status and Scale
 // both receive the same map; Status must not fail for keys only Scale needs
 // (instance_image_name), so such checks happen in the planner.
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -10,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/multipass_size.h"
@@ -25,6 +27,15 @@ enum class NodeSelectorStrategy {
 };
 
 // The policy spelling ("least_busy", ...).
+// The one table of strategy names (policy values, events, codecs).
+inline constexpr std::array<std::pair<NodeSelectorStrategy, std::string_view>, 5> EnumNames(
+    NodeSelectorStrategy) {
+  return {{{NodeSelectorStrategy::kLeastBusy, "least_busy"},
+           {NodeSelectorStrategy::kEmpty, "empty"},
+           {NodeSelectorStrategy::kEmptyIgnoreSystem, "empty_ignore_system"},
+           {NodeSelectorStrategy::kNewestCreateIndex, "newest_create_index"},
+           {NodeSelectorStrategy::kOldestCreateIndex, "oldest_create_index"}}};
+}
 std::string_view ToString(NodeSelectorStrategy s);
 
 // Safety cap on instances of one pool when the policy sets none: a single

@@ -39,16 +39,8 @@ std::string_view ToString(NodeStatus s) {
 }
 
 std::string_view ToString(OperationKind k) {
-  switch (k) {
-    case OperationKind::kLaunch:
-      return "launch";
-    case OperationKind::kStart:
-      return "start";
-    case OperationKind::kDrain:
-      return "drain";
-    case OperationKind::kDelete:
-      return "delete";
-  }
+  for (const auto& [value, name] : EnumNames(k))
+    if (value == k) return name;
   return "unknown";
 }
 

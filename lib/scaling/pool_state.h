@@ -3,11 +3,13 @@
 // Multipass listings/events, Nomad node watches and the operations this
 // process started. ComputeStatus and ScalePlanner read it; nothing here does
 // I/O.
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace mps::scaling {
@@ -46,6 +48,13 @@ struct Instance {
 };
 
 enum class OperationKind { kLaunch, kStart, kDrain, kDelete };
+inline constexpr std::array<std::pair<OperationKind, std::string_view>, 4> EnumNames(
+    OperationKind) {
+  return {{{OperationKind::kLaunch, "launch"},
+           {OperationKind::kStart, "start"},
+           {OperationKind::kDrain, "drain"},
+           {OperationKind::kDelete, "delete"}}};
+}
 std::string_view ToString(OperationKind k);
 
 struct Operation {
@@ -53,6 +62,13 @@ struct Operation {
   std::string instance;
   TimePoint started_at;
   std::string request_id;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("kind", kind);
+    v.Required("instance", instance);
+    v.Required("started_at", started_at);
+    v.Optional("request_id", request_id);
+  }
 };
 
 // First retry 10 s after a failure, doubling per consecutive failure, at most

@@ -232,16 +232,8 @@ LaunchAction LaunchActionFor(const PoolPolicy& policy, std::string name) {
 }
 
 std::string_view ToString(PlanOutcome o) {
-  switch (o) {
-    case PlanOutcome::kExecute:
-      return "execute";
-    case PlanOutcome::kNoop:
-      return "noop";
-    case PlanOutcome::kRefused:
-      return "refused";
-    case PlanOutcome::kBackingOff:
-      return "backing_off";
-  }
+  for (const auto& [value, name] : EnumNames(o))
+    if (value == o) return name;
   return "unknown";
 }
 

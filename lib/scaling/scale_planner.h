@@ -2,6 +2,7 @@
 // Turns a Scale request (or a reconciliation tick) and the cached pool state
 // into an ordered list of actions. Pure: the caller executes the plan, records
 // operations in the PoolState and persists them in the StateStore.
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -19,6 +20,12 @@ struct ScaleRequest {
   std::int64_t target = 0;  // absolute desired count; -1 only with dry_run
   bool dry_run = false;
   std::string request_id;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("target", target);
+    v.Optional("dry_run", dry_run);
+    v.Optional("request_id", request_id);
+  }
 };
 
 // Launch one instance; empty memory/disk/cpus = the daemon's default.
@@ -29,6 +36,15 @@ struct LaunchAction {
   std::string memory;  // Multipass size text, e.g. "4G"
   std::string disk;
   std::string cloud_init_path;  // read by the launcher, not here
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("name", name);
+    v.Optional("image", image);
+    v.Optional("cpus", cpus);
+    v.Optional("memory", memory);
+    v.Optional("disk", disk);
+    v.Optional("cloud_init_path", cloud_init_path);
+  }
 };
 
 // The pool's launch parameters for an instance called `name`.
@@ -37,12 +53,21 @@ LaunchAction LaunchActionFor(const PoolPolicy& policy, std::string name);
 // Start a stopped or resume a suspended instance of the pool.
 struct StartAction {
   std::string name;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("name", name);
+  }
 };
 
 // Delete with purge (the name is free again afterwards).
 struct DeleteAction {
   std::string name;
   std::string reason;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("name", name);
+    v.Optional("reason", reason);
+  }
 };
 
 // The Nomad side picks `count` nodes among the candidates' nodes with the
@@ -56,11 +81,25 @@ struct SelectAndDrainAction {
   std::chrono::nanoseconds deadline{0};
   bool ignore_system_jobs = false;
   bool purge_nodes = false;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("count", count);
+    v.Required("strategy", strategy);
+    v.Required("candidates", candidates);
+    v.Required("deadline", deadline);
+    v.Optional("ignore_system_jobs", ignore_system_jobs);
+    v.Optional("purge_nodes", purge_nodes);
+  }
 };
 
 struct PurgeNodesAction {
   std::vector<std::string> node_ids;
   std::string reason;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("node_ids", node_ids);
+    v.Optional("reason", reason);
+  }
 };
 
 using ScaleAction =
@@ -72,6 +111,12 @@ enum class PlanOutcome {
   kRefused,     // message says why; the plugin answers Scale with an error
   kBackingOff,  // launches would be needed but the pool is in launch backoff
 };
+inline constexpr std::array<std::pair<PlanOutcome, std::string_view>, 4> EnumNames(PlanOutcome) {
+  return {{{PlanOutcome::kExecute, "execute"},
+           {PlanOutcome::kNoop, "noop"},
+           {PlanOutcome::kRefused, "refused"},
+           {PlanOutcome::kBackingOff, "backing_off"}}};
+}
 std::string_view ToString(PlanOutcome o);
 
 struct ScalePlan {
@@ -86,6 +131,18 @@ struct ScalePlan {
   std::vector<ScaleAction> actions;
   int max_parallel_launches = 1;
   std::optional<TimePoint> retry_at;  // set with kBackingOff
+
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("outcome", outcome);
+    v.Optional("dry_run", dry_run);
+    v.Optional("message", message);
+    v.Optional("current_count", current_count);
+    v.Optional("target", target);
+    v.Optional("actions", actions);
+    v.Optional("max_parallel_launches", max_parallel_launches);
+    v.Optional("retry_at", retry_at);
+  }
 
   bool ShouldExecute() const { return outcome == PlanOutcome::kExecute && !dry_run; }
   // The launches, split into consecutive batches of max_parallel_launches.

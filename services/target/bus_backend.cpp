@@ -13,7 +13,9 @@
 #include "bus/keys.h"
 #include "bus/server.h"
 #include "bus/sqlite_event_log.h"
+#include "cache/state_cache.h"
 #include "contracts/status.h"
+#include "controller/pool_controller.h"
 #include "multipass/client_identity.h"
 #include "multipass/daemon_endpoint.h"
 #include "multipass/multipass_error.h"
@@ -40,26 +42,32 @@ struct BusTargetBackend::Link {
   std::unique_ptr<bus::BusServer> nomad_server;
   std::unique_ptr<bus::EventPublisher> publisher;  // with status_address
   std::unique_ptr<bus::BusServer> status_server;
-  cache::ExecutorLinks links;
+  controller::BusLinks links;
   caf::actor cache_actor;
-  std::unique_ptr<cache::StateCache> cache;
-  std::unique_ptr<cache::PoolWatcher> watcher;
+  std::unique_ptr<cache::StatusReader> status;
+  caf::actor controller;
+  caf::actor watcher;
   std::unique_ptr<bus::EventSubscriber> hostd_events;  // split mode
 
+  // Every step is bounded: the whole teardown takes well under a second
+  // whatever is in flight (go-plugin kills a plugin 2 s after Shutdown).
   ~Link() {
     if (hostd_events) hostd_events->Stop();
     hostd_events.reset();
-    // Runs blocked on a peer return once their clients are shut down.
+    // Waiting Scales are answered; their operations are in the store already.
+    controller::StopPoolController(*system, controller, std::chrono::milliseconds(300));
+    if (watcher) caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+    // Calls in flight complete with kShuttingDown; their answers find no actor.
     if (links.multipass) links.multipass->Shutdown();
     if (links.nomad) links.nomad->Shutdown();
-    watcher.reset();
     status_server.reset();
     if (cache_actor) {
       // The cache publishes events: it must be gone before the publisher.
       caf::scoped_actor self{*system};
       self->monitor(cache_actor);
       self->send_exit(cache_actor, caf::exit_reason::user_shutdown);
-      self->receive([](const caf::down_msg&) {});
+      self->receive([](const caf::down_msg&) {},
+                    caf::after(std::chrono::milliseconds(300)) >> [] {});
     }
     if (publisher) publisher->Stop();
     publisher.reset();
@@ -268,13 +276,14 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
   cache_options.state_dir = state_dir;
   cache_options.events = link->publisher.get();
   cache_options.board = std::make_shared<cache::StatusBoard>();
+  cache_options.first_sync_wait = options_.first_sync_wait;
   try {
     link->cache_actor = cache::SpawnStateCache(*system_, cache_options);
   } catch (const scaling::StateStoreError& e) {
     throw Invalid(std::string("state_dir: ") + e.what());
   }
-  link->cache = std::make_unique<cache::StateCache>(*system_, link->cache_actor,
-                                                    std::chrono::seconds(5), cache_options.board);
+  link->status =
+      std::make_unique<cache::StatusReader>(*system_, link->cache_actor, cache_options.board);
   if (link->status_server) {
     bus::ServeWithActor(*link->status_server, *system_, std::string(cache::bus_protocol::kPools),
                         link->cache_actor);
@@ -285,8 +294,13 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
       throw Invalid(std::string("status_address: ") + e.what());
     }
   }
-  link->watcher = std::make_unique<cache::PoolWatcher>(link->links, *link->cache, options_.watcher);
-  link->watcher->Start();
+  controller::ControllerOptions co;
+  co.links = link->links;
+  co.cache = link->cache_actor;
+  co.first_sync_wait = options_.first_sync_wait;
+  link->controller = controller::SpawnPoolController(*system_, co);
+  link->watcher = watcher::SpawnPoolWatcher(*system_, options_.watcher, link->links,
+                                            link->cache_actor, link->controller);
   if (config.split()) {
     // hostd's instance events (every launch, start and delete that goes
     // through it, ours or another client's) make the watcher list at once
@@ -298,9 +312,10 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
     so.replay_endpoint = split.hostd_address;
     so.name = "multipass-target";
     so.curve = bus::CurveClientConfig{split.bus_secret_key, split.hostd_server_public_key};
-    auto* watcher = link->watcher.get();
     link->hostd_events = std::make_unique<bus::EventSubscriber>(
-        *link->context, so, [watcher](const bus::Envelope&) { watcher->Wake(); });
+        *link->context, so, [watcher = link->watcher](const bus::Envelope&) {
+          caf::anon_send(watcher, watcher::wake_atom::value);
+        });
     link->hostd_events->Start();
   }
   spdlog::info("configured: multipass requests go to {}, Nomad requests to {}{}",
@@ -324,69 +339,45 @@ plugin::TargetStatus BusTargetBackend::Status(const plugin::ConfigMap& config,
   auto link = CurrentLink("Status");
   cache::StatusAnswer answer;
   try {
-    answer = link->cache->Status(config);
+    answer = link->status->Status(config);
   } catch (const std::runtime_error& e) {
     throw PluginError(PluginError::Code::internal, e.what());
   }
   if (!answer.error.empty()) throw Invalid(answer.error);
-  if (!answer.synced) link->watcher->Wake();
+  if (!answer.synced) caf::anon_send(link->watcher, watcher::wake_atom::value);
   return {answer.ready, answer.count, std::move(answer.meta)};
 }
 
 void BusTargetBackend::Scale(const plugin::ScaleAction& action, const plugin::ConfigMap& config) {
   auto link = CurrentLink("Scale");
-  cache::PlanQuery query;
-  query.policy = config;
-  query.request.request_id = NewRequestId();
-  query.request.target = action.count;
-  query.request.dry_run = action.count < 0;
-  query.reason = action.reason;
-  cache::PlanAnswer answer;
-  auto give_up = std::chrono::steady_clock::now() + options_.first_sync_wait;
-  for (;;) {
-    try {
-      answer = link->cache->Plan(query);
-    } catch (const std::runtime_error& e) {
-      throw PluginError(PluginError::Code::internal, e.what());
-    }
-    if (!answer.error.empty()) throw Invalid(answer.error);
-    if (answer.synced) break;
-    if (std::chrono::steady_clock::now() > give_up) {
-      auto status = link->cache->Status(config);
-      throw PluginError(PluginError::Code::unavailable,
-                        "pool " + answer.pool +
-                            ": not reconciled with multipassd and Nomad yet, nothing changed: " +
-                            status.meta["mps.not_ready"]);
-    }
-    link->watcher->Wake();
-    std::this_thread::sleep_for(50ms);
+  controller::ScaleCommand command;
+  command.policy = config;
+  command.request_id = NewRequestId();
+  command.target = action.count;
+  command.dry_run = action.count < 0;
+  command.reason = action.reason;
+  // A pool seen for the first time is listed at once, not at the next tick.
+  caf::anon_send(link->watcher, watcher::wake_atom::value);
+  auto outcome = controller::RunScale(*system_, link->controller, command);
+  using S = controller::ScaleStatus;
+  using C = PluginError::Code;
+  switch (outcome.status) {
+    case S::kDone:
+      spdlog::info("{}", outcome.message);
+      return;
+    case S::kNoop:
+      throw PluginError(C::aborted, outcome.message);
+    case S::kInvalid:
+      throw Invalid(outcome.message);
+    case S::kRefused:
+      throw PluginError(C::failed_precondition, outcome.message);
+    case S::kUnavailable:
+    case S::kStopping:
+      throw PluginError(C::unavailable, outcome.message);
+    case S::kFailed:
+      throw PluginError(C::internal, outcome.message);
   }
-  const auto& plan = answer.plan;
-  std::string where = "pool " + answer.pool + ": ";
-  if (plan.dry_run) {
-    spdlog::info("{}dry run ({}): {}", where, ToString(plan.outcome), plan.message);
-    return;
-  }
-  switch (plan.outcome) {
-    case scaling::PlanOutcome::kNoop:
-      throw PluginError(PluginError::Code::aborted, where + plan.message);
-    case scaling::PlanOutcome::kRefused:
-      throw PluginError(answer.unreachable ? PluginError::Code::unavailable
-                                           : PluginError::Code::failed_precondition,
-                        where + plan.message);
-    case scaling::PlanOutcome::kBackingOff:
-      throw PluginError(PluginError::Code::unavailable, where + plan.message);
-    case scaling::PlanOutcome::kExecute:
-      break;
-  }
-  try {
-    std::string summary = cache::PlanExecutor(link->links, *link->cache).Execute(answer, config);
-    spdlog::info("{}request {} done: {}", where, answer.request_id, summary);
-  } catch (const cache::ExecutionError& e) {
-    throw PluginError(
-        e.unavailable() ? PluginError::Code::unavailable : PluginError::Code::internal,
-        where + "request " + answer.request_id + ": " + e.what());
-  }
+  throw PluginError(C::internal, outcome.message);
 }
 
 }  // namespace mps::target

@@ -1,7 +1,7 @@
 #pragma once
-// The target backend of multipass-target. Status is answered by the state
-// cache actor from memory; Scale asks the cache for a plan and carries it out
-// with bus requests to the Multipass session and the Nomad actor. Split mode
+// The target backend of multipass-target. Status is answered from the state
+// cache's board in memory; Scale hands the request to the pool controller
+// actor and waits for its outcome, the only wait on the Scale path. Split mode
 // reaches the session in multipass-hostd over tcp/ipc with CurveZMQ; direct
 // mode runs the session in this process behind inproc://, so both modes share
 // one code path. The Nomad actor always runs here, behind inproc://.
@@ -10,14 +10,15 @@
 #include <memory>
 #include <mutex>
 
-#include "cache/pool_watcher.h"
+#include "watcher/pool_watcher.h"
+
 #include "plugin/plugin_config.h"
 #include "plugin/target_backend.h"
 
 namespace mps::target {
 
 struct BackendOptions {
-  cache::WatcherOptions watcher;
+  watcher::WatcherOptions watcher;
   // How long a Scale waits for a freshly seen pool's first reconciliation.
   std::chrono::milliseconds first_sync_wait = std::chrono::seconds(60);
 };

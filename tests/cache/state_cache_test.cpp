@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
+#include "cache_client.h"
+#include "contracts/codec.h"
 #include "scaling/state_store.h"
 #include "support/child_process.h"
 
@@ -14,24 +18,39 @@ namespace {
 
 class StateCacheTest : public ::testing::Test {
  protected:
-  cache::StateCache Spawn() {
+  mps::testing::CacheClient Spawn(std::shared_ptr<cache::StatusBoard> board = nullptr) {
     cache::CacheOptions o;
     o.state_dir = dir_.path();
+    o.board = std::move(board);
+    o.first_sync_wait = first_sync_wait_;
     std::uint64_t n = 0;
     o.random = [n]() mutable { return ++n * 7919; };
-    return cache::StateCache(system_, cache::SpawnStateCache(system_, o));
+    return mps::testing::CacheClient(system_, cache::SpawnStateCache(system_, o));
   }
 
-  void ObserveWorld(const cache::StateCache& c, json instances, json nodes = json::array()) {
+  static contracts::multipass::ListReply Listing(json instances) {
+    return contracts::Decode<contracts::multipass::ListReply>(
+        json{{"instances", instances}, {"in_flight", json::array()}}, "test listing");
+  }
+  static contracts::nomad::PoolNodesReply Nodes(json nodes) {
+    for (auto& n : nodes) {
+      if (!n.contains("drain")) n["drain"] = false;
+      if (!n.contains("eligible")) n["eligible"] = true;
+    }
+    return contracts::Decode<contracts::nomad::PoolNodesReply>(json{{"nodes", nodes}},
+                                                               "test nodes");
+  }
+
+  void ObserveWorld(mps::testing::CacheClient& c, json instances, json nodes = json::array()) {
     cache::Observation o;
     o.pool = "web";
     for (const auto& p : c.Pools()) o.epoch = p.epoch;
-    o.instances = json{{"instances", instances}, {"in_flight", json::array()}};
-    o.nodes = json{{"nodes", nodes}};
+    o.instances = Listing(instances);
+    o.nodes = Nodes(nodes);
     c.Observe(o);
   }
 
-  cache::PlanAnswer ScaleTo(const cache::StateCache& c, std::int64_t target, std::string id) {
+  cache::PlanAnswer ScaleTo(mps::testing::CacheClient& c, std::int64_t target, std::string id) {
     cache::PlanQuery q;
     q.policy = policy_;
     q.request.target = target;
@@ -39,6 +58,7 @@ class StateCacheTest : public ::testing::Test {
     return c.Plan(q);
   }
 
+  std::chrono::milliseconds first_sync_wait_{200};
   mps::testing::TempDir dir_;
   caf::actor_system_config config_;
   caf::actor_system system_{config_};
@@ -155,7 +175,7 @@ TEST_F(StateCacheTest, FailedLaunchBacksOffAndUnreachableNomadIsNotReady) {
   cache::Observation o;
   o.pool = "web";
   o.epoch = c.Pools().at(0).epoch;
-  o.instances = json{{"instances", json::array()}, {"in_flight", json::array()}};
+  o.instances = Listing(json::array());
   o.nomad_error = "Nomad at http://127.0.0.1:1: connection refused";
   c.Observe(o);
   auto s = c.Status(policy_);
@@ -184,18 +204,15 @@ TEST_F(StateCacheTest, AListingThatRacedADeleteIsNotApplied) {
   cache::Observation stale;
   stale.pool = "web";
   stale.epoch = before;  // ...and the listing, taken before the delete, arrives
-  stale.instances = json{{"instances", {a}}, {"in_flight", json::array()}};
-  stale.nodes = json{{"nodes", {node}}};
+  stale.instances = Listing({a});
+  stale.nodes = Nodes({node});
   c.Observe(stale);
   EXPECT_EQ(c.Status(policy_).count, 0);
 }
 
 TEST_F(StateCacheTest, StatusIsReadFromTheBoardTheActorPosts) {
   auto board = std::make_shared<cache::StatusBoard>();
-  cache::CacheOptions o;
-  o.state_dir = dir_.path();
-  o.board = board;
-  cache::StateCache c(system_, cache::SpawnStateCache(system_, o), std::chrono::seconds(5), board);
+  auto c = Spawn(board);
   EXPECT_FALSE(board->Read(policy_, std::chrono::seconds(3)));  // nothing posted yet
   EXPECT_FALSE(c.Status(policy_).ready);  // asked the actor, which registers and posts
   ObserveWorld(c, {{{"name", "web-a"}, {"state", "running"}}},
@@ -227,6 +244,33 @@ TEST_F(StateCacheTest, DryRunPlansAndRecordsNothing) {
   // A dry run holds nothing: a real Scale right after is not refused.
   policy_.erase("dry-run");
   EXPECT_TRUE(ScaleTo(c, 1, "r2").plan.ShouldExecute());
+}
+
+}  // namespace
+
+namespace {
+
+// A Plan for a pool never observed is held by the cache and answered as soon
+// as the first observation arrives: the caller does not poll.
+TEST_F(StateCacheTest, APlanWaitsForTheFirstObservationInsteadOfPolling) {
+  first_sync_wait_ = std::chrono::minutes(5);  // longer than the test's timeout
+  auto c = Spawn();
+  cache::PlanQuery q;
+  q.policy = policy_;
+  q.request.target = 1;
+  q.request.request_id = "held";
+  std::optional<cache::PlanAnswer> answer;
+  std::thread asker([&] {
+    mps::testing::CacheClient other(system_, c.actor());
+    answer = other.Plan(q);
+  });
+  // The Plan registered the pool (it is held now, unanswered).
+  while (c.Pools().empty()) std::this_thread::yield();
+  ObserveWorld(c, json::array());
+  asker.join();
+  ASSERT_TRUE(answer);
+  EXPECT_TRUE(answer->synced);
+  EXPECT_TRUE(answer->plan.ShouldExecute()) << answer->plan.message;
 }
 
 }  // namespace

@@ -1,0 +1,795 @@
+#include "controller/pool_controller.h"
+
+#include <deque>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "bus/async_call.h"
+#include "cache/messages.h"
+#include "contracts/app_code.h"
+#include "controller/launch_payload.h"
+#include "scaling/pool_observation.h"
+#include "scaling/pool_policy.h"
+
+namespace mps::controller {
+namespace {
+
+namespace mp = contracts::multipass;
+namespace nm = contracts::nomad;
+using bus::Answer;
+using cache::OpPhase;
+using contracts::AppCode;
+using scaling::OperationKind;
+using namespace std::chrono_literals;
+
+// The peer, not the request, failed: the outcome is unknown.
+bool LinkBroke(const bus::BusError& e) {
+  using C = bus::ErrorCode;
+  return e.code() == C::kUnreachable || e.code() == C::kTimeout || e.code() == C::kRefused ||
+         e.code() == C::kShuttingDown || e.code() == C::kDeadlineExpired;
+}
+
+// A retry later may succeed.
+bool PeerUnavailable(const bus::BusError& e) {
+  auto code = contracts::AppCodeOf(e);
+  return LinkBroke(e) || code == AppCode::kUnreachable || code == AppCode::kTimeout;
+}
+
+std::chrono::milliseconds Ms(std::chrono::nanoseconds d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+}
+
+// One plan being carried out: a Scale's, a reconciliation's, or resumed
+// operations. Stages run one after another; the calls of a stage run at once
+// (launches at most `parallel` at a time).
+struct Run {
+  using Stage = std::function<void(Run&)>;
+
+  std::uint64_t id = 0;
+  std::string pool;
+  std::string request_id;
+  scaling::PoolPolicy policy;
+  ConfigMap config;
+  caf::strong_actor_ptr requester;  // a Scale's waiting gRPC thread; null for background runs
+  std::string summary;              // the plan's message
+
+  std::deque<Stage> stages;
+  std::deque<scaling::LaunchAction> launches;
+  int parallel = 1;
+  int pending = 0;  // calls in flight (bus and cache)
+  bool finishing = false;
+
+  std::vector<std::string> errors;
+  bool all_unavailable = true;
+  bool changed = false;
+
+  void Fail(std::string error, bool unavailable) {
+    spdlog::warn("pool {}: request {}: {}", pool, request_id, error);
+    errors.push_back(std::move(error));
+    all_unavailable = all_unavailable && unavailable;
+  }
+  std::string Errors() const {
+    std::string out;
+    for (const auto& e : errors) out += (out.empty() ? "" : "; ") + e;
+    return out;
+  }
+};
+
+struct ControllerState {
+  static inline const char* name = "pool-controller";
+  ControllerOptions options;
+  std::unique_ptr<bus::PendingCalls> calls;
+  std::map<std::uint64_t, std::unique_ptr<Run>> runs;
+  std::set<std::string> busy;  // pools with a run, or whose tend is being decided
+  std::uint64_t next_run = 1;
+  std::uint64_t next_reconcile = 1;
+  bool stopping = false;
+};
+
+using Self = caf::stateful_actor<ControllerState>;
+
+class Controller {
+ public:
+  explicit Controller(Self* self) : self_(self), st_(self->state) {}
+
+  // -- Scale ---------------------------------------------------------------
+
+  void Scale(const ScaleCommand& command) {
+    auto requester = self_->current_sender();
+    auto answer = [this, requester, id = command.request_id](ScaleStatus status,
+                                                             std::string message) {
+      Reply(requester, {id, status, std::move(message)});
+    };
+    if (st_.stopping) {
+      answer(ScaleStatus::kStopping, "the plugin is stopping");
+      return;
+    }
+    cache::PlanQuery query;
+    query.policy = command.policy;
+    query.request.request_id = command.request_id;
+    query.request.target = command.target;
+    query.request.dry_run = command.dry_run;
+    query.reason = command.reason;
+    auto timeout = st_.options.cache_timeout + st_.options.first_sync_wait;
+    self_->request(st_.options.cache, timeout, cache::plan_atom::value, query)
+        .then(
+            [this, answer, command, requester](cache::PlanAnswer& plan) {
+              try {
+                OnPlan(command, plan, requester, answer);
+              } catch (const std::exception& e) {
+                // Before a run exists nothing was started: say so.
+                answer(ScaleStatus::kFailed,
+                       std::string("internal error before any step ran: ") + e.what());
+              }
+            },
+            [this, answer](caf::error& e) {
+              answer(ScaleStatus::kUnavailable, "the state cache did not answer the plan (" +
+                                                    self_->system().render(e) +
+                                                    "); nothing was changed");
+            });
+  }
+
+  template <class AnswerFn>
+  void OnPlan(const ScaleCommand& command, cache::PlanAnswer& a,
+              const caf::strong_actor_ptr& requester, const AnswerFn& answer) {
+    if (!a.error.empty()) {
+      answer(ScaleStatus::kInvalid, a.error);
+      return;
+    }
+    std::string where = "pool " + a.pool + ": ";
+    if (!a.synced) {
+      answer(
+          ScaleStatus::kUnavailable,
+          where + "not reconciled with multipassd and Nomad yet, nothing changed: " + a.not_ready);
+      return;
+    }
+    const auto& plan = a.plan;
+    if (plan.dry_run) {
+      spdlog::info("{}dry run ({}): {}", where, ToString(plan.outcome), plan.message);
+      answer(ScaleStatus::kDone, "dry run: " + plan.message);
+      return;
+    }
+    switch (plan.outcome) {
+      case scaling::PlanOutcome::kNoop:
+        answer(ScaleStatus::kNoop, where + plan.message);
+        return;
+      case scaling::PlanOutcome::kRefused:
+        answer(a.unreachable ? ScaleStatus::kUnavailable : ScaleStatus::kRefused,
+               where + plan.message);
+        return;
+      case scaling::PlanOutcome::kBackingOff:
+        answer(ScaleStatus::kUnavailable, where + plan.message);
+        return;
+      case scaling::PlanOutcome::kExecute:
+        break;
+    }
+    auto& run = NewRun(a.pool, a.request_id, command.policy, requester);
+    // The cache recorded the plan; from here on, only Finish answers.
+    run.summary = plan.message;
+    Execute(run, plan);
+  }
+
+  // -- Background work -----------------------------------------------------
+
+  void Tend(const TendRequest& t) {
+    if (st_.stopping || st_.busy.contains(t.pool)) return;
+    st_.busy.insert(t.pool);
+    auto release = [this, pool = t.pool] { st_.busy.erase(pool); };
+    self_
+        ->request(st_.options.cache, st_.options.cache_timeout, cache::undriven_atom::value, t.pool)
+        .then(
+            [this, t, release](cache::UndrivenWork& work) {
+              if (!work.operations.empty()) {
+                if (!Guard("resuming pool " + t.pool, [&] { Resume(t, work); })) release();
+                return;
+              }
+              Reconcile(t, release);
+            },
+            [release](caf::error&) { release(); });
+  }
+
+  template <class Release>
+  void Reconcile(const TendRequest& t, Release release) {
+    cache::PlanQuery query;
+    query.policy = t.policy;
+    query.reconcile = true;
+    query.request.request_id = "reconcile-" + std::to_string(st_.next_reconcile++);
+    self_->request(st_.options.cache, st_.options.cache_timeout, cache::plan_atom::value, query)
+        .then(
+            [this, t, release](cache::PlanAnswer& a) {
+              if (!a.error.empty() || !a.plan.ShouldExecute()) {
+                release();
+                return;
+              }
+              bool ok = Guard("reconciling pool " + t.pool, [&] {
+                auto& run = NewRun(a.pool, a.request_id, t.policy, nullptr);
+                run.summary = a.plan.message;
+                Execute(run, a.plan);
+              });
+              if (!ok) release();
+            },
+            [release](caf::error&) { release(); });
+  }
+
+  void Resume(const TendRequest& t, const cache::UndrivenWork& work) {
+    const auto& ops = work.operations;
+    auto& run = NewRun(t.pool, ops.front().request_id, t.policy, nullptr);
+    run.summary =
+        "resumed " + std::to_string(ops.size()) + " operation(s) of request " + run.request_id;
+    run.parallel = std::max(1, run.policy.max_parallel_launches);
+    auto instances = contracts::Encode(t.instances);
+    std::vector<std::function<void(Run&)>> first;  // deletes and starts, at once
+    std::vector<scaling::LaunchAction> relaunch;
+    std::vector<std::pair<std::string, std::string>> drains;  // instance, node id
+    for (const auto& op : ops) {
+      spdlog::info("pool {}: resuming {} of {} (request {})", t.pool, ToString(op.kind),
+                   op.instance, op.request_id);
+      const std::string& name = op.instance;
+      switch (op.kind) {
+        case OperationKind::kLaunch:
+          switch (cache::ResolvePendingLaunch(name, instances)) {
+            case cache::PendingLaunch::kDone:
+              Report(run, op.kind, name, OpPhase::kSucceeded);
+              run.changed = true;
+              break;
+            case cache::PendingLaunch::kWait:
+              Report(run, op.kind, name, OpPhase::kUnresolved, "still launching");
+              break;
+            case cache::PendingLaunch::kRelaunch:
+              relaunch.push_back(scaling::LaunchActionFor(run.policy, name));
+              break;
+            case cache::PendingLaunch::kCleanUp:
+              first.push_back([this, name](Run& r) {
+                Delete(r, name, "left behind by a launch that did not finish");
+              });
+              break;
+          }
+          break;
+        case OperationKind::kStart:
+          first.push_back([this, name](Run& r) { Start(r, name); });
+          break;
+        case OperationKind::kDelete:
+          first.push_back([this, name](Run& r) { Delete(r, name, "resumed after a restart"); });
+          break;
+        case OperationKind::kDrain: {
+          std::string node_id;
+          for (const auto& n : t.nodes.nodes) {
+            if (n.instance == name) node_id = n.id;
+          }
+          if (node_id.empty()) {
+            first.push_back([this, name](Run& r) { Delete(r, name, "its node is gone"); });
+          } else {
+            drains.emplace_back(name, node_id);
+          }
+          break;
+        }
+      }
+    }
+    if (!first.empty()) {
+      run.stages.push_back([first](Run& r) {
+        for (const auto& step : first) step(r);
+      });
+    }
+    AddLaunchStage(run, std::move(relaunch));
+    if (!drains.empty()) {
+      run.stages.push_back([this, drains](Run& r) { Drain(r, drains, r.policy.node_purge); });
+    }
+    Advance(run);
+  }
+
+  // -- Execution -----------------------------------------------------------
+
+  Run& NewRun(const std::string& pool, const std::string& request_id, const ConfigMap& config,
+              caf::strong_actor_ptr requester) {
+    auto run = std::make_unique<Run>();
+    run->id = st_.next_run++;
+    run->pool = pool;
+    run->request_id = request_id;
+    run->config = config;
+    run->policy = scaling::ParsePoolPolicy(config);  // the cache parsed it already: cannot fail
+    run->requester = std::move(requester);
+    st_.busy.insert(pool);
+    auto& ref = *run;
+    st_.runs.emplace(ref.id, std::move(run));
+    return ref;
+  }
+
+  void Execute(Run& run, const scaling::ScalePlan& plan) {
+    run.parallel = std::max(1, plan.max_parallel_launches);
+    // Deletes and starts first, all at once; then the launches; then each
+    // select-and-drain; then node purges.
+    std::vector<scaling::ScaleAction> first, last;
+    std::vector<scaling::LaunchAction> launches;
+    for (const auto& action : plan.actions) {
+      if (std::holds_alternative<scaling::DeleteAction>(action) ||
+          std::holds_alternative<scaling::StartAction>(action)) {
+        first.push_back(action);
+      } else if (const auto* l = std::get_if<scaling::LaunchAction>(&action)) {
+        launches.push_back(*l);
+      } else {
+        last.push_back(action);
+      }
+    }
+    if (!first.empty()) {
+      run.stages.push_back([this, first](Run& r) {
+        for (const auto& action : first) {
+          if (const auto* d = std::get_if<scaling::DeleteAction>(&action))
+            Delete(r, d->name, d->reason);
+          if (const auto* s = std::get_if<scaling::StartAction>(&action)) Start(r, s->name);
+        }
+      });
+    }
+    AddLaunchStage(run, std::move(launches));
+    for (const auto& action : last) {
+      run.stages.push_back([this, action](Run& r) {
+        if (const auto* s = std::get_if<scaling::SelectAndDrainAction>(&action))
+          SelectAndDrain(r, *s);
+        if (const auto* p = std::get_if<scaling::PurgeNodesAction>(&action)) Purge(r, p->node_ids);
+      });
+    }
+    Advance(run);
+  }
+
+  // A stage that queues the launches; Advance keeps `parallel` of them running.
+  static void AddLaunchStage(Run& run, std::vector<scaling::LaunchAction> launches) {
+    if (launches.empty()) return;
+    run.stages.push_back([launches = std::move(launches)](Run& r) {
+      r.launches.assign(launches.begin(), launches.end());
+    });
+  }
+
+  // Moves the run on: launches up to the parallelism, else the next stage
+  // once nothing is in flight, else the end.
+  void Advance(Run& run) {
+    for (;;) {
+      if (run.finishing) return;
+      while (!run.launches.empty() && run.pending < run.parallel) {
+        auto launch = std::move(run.launches.front());
+        run.launches.pop_front();
+        Launch(run, launch);
+      }
+      if (run.pending > 0 || !run.launches.empty()) return;
+      if (run.stages.empty()) {
+        Finish(run);
+        return;
+      }
+      auto stage = std::move(run.stages.front());
+      run.stages.pop_front();
+      Guard(run, [&] { stage(run); });
+    }
+  }
+
+  void Finish(Run& run) {
+    run.finishing = true;
+    std::string message = run.errors.empty()
+                              ? run.summary
+                              : std::to_string(run.errors.size()) + " failure(s): " + run.Errors();
+    cache::ScaleFinish finish{run.pool, run.request_id, run.errors.empty(), run.changed, message};
+    auto id = run.id;
+    auto done = [this, id] {
+      auto it = st_.runs.find(id);
+      if (it == st_.runs.end()) return;
+      Run& r = *it->second;
+      if (r.requester) {
+        ScaleStatus status = r.errors.empty()    ? ScaleStatus::kDone
+                             : r.all_unavailable ? ScaleStatus::kUnavailable
+                                                 : ScaleStatus::kFailed;
+        std::string text = r.errors.empty() ? r.summary : r.Errors();
+        Reply(r.requester,
+              {r.request_id, status, "pool " + r.pool + ": request " + r.request_id + ": " + text});
+      } else if (!r.errors.empty()) {
+        spdlog::warn("pool {}: {}: {}", r.pool, r.request_id, r.Errors());
+      }
+      st_.busy.erase(r.pool);
+      st_.runs.erase(it);
+    };
+    self_->request(st_.options.cache, st_.options.cache_timeout, cache::finish_atom::value, finish)
+        .then([done](cache::ack_atom) { done(); },
+              [this, done, pool = run.pool](caf::error& e) {
+                spdlog::error("pool {}: the state cache did not record the outcome: {}", pool,
+                              self_->system().render(e));
+                done();
+              });
+  }
+
+  // -- Steps ---------------------------------------------------------------
+
+  void Delete(Run& run, const std::string& instance, const std::string& reason) {
+    Report(run, OperationKind::kDelete, instance, OpPhase::kStarted);
+    mp::DeleteRequest req;
+    req.names = {instance};
+    Call(run, *links().multipass, req, {60s, "delete:" + instance},
+         [this, instance, reason](Run& r, Answer<mp::DeleteReply>& a) {
+           if (a.ok()) {
+             Report(r, OperationKind::kDelete, instance, OpPhase::kSucceeded, reason);
+             r.changed = true;
+             return;
+           }
+           Report(r, OperationKind::kDelete, instance,
+                  LinkBroke(*a.error) ? OpPhase::kUnresolved : OpPhase::kFailed, a.error->what());
+           r.Fail(
+               "delete of " + instance + " via " + links().multipass_where + ": " + a.error->what(),
+               PeerUnavailable(*a.error));
+         });
+  }
+
+  void Start(Run& run, const std::string& instance) {
+    Report(run, OperationKind::kStart, instance, OpPhase::kStarted);
+    mp::StartRequest req;
+    req.names = {instance};
+    Call(run, *links().multipass, req,
+         {Ms(run.policy.startup_timeout) + 30s, "start:" + instance + ":" + run.request_id},
+         [this, instance](Run& r, Answer<mp::StartReply>& a) {
+           if (a.ok()) {
+             Report(r, OperationKind::kStart, instance, OpPhase::kSucceeded);
+             r.changed = true;
+             return;
+           }
+           Report(r, OperationKind::kStart, instance,
+                  LinkBroke(*a.error) ? OpPhase::kUnresolved : OpPhase::kFailed, a.error->what());
+           r.Fail("start of " + instance + ": " + a.error->what(), PeerUnavailable(*a.error));
+         });
+  }
+
+  void Launch(Run& run, const scaling::LaunchAction& launch) {
+    mp::LaunchRequest req;
+    try {
+      req = LaunchRequestFor(launch, run.policy.startup_timeout);
+    } catch (const LaunchPayloadError& e) {
+      Report(run, OperationKind::kLaunch, launch.name, OpPhase::kFailed, e.what());
+      run.Fail("launch of " + launch.name + ": " + e.what(), false);
+      return;
+    }
+    // The daemon's own timeout comes first; ours covers the queue in front of it.
+    // The same key on every attempt and after a restart: the session runs it once.
+    Call(run, *links().multipass, req,
+         {Ms(run.policy.startup_timeout) + st_.options.launch_grace, "launch:" + launch.name},
+         [this, name = launch.name](Run& r, Answer<mp::LaunchReply>& a) {
+           if (a.ok()) {
+             Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
+             r.changed = true;
+             return;
+           }
+           const auto& e = *a.error;
+           // name_taken on a retry: our first attempt made it; the next list tells how it went.
+           if (LinkBroke(e) || contracts::AppCodeOf(e) == AppCode::kNameTaken) {
+             Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, e.what());
+             r.Fail("launch of " + name + ": outcome unknown (" + e.what() +
+                        "); it is resolved once " + links().multipass_where + " answers again",
+                    true);
+             return;
+           }
+           CleanUpFailedLaunch(r, name, e.what());
+         });
+  }
+
+  // A failed launch may leave a half-made instance: remove it, under its name.
+  void CleanUpFailedLaunch(Run& run, const std::string& name, const std::string& error) {
+    mp::InfoRequest info;
+    info.names = {name};
+    Call(run, *links().multipass, info, {10s, {}},
+         [this, name, error](Run& r, Answer<mp::InfoReply>& a) {
+           if (!a.ok()) {
+             LaunchFailed(
+                 r, name,
+                 error + "; its leftover instance could not be looked up yet: " + a.error->what(),
+                 true);
+             return;
+           }
+           if (a.value.instances.empty()) {
+             LaunchFailed(r, name, error, false);
+             return;
+           }
+           mp::DeleteRequest del;
+           del.names = {name};
+           Call(r, *links().multipass, del, {60s, "cleanup:" + name},
+                [this, name, error](Run& r2, Answer<mp::DeleteReply>& d) {
+                  if (d.ok()) {
+                    spdlog::info("pool {}: removed {}, left behind by its failed launch", r2.pool,
+                                 name);
+                    LaunchFailed(r2, name, error, false);
+                  } else {
+                    LaunchFailed(r2, name,
+                                 error + "; its leftover instance could not be removed yet: " +
+                                     d.error->what(),
+                                 true);
+                  }
+                });
+         });
+  }
+
+  void LaunchFailed(Run& run, const std::string& name, const std::string& detail, bool leftover) {
+    cache::OpReport report =
+        MakeReport(run, OperationKind::kLaunch, name, OpPhase::kFailed, detail);
+    report.leftover = leftover;  // reconciliation deletes it later
+    self_->send(st_.options.cache, cache::report_atom::value, report);
+    run.Fail("launch of " + name + " failed: " + detail, false);
+  }
+
+  void SelectAndDrain(Run& run, const scaling::SelectAndDrainAction& action) {
+    nm::SelectRequest req;
+    req.policy = run.config;
+    req.count = action.count;
+    req.candidates = action.candidates;
+    Call(run, *links().nomad, req, {30s, {}}, [this, action](Run& r, Answer<nm::SelectReply>& a) {
+      if (!a.ok()) {
+        r.Fail("selecting " + std::to_string(action.count) + " node(s) to drain via " +
+                   links().nomad_where + ": " + a.error->what() +
+                   "; nothing was drained or deleted",
+               PeerUnavailable(*a.error));
+        return;
+      }
+      std::vector<std::pair<std::string, std::string>> nodes;
+      for (const auto& s : a.value.selected) nodes.emplace_back(s.instance, s.node_id);
+      if (nodes.empty()) {
+        r.Fail("no node of pool " + r.pool + " could be selected for scale-in (" +
+                   (a.value.note.empty() ? "no candidate passed the filter" : a.value.note) + ")",
+               false);
+        return;
+      }
+      Drain(r, nodes, action.purge_nodes);
+    });
+  }
+
+  void Drain(Run& run, const std::vector<std::pair<std::string, std::string>>& nodes,
+             bool purge_nodes) {
+    nm::DrainRequest req;
+    req.policy = run.config;
+    std::string key = "drain:" + run.request_id;
+    for (const auto& [instance, node] : nodes) {
+      req.node_ids.push_back(node);
+      key += ":" + node;
+    }
+    auto deadline = run.policy.node_drain_deadline;
+    auto wait =
+        Ms(deadline > std::chrono::nanoseconds::zero() ? deadline : std::chrono::nanoseconds(1h)) +
+        st_.options.drain_grace;
+    if (nodes.empty()) return;
+    // Write-ahead: the drains are recorded before Nomad is asked.
+    run.pending++;
+    auto last = nodes.size() - 1;
+    for (std::size_t i = 0; i < last; ++i) {
+      Report(run, OperationKind::kDrain, nodes[i].first, OpPhase::kStarted, {}, nodes[i].second);
+    }
+    auto id = run.id;
+    self_
+        ->request(st_.options.cache, st_.options.cache_timeout, cache::report_atom::value,
+                  MakeReport(run, OperationKind::kDrain, nodes[last].first, OpPhase::kStarted, {},
+                             nodes[last].second))
+        .then(
+            [this, id, req, key, wait, nodes, purge_nodes](cache::ack_atom) {
+              WithRun(id, [&](Run& r) {
+                Call(r, *links().nomad, req, {wait, key},
+                     [this, nodes, purge_nodes](Run& r2, Answer<nm::DrainReply>& a) {
+                       OnDrained(r2, nodes, purge_nodes, a);
+                     });
+              });
+            },
+            [this, id, nodes](caf::error& e) {
+              WithRun(id, [&](Run& r) {
+                for (const auto& [instance, node] : nodes)
+                  Report(r, OperationKind::kDrain, instance, OpPhase::kFailed,
+                         "not recorded, not drained", node);
+                r.Fail("the state cache did not record the drains (" + self_->system().render(e) +
+                           "); nothing was drained",
+                       true);
+              });
+            });
+  }
+
+  void OnDrained(Run& run, const std::vector<std::pair<std::string, std::string>>& nodes,
+                 bool purge_nodes, Answer<nm::DrainReply>& a) {
+    if (!a.ok()) {
+      for (const auto& [instance, node] : nodes) {
+        Report(run, OperationKind::kDrain, instance,
+               LinkBroke(*a.error) ? OpPhase::kUnresolved : OpPhase::kFailed, a.error->what(),
+               node);
+      }
+      run.Fail("draining " + std::to_string(nodes.size()) + " node(s) via " + links().nomad_where +
+                   ": " + a.error->what() + "; no instance was deleted",
+               PeerUnavailable(*a.error));
+      return;
+    }
+    std::map<std::string, const nm::DrainResult*> results;
+    for (const auto& r : a.value.results) results[r.node_id] = &r;
+    std::vector<std::string> purge, reenable;
+    for (const auto& [instance, node] : nodes) {
+      auto it = results.find(node);
+      bool drained = it != results.end() && it->second->outcome != nm::DrainOutcome::kDrainFailed;
+      if (drained) {
+        std::string outcome = it->second->outcome == nm::DrainOutcome::kGone ? "gone" : "drained";
+        Report(run, OperationKind::kDrain, instance, OpPhase::kSucceeded, outcome, node);
+        Delete(run, instance, "node " + node + " " + outcome);
+        if (purge_nodes) purge.push_back(node);
+      } else {
+        std::string why = it == results.end() ? "no result for this node" : it->second->reason;
+        Report(run, OperationKind::kDrain, instance, OpPhase::kFailed, why, node);
+        run.Fail("instance " + instance + " was not deleted: its node " + node +
+                     " did not drain: " + why,
+                 false);
+        reenable.push_back(node);
+      }
+    }
+    if (!reenable.empty()) {
+      // A node that could not drain keeps running its jobs: let it take new ones too.
+      nm::MarkEligibleRequest req;
+      req.node_ids = reenable;
+      Call(run, *links().nomad, req, {30s, {}}, [](Run& r, Answer<nm::MarkEligibleReply>& e) {
+        if (!e.ok())
+          spdlog::warn("pool {}: could not mark nodes eligible again: {}", r.pool, e.error->what());
+      });
+    }
+    // Purged once the deletes are done, as a stage of its own.
+    if (!purge.empty()) run.stages.push_front([this, purge](Run& r) { Purge(r, purge); });
+  }
+
+  void Purge(Run& run, const std::vector<std::string>& node_ids) {
+    nm::PurgeRequest req;
+    req.node_ids = node_ids;
+    Call(run, *links().nomad, req, {60s, {}}, [this](Run& r, Answer<nm::PurgeReply>& a) {
+      if (!a.ok()) {
+        r.Fail("purging node(s) via " + links().nomad_where + ": " + a.error->what(),
+               PeerUnavailable(*a.error));
+        return;
+      }
+      cache::NodesPurged purged{r.pool, a.value.purged};
+      purged.node_ids.insert(purged.node_ids.end(), a.value.already_gone.begin(),
+                             a.value.already_gone.end());
+      self_->send(st_.options.cache, cache::purged_atom::value, purged);
+    });
+  }
+
+  // -- Plumbing ------------------------------------------------------------
+
+  // A typed bus call on behalf of `run`: counted in run.pending until its
+  // continuation has run; a continuation that throws fails the run instead
+  // of the actor.
+  template <class Request, class Fn>
+  void Call(Run& run, bus::BusClient& client, const Request& request, bus::CallOptions options,
+            Fn fn) {
+    run.pending++;
+    auto id = run.id;
+    bus::CallContract<Request>(
+        *st_.calls, client, request, std::move(options),
+        [this, id, fn = std::move(fn)](Answer<typename Request::Reply>& answer) {
+          WithRun(id, [&](Run& r) { fn(r, answer); });
+        });
+  }
+
+  // Runs `fn` on run `id` (if it still exists) as one completed step.
+  template <class Fn>
+  void WithRun(std::uint64_t id, Fn&& fn) {
+    auto it = st_.runs.find(id);
+    if (it == st_.runs.end()) return;
+    Run& run = *it->second;
+    Guard(run, [&] { fn(run); });
+    run.pending--;
+    Advance(run);
+  }
+
+  template <class Fn>
+  void Guard(Run& run, Fn&& fn) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      run.Fail(std::string("internal error: ") + e.what(), false);
+    }
+  }
+
+  template <class Fn>
+  bool Guard(const std::string& what, Fn&& fn) {
+    try {
+      fn();
+      return true;
+    } catch (const std::exception& e) {
+      spdlog::error("pool controller: {}: {}", what, e.what());
+      return false;
+    }
+  }
+
+  cache::OpReport MakeReport(const Run& run, OperationKind kind, const std::string& instance,
+                             OpPhase phase, std::string detail = {}, std::string node_id = {}) {
+    cache::OpReport r;
+    r.pool = run.pool;
+    r.kind = kind;
+    r.instance = instance;
+    r.request_id = run.request_id;
+    r.phase = phase;
+    r.detail = std::move(detail);
+    r.node_id = std::move(node_id);
+    return r;
+  }
+
+  void Report(const Run& run, OperationKind kind, const std::string& instance, OpPhase phase,
+              std::string detail = {}, std::string node_id = {}) {
+    self_->send(st_.options.cache, cache::report_atom::value,
+                MakeReport(run, kind, instance, phase, std::move(detail), std::move(node_id)));
+  }
+
+  void Reply(const caf::strong_actor_ptr& to, ScaleOutcome outcome) {
+    if (!to) return;
+    self_->send(caf::actor_cast<caf::actor>(to), scale_done_atom::value, std::move(outcome));
+  }
+
+  const BusLinks& links() const { return st_.options.links; }
+
+ public:
+  // Answers every waiting Scale: the process is going away. The operations
+  // in flight are recorded (write-ahead), so the next process resumes them.
+  void Stop() {
+    st_.stopping = true;
+    for (auto& [id, run] : st_.runs) {
+      Reply(run->requester,
+            {run->request_id, ScaleStatus::kStopping,
+             "pool " + run->pool + ": request " + run->request_id +
+                 ": the plugin is stopping; the operations in flight are recorded and the next "
+                 "plugin process resumes them"});
+    }
+    st_.runs.clear();
+    st_.busy.clear();
+    st_.calls->Forget();
+  }
+
+ private:
+  Self* self_;
+  ControllerState& st_;
+};
+
+}  // namespace
+
+caf::behavior PoolController(Self* self, ControllerOptions options) {
+  self->state.options = std::move(options);
+  self->state.calls = std::make_unique<bus::PendingCalls>(self->address());
+  auto controller = std::make_shared<Controller>(self);
+  return {
+      [controller](scale_atom, const ScaleCommand& command) { controller->Scale(command); },
+      [controller](tend_atom, const TendRequest& tend) { controller->Tend(tend); },
+      [self](bus::bus_done_atom, std::uint64_t id, bus::CallResult& result) {
+        self->state.calls->Complete(id, result);
+      },
+      [](cache::ack_atom) {},  // acknowledgements of reports sent without waiting
+      [self, controller](stop_atom) {
+        controller->Stop();
+        self->quit();
+        return caf::unit;
+      },
+  };
+}
+
+caf::actor SpawnPoolController(caf::actor_system& system, ControllerOptions options) {
+  return system.spawn(PoolController, std::move(options));
+}
+
+ScaleOutcome RunScale(caf::actor_system& system, const caf::actor& controller,
+                      const ScaleCommand& command) {
+  caf::scoped_actor self{system};
+  self->monitor(controller);
+  self->send(controller, scale_atom::value, command);
+  std::optional<ScaleOutcome> outcome;
+  while (!outcome) {
+    self->receive(
+        [&](scale_done_atom, ScaleOutcome& o) {
+          if (o.request_id == command.request_id) outcome = std::move(o);
+        },
+        [&](const caf::down_msg& down) {
+          outcome = ScaleOutcome{command.request_id, ScaleStatus::kStopping,
+                                 "the pool controller stopped (" + system.render(down.reason) +
+                                     ") before request " + command.request_id + " ended"};
+        });
+  }
+  return std::move(*outcome);
+}
+
+void StopPoolController(caf::actor_system& system, const caf::actor& controller,
+                        std::chrono::milliseconds grace) {
+  if (!controller) return;
+  caf::scoped_actor self{system};
+  self->monitor(controller);
+  self->send(controller, stop_atom::value);
+  bool down = false;
+  self->receive([&](const caf::down_msg&) { down = true; }, caf::after(grace) >> [] {});
+  if (!down) self->send_exit(controller, caf::exit_reason::kill);
+}
+
+}  // namespace mps::controller

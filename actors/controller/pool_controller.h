@@ -1,0 +1,139 @@
+#pragma once
+// The pool controller: one event-based actor that carries every Scale of
+// every pool from plan to outcome, and the background work the watcher finds
+// due (operations nobody drives after a restart, reconciliation). It asks the
+// state cache for the plan, runs launches, starts, deletes, selects, drains
+// and purges with asynchronous bus requests to the Multipass session and the
+// Nomad actor (launches at most max_parallel_launches at a time), reports
+// each step to the cache as a message, and always ends a plan with a recorded
+// outcome: whatever fails, throws or stops answering, the pool accepts the
+// next Scale afterwards. Nothing in it blocks; a peer that stops answering
+// costs at most its request's deadline.
+//
+// One actor owns all pools: the pools share the two bus links and the cache,
+// a Scale's work is a handful of messages, and per-pool isolation comes from
+// the cache refusing a second plan for a pool that has one in flight.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <caf/all.hpp>
+
+#include "bus/caf_contract.h"
+#include "bus/client.h"
+#include "contracts/multipass.h"
+#include "contracts/nomad.h"
+
+namespace mps::controller {
+
+using ConfigMap = std::map<std::string, std::string>;
+
+// The two bus links the scale path uses, with where they lead (for messages).
+struct BusLinks {
+  std::shared_ptr<bus::BusClient> multipass;
+  std::string multipass_where;  // "multipass-hostd at tcp://..."
+  std::shared_ptr<bus::BusClient> nomad;
+  std::string nomad_where;  // "Nomad at http://..."
+};
+
+struct ControllerOptions {
+  BusLinks links;
+  caf::actor cache;
+  // A cache request's deadline (Plan may wait for a pool's first observation
+  // on top of this: see CacheOptions::first_sync_wait).
+  std::chrono::milliseconds cache_timeout = std::chrono::seconds(5);
+  std::chrono::milliseconds first_sync_wait = std::chrono::seconds(60);
+  // On top of a launch's startup_timeout: the daemon's queue in front of it.
+  std::chrono::milliseconds launch_grace = std::chrono::seconds(60);
+  // On top of a drain's deadline: Nomad's force-stop of what is left.
+  std::chrono::milliseconds drain_grace = std::chrono::minutes(2);
+};
+
+using scale_atom = caf::atom_constant<caf::atom("pcscale")>;
+using scale_done_atom = caf::atom_constant<caf::atom("pcdone")>;
+using tend_atom = caf::atom_constant<caf::atom("pctend")>;
+using stop_atom = caf::atom_constant<caf::atom("pcstop")>;
+
+struct ScaleCommand {
+  ConfigMap policy;
+  std::int64_t target = 0;
+  bool dry_run = false;
+  std::string reason;
+  std::string request_id;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("policy", policy);
+    v.Required("target", target);
+    v.Optional("dry_run", dry_run);
+    v.Optional("reason", reason);
+    v.Required("request_id", request_id);
+  }
+};
+
+enum class ScaleStatus {
+  kDone,         // carried out
+  kNoop,         // nothing to do (the plugin answers ABORTED: no cooldown)
+  kInvalid,      // the policy is wrong (INVALID_ARGUMENT)
+  kRefused,      // refused by the planner (FAILED_PRECONDITION)
+  kUnavailable,  // a peer could not be reached, or backing off; a retry may succeed
+  kFailed,       // some steps failed; the message names each
+  kStopping,     // the plugin is stopping; what was in flight is resumed by the next process
+};
+inline constexpr std::array<std::pair<ScaleStatus, std::string_view>, 7> EnumNames(ScaleStatus) {
+  return {{{ScaleStatus::kDone, "done"},
+           {ScaleStatus::kNoop, "noop"},
+           {ScaleStatus::kInvalid, "invalid"},
+           {ScaleStatus::kRefused, "refused"},
+           {ScaleStatus::kUnavailable, "unavailable"},
+           {ScaleStatus::kFailed, "failed"},
+           {ScaleStatus::kStopping, "stopping"}}};
+}
+
+struct ScaleOutcome {
+  std::string request_id;
+  ScaleStatus status = ScaleStatus::kFailed;
+  std::string message;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("request_id", request_id);
+    v.Required("status", status);
+    v.Optional("message", message);
+  }
+};
+
+// From the watcher: the pool's latest listing and nodes; the controller runs
+// what is due (resume undriven operations, else reconcile) unless the pool
+// already has a run.
+struct TendRequest {
+  std::string pool;
+  ConfigMap policy;
+  contracts::multipass::ListReply instances;
+  contracts::nomad::PoolNodesReply nodes;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("policy", policy);
+    v.Required("instances", instances);
+    v.Required("nodes", nodes);
+  }
+};
+
+MPS_CAF_INSPECT_BY_CONTRACT(ScaleCommand)
+MPS_CAF_INSPECT_BY_CONTRACT(ScaleOutcome)
+MPS_CAF_INSPECT_BY_CONTRACT(TendRequest)
+
+caf::actor SpawnPoolController(caf::actor_system& system, ControllerOptions options);
+
+// For the gRPC thread: sends `command` and waits for its outcome, or for the
+// controller to end (kStopping). The only wait on the Scale path.
+ScaleOutcome RunScale(caf::actor_system& system, const caf::actor& controller,
+                      const ScaleCommand& command);
+
+// Asks the controller to answer every waiting Scale with kStopping and quit;
+// waits at most `grace` for it to finish.
+void StopPoolController(caf::actor_system& system, const caf::actor& controller,
+                        std::chrono::milliseconds grace);
+
+}  // namespace mps::controller

@@ -1,0 +1,35 @@
+#pragma once
+// The pool watcher keeps the state cache true to the world, as one
+// event-based actor with no thread of its own:
+//  - every interval (or at once when woken: a Status for a new pool, an
+//    instance event from hostd) it lists each known pool's instances
+//    (multipass.list, without addresses) and reports them to the cache;
+//  - per pool, one Nomad blocking query on the node table at a time
+//    (nomad.pool_nodes with an index), reported whenever Nomad's nodes
+//    change, so nodes are never polled;
+//  - after a listing, when both sides are known, it hands the pool to the
+//    pool controller (tend_atom), which resumes operations nobody drives or
+//    reconciles.
+#include <chrono>
+
+#include <caf/all.hpp>
+
+#include "controller/pool_controller.h"
+
+namespace mps::watcher {
+
+struct WatcherOptions {
+  std::chrono::milliseconds interval{1000};
+  std::chrono::milliseconds list_timeout{3000};
+  // How long one blocking query on Nomad's nodes waits for a change.
+  std::chrono::milliseconds nodes_wait{30000};
+  // After a failed node query, before the next.
+  std::chrono::milliseconds nodes_retry{1000};
+};
+
+using wake_atom = caf::atom_constant<caf::atom("pwwake")>;
+
+caf::actor SpawnPoolWatcher(caf::actor_system& system, WatcherOptions options,
+                            controller::BusLinks links, caf::actor cache, caf::actor controller);
+
+}  // namespace mps::watcher

@@ -1,0 +1,365 @@
+// The pool controller and the pool watcher against fake peers on inproc://
+// and a real state cache: every Scale ends with an outcome, whatever the
+// peers do, and the pool takes the next Scale afterwards.
+#include "controller/pool_controller.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <thread>
+
+#include "bus/client.h"
+#include "cache/state_cache.h"
+#include "fake_peers.h"
+#include "scaling/state_store.h"
+#include "support/child_process.h"
+#include "watcher/pool_watcher.h"
+
+namespace mps {
+namespace {
+
+using controller::ScaleStatus;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+namespace mp = contracts::multipass;
+namespace nm = contracts::nomad;
+
+std::atomic<int> world_number{0};
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto n = std::to_string(world_number++);
+    multipass_ = std::make_unique<testing::FakeMultipass>(context_, "inproc://fake-mp-" + n);
+    nomad_ = std::make_unique<testing::FakeNomad>(context_, "inproc://fake-nomad-" + n);
+    links_.multipass = multipass_->Client(context_);
+    links_.multipass_where = "fake multipass";
+    links_.nomad = nomad_->Client(context_);
+    links_.nomad_where = "fake Nomad";
+  }
+
+  void TearDown() override { StopAll(); }
+
+  void StopAll() {
+    if (controller_) controller::StopPoolController(system_, controller_, 1s);
+    controller_ = nullptr;
+    if (watcher_) caf::anon_send_exit(watcher_, caf::exit_reason::user_shutdown);
+    watcher_ = nullptr;
+    links_.multipass->Shutdown();
+    links_.nomad->Shutdown();
+    if (cache_) caf::anon_send_exit(cache_, caf::exit_reason::user_shutdown);
+    cache_ = nullptr;
+  }
+
+  void Start(caf::actor cache = {}) {
+    cache::CacheOptions co;
+    co.state_dir = dir_.path();
+    co.first_sync_wait = 2s;
+    co.board = board_;
+    cache_ = cache ? cache : cache::SpawnStateCache(system_, co);
+    controller::ControllerOptions o;
+    o.links = links_;
+    o.cache = cache_;
+    o.cache_timeout = 1s;
+    o.first_sync_wait = 2s;
+    o.launch_grace = 300ms;
+    o.drain_grace = 300ms;
+    controller_ = controller::SpawnPoolController(system_, o);
+  }
+
+  void StartWatcher() {
+    watcher::WatcherOptions wo;
+    wo.interval = 100ms;
+    wo.list_timeout = 1s;
+    wo.nodes_wait = 5s;
+    wo.nodes_retry = 100ms;
+    watcher_ = watcher::SpawnPoolWatcher(system_, wo, links_, cache_, controller_);
+  }
+
+  // What the watcher would report: the fakes' world as it is now (after the
+  // autoscaler's first Status made the pool known).
+  void Observe() {
+    Status();
+    cache::Observation o;
+    o.pool = "web";
+    caf::scoped_actor self{system_};
+    self->request(cache_, 5s, cache::pools_atom::value)
+        .receive(
+            [&](cache::PoolTargets& t) {
+              for (const auto& p : t.pools)
+                if (p.pool == "web") o.epoch = p.epoch;
+            },
+            [](caf::error&) {});
+    mp::ListReply list;
+    for (const auto& [name, state] : multipass_->instances())
+      list.instances.push_back({name, state, {}, {}});
+    o.instances = list;
+    nm::PoolNodesReply nodes;
+    for (const auto& [name, state] : multipass_->instances()) {
+      nm::PoolNode node;
+      node.id = "node-" + name;
+      node.instance = name;
+      node.status = "ready";
+      nodes.nodes.push_back(node);
+    }
+    o.nodes = nodes;
+    self->send(cache_, cache::observe_atom::value, o);
+  }
+
+  cache::StatusAnswer Status() {
+    caf::scoped_actor self{system_};
+    cache::StatusAnswer answer;
+    self->request(cache_, 5s, cache::status_atom::value, cache::StatusQuery{policy_})
+        .receive([&](cache::StatusAnswer& a) { answer = a; }, [](caf::error&) {});
+    return answer;
+  }
+
+  controller::ScaleOutcome Scale(std::int64_t target, std::string id) {
+    controller::ScaleCommand c;
+    c.policy = policy_;
+    c.target = target;
+    c.request_id = std::move(id);
+    return controller::RunScale(system_, controller_, c);
+  }
+
+  std::future<controller::ScaleOutcome> ScaleAsync(std::int64_t target, std::string id) {
+    return std::async(std::launch::async, [this, target, id] { return Scale(target, id); });
+  }
+
+  // Waits until `done` holds, checking after each observation.
+  template <class F>
+  bool Eventually(F done, std::chrono::milliseconds limit = 10s) {
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(20ms);
+    }
+    return true;
+  }
+
+  testing::TempDir dir_;
+  caf::actor_system_config config_;
+  caf::actor_system system_{config_};
+  bus::BusContext context_;
+  std::unique_ptr<testing::FakeMultipass> multipass_;
+  std::unique_ptr<testing::FakeNomad> nomad_;
+  controller::BusLinks links_;
+  std::shared_ptr<cache::StatusBoard> board_ = std::make_shared<cache::StatusBoard>();
+  caf::actor cache_;
+  caf::actor controller_;
+  caf::actor watcher_;
+  cache::ConfigMap policy_{{"node_class", "web"},          {"instance_image_name", "noble"},
+                           {"max_parallel_launches", "2"}, {"startup_timeout", "1s"},
+                           {"node_drain_deadline", "1s"},  {"node_purge", "true"}};
+};
+
+TEST_F(ControllerTest, ScaleOutLaunchesInParallelWithinTheLimit) {
+  Start();
+  Observe();
+  multipass_->Set("multipass.launch", testing::Answering::kHold);
+  auto scale = ScaleAsync(4, "r1");
+  ASSERT_TRUE(multipass_->WaitHeld("multipass.launch", 2));
+  multipass_->Release("multipass.launch", /*keep_holding=*/true);  // the next two are held too
+  ASSERT_TRUE(multipass_->WaitHeld("multipass.launch", 2));
+  multipass_->Release("multipass.launch");
+  auto outcome = scale.get();
+  EXPECT_EQ(outcome.status, ScaleStatus::kDone) << outcome.message;
+  EXPECT_EQ(multipass_->count("multipass.launch"), 4);
+  EXPECT_EQ(multipass_->max_in_flight("multipass.launch"), 2);
+  EXPECT_EQ(multipass_->instances().size(), 4u);
+  EXPECT_EQ(Status().count, 4);
+}
+
+TEST_F(ControllerTest, AFailedLaunchIsCleanedUpNamedAndThePoolTakesTheNextScale) {
+  Start();
+  Observe();
+  multipass_->FailWith("multipass.launch", contracts::AppCode::kImageNotFound, "no such image");
+  auto outcome = Scale(1, "r1");
+  EXPECT_EQ(outcome.status, ScaleStatus::kFailed);
+  EXPECT_NE(outcome.message.find("no such image"), std::string::npos) << outcome.message;
+  EXPECT_NE(outcome.message.find("web-"), std::string::npos) << outcome.message;
+  EXPECT_EQ(multipass_->count("multipass.info"), 1);  // looked for a leftover
+  // Not stuck "in progress": the next Scale is planned (it backs off after a failure).
+  multipass_->ClearFailure("multipass.launch");
+  auto next = Scale(1, "r2");
+  EXPECT_NE(next.status, ScaleStatus::kRefused) << next.message;
+  EXPECT_NE(next.message.find("back"), std::string::npos) << next.message;
+}
+
+TEST_F(ControllerTest, ALeftoverOfAFailedLaunchIsDeleted) {
+  Start();
+  Observe();
+  // The daemon made the instance and then failed it.
+  multipass_->FailWith("multipass.launch", contracts::AppCode::kLaunchTimeout, "timed out");
+  multipass_->Set("multipass.launch", testing::Answering::kHold);
+  auto scale = ScaleAsync(1, "r1");
+  ASSERT_TRUE(multipass_->WaitHeld("multipass.launch", 1));
+  multipass_->Put("web-left", "starting");  // not the launched name: only that is cleaned up
+  multipass_->Release("multipass.launch");
+  auto outcome = scale.get();
+  EXPECT_EQ(outcome.status, ScaleStatus::kFailed);
+  EXPECT_EQ(multipass_->count("multipass.delete"), 0);  // nothing of that name was left
+  EXPECT_TRUE(multipass_->instances().contains("web-left"));
+}
+
+TEST_F(ControllerTest, ALaunchThatNeverAnswersCostsItsDeadlineAndIsResolvedLater) {
+  Start();
+  Observe();
+  multipass_->Set("multipass.launch", testing::Answering::kNever);
+  auto outcome = Scale(1, "r1");  // deadline: startup_timeout 1 s + 300 ms
+  EXPECT_EQ(outcome.status, ScaleStatus::kUnavailable) << outcome.message;
+  EXPECT_NE(outcome.message.find("outcome unknown"), std::string::npos) << outcome.message;
+  // The launch stays recorded for the next listing to resolve.
+  EXPECT_EQ(scaling::StateStore(dir_.path()).PendingOperations("web").size(), 1u);
+  // The pool is free again, and the unresolved launch still counts: 1 -> 2
+  // launches one more, not two.
+  auto next = Scale(2, "r2");
+  EXPECT_EQ(next.status, ScaleStatus::kUnavailable) << next.message;
+  EXPECT_EQ(multipass_->count("multipass.launch"), 2);
+}
+
+TEST_F(ControllerTest, ScaleInDrainsDeletesAndPurges) {
+  for (auto n : {"web-a", "web-b", "web-c"}) {
+    multipass_->Put(n, "running");
+    nomad_->PutNode(n);
+  }
+  Start();
+  Observe();
+  ASSERT_EQ(Status().count, 3);
+  auto outcome = Scale(1, "r1");
+  EXPECT_EQ(outcome.status, ScaleStatus::kDone) << outcome.message;
+  EXPECT_EQ(multipass_->instances().size(), 1u);
+  EXPECT_EQ(nomad_->drained().size(), 2u);
+  EXPECT_EQ(nomad_->purged(), nomad_->drained());
+}
+
+TEST_F(ControllerTest, ANodeThatDoesNotDrainKeepsItsInstance) {
+  for (auto n : {"web-a", "web-b"}) {
+    multipass_->Put(n, "running");
+    nomad_->PutNode(n);
+  }
+  nomad_->undrainable = {"node-web-a", "node-web-b"};
+  Start();
+  Observe();
+  auto outcome = Scale(1, "r1");
+  EXPECT_EQ(outcome.status, ScaleStatus::kFailed);
+  EXPECT_NE(outcome.message.find("did not drain"), std::string::npos) << outcome.message;
+  EXPECT_EQ(multipass_->instances().size(), 2u);
+  EXPECT_EQ(nomad_->count("nomad.mark_eligible"), 1);
+}
+
+TEST_F(ControllerTest, ADrainThatTimesOutDeletesNothingAndFreesThePool) {
+  for (auto n : {"web-a", "web-b"}) {
+    multipass_->Put(n, "running");
+    nomad_->PutNode(n);
+  }
+  nomad_->Set("nomad.drain", testing::Answering::kNever);
+  Start();
+  Observe();
+  auto outcome = Scale(1, "r1");  // drain deadline 1 s + 300 ms grace
+  EXPECT_EQ(outcome.status, ScaleStatus::kUnavailable) << outcome.message;
+  EXPECT_NE(outcome.message.find("no instance was deleted"), std::string::npos) << outcome.message;
+  EXPECT_EQ(multipass_->instances().size(), 2u);
+  // Recorded for resumption: the drain is still an operation of the pool.
+  EXPECT_EQ(scaling::StateStore(dir_.path()).PendingOperations("web").size(), 1u);
+}
+
+TEST_F(ControllerTest, AScaleDuringAnotherIsRefusedNamingIt) {
+  Start();
+  Observe();
+  multipass_->Set("multipass.launch", testing::Answering::kHold);
+  auto first = ScaleAsync(2, "first");
+  ASSERT_TRUE(multipass_->WaitHeld("multipass.launch", 2));
+  auto second = Scale(3, "second");
+  EXPECT_EQ(second.status, ScaleStatus::kRefused);
+  EXPECT_NE(second.message.find("first"), std::string::npos) << second.message;
+  multipass_->Release("multipass.launch");
+  EXPECT_EQ(first.get().status, ScaleStatus::kDone);
+}
+
+TEST_F(ControllerTest, ASlowCacheFailsTheScaleWithoutChangingAnything) {
+  // A cache that takes every message and never answers.
+  auto mute = system_.spawn([](caf::event_based_actor* self) -> caf::behavior {
+    self->set_default_handler(caf::skip);  // every message waits in the mailbox, unanswered
+    return {[](caf::unit_t) {}};
+  });
+  Start(mute);
+  auto outcome = Scale(2, "r1");
+  EXPECT_EQ(outcome.status, ScaleStatus::kUnavailable) << outcome.message;
+  EXPECT_NE(outcome.message.find("nothing was changed"), std::string::npos) << outcome.message;
+  EXPECT_EQ(multipass_->count("multipass.launch"), 0);
+  caf::anon_send_exit(mute, caf::exit_reason::user_shutdown);
+}
+
+TEST_F(ControllerTest, StopInTheMiddleOfALaunchAnswersAtOnce) {
+  Start();
+  Observe();
+  multipass_->Set("multipass.launch", testing::Answering::kHold);
+  auto scale = ScaleAsync(1, "r1");
+  ASSERT_TRUE(multipass_->WaitHeld("multipass.launch", 1));
+  controller::StopPoolController(system_, controller_, 1s);
+  ASSERT_EQ(scale.wait_for(1s), std::future_status::ready);
+  auto outcome = scale.get();
+  EXPECT_EQ(outcome.status, ScaleStatus::kStopping);
+  // The launch stays recorded: the next process resumes it.
+  EXPECT_EQ(scaling::StateStore(dir_.path()).PendingOperations("web").size(), 1u);
+  controller_ = nullptr;
+}
+
+TEST_F(ControllerTest, StopInTheMiddleOfADrainAnswersAtOnce) {
+  for (auto n : {"web-a", "web-b"}) {
+    multipass_->Put(n, "running");
+    nomad_->PutNode(n);
+  }
+  nomad_->Set("nomad.drain", testing::Answering::kHold);
+  Start();
+  Observe();
+  auto scale = ScaleAsync(1, "r1");
+  ASSERT_TRUE(nomad_->WaitHeld("nomad.drain", 1));
+  controller::StopPoolController(system_, controller_, 1s);
+  ASSERT_EQ(scale.wait_for(1s), std::future_status::ready);
+  EXPECT_EQ(scale.get().status, ScaleStatus::kStopping);
+  controller_ = nullptr;
+}
+
+TEST_F(ControllerTest, AControllerThatDiesAnswersItsWaitingScale) {
+  Start();
+  Observe();
+  multipass_->Set("multipass.launch", testing::Answering::kHold);
+  auto scale = ScaleAsync(1, "r1");
+  ASSERT_TRUE(multipass_->WaitHeld("multipass.launch", 1));
+  caf::anon_send_exit(controller_, caf::exit_reason::kill);
+  ASSERT_EQ(scale.wait_for(2s), std::future_status::ready);
+  EXPECT_EQ(scale.get().status, ScaleStatus::kStopping);
+  controller_ = nullptr;
+}
+
+TEST_F(ControllerTest, WatcherObservesAndTheControllerResumesAnInterruptedLaunch) {
+  // A first controller plans a launch and stops mid-launch (as kill -9 would).
+  Start();
+  Observe();
+  multipass_->Set("multipass.launch", testing::Answering::kHold);
+  auto scale = ScaleAsync(1, "r1");
+  ASSERT_TRUE(multipass_->WaitHeld("multipass.launch", 1));
+  StopAll();
+  scale.get();
+  // The daemon finishes the launch while no plugin runs.
+  multipass_->Release("multipass.launch");
+  ASSERT_TRUE(Eventually([&] { return multipass_->instances().size() == 1; }));
+
+  // A new process: cache restored from the store, watcher observes, controller resumes.
+  links_.multipass = multipass_->Client(context_);
+  links_.nomad = nomad_->Client(context_);
+  Start();
+  Status();  // the autoscaler asks: the pool is known again
+  StartWatcher();
+  ASSERT_TRUE(Eventually([&] {
+    return scaling::StateStore(dir_.path()).PendingOperations("web").empty() &&
+           multipass_->instances().size() == 1;
+  })) << "pending: "
+      << scaling::StateStore(dir_.path()).PendingOperations("web").size();
+  EXPECT_EQ(Status().count, 1);
+}
+
+}  // namespace
+}  // namespace mps
