@@ -160,11 +160,13 @@ void ReadInteger(const json& in, Int& out, std::string_view type, const std::str
     fits = in.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<Int>::max());
   } else if (in.is_number_integer()) {
     auto v = in.get<std::int64_t>();
-    fits = std::is_signed_v<Int>
-               ? v >= static_cast<std::int64_t>(std::numeric_limits<Int>::min()) &&
-                     static_cast<std::uint64_t>(v) <=
-                         static_cast<std::uint64_t>(std::numeric_limits<Int>::max())
-               : v >= 0;
+    if constexpr (std::is_signed_v<Int>) {
+      fits = v >= static_cast<std::int64_t>(std::numeric_limits<Int>::min()) &&
+             v <= static_cast<std::int64_t>(std::numeric_limits<Int>::max());
+    } else {
+      fits = v >= 0 && static_cast<std::uint64_t>(v) <=
+                           static_cast<std::uint64_t>(std::numeric_limits<Int>::max());
+    }
   } else {
     throw ContractError(type, path, "expected an integer, got " + TypeOf(in));
   }

@@ -2,6 +2,8 @@
 // that does not match its contract is refused with the field named.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "contracts/app_code.h"
 #include "contracts/codec.h"
 #include "contracts/multipass.h"
@@ -70,6 +72,19 @@ TEST(ContractCodec, MistypedFieldIsNamedWithWhatCame) {
 TEST(ContractCodec, UnknownFieldIsRefused) {
   auto error = ErrorOf({{"name", "web-1"}, {"cpu", 2}});
   EXPECT_NE(error.find("field 'cpu' is not part of the contract"), std::string::npos) << error;
+}
+
+TEST(ContractCodec, NegativeIntegersFitSignedFieldsOnly) {
+  json select = {{"policy", json::object()}, {"count", -1}, {"candidates", json::array()}};
+  EXPECT_EQ(Decode<nm::SelectRequest>(select, nm::SelectRequest::kType).count, -1);
+  select["count"] = std::numeric_limits<std::int64_t>::min();
+  EXPECT_EQ(Decode<nm::SelectRequest>(select, nm::SelectRequest::kType).count,
+            std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(ErrorOf({{"name", "w"}, {"cpus", -3}}), "decoded");
+  EXPECT_NE(ErrorOf({{"name", "w"}, {"cpus", -(1LL << 40)}}).find("out of range"),
+            std::string::npos);
+  json nodes = {{"nodes", json::array()}, {"index", -1}};  // unsigned
+  EXPECT_THROW(Decode<nm::PoolNodesReply>(nodes, "nomad.pool_nodes reply"), ContractError);
 }
 
 TEST(ContractCodec, IntegersAreRangeChecked) {
