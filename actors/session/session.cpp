@@ -105,10 +105,17 @@ struct SessionState {
   std::unique_ptr<LaunchScheduler> scheduler;
   std::unique_ptr<InstanceNameFilter> filter;
   bus::EventPublisher* events = nullptr;
+  // Where the bus server parks the Responders of requests for us (null when
+  // the session is not served on a bus).
+  std::shared_ptr<bus::ResponderTable> responders;
   std::uint64_t next_launch = 1;
   std::map<std::uint64_t, caf::typed_response_promise<BusAnswer>> launches;
 
   ~SessionState() {
+    // First, so that requests arriving while running launches finish are
+    // refused at once instead of waiting for an actor that is going away.
+    if (responders)
+      responders->Close(BusError(ErrorCode::kShuttingDown, "the multipass session is stopping"));
     if (!scheduler) return;
     auto in_flight = scheduler->InFlightLaunches();
     if (!in_flight.empty()) {
@@ -278,9 +285,11 @@ void AnswerOnBus(const bus::Responder& responder, const BusAnswer& answer) {
 }
 
 caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublisher* events,
-                      std::shared_ptr<MultipassClient> client, SessionOptions options) {
+                      std::shared_ptr<MultipassClient> client, SessionOptions options,
+                      std::shared_ptr<bus::ResponderTable> responders) {
   auto& st = self->state;
   st.events = events;
+  st.responders = std::move(responders);
   st.filter = std::make_unique<InstanceNameFilter>(options.allowed_prefixes);
   st.client = std::move(client);
   st.scheduler = std::make_unique<LaunchScheduler>(*st.client, options.max_parallel_launches);
@@ -304,19 +313,22 @@ caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublish
         if (answer) return std::move(*answer);
         return s.launches.at(id);
       },
-      // Straight from the bus server: the Responder is thread-safe, so a launch
-      // answers from the scheduler's thread, and no CAF request timeout keeps
-      // anything alive past shutdown.
-      [=](const bus::Envelope& r, const bus::Responder& responder) {
-        if (responder.remaining().count() <= 0) {
-          responder.Fail(BusError(ErrorCode::kDeadlineExpired,
-                                  "'" + r.type + "' expired before the session could start it"));
+      // From the bus server (ServeWithResponders): the Responder is
+      // thread-safe, so a launch answers from the scheduler's thread, and no
+      // CAF request timeout keeps anything alive past shutdown.
+      [=](bus::bus_serve_atom, std::uint64_t ticket, const bus::Envelope& r) {
+        auto& s = self->state;
+        auto responder = s.responders ? s.responders->Claim(ticket) : std::nullopt;
+        if (!responder) return;
+        if (responder->remaining().count() <= 0) {
+          responder->Fail(BusError(ErrorCode::kDeadlineExpired,
+                                   "'" + r.type + "' expired before the session could start it"));
           return;
         }
-        auto answer = HandleRequest(self->state, r, [responder]() -> DeferredReply {
-          return [responder](BusAnswer a) { AnswerOnBus(responder, a); };
+        auto answer = HandleRequest(s, r, [responder]() -> DeferredReply {
+          return [responder](BusAnswer a) { AnswerOnBus(*responder, a); };
         });
-        if (answer) AnswerOnBus(responder, *answer);
+        if (answer) AnswerOnBus(*responder, *answer);
       },
       [=](launch_done_atom, std::uint64_t id, BusAnswer& answer) {
         auto& launches = self->state.launches;
@@ -328,27 +340,32 @@ caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublish
   };
 }
 
+caf::actor Spawn(caf::actor_system& system, bus::EventPublisher* events, SessionOptions options,
+                 std::shared_ptr<bus::ResponderTable> responders) {
+  // Made here so that a bad address or credentials file is thrown to the
+  // caller instead of killing a freshly spawned actor.
+  auto client = std::make_shared<MultipassClient>(options.client);
+  return system.spawn<caf::detached>(Session, events, std::move(client), std::move(options),
+                                     std::move(responders));
+}
+
 }  // namespace
 
 caf::actor SpawnMultipassSession(caf::actor_system& system, bus::EventPublisher* events,
                                  SessionOptions options) {
-  // Made here so that a bad address or credentials file is thrown to the
-  // caller instead of killing a freshly spawned actor.
-  auto client = std::make_shared<MultipassClient>(options.client);
-  return system.spawn<caf::detached>(Session, events, std::move(client), std::move(options));
+  return Spawn(system, events, std::move(options), nullptr);
 }
 
 caf::actor ServeMultipassSession(caf::actor_system& system, bus::BusServer& server,
                                  bus::EventPublisher* events, SessionOptions options) {
-  auto session = SpawnMultipassSession(system, events, std::move(options));
-  // Not ServeWithActor: its dispatcher's CAF request timeouts hold the actors
-  // for the full bus deadline after shutdown (hostd took 10 s to exit).
+  auto responders = std::make_shared<bus::ResponderTable>();
+  auto session = Spawn(system, events, std::move(options), responders);
+  // Not ServeWithActor: its relay actors' CAF request timeouts would keep the
+  // actor system busy for the full bus deadline after shutdown (hostd took
+  // 10 s to exit); the session answers through the Responders itself.
   for (auto type :
        {proto::kList, proto::kLaunch, proto::kDelete, proto::kInfo, proto::kVersion, proto::kStart})
-    server.Handle(std::string(type),
-                  [session](const bus::Request& request, bus::Responder responder) {
-                    caf::anon_send(session, request.envelope, std::move(responder));
-                  });
+    bus::ServeWithResponders(server, std::string(type), session, responders);
   return session;
 }
 
