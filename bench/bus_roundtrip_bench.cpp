@@ -158,10 +158,9 @@ mps::bench::Percentiles OursThroughCaf(const Keys& keys, std::size_t payload, in
     auto client = std::make_shared<BusClient>(ctx, ClientFor(*server, keys));
     auto caller = SpawnBusCaller(sys, client);
     caf::scoped_actor self{sys};
-    nlohmann::json body = {{"data", std::string(payload, 'x')}};
+    BusCall call{"echo", {{"data", std::string(payload, 'x')}}, CallOptions{}};
     auto once = [&] {
-      self->request(caller, std::chrono::seconds(5), bus_call_atom::value, std::string("echo"),
-                    body, CallOptions{})
+      self->request(caller, std::chrono::seconds(5), bus_call_atom::value, call)
           .receive([](BusAnswer&) {}, [](caf::error&) { std::abort(); });
     };
     for (int i = 0; i < 1000; ++i) once();

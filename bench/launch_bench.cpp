@@ -12,12 +12,15 @@
 #include "bench_stats.h"
 #include "bus/client.h"
 #include "bus/keys.h"
+#include "contracts/codec.h"
+#include "contracts/multipass.h"
 #include "multipass/multipass_client.h"
 #include "support/child_process.h"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using mps::testing::ChildProcess;
+namespace mp = mps::contracts::multipass;
 
 namespace {
 
@@ -29,7 +32,10 @@ double LaunchBatch(mps::bus::BusClient& client, const std::string& tag, int n) {
     threads.emplace_back([&, i] {
       std::string name = "bench-" + tag + "-" + std::to_string(i);
       try {
-        client.CallSync("multipass.launch", {{"name", name}, {"image", "noble"}},
+        mp::LaunchRequest launch;
+        launch.name = name;
+        launch.image = "noble";
+        client.CallSync(std::string(launch.kType), mps::contracts::Encode(launch),
                         {60s, "launch/" + name});
       } catch (const std::exception& e) {
         std::fprintf(stderr, "launch %s failed: %s\n", name.c_str(), e.what());
@@ -85,13 +91,15 @@ int main() {
   direct_options.state_dir = dir.path() + "/hostd";  // the certificate the daemon already knows
   mps::multipass::MultipassClient direct(direct_options);
   std::vector<std::chrono::nanoseconds> via_hostd, via_grpc;
+  const auto list_type = std::string(mp::ListRequest::kType);
+  const auto list = mps::contracts::Encode(mp::ListRequest{"bench"});
   for (int i = 0; i < 50; ++i) {
-    client.CallSync("multipass.list", {{"prefix", "bench"}});
+    client.CallSync(list_type, list);
     direct.List("bench");
   }
   for (int i = 0; i < 500; ++i) {
     auto t0 = Clock::now();
-    client.CallSync("multipass.list", {{"prefix", "bench"}});
+    client.CallSync(list_type, list);
     via_hostd.push_back(Clock::now() - t0);
     t0 = Clock::now();
     direct.List("bench");

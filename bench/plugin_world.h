@@ -20,6 +20,8 @@
 #include "autoscaler/target.grpc.pb.h"
 #include "bus/client.h"
 #include "bus/keys.h"
+#include "contracts/codec.h"
+#include "contracts/multipass.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "support/child_process.h"
 
@@ -195,7 +197,10 @@ class PluginWorld {
     co.endpoint = hostd_endpoint_;
     co.curve = mps::bus::CurveClientConfig{client_.secret_z85, server_.public_z85};
     mps::bus::BusClient client(ctx, co);
-    client.CallSync("multipass.launch", {{"name", "warm-0"}, {"image", "noble"}},
+    mps::contracts::multipass::LaunchRequest launch;
+    launch.name = "warm-0";
+    launch.image = "noble";
+    client.CallSync(std::string(launch.kType), mps::contracts::Encode(launch),
                     {120s, "launch/warm-0"});
   }
 

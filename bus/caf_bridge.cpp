@@ -51,14 +51,13 @@ struct CallerState {
 
 caf::behavior BusCaller(caf::stateful_actor<CallerState>* self, std::shared_ptr<BusClient> client) {
   return {
-      [=](bus_call_atom, std::string& type, nlohmann::json& payload,
-          CallOptions& options) -> caf::result<BusAnswer> {
+      [=](bus_call_atom, BusCall& call) -> caf::result<BusAnswer> {
         auto id = self->state.next_id++;
         auto promise = self->make_response_promise<BusAnswer>();
         self->state.pending.emplace(id, promise);
         auto me = caf::actor_cast<caf::actor>(self);
         client->Call(
-            std::move(type), std::move(payload), std::move(options),
+            std::move(call.type), std::move(call.payload), std::move(call.options),
             [me, id](CallResult r) { caf::anon_send(me, bus_done_atom::value, id, std::move(r)); });
         return promise;
       },
@@ -81,6 +80,48 @@ void ServeWithActor(BusServer& server, caf::actor_system& system, const std::str
                     const caf::actor& handler) {
   server.Handle(type, [&system, handler](const Request& request, Responder responder) {
     system.spawn(OneRequest, handler, request.envelope, std::move(responder));
+  });
+}
+
+std::optional<std::uint64_t> ResponderTable::Park(Responder responder) {
+  std::optional<BusError> refused;
+  {
+    std::lock_guard lock(mutex_);
+    if (!closed_) {
+      auto ticket = next_ticket_++;
+      parked_.emplace(ticket, std::move(responder));
+      return ticket;
+    }
+    refused = closed_;
+  }
+  responder.Fail(*refused);
+  return std::nullopt;
+}
+
+std::optional<Responder> ResponderTable::Claim(std::uint64_t ticket) {
+  std::lock_guard lock(mutex_);
+  auto it = parked_.find(ticket);
+  if (it == parked_.end()) return std::nullopt;
+  auto responder = std::move(it->second);
+  parked_.erase(it);
+  return responder;
+}
+
+void ResponderTable::Close(const BusError& error) {
+  std::map<std::uint64_t, Responder> left;
+  {
+    std::lock_guard lock(mutex_);
+    if (!closed_) closed_ = error;
+    left.swap(parked_);
+  }
+  for (const auto& [ticket, responder] : left) responder.Fail(error);
+}
+
+void ServeWithResponders(BusServer& server, const std::string& type, const caf::actor& actor,
+                         std::shared_ptr<ResponderTable> table) {
+  server.Handle(type, [actor, table](const Request& request, Responder responder) {
+    if (auto ticket = table->Park(std::move(responder)))
+      caf::anon_send(actor, bus_serve_atom::value, *ticket, request.envelope);
   });
 }
 

@@ -6,6 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include "bus/caf_bridge.h"
+#include "contracts/app_code.h"
+#include "contracts/codec.h"
 #include "contracts/nomad.h"
 #include "nomad/drain_coordinator.h"
 #include "nomad/node_instance_mapper.h"
@@ -17,12 +19,15 @@
 namespace mps::nomad {
 namespace {
 
+namespace nm = contracts::nomad;
 using bus::BusAnswer;
 using bus::BusError;
 using bus::Envelope;
 using bus::ErrorCode;
+using contracts::AppCode;
+using contracts::AppError;
+using contracts::ContractError;
 using nlohmann::json;
-using Policy = std::map<std::string, std::string>;
 
 // What every request handler shares: one NomadApi (thread-safe, one curl
 // handle per call) and the event publisher.
@@ -34,40 +39,51 @@ struct NomadContext {
   std::chrono::milliseconds drain_no_deadline_limit;
 };
 using ContextPtr = std::shared_ptr<const NomadContext>;
+// Decodes the request, runs it and encodes its reply (see Route).
 using Work = std::function<json(const NomadContext&, const Envelope&)>;
 
-BusError BadPayload(const std::string& type, const std::string& problem) {
-  return BusError(ErrorCode::kBadPayload, type + ": " + problem);
+// The one place a NomadError kind becomes the bus error's app code.
+AppCode AppCodeOf(NomadError::Kind kind) {
+  using K = NomadError::Kind;
+  switch (kind) {
+    case K::unreachable:
+      return AppCode::kUnreachable;
+    case K::forbidden:
+      return AppCode::kForbidden;
+    case K::not_found:
+      return AppCode::kNotFound;
+    case K::node_gone:
+      return AppCode::kNodeGone;
+    case K::bad_request:
+      return AppCode::kBadRequest;
+    case K::server_error:
+      return AppCode::kServerError;
+    case K::bad_response:
+      return AppCode::kBadResponse;
+    case K::timeout:
+      return AppCode::kTimeout;
+  }
+  return AppCode::kInternal;
 }
 
-Policy PolicyOf(const Envelope& e) {
-  const auto& p = e.payload;
-  if (!p.contains("policy") || !p["policy"].is_object())
-    throw BadPayload(e.type,
-                     "field 'policy' must be a map of strings (the policy's target config)");
-  Policy policy;
-  for (const auto& [key, value] : p["policy"].items()) {
-    if (!value.is_string())
-      throw BadPayload(e.type, "field 'policy." + key + "' must be a string, got " +
-                                   std::string(value.type_name()));
-    policy.emplace(key, value.get<std::string>());
-  }
-  return policy;
+// Node ids and candidate names: an empty one is never meant.
+void RequireNonEmpty(std::string_view type, const char* field,
+                     const std::vector<std::string>& values) {
+  for (std::size_t i = 0; i < values.size(); ++i)
+    if (values[i].empty())
+      throw ContractError(type, std::string(field) + "[" + std::to_string(i) + "]",
+                          "must not be empty");
 }
 
-std::vector<std::string> StringList(const Envelope& e, const std::string& field) {
-  const auto& p = e.payload;
-  if (!p.contains(field) || !p[field].is_array())
-    throw BadPayload(e.type, "field '" + field + "' must be a list of strings");
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i < p[field].size(); ++i) {
-    const auto& v = p[field][i];
-    if (!v.is_string() || v.get<std::string>().empty())
-      throw BadPayload(
-          e.type, "field '" + field + "[" + std::to_string(i) + "]' must be a non-empty string");
-    out.push_back(v.get<std::string>());
-  }
-  return out;
+// The DrainCoordinator reports node.* events as (type, node id, fields); each
+// leaves the actor as its contract type, so a field the coordinator renames is
+// caught here, not by a subscriber.
+template <class Event>
+bool PublishAs(bus::EventPublisher& events, std::string_view type, const json& fields) {
+  if (type != Event::kType) return false;
+  events.Publish(std::string(type),
+                 contracts::Encode(contracts::Decode<Event>(fields, Event::kType)));
+  return true;
 }
 
 DrainEventSink PublishTo(bus::EventPublisher* events) {
@@ -75,7 +91,15 @@ DrainEventSink PublishTo(bus::EventPublisher* events) {
     if (!events) return;
     if (!fields.is_object()) fields = json::object();
     fields["node_id"] = std::move(node_id);
-    events->Publish(type, std::move(fields));
+    try {
+      bool known = PublishAs<nm::NodeDraining>(*events, type, fields) ||
+                   PublishAs<nm::NodeDrained>(*events, type, fields) ||
+                   PublishAs<nm::NodeDrainFailed>(*events, type, fields) ||
+                   PublishAs<nm::NodePurged>(*events, type, fields);
+      if (!known) spdlog::error("event {} has no contract; not published", type);
+    } catch (const ContractError& e) {
+      spdlog::error("event {} does not match its contract; not published: {}", type, e.what());
+    }
   };
 }
 
@@ -98,34 +122,29 @@ std::optional<Node> NodeIfPresent(const NomadContext& c, const std::string& id) 
   }
 }
 
-json PoolNodes(const NomadContext& c, const Envelope& e) {
-  const Policy policy = PolicyOf(e);
-  const auto filter = NodePoolFilter::FromPolicyConfig(policy);
-  const auto mapper = NodeInstanceMapper::FromPolicyConfig(policy);
-  json nodes = json::array();
-  json unmapped = json::array();
+nm::PoolNodesReply PoolNodes(const NomadContext& c, const nm::PoolNodesRequest& r,
+                             const Envelope&) {
+  const auto filter = NodePoolFilter::FromPolicyConfig(r.policy);
+  const auto mapper = NodeInstanceMapper::FromPolicyConfig(r.policy);
   // With `index`: a blocking query on the node table (the pool watcher's
   // loop); the reply's index is where the next one starts.
-  const auto& p = e.payload;
   std::optional<BlockingQuery> block;
-  if (p.contains("index")) {
-    if (!p["index"].is_number_unsigned() && !(p["index"].is_number_integer() && p["index"] >= 0))
-      throw BadPayload(e.type, "field 'index' must be a non-negative integer");
+  if (r.index) {
     BlockingQuery q;
-    q.index = p["index"].get<std::uint64_t>();
-    if (p.contains("wait_ms")) {
-      if (!p["wait_ms"].is_number_integer() || p["wait_ms"] < 0)
-        throw BadPayload(e.type, "field 'wait_ms' must be a non-negative integer");
-      q.wait = std::chrono::milliseconds(p["wait_ms"].get<std::int64_t>());
+    q.index = *r.index;
+    if (r.wait_ms) {
+      if (*r.wait_ms < 0)
+        throw ContractError(r.kType, "wait_ms", "must be >= 0, got " + std::to_string(*r.wait_ms));
+      q.wait = std::chrono::milliseconds(*r.wait_ms);
     }
     block = q;
   }
   std::vector<NodeStub> stubs;
-  std::uint64_t index = 0;
+  nm::PoolNodesReply reply;
   if (block) {
     auto watched = c.api.WatchNodes(*block);
     stubs = std::move(watched.value);
-    index = watched.index;
+    reply.index = watched.index;
   } else {
     stubs = c.api.ListNodes(false);
   }
@@ -134,35 +153,25 @@ json PoolNodes(const NomadContext& c, const Envelope& e) {
     auto node = NodeIfPresent(c, stub.id);
     if (!node) continue;  // vanished between list and read
     auto instance = mapper.InstanceOf(*node);
-    if (!instance) unmapped.push_back(stub.id);
-    nodes.push_back({{"id", stub.id},
-                     {"name", stub.name},
-                     {"instance", instance ? json(*instance) : json(nullptr)},
-                     {"status", stub.status},
-                     {"drain", stub.drain},
-                     {"eligible", stub.scheduling_eligibility == "eligible"},
-                     {"create_index", stub.create_index}});
+    if (!instance) reply.unmapped.push_back(stub.id);
+    reply.nodes.push_back({stub.id, stub.name, instance, stub.status, stub.drain,
+                           stub.scheduling_eligibility == "eligible", stub.create_index});
   }
-  json reply = {{"nodes", std::move(nodes)}, {"unmapped", std::move(unmapped)}};
-  if (block) reply["index"] = index;
-  if (auto own = OwnNode(c)) reply["own_node_id"] = *own;
+  reply.own_node_id = OwnNode(c);
   return reply;
 }
 
-json Select(const NomadContext& c, const Envelope& e) {
-  const Policy policy = PolicyOf(e);
-  const auto& p = e.payload;
-  if (!p.contains("count") || !p["count"].is_number_integer() || p["count"].get<long long>() < 0)
-    throw BadPayload(e.type, "field 'count' must be an integer >= 0");
-  const auto count = static_cast<std::size_t>(p["count"].get<long long>());
-  const auto wanted = StringList(e, "candidates");
-  const std::set<std::string> candidates(wanted.begin(), wanted.end());
+nm::SelectReply Select(const NomadContext& c, const nm::SelectRequest& r, const Envelope&) {
+  if (r.count < 0)
+    throw ContractError(r.kType, "count", "must be >= 0, got " + std::to_string(r.count));
+  RequireNonEmpty(r.kType, "candidates", r.candidates);
+  const std::set<std::string> candidates(r.candidates.begin(), r.candidates.end());
 
-  const auto filter = NodePoolFilter::FromPolicyConfig(policy).ForScaleIn();
-  const auto mapper = NodeInstanceMapper::FromPolicyConfig(policy);
-  auto strategy_it = policy.find("node_selector_strategy");
+  const auto filter = NodePoolFilter::FromPolicyConfig(r.policy).ForScaleIn();
+  const auto mapper = NodeInstanceMapper::FromPolicyConfig(r.policy);
+  auto strategy_it = r.policy.find("node_selector_strategy");
   const auto strategy =
-      ParseNodeSelectorStrategy(strategy_it == policy.end() ? "" : strategy_it->second);
+      ParseNodeSelectorStrategy(strategy_it == r.policy.end() ? "" : strategy_it->second);
 
   const auto stubs = c.api.ListNodes(true);
   const auto own = OwnNode(c);
@@ -170,9 +179,8 @@ json Select(const NomadContext& c, const Envelope& e) {
   if (!filtered.ok()) {
     std::string all;
     for (const auto& err : filtered.errors) all += (all.empty() ? "" : "; ") + err;
-    throw BusError(ErrorCode::kHandlerFailed,
-                   "node filter refused the pool " + filter.Describe() + ": " + all,
-                   std::string(bus_protocol::kAppCodeFilter));
+    throw AppError(AppCode::kFilter,
+                   "node filter refused the pool " + filter.Describe() + ": " + all);
   }
 
   std::vector<SelectionCandidate> pool;
@@ -192,68 +200,87 @@ json Select(const NomadContext& c, const Envelope& e) {
     instance_of[stub.id] = *instance;
     pool.push_back(std::move(candidate));
   }
-  auto selection = SelectNodes(strategy, pool, count);
-  json selected = json::array();
-  for (const auto& id : selection.node_ids)
-    selected.push_back({{"node_id", id}, {"instance", instance_of[id]}});
-  return {{"selected", std::move(selected)}, {"note", selection.note}};
+  auto selection = SelectNodes(strategy, pool, static_cast<std::size_t>(r.count));
+  nm::SelectReply reply;
+  for (const auto& id : selection.node_ids) reply.selected.push_back({id, instance_of[id]});
+  reply.note = selection.note;
+  return reply;
 }
 
-json Drain(const NomadContext& c, const Envelope& e) {
+nm::DrainOutcome OutcomeOf(DrainOutcome outcome) {
+  switch (outcome) {
+    case DrainOutcome::drained:
+      return nm::DrainOutcome::kDrained;
+    case DrainOutcome::drain_failed:
+      return nm::DrainOutcome::kDrainFailed;
+    case DrainOutcome::gone:
+      return nm::DrainOutcome::kGone;
+  }
+  return nm::DrainOutcome::kDrainFailed;
+}
+
+nm::DrainReply Drain(const NomadContext& c, const nm::DrainRequest& r, const Envelope& e) {
   if (e.idempotency_key.empty())
-    throw BadPayload(e.type, "needs an idempotency key (draining changes the cluster)");
-  const Policy policy = PolicyOf(e);
-  const auto ids = StringList(e, "node_ids");
-  auto options = DrainOptions::FromPolicyConfig(policy);
+    throw BusError(ErrorCode::kBadPayload,
+                   e.type + ": needs an idempotency key (draining changes the cluster)");
+  RequireNonEmpty(r.kType, "node_ids", r.node_ids);
+  auto options = DrainOptions::FromPolicyConfig(r.policy);
   options.grace = c.drain_grace;
   options.no_deadline_limit = c.drain_no_deadline_limit;
   DrainCoordinator drains(c.api, options, PublishTo(c.events));
-  json results = json::array();
-  for (const auto& r : drains.DrainAll(ids)) {
-    results.push_back({{"node_id", r.node_id},
-                       {"outcome", OutcomeName(r.outcome)},
-                       {"reason", r.reason},
-                       {"deadline_reached", r.deadline_reached},
-                       {"elapsed_ms", r.elapsed.count()}});
+  nm::DrainReply reply;
+  for (const auto& d : drains.DrainAll(r.node_ids)) {
+    reply.results.push_back(
+        {d.node_id, OutcomeOf(d.outcome), d.reason, d.deadline_reached, d.elapsed.count()});
   }
-  return {{"results", std::move(results)}};
+  return reply;
 }
 
-json Purge(const NomadContext& c, const Envelope& e) {
-  const auto ids = StringList(e, "node_ids");
+nm::PurgeReply Purge(const NomadContext& c, const nm::PurgeRequest& r, const Envelope&) {
+  RequireNonEmpty(r.kType, "node_ids", r.node_ids);
   DrainCoordinator nodes(c.api, DrainOptions{}, PublishTo(c.events));
-  json purged = json::array();
-  json gone = json::array();
-  for (const auto& id : ids) (nodes.Purge(id) ? purged : gone).push_back(id);
-  return {{"purged", std::move(purged)}, {"already_gone", std::move(gone)}};
+  nm::PurgeReply reply;
+  for (const auto& id : r.node_ids)
+    (nodes.Purge(id) ? reply.purged : reply.already_gone).push_back(id);
+  return reply;
 }
 
-json MarkEligible(const NomadContext& c, const Envelope& e) {
-  const auto ids = StringList(e, "node_ids");
+nm::MarkEligibleReply MarkEligible(const NomadContext& c, const nm::MarkEligibleRequest& r,
+                                   const Envelope&) {
+  RequireNonEmpty(r.kType, "node_ids", r.node_ids);
   DrainCoordinator nodes(c.api, DrainOptions{}, PublishTo(c.events));
-  json ok = json::array();
-  json gone = json::array();
-  for (const auto& id : ids) (nodes.MarkEligible(id) ? ok : gone).push_back(id);
-  return {{"ok", std::move(ok)}, {"gone", std::move(gone)}};
+  nm::MarkEligibleReply reply;
+  for (const auto& id : r.node_ids) (nodes.MarkEligible(id) ? reply.ok : reply.gone).push_back(id);
+  return reply;
 }
 
-// One error type leaves this boundary: BusError, with the Nomad kind as app_code.
+// A request type with its handler: the payload is decoded by the contract
+// (missing, mistyped and unknown fields are refused, naming the field), the
+// reply encoded by it.
+template <class Request>
+std::pair<std::string_view, Work> Route(typename Request::Reply (*handler)(const NomadContext&,
+                                                                           const Request&,
+                                                                           const Envelope&)) {
+  return {Request::kType, [handler](const NomadContext& c, const Envelope& e) {
+            return contracts::Encode(
+                handler(c, contracts::Decode<Request>(e.payload, Request::kType), e));
+          }};
+}
+
+// One error type leaves this boundary: BusError, with an AppCode for domain failures.
 BusAnswer Run(const NomadContext& c, const Work& work, const Envelope& e) {
   try {
     return BusAnswer::Ok(work(c, e));
   } catch (const BusError& err) {
     return BusAnswer::Fail(err);
   } catch (const NomadConfigError& err) {
-    return BusAnswer::Fail(BusError(ErrorCode::kHandlerFailed, err.what(),
-                                    std::string(bus_protocol::kAppCodeInvalidConfig)));
+    return BusAnswer::Fail(AppError(AppCode::kInvalidConfig, err.what()));
   } catch (const NomadError& err) {
     spdlog::warn("{} failed: {}", e.type, err.message);
-    return BusAnswer::Fail(
-        BusError(ErrorCode::kHandlerFailed, err.message, std::string(KindName(err.kind))));
+    return BusAnswer::Fail(AppError(AppCodeOf(err.kind), err.message));
   } catch (const std::exception& err) {
     spdlog::error("{} failed unexpectedly: {}", e.type, err.what());
-    return BusAnswer::Fail(
-        BusError(ErrorCode::kHandlerFailed, e.type + " failed: " + err.what(), "internal"));
+    return BusAnswer::Fail(AppError(AppCode::kInternal, e.type + " failed: " + err.what()));
   }
 }
 
@@ -285,11 +312,7 @@ void ServeNomad(caf::actor_system& system, bus::BusServer& server, bus::EventPub
       NomadContext{NomadApi(std::move(config), options.request_timeout), events,
                    std::move(options.env), options.drain_grace, options.drain_no_deadline_limit});
   const std::pair<std::string_view, Work> types[] = {
-      {bus_protocol::kPoolNodes, PoolNodes},
-      {bus_protocol::kSelect, Select},
-      {bus_protocol::kDrain, Drain},
-      {bus_protocol::kPurge, Purge},
-      {bus_protocol::kMarkEligible, MarkEligible},
+      Route(PoolNodes), Route(Select), Route(Drain), Route(Purge), Route(MarkEligible),
   };
   for (const auto& [type, work] : types) {
     bus::ServeWithActor(server, system, std::string(type),

@@ -1,5 +1,5 @@
 #pragma once
-// Serves the nomad.* bus messages (nomad/bus_protocol.h) with CAF actors.
+// Serves the nomad.* bus contract (contracts/nomad.h) with CAF actors.
 // Every request runs on its own blocking (hence detached) actor, because the
 // Nomad calls block for up to minutes (drains): neither the bus I/O thread
 // nor CAF's scheduler threads ever wait on HTTP.

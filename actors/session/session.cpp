@@ -7,13 +7,14 @@
 #include <memory>
 
 #include "bus/caf_bridge.h"
+#include "contracts/app_code.h"
+#include "contracts/codec.h"
 #include "contracts/multipass.h"
 #include "multipass/launch_scheduler.h"
 
 namespace mps::multipass {
 namespace {
 
-namespace proto = bus_protocol;
 using bus::BusAnswer;
 using bus::BusError;
 using bus::ErrorCode;
@@ -45,53 +46,104 @@ std::string InstanceNameFilter::Describe() const {
 
 namespace {
 
+namespace mp = contracts::multipass;
+using contracts::AppCode;
+using contracts::AppError;
+
+// The one place a MultipassError kind becomes the bus error's app code.
+AppCode AppCodeOf(MultipassError::Kind kind) {
+  using K = MultipassError::Kind;
+  switch (kind) {
+    case K::unreachable:
+      return AppCode::kUnreachable;
+    case K::unauthenticated:
+      return AppCode::kUnauthenticated;
+    case K::wrong_passphrase:
+      return AppCode::kWrongPassphrase;
+    case K::passphrase_not_set:
+      return AppCode::kPassphraseNotSet;
+    case K::image_not_found:
+      return AppCode::kImageNotFound;
+    case K::invalid_name:
+      return AppCode::kInvalidName;
+    case K::name_taken:
+      return AppCode::kNameTaken;
+    case K::invalid_argument:
+      return AppCode::kInvalidArgument;
+    case K::out_of_resources:
+      return AppCode::kOutOfResources;
+    case K::launch_timeout:
+      return AppCode::kLaunchTimeout;
+    case K::not_found:
+      return AppCode::kNotFound;
+    case K::aborted:
+      return AppCode::kAborted;
+    case K::timeout:
+      return AppCode::kTimeout;
+    case K::cancelled:
+      return AppCode::kCancelled;
+    case K::invalid_config:
+      return AppCode::kInvalidConfig;
+    case K::internal:
+      return AppCode::kInternal;
+  }
+  return AppCode::kInternal;
+}
+
 BusError FromMultipass(const MultipassError& e) {
-  return BusError(ErrorCode::kHandlerFailed, e.message, std::string(KindName(e.kind)));
+  return AppError(AppCodeOf(e.kind), e.message);
 }
 
-BusError BadPayload(const std::string& type, const std::string& what) {
-  return BusError(ErrorCode::kBadPayload, "'" + type + "': " + what);
+mp::InstanceFailed FailedEvent(const std::string& name, const MultipassError& e) {
+  return {name, e.message, std::string(contracts::AppCodeName(AppCodeOf(e.kind))),
+          e.leftover_instance};
 }
 
-std::string StringField(const bus::Envelope& r, const char* key, bool required) {
-  const auto& p = r.payload;
-  if (!p.is_object() || !p.contains(key) || p[key].is_null()) {
-    if (required) throw BadPayload(r.type, std::string("field '") + key + "' is required (string)");
-    return {};
-  }
-  if (!p[key].is_string())
-    throw BadPayload(r.type, std::string("field '") + key + "' must be a string");
-  return p[key].get<std::string>();
+template <class Request>
+Request DecodeRequest(const bus::Envelope& r) {
+  return contracts::Decode<Request>(r.payload, Request::kType);
 }
 
-int IntField(const bus::Envelope& r, const char* key, int fallback) {
-  const auto& p = r.payload;
-  if (!p.is_object() || !p.contains(key) || p[key].is_null()) return fallback;
-  if (!p[key].is_number_integer() || p[key].get<long long>() < 0 ||
-      p[key].get<long long>() > 1'000'000)
-    throw BadPayload(r.type, std::string("field '") + key + "' must be a non-negative integer");
-  return p[key].get<int>();
+template <class Reply>
+BusAnswer Answer(const Reply& reply) {
+  return BusAnswer::Ok(contracts::Encode(reply));
 }
 
-std::vector<std::string> NamesField(const bus::Envelope& r) {
-  const auto& p = r.payload;
-  if (!p.is_object() || !p.contains("names") || p["names"].is_null()) return {};
-  if (!p["names"].is_array()) throw BadPayload(r.type, "field 'names' must be an array of strings");
-  std::vector<std::string> names;
-  for (const auto& n : p["names"]) {
-    if (!n.is_string() || n.get<std::string>().empty())
-      throw BadPayload(r.type, "field 'names' must hold non-empty strings");
-    names.push_back(n.get<std::string>());
-  }
-  return names;
+void RequireIdempotencyKey(const bus::Envelope& r) {
+  if (r.idempotency_key.empty())
+    throw BusError(ErrorCode::kBadPayload, r.type + ": an idempotency key is required");
 }
 
-nlohmann::json InstanceJson(const std::string& name, InstanceState state,
-                            const std::vector<std::string>& ipv4, const std::string& release) {
-  return {{"name", name},
-          {"state", std::string(StateName(state))},
-          {"ipv4", ipv4},
-          {"release", release}};
+void RequireNoEmptyName(std::string_view type, const std::vector<std::string>& names) {
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (names[i].empty())
+      throw contracts::ContractError(type, "names[" + std::to_string(i) + "]", "must not be empty");
+}
+
+// A delete or start names at least one instance: the daemon reads an empty
+// list as every instance on the host.
+void RequireNames(std::string_view type, const std::vector<std::string>& names) {
+  if (names.empty())
+    throw AppError(AppCode::kInvalidArgument,
+                   "'" + std::string(type) +
+                       "' needs a non-empty 'names' list (an empty one would act on every "
+                       "instance on the host)");
+  RequireNoEmptyName(type, names);
+}
+
+// cpus and timeout_s: absent = the daemon's default (0).
+int Bounded(const std::optional<int>& value, const char* field) {
+  constexpr int kMax = 1'000'000;
+  if (value && (*value < 0 || *value > kMax))
+    throw contracts::ContractError(
+        mp::LaunchRequest::kType, field,
+        "must be between 0 and " + std::to_string(kMax) + ", got " + std::to_string(*value));
+  return value.value_or(0);
+}
+
+mp::Instance InstanceOf(const std::string& name, InstanceState state,
+                        const std::vector<std::string>& ipv4, const std::string& release) {
+  return {name, std::string(StateName(state)), ipv4, release};
 }
 
 std::int64_t UnixMsOf(LaunchScheduler::Clock::time_point t) {
@@ -100,15 +152,27 @@ std::int64_t UnixMsOf(LaunchScheduler::Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
 }
 
+template <class Event>
+void Publish(bus::EventPublisher* events, const Event& event) {
+  if (events != nullptr) events->Publish(std::string(Event::kType), contracts::Encode(event));
+}
+
 struct SessionState {
   std::shared_ptr<MultipassClient> client;
   std::unique_ptr<LaunchScheduler> scheduler;
   std::unique_ptr<InstanceNameFilter> filter;
   bus::EventPublisher* events = nullptr;
+  // Where the bus server parks the Responders of requests for us (null when
+  // the session is not served on a bus).
+  std::shared_ptr<bus::ResponderTable> responders;
   std::uint64_t next_launch = 1;
   std::map<std::uint64_t, caf::typed_response_promise<BusAnswer>> launches;
 
   ~SessionState() {
+    // First, so that requests arriving while running launches finish are
+    // refused at once instead of waiting for an actor that is going away.
+    if (responders)
+      responders->Close(BusError(ErrorCode::kShuttingDown, "the multipass session is stopping"));
     if (!scheduler) return;
     auto in_flight = scheduler->InFlightLaunches();
     if (!in_flight.empty()) {
@@ -124,86 +188,73 @@ struct SessionState {
     scheduler->Shutdown();
   }
 
-  void Publish(std::string_view type, nlohmann::json fields) const {
-    if (events != nullptr) events->Publish(std::string(type), std::move(fields));
-  }
-
   void CheckAllowed(const std::string& name) const {
     if (!filter->Allows(name))
-      throw BusError(ErrorCode::kHandlerFailed,
-                     "instance '" + name + "' is outside this host's allowed names (" +
-                         filter->Describe() + ")",
-                     "not_allowed");
+      throw AppError(AppCode::kNotAllowed, "instance '" + name +
+                                               "' is outside this host's allowed names (" +
+                                               filter->Describe() + ")");
   }
 
-  nlohmann::json List(const bus::Envelope& r) const {
-    auto prefix = StringField(r, "prefix", false);
+  mp::ListReply List(const mp::ListRequest& request) const {
+    const auto& prefix = request.prefix;
     auto matches = [&](const std::string& name) {
       return filter->Allows(name) &&
              (prefix.empty() || InstanceNameFilter::MatchesPrefix(name, prefix));
     };
-    nlohmann::json instances = nlohmann::json::array();
+    mp::ListReply reply;
     for (const auto& i : client->List(prefix.empty() ? std::string() : prefix + "-"))
-      if (matches(i.name)) instances.push_back(InstanceJson(i.name, i.state, i.ipv4, i.release));
-    nlohmann::json in_flight = nlohmann::json::array();
+      if (matches(i.name))
+        reply.instances.push_back(InstanceOf(i.name, i.state, i.ipv4, i.release));
     for (const auto& f : scheduler->InFlightLaunches())
-      if (matches(f.name))
-        in_flight.push_back(
-            {{"name", f.name}, {"image", f.image}, {"submitted_ms", UnixMsOf(f.submitted_at)}});
-    return {{"instances", instances}, {"in_flight", in_flight}};
+      if (matches(f.name)) reply.in_flight.push_back({f.name, f.image, UnixMsOf(f.submitted_at)});
+    return reply;
   }
 
-  nlohmann::json Info(const bus::Envelope& r) const {
-    auto names = NamesField(r);
-    for (const auto& n : names) CheckAllowed(n);
-    nlohmann::json instances = nlohmann::json::array();
-    for (const auto& d : client->Info(names, /*runtime_information=*/true))
+  mp::InfoReply Info(const mp::InfoRequest& request) const {
+    RequireNoEmptyName(mp::InfoRequest::kType, request.names);
+    for (const auto& n : request.names) CheckAllowed(n);
+    mp::InfoReply reply;
+    for (const auto& d : client->Info(request.names, /*runtime_information=*/true))
       if (filter->Allows(d.name))
-        instances.push_back(InstanceJson(d.name, d.state, d.ipv4, d.image_release));
-    return {{"instances", instances}};
+        reply.instances.push_back(InstanceOf(d.name, d.state, d.ipv4, d.image_release));
+    return reply;
   }
 
-  nlohmann::json Delete(const bus::Envelope& r) const {
-    auto names = NamesField(r);
-    if (names.empty())
-      throw BusError(ErrorCode::kHandlerFailed,
-                     "'multipass.delete' needs a non-empty 'names' list (an empty delete "
-                     "would remove every instance on the host)",
-                     "invalid_argument");
-    if (r.idempotency_key.empty()) throw BadPayload(r.type, "an idempotency key is required");
-    for (const auto& n : names) CheckAllowed(n);
-    auto deleted = client->Delete(names);
-    for (const auto& n : deleted) Publish(proto::kInstanceDeleted, {{"name", n}});
-    return {{"deleted", deleted}};
+  mp::DeleteReply Delete(const bus::Envelope& r) const {
+    auto request = DecodeRequest<mp::DeleteRequest>(r);
+    RequireNames(r.type, request.names);
+    RequireIdempotencyKey(r);
+    for (const auto& n : request.names) CheckAllowed(n);
+    mp::DeleteReply reply{client->Delete(request.names)};
+    for (const auto& n : reply.deleted) Publish(events, mp::InstanceDeleted{n});
+    return reply;
   }
 
-  nlohmann::json Start(const bus::Envelope& r) const {
-    auto names = NamesField(r);
-    if (names.empty())
-      throw BusError(ErrorCode::kHandlerFailed, "'multipass.start' needs a non-empty 'names' list",
-                     "invalid_argument");
-    if (r.idempotency_key.empty()) throw BadPayload(r.type, "an idempotency key is required");
-    for (const auto& n : names) CheckAllowed(n);
-    client->Start(names);
-    for (const auto& n : names) Publish(proto::kInstanceRunning, {{"name", n}});
-    return {{"started", names}};
+  mp::StartReply Start(const bus::Envelope& r) const {
+    auto request = DecodeRequest<mp::StartRequest>(r);
+    RequireNames(r.type, request.names);
+    RequireIdempotencyKey(r);
+    for (const auto& n : request.names) CheckAllowed(n);
+    client->Start(request.names);
+    for (const auto& n : request.names) Publish(events, mp::InstanceRunning{n});
+    return {request.names};
   }
 
-  nlohmann::json Version() const {
-    return {{"version", client->Version()}, {"address", client->endpoint().address}};
-  }
+  mp::VersionReply Version() const { return {client->Version(), client->endpoint().address}; }
 
   LaunchSpec LaunchSpecOf(const bus::Envelope& r) const {
-    if (r.idempotency_key.empty()) throw BadPayload(r.type, "an idempotency key is required");
+    auto request = DecodeRequest<mp::LaunchRequest>(r);
+    RequireIdempotencyKey(r);
+    CheckAllowed(request.name);
     LaunchSpec spec;
-    spec.name = StringField(r, "name", true);
-    CheckAllowed(spec.name);
-    spec.image = StringField(r, "image", false);
-    spec.cpus = IntField(r, "cpus", 0);
-    spec.memory = StringField(r, "memory", false);
-    spec.disk = StringField(r, "disk", false);
-    spec.cloud_init_user_data = StringField(r, "cloud_init", false);
-    if (int t = IntField(r, "timeout_s", 0); t > 0) spec.timeout = std::chrono::seconds(t);
+    spec.name = request.name;
+    spec.image = request.image;
+    spec.cpus = Bounded(request.cpus, "cpus");
+    spec.memory = request.memory;
+    spec.disk = request.disk;
+    spec.cloud_init_user_data = request.cloud_init;
+    if (int t = Bounded(request.timeout_s, "timeout_s"); t > 0)
+      spec.timeout = std::chrono::seconds(t);
     return spec;
   }
 };
@@ -216,35 +267,33 @@ using DeferredReply = std::function<void(BusAnswer)>;
 std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
                                        const std::function<DeferredReply()>& make_deferred) {
   try {
-    if (r.type == proto::kList) return BusAnswer::Ok(s.List(r));
-    if (r.type == proto::kInfo) return BusAnswer::Ok(s.Info(r));
-    if (r.type == proto::kDelete) return BusAnswer::Ok(s.Delete(r));
-    if (r.type == proto::kVersion) return BusAnswer::Ok(s.Version());
-    if (r.type == proto::kStart) return BusAnswer::Ok(s.Start(r));
-    if (r.type != proto::kLaunch)
+    if (r.type == mp::ListRequest::kType) return Answer(s.List(DecodeRequest<mp::ListRequest>(r)));
+    if (r.type == mp::InfoRequest::kType) return Answer(s.Info(DecodeRequest<mp::InfoRequest>(r)));
+    if (r.type == mp::DeleteRequest::kType) return Answer(s.Delete(r));
+    if (r.type == mp::VersionRequest::kType) {
+      DecodeRequest<mp::VersionRequest>(r);  // no fields: refuses unknown ones
+      return Answer(s.Version());
+    }
+    if (r.type == mp::StartRequest::kType) return Answer(s.Start(r));
+    if (r.type != mp::LaunchRequest::kType)
       return BusAnswer::Fail(BusError(ErrorCode::kUnknownType,
                                       "the multipass session does not serve '" + r.type + "'"));
     auto spec = s.LaunchSpecOf(r);
     bus::EventPublisher* pub = s.events;
     // Published before Submit: a fast failure's event must not overtake it.
-    s.Publish(proto::kInstanceLaunching, {{"name", spec.name}, {"image", spec.image}});
+    Publish(pub, mp::InstanceLaunching{spec.name, spec.image});
     auto reply = std::make_shared<DeferredReply>();
     auto completion = [pub, reply](const LaunchSpec& done,
                                    const std::optional<MultipassError>& error) {
       if (error) {
-        nlohmann::json fields{{"name", done.name},
-                              {"error", error->message},
-                              {"kind", std::string(KindName(error->kind))}};
-        if (error->leftover_instance) fields["leftover"] = *error->leftover_instance;
-        if (pub != nullptr) pub->Publish(std::string(proto::kInstanceFailed), fields);
+        Publish(pub, FailedEvent(done.name, *error));
         spdlog::warn("launch of {} failed ({}): {}", done.name, KindName(error->kind),
                      error->message);
         (*reply)(BusAnswer::Fail(FromMultipass(*error)));
       } else {
-        if (pub != nullptr)
-          pub->Publish(std::string(proto::kInstanceRunning), {{"name", done.name}});
+        Publish(pub, mp::InstanceRunning{done.name});
         spdlog::info("launched {}", done.name);
-        (*reply)(BusAnswer::Ok({{"name", done.name}}));
+        (*reply)(Answer(mp::LaunchReply{done.name}));
       }
     };
     try {
@@ -252,9 +301,7 @@ std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
       *reply = make_deferred();
       s.scheduler->Submit(spec, completion);
     } catch (const MultipassError& e) {
-      s.Publish(
-          proto::kInstanceFailed,
-          {{"name", spec.name}, {"error", e.message}, {"kind", std::string(KindName(e.kind))}});
+      Publish(pub, FailedEvent(spec.name, e));
       (*reply)(BusAnswer::Fail(FromMultipass(e)));
       return std::nullopt;
     }
@@ -264,8 +311,7 @@ std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
   } catch (const BusError& e) {
     return BusAnswer::Fail(e);
   } catch (const std::exception& e) {
-    return BusAnswer::Fail(
-        BusError(ErrorCode::kHandlerFailed, "'" + r.type + "': " + e.what(), "internal"));
+    return BusAnswer::Fail(AppError(AppCode::kInternal, "'" + r.type + "': " + e.what()));
   }
 }
 
@@ -278,9 +324,11 @@ void AnswerOnBus(const bus::Responder& responder, const BusAnswer& answer) {
 }
 
 caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublisher* events,
-                      std::shared_ptr<MultipassClient> client, SessionOptions options) {
+                      std::shared_ptr<MultipassClient> client, SessionOptions options,
+                      std::shared_ptr<bus::ResponderTable> responders) {
   auto& st = self->state;
   st.events = events;
+  st.responders = std::move(responders);
   st.filter = std::make_unique<InstanceNameFilter>(options.allowed_prefixes);
   st.client = std::move(client);
   st.scheduler = std::make_unique<LaunchScheduler>(*st.client, options.max_parallel_launches);
@@ -304,19 +352,22 @@ caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublish
         if (answer) return std::move(*answer);
         return s.launches.at(id);
       },
-      // Straight from the bus server: the Responder is thread-safe, so a launch
-      // answers from the scheduler's thread, and no CAF request timeout keeps
-      // anything alive past shutdown.
-      [=](const bus::Envelope& r, const bus::Responder& responder) {
-        if (responder.remaining().count() <= 0) {
-          responder.Fail(BusError(ErrorCode::kDeadlineExpired,
-                                  "'" + r.type + "' expired before the session could start it"));
+      // From the bus server (ServeWithResponders): the Responder is
+      // thread-safe, so a launch answers from the scheduler's thread, and no
+      // CAF request timeout keeps anything alive past shutdown.
+      [=](bus::bus_serve_atom, std::uint64_t ticket, const bus::Envelope& r) {
+        auto& s = self->state;
+        auto responder = s.responders ? s.responders->Claim(ticket) : std::nullopt;
+        if (!responder) return;
+        if (responder->remaining().count() <= 0) {
+          responder->Fail(BusError(ErrorCode::kDeadlineExpired,
+                                   "'" + r.type + "' expired before the session could start it"));
           return;
         }
-        auto answer = HandleRequest(self->state, r, [responder]() -> DeferredReply {
-          return [responder](BusAnswer a) { AnswerOnBus(responder, a); };
+        auto answer = HandleRequest(s, r, [responder]() -> DeferredReply {
+          return [responder](BusAnswer a) { AnswerOnBus(*responder, a); };
         });
-        if (answer) AnswerOnBus(responder, *answer);
+        if (answer) AnswerOnBus(*responder, *answer);
       },
       [=](launch_done_atom, std::uint64_t id, BusAnswer& answer) {
         auto& launches = self->state.launches;
@@ -328,27 +379,32 @@ caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublish
   };
 }
 
+caf::actor Spawn(caf::actor_system& system, bus::EventPublisher* events, SessionOptions options,
+                 std::shared_ptr<bus::ResponderTable> responders) {
+  // Made here so that a bad address or credentials file is thrown to the
+  // caller instead of killing a freshly spawned actor.
+  auto client = std::make_shared<MultipassClient>(options.client);
+  return system.spawn<caf::detached>(Session, events, std::move(client), std::move(options),
+                                     std::move(responders));
+}
+
 }  // namespace
 
 caf::actor SpawnMultipassSession(caf::actor_system& system, bus::EventPublisher* events,
                                  SessionOptions options) {
-  // Made here so that a bad address or credentials file is thrown to the
-  // caller instead of killing a freshly spawned actor.
-  auto client = std::make_shared<MultipassClient>(options.client);
-  return system.spawn<caf::detached>(Session, events, std::move(client), std::move(options));
+  return Spawn(system, events, std::move(options), nullptr);
 }
 
 caf::actor ServeMultipassSession(caf::actor_system& system, bus::BusServer& server,
                                  bus::EventPublisher* events, SessionOptions options) {
-  auto session = SpawnMultipassSession(system, events, std::move(options));
-  // Not ServeWithActor: its dispatcher's CAF request timeouts hold the actors
-  // for the full bus deadline after shutdown (hostd took 10 s to exit).
-  for (auto type :
-       {proto::kList, proto::kLaunch, proto::kDelete, proto::kInfo, proto::kVersion, proto::kStart})
-    server.Handle(std::string(type),
-                  [session](const bus::Request& request, bus::Responder responder) {
-                    caf::anon_send(session, request.envelope, std::move(responder));
-                  });
+  auto responders = std::make_shared<bus::ResponderTable>();
+  auto session = Spawn(system, events, std::move(options), responders);
+  // Not ServeWithActor: its relay actors' CAF request timeouts would keep the
+  // actor system busy for the full bus deadline after shutdown (hostd took
+  // 10 s to exit); the session answers through the Responders itself.
+  for (auto type : {mp::ListRequest::kType, mp::LaunchRequest::kType, mp::DeleteRequest::kType,
+                    mp::InfoRequest::kType, mp::VersionRequest::kType, mp::StartRequest::kType})
+    bus::ServeWithResponders(server, std::string(type), session, responders);
   return session;
 }
 

@@ -1,8 +1,8 @@
 #pragma once
 // The Multipass session actor: one MultipassClient plus a LaunchScheduler,
-// serving the messages of bus_protocol.h. Blocking gRPC calls run on the
-// actor's own (detached) thread or on the scheduler's workers, never on the
-// bus I/O thread or a CAF scheduler thread.
+// serving the multipass.* contract (contracts/multipass.h). Blocking gRPC
+// calls run on the actor's own (detached) thread or on the scheduler's
+// workers, never on the bus I/O thread or a CAF scheduler thread.
 #include <chrono>
 #include <cstddef>
 #include <string>
@@ -39,17 +39,18 @@ class InstanceNameFilter {
 };
 
 // Spawns the session actor (detached). It answers `(bus_request_atom,
-// Envelope)` with a BusAnswer for the five bus_protocol types (the
-// caf_bridge.h convention, for CAF callers), and `(Envelope, Responder)` by
-// answering through the Responder (what ServeMultipassSession sends). Throws
+// Envelope)` with a BusAnswer for the six multipass.* types (the
+// caf_bridge.h convention, for CAF callers). Throws
 // MultipassError(invalid_config) for a bad address or credentials file.
 // `events` may be null; otherwise it must outlive the actor (see StopMultipassSession).
 caf::actor SpawnMultipassSession(caf::actor_system& system, bus::EventPublisher* events,
                                  SessionOptions options);
 
-// Spawns the session actor and registers all five bus_protocol types on
-// `server` (call before server.Start()). Returns the actor: stop it with
-// StopMultipassSession before destroying the publisher and the actor system.
+// Spawns the session actor and registers the six multipass.* types on
+// `server` (call before server.Start()); the session answers each request
+// through its Responder (caf_bridge.h's ServeWithResponders). Returns the
+// actor: stop it with StopMultipassSession before destroying the publisher
+// and the actor system.
 caf::actor ServeMultipassSession(caf::actor_system& system, bus::BusServer& server,
                                  bus::EventPublisher* events, SessionOptions options);
 

@@ -6,6 +6,11 @@
 // know is a kBadPayload error naming the message type and the field's path
 // (`multipass.launch: field 'cpus': expected an integer, got "two"`).
 //
+// Field kinds: Required (present and not null), Optional (may be absent or
+// null; written only when set) and Nullable (a std::optional written as null
+// when empty, so the key is always there: the `int|null` of a documented
+// reply; read like Optional).
+//
 // Supported field types: std::string, bool, integers (range-checked), enums
 // with a names table (ADL `EnumNames(T)` returning pairs of {value, name}),
 // std::optional<T>, std::vector<T>, std::map<std::string, T>, nested
@@ -67,6 +72,8 @@ struct FieldProbe {
   void Required(const char*, T&) {}
   template <class T>
   void Optional(const char*, T&) {}
+  template <class T>
+  void Nullable(const char*, std::optional<T>&) {}
 };
 
 template <class T>
@@ -107,6 +114,10 @@ class ObjectWriter {
     }
     out_[key] = Write(value);
   }
+  template <class T>
+  void Nullable(const char* key, std::optional<T>& value) {
+    out_[key] = Write(value);  // null when empty
+  }
   json Take() { return std::move(out_); }
 
  private:
@@ -133,6 +144,10 @@ class ObjectReader {
     auto it = in_.find(key);
     if (it == in_.end() || it->is_null()) return;  // the default stays
     Read(*it, value, type_, Join(path_, key));
+  }
+  template <class T>
+  void Nullable(const char* key, std::optional<T>& value) {
+    Optional(key, value);
   }
   // Every field of the payload must be one the contract knows.
   void RejectUnknown() const;
@@ -187,11 +202,13 @@ void ReadInteger(const json& in, Int& out, std::string_view type, const std::str
     fits = in.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<Int>::max());
   } else if (in.is_number_integer()) {
     auto v = in.get<std::int64_t>();
-    fits = std::is_signed_v<Int>
-               ? v >= static_cast<std::int64_t>(std::numeric_limits<Int>::min()) &&
-                     static_cast<std::uint64_t>(v) <=
-                         static_cast<std::uint64_t>(std::numeric_limits<Int>::max())
-               : v >= 0;
+    if constexpr (std::is_signed_v<Int>) {
+      fits = v >= static_cast<std::int64_t>(std::numeric_limits<Int>::min()) &&
+             v <= static_cast<std::int64_t>(std::numeric_limits<Int>::max());
+    } else {
+      fits = v >= 0 && static_cast<std::uint64_t>(v) <=
+                           static_cast<std::uint64_t>(std::numeric_limits<Int>::max());
+    }
   } else {
     throw ContractError(type, path, "expected an integer, got " + TypeOf(in));
   }

@@ -34,7 +34,7 @@ struct PoolNode {
   void VisitFields(V& v) {
     v.Required("id", id);
     v.Optional("name", name);
-    v.Optional("instance", instance);
+    v.Nullable("instance", instance);
     v.Required("status", status);
     v.Required("drain", drain);
     v.Required("eligible", eligible);
@@ -187,6 +187,54 @@ struct MarkEligibleRequest {
   }
 };
 
+// Events of the actor (topic = kType), published as its drains and purges go.
+struct NodeDraining {
+  static constexpr std::string_view kType = "node.draining";
+  std::string node_id;
+  std::string deadline;  // Go duration, as the policy gave it
+  bool ignore_system_jobs = false;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("node_id", node_id);
+    v.Required("deadline", deadline);
+    v.Required("ignore_system_jobs", ignore_system_jobs);
+  }
+};
+struct NodeDrained {
+  static constexpr std::string_view kType = "node.drained";
+  std::string node_id;
+  std::int64_t elapsed_ms = 0;
+  bool deadline_reached = false;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("node_id", node_id);
+    v.Required("elapsed_ms", elapsed_ms);
+    v.Required("deadline_reached", deadline_reached);
+  }
+};
+struct NodeDrainFailed {
+  static constexpr std::string_view kType = "node.drain_failed";
+  std::string node_id;
+  std::string reason;
+  std::int64_t elapsed_ms = 0;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("node_id", node_id);
+    v.Required("reason", reason);
+    v.Required("elapsed_ms", elapsed_ms);
+  }
+};
+struct NodePurged {
+  static constexpr std::string_view kType = "node.purged";
+  std::string node_id;
+  bool already_gone = false;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("node_id", node_id);
+    v.Required("already_gone", already_gone);
+  }
+};
+
 }  // namespace mps::contracts::nomad
 
 // The message type names under their older spelling, for code not yet
@@ -197,10 +245,10 @@ inline constexpr std::string_view kSelect = contracts::nomad::SelectRequest::kTy
 inline constexpr std::string_view kDrain = contracts::nomad::DrainRequest::kType;
 inline constexpr std::string_view kPurge = contracts::nomad::PurgeRequest::kType;
 inline constexpr std::string_view kMarkEligible = contracts::nomad::MarkEligibleRequest::kType;
-inline constexpr std::string_view kNodeDraining = "node.draining";
-inline constexpr std::string_view kNodeDrained = "node.drained";
-inline constexpr std::string_view kNodeDrainFailed = "node.drain_failed";
-inline constexpr std::string_view kNodePurged = "node.purged";
+inline constexpr std::string_view kNodeDraining = contracts::nomad::NodeDraining::kType;
+inline constexpr std::string_view kNodeDrained = contracts::nomad::NodeDrained::kType;
+inline constexpr std::string_view kNodeDrainFailed = contracts::nomad::NodeDrainFailed::kType;
+inline constexpr std::string_view kNodePurged = contracts::nomad::NodePurged::kType;
 inline constexpr std::string_view kAppCodeInvalidConfig = "invalid_config";
 inline constexpr std::string_view kAppCodeFilter = "filter";
 }  // namespace mps::nomad::bus_protocol

@@ -1,49 +1,309 @@
 #pragma once
-// What multipass-target serves on its status endpoint (plugin config
-// `status_address`; events on bus::EventsEndpointFor(status_address)). Only
-// reads are served there: every key admitted is a read-only key.
-//
-// Requests (payload -> reply payload):
-//   state.pools   {pool?: str}  -> {pools: [PoolView]}   (pool = instance name prefix)
-//   events.replay (bus/events.h)
-//   PoolView = {pool, count: int, ready: bool, reasons: [str],
-//               last_event_ns: int|null, scale_request: str|null (running Scale),
-//               operations: [{kind: "launch"|"start"|"drain"|"delete", instance,
-//                             started_ns: int, request_id}],
-//               instances: [{name, state, counted: bool, node_id: str|null,
-//                            node_status: str|null, launched_ns: int|null}],
-//               launch_failures: {consecutive: int, last_error: str, next_retry_ns: int|null}}
-//
-// Events, one stream for every pool (topic = type; fields always include pool):
-//   scale.requested {pool, request_id, target, current, dry_run: bool, reason}
-//   scale.planned   {pool, request_id, outcome, message, actions: [str]}
-//   scale.completed {pool, request_id, count, message}
-//   scale.failed    {pool, request_id, error}
-//   instance.launching {pool, name, image}   instance.running {pool, name}
-//   instance.failed    {pool, name, error}   instance.deleted {pool, name, reason}
-//   node.registered {pool, instance, node_id}
-//   node.draining   {pool, instance, node_id}
-//   node.drained    {pool, instance, node_id}
-//   node.drain_failed {pool, instance, node_id, reason}
-//   node.purged     {pool, node_id}
+// The contract of what multipass-target serves on its status endpoint
+// (plugin config `status_address`; events on
+// bus::EventsEndpointFor(status_address)). Only reads are served there: every
+// key admitted is a read-only key. Requests: `state.pools` (below) and
+// `events.replay` (bus/events.h). Events: one stream for every pool, topic =
+// type, every event carries its pool.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
 
+namespace mps::contracts::status {
+
+enum class OperationKind { kLaunch, kStart, kDrain, kDelete };
+inline constexpr std::array<std::pair<OperationKind, std::string_view>, 4> EnumNames(
+    OperationKind) {
+  return {{{OperationKind::kLaunch, "launch"},
+           {OperationKind::kStart, "start"},
+           {OperationKind::kDrain, "drain"},
+           {OperationKind::kDelete, "delete"}}};
+}
+
+// An operation of a Scale in flight.
+struct Operation {
+  OperationKind kind = OperationKind::kLaunch;
+  std::string instance;
+  std::int64_t started_ns = 0;  // Unix time
+  std::string request_id;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("kind", kind);
+    v.Required("instance", instance);
+    v.Required("started_ns", started_ns);
+    v.Required("request_id", request_id);
+  }
+};
+
+struct InstanceView {
+  std::string name;
+  std::string state;     // "running", "starting", "stopped", ...
+  bool counted = false;  // counts toward the pool's count
+  std::optional<std::string> node_id;
+  std::optional<std::string> node_status;  // "ready", "draining", "down", ...
+  std::optional<std::int64_t> launched_ns;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("name", name);
+    v.Required("state", state);
+    v.Required("counted", counted);
+    v.Nullable("node_id", node_id);
+    v.Nullable("node_status", node_status);
+    v.Nullable("launched_ns", launched_ns);
+  }
+};
+
+struct LaunchFailures {
+  std::int64_t consecutive = 0;
+  std::string last_error;
+  std::optional<std::int64_t> next_retry_ns;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("consecutive", consecutive);
+    v.Required("last_error", last_error);
+    v.Nullable("next_retry_ns", next_retry_ns);
+  }
+};
+
+// One pool as the state cache sees it.
+struct PoolView {
+  std::string pool;  // the instance name prefix
+  std::int64_t count = 0;
+  bool ready = false;
+  std::vector<std::string> reasons;  // why not ready
+  std::optional<std::int64_t> last_event_ns;
+  std::optional<std::string> scale_request;  // the Scale running now
+  std::vector<Operation> operations;
+  std::vector<InstanceView> instances;
+  LaunchFailures launch_failures;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("count", count);
+    v.Required("ready", ready);
+    v.Required("reasons", reasons);
+    v.Nullable("last_event_ns", last_event_ns);
+    v.Nullable("scale_request", scale_request);
+    v.Required("operations", operations);
+    v.Required("instances", instances);
+    v.Required("launch_failures", launch_failures);
+  }
+};
+
+struct PoolsReply {
+  std::vector<PoolView> pools;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pools", pools);
+  }
+};
+struct PoolsRequest {
+  static constexpr std::string_view kType = "state.pools";
+  using Reply = PoolsReply;
+  std::optional<std::string> pool;  // only this pool; absent: every pool
+  template <class V>
+  void VisitFields(V& v) {
+    v.Optional("pool", pool);
+  }
+};
+
+// Events (topic = kType).
+struct ScaleRequested {
+  static constexpr std::string_view kType = "scale.requested";
+  std::string pool;
+  std::string request_id;
+  std::int64_t target = 0;
+  std::int64_t current = 0;
+  bool dry_run = false;
+  std::string reason;  // the autoscaler's
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("request_id", request_id);
+    v.Required("target", target);
+    v.Required("current", current);
+    v.Required("dry_run", dry_run);
+    v.Required("reason", reason);
+  }
+};
+struct ScalePlanned {
+  static constexpr std::string_view kType = "scale.planned";
+  std::string pool;
+  std::string request_id;
+  std::string outcome;  // the planner's outcome name
+  std::string message;
+  bool dry_run = false;
+  std::vector<std::string> actions;  // "launch web-4", ...
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("request_id", request_id);
+    v.Required("outcome", outcome);
+    v.Required("message", message);
+    v.Optional("dry_run", dry_run);
+    v.Required("actions", actions);
+  }
+};
+struct ScaleCompleted {
+  static constexpr std::string_view kType = "scale.completed";
+  std::string pool;
+  std::string request_id;
+  std::int64_t count = 0;
+  std::string message;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("request_id", request_id);
+    v.Required("count", count);
+    v.Required("message", message);
+  }
+};
+struct ScaleFailed {
+  static constexpr std::string_view kType = "scale.failed";
+  std::string pool;
+  std::string request_id;
+  std::string error;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("request_id", request_id);
+    v.Required("error", error);
+  }
+};
+struct InstanceLaunching {
+  static constexpr std::string_view kType = "instance.launching";
+  std::string pool;
+  std::string name;
+  std::string image;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("name", name);
+    v.Required("image", image);
+  }
+};
+struct InstanceRunning {
+  static constexpr std::string_view kType = "instance.running";
+  std::string pool;
+  std::string name;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("name", name);
+  }
+};
+struct InstanceFailed {
+  static constexpr std::string_view kType = "instance.failed";
+  std::string pool;
+  std::string name;
+  std::string error;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("name", name);
+    v.Required("error", error);
+  }
+};
+struct InstanceDeleted {
+  static constexpr std::string_view kType = "instance.deleted";
+  std::string pool;
+  std::string name;
+  std::string reason;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("name", name);
+    v.Required("reason", reason);
+  }
+};
+struct NodeRegistered {  // first seen for one of the pool's instances
+  static constexpr std::string_view kType = "node.registered";
+  std::string pool;
+  std::string instance;
+  std::string node_id;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("instance", instance);
+    v.Required("node_id", node_id);
+  }
+};
+struct NodeDraining {  // a Scale in started its drain
+  static constexpr std::string_view kType = "node.draining";
+  std::string pool;
+  std::string instance;
+  std::string node_id;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("instance", instance);
+    v.Required("node_id", node_id);
+  }
+};
+struct NodeDrained {  // its instance is deleted next
+  static constexpr std::string_view kType = "node.drained";
+  std::string pool;
+  std::string instance;
+  std::string node_id;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("instance", instance);
+    v.Required("node_id", node_id);
+  }
+};
+struct NodeDrainFailed {
+  static constexpr std::string_view kType = "node.drain_failed";
+  std::string pool;
+  std::string instance;
+  std::string node_id;
+  std::string reason;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("instance", instance);
+    v.Required("node_id", node_id);
+    v.Required("reason", reason);
+  }
+};
+struct NodePurged {
+  static constexpr std::string_view kType = "node.purged";
+  std::string pool;
+  std::string node_id;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("node_id", node_id);
+  }
+};
+
+// Every event of the status stream, for code that dispatches on the type.
+using Events = std::tuple<ScaleRequested, ScalePlanned, ScaleCompleted, ScaleFailed,
+                          InstanceLaunching, InstanceRunning, InstanceFailed, InstanceDeleted,
+                          NodeRegistered, NodeDraining, NodeDrained, NodeDrainFailed, NodePurged>;
+
+}  // namespace mps::contracts::status
+
+// The type names under their older spelling (actors/cache uses them).
 namespace mps::cache::bus_protocol {
-
-inline constexpr std::string_view kPools = "state.pools";
-
-inline constexpr std::string_view kScaleRequested = "scale.requested";
-inline constexpr std::string_view kScalePlanned = "scale.planned";
-inline constexpr std::string_view kScaleCompleted = "scale.completed";
-inline constexpr std::string_view kScaleFailed = "scale.failed";
-inline constexpr std::string_view kInstanceLaunching = "instance.launching";
-inline constexpr std::string_view kInstanceRunning = "instance.running";
-inline constexpr std::string_view kInstanceFailed = "instance.failed";
-inline constexpr std::string_view kInstanceDeleted = "instance.deleted";
-inline constexpr std::string_view kNodeRegistered = "node.registered";
-inline constexpr std::string_view kNodeDraining = "node.draining";
-inline constexpr std::string_view kNodeDrained = "node.drained";
-inline constexpr std::string_view kNodeDrainFailed = "node.drain_failed";
-inline constexpr std::string_view kNodePurged = "node.purged";
-
+namespace s = contracts::status;
+inline constexpr std::string_view kPools = s::PoolsRequest::kType;
+inline constexpr std::string_view kScaleRequested = s::ScaleRequested::kType;
+inline constexpr std::string_view kScalePlanned = s::ScalePlanned::kType;
+inline constexpr std::string_view kScaleCompleted = s::ScaleCompleted::kType;
+inline constexpr std::string_view kScaleFailed = s::ScaleFailed::kType;
+inline constexpr std::string_view kInstanceLaunching = s::InstanceLaunching::kType;
+inline constexpr std::string_view kInstanceRunning = s::InstanceRunning::kType;
+inline constexpr std::string_view kInstanceFailed = s::InstanceFailed::kType;
+inline constexpr std::string_view kInstanceDeleted = s::InstanceDeleted::kType;
+inline constexpr std::string_view kNodeRegistered = s::NodeRegistered::kType;
+inline constexpr std::string_view kNodeDraining = s::NodeDraining::kType;
+inline constexpr std::string_view kNodeDrained = s::NodeDrained::kType;
+inline constexpr std::string_view kNodeDrainFailed = s::NodeDrainFailed::kType;
+inline constexpr std::string_view kNodePurged = s::NodePurged::kType;
 }  // namespace mps::cache::bus_protocol

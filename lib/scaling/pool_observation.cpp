@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "contracts/codec.h"
 #include "scaling/instance_namer.h"
 
 namespace mps::cache {
@@ -121,39 +122,59 @@ PendingLaunch ResolvePendingLaunch(const std::string& instance, const json& list
   return PendingLaunch::kRelaunch;
 }
 
-json PoolViewJson(const scaling::PoolState& state, const scaling::PoolStatus& status) {
-  json ops = json::array();
-  for (const auto& op : state.operations) {
-    ops.push_back({{"kind", std::string(ToString(op.kind))},
-                   {"instance", op.instance},
-                   {"started_ns", UnixNanos(op.started_at)},
-                   {"request_id", op.request_id}});
+namespace {
+
+contracts::status::OperationKind KindOf(scaling::OperationKind kind) {
+  using K = contracts::status::OperationKind;
+  switch (kind) {
+    case scaling::OperationKind::kLaunch:
+      return K::kLaunch;
+    case scaling::OperationKind::kStart:
+      return K::kStart;
+    case scaling::OperationKind::kDrain:
+      return K::kDrain;
+    case scaling::OperationKind::kDelete:
+      return K::kDelete;
   }
-  json instances = json::array();
+  return K::kLaunch;
+}
+
+}  // namespace
+
+contracts::status::PoolView PoolViewOf(const scaling::PoolState& state,
+                                       const scaling::PoolStatus& status) {
+  contracts::status::PoolView view;
+  view.pool = state.prefix;
+  view.count = status.count;
+  view.ready = status.ready;
+  view.reasons = status.reasons;
+  view.last_event_ns = status.last_event_ns;
+  view.scale_request = state.active_scale_request_id;
+  for (const auto& op : state.operations) {
+    view.operations.push_back(
+        {KindOf(op.kind), op.instance, UnixNanos(op.started_at), op.request_id});
+  }
   for (const auto& i : state.instances) {
-    json item{{"name", i.name},
-              {"state", std::string(ToString(i.state))},
-              {"counted", scaling::IsCounted(state, i)},
-              {"node_id", nullptr},
-              {"node_status", nullptr},
-              {"launched_ns", nullptr}};
+    contracts::status::InstanceView item;
+    item.name = i.name;
+    item.state = std::string(ToString(i.state));
+    item.counted = scaling::IsCounted(state, i);
     if (i.node) {
-      item["node_id"] = i.node->id;
-      item["node_status"] = std::string(ToString(i.node->status));
+      item.node_id = i.node->id;
+      item.node_status = std::string(ToString(i.node->status));
     }
-    if (i.launched_at) item["launched_ns"] = UnixNanos(*i.launched_at);
-    instances.push_back(std::move(item));
+    if (i.launched_at) item.launched_ns = UnixNanos(*i.launched_at);
+    view.instances.push_back(std::move(item));
   }
   const auto& f = state.launch_failures;
-  json failures{
-      {"consecutive", f.consecutive}, {"last_error", f.last_error}, {"next_retry_ns", nullptr}};
-  if (f.next_retry_at) failures["next_retry_ns"] = UnixNanos(*f.next_retry_at);
-  json view{{"pool", state.prefix},      {"count", status.count},    {"ready", status.ready},
-            {"reasons", status.reasons}, {"last_event_ns", nullptr}, {"scale_request", nullptr},
-            {"operations", ops},         {"instances", instances},   {"launch_failures", failures}};
-  if (status.last_event_ns) view["last_event_ns"] = *status.last_event_ns;
-  if (state.active_scale_request_id) view["scale_request"] = *state.active_scale_request_id;
+  view.launch_failures.consecutive = f.consecutive;
+  view.launch_failures.last_error = f.last_error;
+  if (f.next_retry_at) view.launch_failures.next_retry_ns = UnixNanos(*f.next_retry_at);
   return view;
+}
+
+json PoolViewJson(const scaling::PoolState& state, const scaling::PoolStatus& status) {
+  return contracts::Encode(PoolViewOf(state, status));
 }
 
 }  // namespace mps::cache

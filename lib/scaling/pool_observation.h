@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "contracts/status.h"
 #include "scaling/pool_state.h"
 #include "scaling/pool_status.h"
 
@@ -41,7 +42,9 @@ enum class PendingLaunch {
 };
 PendingLaunch ResolvePendingLaunch(const std::string& instance, const nlohmann::json& list);
 
-// The state.pools view of one pool (actors/cache/bus_protocol.h).
+// The state.pools view of one pool (contracts/status.h), and its payload.
+contracts::status::PoolView PoolViewOf(const scaling::PoolState& state,
+                                       const scaling::PoolStatus& status);
 nlohmann::json PoolViewJson(const scaling::PoolState& state, const scaling::PoolStatus& status);
 
 std::int64_t UnixNanos(scaling::TimePoint t);

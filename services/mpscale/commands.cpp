@@ -7,15 +7,18 @@
 #include <iostream>
 
 #include "bus/events.h"
+#include "contracts/codec.h"
+#include "contracts/multipass.h"
 #include "contracts/status.h"
 #include "mpscale/event_format.h"
 #include "mpscale/status_table.h"
-#include "contracts/multipass.h"
 
 namespace mps::mpscale {
 namespace {
 
 using Json = nlohmann::json;
+namespace mp = contracts::multipass;
+namespace status = contracts::status;
 
 // Runs `body` with a client for `flags`, turning failures into exit codes and
 // operator-facing messages.
@@ -38,25 +41,26 @@ int WithClient(const EndpointFlags& flags, const ServiceWording& wording, Body b
   }
 }
 
-std::string JoinOr(const Json& list, const std::string& none) {
+std::string JoinOr(const std::vector<std::string>& list, const std::string& none) {
   std::string out;
-  for (const auto& v : list) out += (out.empty() ? "" : ",") + v.get<std::string>();
+  for (const auto& v : list) out += (out.empty() ? "" : ",") + v;
   return out.empty() ? none : out;
 }
 
-void PrintInstances(const Json& reply) {
+std::string OrDash(const std::string& text) {
+  return text.empty() ? "-" : text;
+}
+
+void PrintInstances(const mp::ListReply& reply) {
   auto row = [](const std::string& a, const std::string& b, const std::string& c,
                 const std::string& d) {
     std::cout << std::left << std::setw(24) << a << " " << std::setw(10) << b << " "
               << std::setw(16) << c << " " << d << "\n";
   };
   row("NAME", "STATE", "IPV4", "RELEASE");
-  for (const auto& i : reply.value("instances", Json::array()))
-    row(i.value("name", ""), i.value("state", ""), JoinOr(i.value("ipv4", Json::array()), "-"),
-        i.value("release", "").empty() ? "-" : i.value("release", ""));
-  for (const auto& f : reply.value("in_flight", Json::array()))
-    row(f.value("name", ""), "launching", "-",
-        f.value("image", "").empty() ? "-" : f.value("image", ""));
+  for (const auto& i : reply.instances)
+    row(i.name, i.state, JoinOr(i.ipv4, "-"), OrDash(i.release));
+  for (const auto& f : reply.in_flight) row(f.name, "launching", "-", OrDash(f.image));
 }
 
 void PrintEvent(const bus::Envelope& event, const std::optional<std::string>& pool, bool json) {
@@ -109,10 +113,12 @@ void WaitForStopSignal(const sigset_t& signals) {
 
 int RunInstances(const EndpointFlags& hostd, const std::string& prefix, bool json) {
   return WithClient(hostd, HostdWording(hostd.address), [&](bus::BusContext&, bus::BusClient& c) {
-    auto reply = CallWithProgress(c, std::string(multipass::bus_protocol::kList),
-                                  {{"prefix", prefix}}, std::chrono::seconds(hostd.timeout_s));
+    mp::ListRequest request{prefix};
+    auto reply = contracts::DecodeReply<mp::ListRequest>(
+        CallWithProgress(c, std::string(request.kType), contracts::Encode(request),
+                         std::chrono::seconds(hostd.timeout_s)));
     if (json)
-      std::cout << reply.dump(2) << "\n";
+      std::cout << contracts::Encode(reply).dump(2) << "\n";
     else
       PrintInstances(reply);
     return 0;
@@ -122,12 +128,12 @@ int RunInstances(const EndpointFlags& hostd, const std::string& prefix, bool jso
 int RunStatus(const EndpointFlags& target, const std::optional<std::string>& pool, bool json) {
   return WithClient(
       target, StatusWording(target.address), [&](bus::BusContext&, bus::BusClient& c) {
-        Json request = Json::object();
-        if (pool) request["pool"] = *pool;
-        auto reply = CallWithProgress(c, std::string(cache::bus_protocol::kPools), request,
-                                      std::chrono::seconds(target.timeout_s));
+        status::PoolsRequest request{pool};
+        auto reply = contracts::DecodeReply<status::PoolsRequest>(
+            CallWithProgress(c, std::string(request.kType), contracts::Encode(request),
+                             std::chrono::seconds(target.timeout_s)));
         if (json) {
-          std::cout << reply.dump(2) << "\n";
+          std::cout << contracts::Encode(reply).dump(2) << "\n";
         } else {
           auto now = std::chrono::system_clock::now().time_since_epoch();
           std::cout << FormatStatusTable(

@@ -2,13 +2,44 @@
 
 #include <cstdio>
 #include <ctime>
+#include <tuple>
+#include <type_traits>
+
+#include "contracts/codec.h"
+#include "contracts/status.h"
 
 namespace mps::mpscale {
 namespace {
 
-std::string PoolOf(const bus::Envelope& event) {
-  auto it = event.payload.find("pool");
-  return it != event.payload.end() && it->is_string() ? it->get<std::string>() : "";
+// An event as its contract reads it.
+struct Checked {
+  bool known = false;  // a type of contracts::status::Events
+  std::string pool;
+  std::optional<std::string> problem;
+};
+
+template <class Event>
+void CheckAs(const bus::Envelope& event, Checked& out) {
+  if (out.known || event.type != Event::kType) return;
+  out.known = true;
+  try {
+    out.pool = contracts::Decode<Event>(event.payload, Event::kType).pool;
+  } catch (const contracts::ContractError& e) {
+    out.problem = e.what();
+  }
+}
+
+Checked Check(const bus::Envelope& event) {
+  Checked out;
+  std::apply(
+      [&](const auto&... types) { (CheckAs<std::decay_t<decltype(types)>>(event, out), ...); },
+      contracts::status::Events{});
+  if (!out.known || out.problem) {
+    // Not readable by the contract: its pool field, if it has a usable one.
+    auto it = event.payload.find("pool");
+    if (it != event.payload.end() && it->is_string()) out.pool = it->get<std::string>();
+  }
+  return out;
 }
 
 std::string TimeOfDay(std::int64_t unix_ms) {
@@ -30,28 +61,38 @@ std::string Value(const nlohmann::json& v) {
 
 }  // namespace
 
+std::optional<std::string> ContractProblem(const bus::Envelope& event) {
+  return Check(event).problem;
+}
+
 bool MatchesPool(const bus::Envelope& event, const std::optional<std::string>& pool) {
-  return !pool || PoolOf(event) == *pool;
+  return !pool || Check(event).pool == *pool;
 }
 
 std::string FormatEventLine(const bus::Envelope& event) {
-  std::string pool = PoolOf(event);
+  auto checked = Check(event);
+  const auto& pool = checked.pool;
   std::string line = "#" + std::to_string(event.seq) + "  " + TimeOfDay(event.time_ms) + "  " +
                      (pool.empty() ? "-" : pool) + "  " + event.type;
   std::string fields;
   if (event.payload.is_object())
     for (const auto& [key, value] : event.payload.items())
       if (key != "pool") fields += (fields.empty() ? "" : " ") + key + "=" + Value(value);
-  return fields.empty() ? line : line + "  " + fields;
+  if (!fields.empty()) line += "  " + fields;
+  if (checked.problem) line += "  [not as documented: " + *checked.problem + "]";
+  return line;
 }
 
 nlohmann::json EventJson(const bus::Envelope& event) {
-  std::string pool = PoolOf(event);
-  return {{"seq", event.seq},
-          {"ts_ns", event.time_ms * 1'000'000},
-          {"type", event.type},
-          {"pool", pool.empty() ? nlohmann::json(nullptr) : nlohmann::json(pool)},
-          {"fields", event.payload}};
+  auto checked = Check(event);
+  const auto& pool = checked.pool;
+  nlohmann::json out = {{"seq", event.seq},
+                        {"ts_ns", event.time_ms * 1'000'000},
+                        {"type", event.type},
+                        {"pool", pool.empty() ? nlohmann::json(nullptr) : nlohmann::json(pool)},
+                        {"fields", event.payload}};
+  if (checked.problem) out["contract_problem"] = *checked.problem;
+  return out;
 }
 
 }  // namespace mps::mpscale

@@ -9,27 +9,23 @@
 namespace mps::mpscale {
 namespace {
 
-using Json = nlohmann::json;
+namespace status = contracts::status;
 
-std::string StringOr(const Json& object, const char* key, const std::string& fallback) {
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_string() || it->get<std::string>().empty()) return fallback;
-  return it->get<std::string>();
-}
-
-std::string Ready(const Json& pool) {
-  if (pool.value("ready", false)) return "yes";
+std::string Ready(const status::PoolView& pool) {
+  if (pool.ready) return "yes";
   std::string reasons;
-  for (const auto& r : pool.value("reasons", Json::array()))
-    if (r.is_string()) reasons += (reasons.empty() ? "" : "; ") + r.get<std::string>();
+  for (const auto& r : pool.reasons) reasons += (reasons.empty() ? "" : "; ") + r;
   return reasons.empty() ? "no" : "no: " + reasons;
 }
 
-std::string LastEvent(const Json& pool, std::int64_t now_ns) {
-  auto it = pool.find("last_event_ns");
-  if (it == pool.end() || !it->is_number_integer()) return "-";
-  auto at = it->get<std::int64_t>();
+std::string LastEvent(const status::PoolView& pool, std::int64_t now_ns) {
+  if (!pool.last_event_ns) return "-";
+  auto at = *pool.last_event_ns;
   return FormatUtc(at) + " (" + FormatAge(now_ns - at) + " ago)";
+}
+
+std::string OrDash(const std::optional<std::string>& text) {
+  return text && !text->empty() ? *text : "-";
 }
 
 // Columns padded to their widest cell; the last column is not padded.
@@ -54,30 +50,26 @@ std::vector<std::string> Render(const std::vector<std::vector<std::string>>& row
   return out;
 }
 
-std::string Instances(const Json& pool) {
-  auto instances = pool.value("instances", Json::array());
-  if (instances.empty()) return "";
+std::string Instances(const status::PoolView& pool) {
+  if (pool.instances.empty()) return "";
   std::vector<std::vector<std::string>> rows{{"INSTANCE", "STATE", "NODE", "COUNTED"}};
-  for (const auto& i : instances) {
-    std::string node = StringOr(i, "node_id", "-");
-    if (auto status = StringOr(i, "node_status", ""); !status.empty()) node += " (" + status + ")";
-    rows.push_back({StringOr(i, "name", "?"), StringOr(i, "state", "?"), node,
-                    i.value("counted", false) ? "yes" : "no"});
+  for (const auto& i : pool.instances) {
+    std::string node = OrDash(i.node_id);
+    if (i.node_status && !i.node_status->empty()) node += " (" + *i.node_status + ")";
+    rows.push_back({i.name, i.state, node, i.counted ? "yes" : "no"});
   }
   std::string out;
   for (const auto& line : Render(rows, "    ")) out += line;
   return out;
 }
 
-std::string LaunchFailures(const Json& pool, std::int64_t now_ns) {
-  auto it = pool.find("launch_failures");
-  if (it == pool.end() || !it->is_object()) return "";
-  auto consecutive = it->value("consecutive", 0);
-  if (consecutive <= 0) return "";
-  std::string line = "    launch failures: " + std::to_string(consecutive) + " in a row";
-  if (auto error = StringOr(*it, "last_error", ""); !error.empty()) line += ", last: " + error;
-  if (auto retry = it->find("next_retry_ns"); retry != it->end() && retry->is_number_integer()) {
-    auto in = retry->get<std::int64_t>() - now_ns;
+std::string LaunchFailures(const status::PoolView& pool, std::int64_t now_ns) {
+  const auto& f = pool.launch_failures;
+  if (f.consecutive <= 0) return "";
+  std::string line = "    launch failures: " + std::to_string(f.consecutive) + " in a row";
+  if (!f.last_error.empty()) line += ", last: " + f.last_error;
+  if (f.next_retry_ns) {
+    auto in = *f.next_retry_ns - now_ns;
     line += in > 0 ? ", next retry in " + FormatAge(in) : ", retry due";
   }
   return line + "\n";
@@ -113,33 +105,27 @@ std::string FormatAge(std::int64_t ns) {
   return sign + buffer;
 }
 
-std::string FormatInFlight(const Json& pool) {
-  // In the protocol's kind order, so rows read the same from one call to the next.
-  static const std::vector<std::string> kOrder{"launch", "start", "drain", "delete"};
-  std::map<std::string, int> counts;
-  for (const auto& op : pool.value("operations", Json::array()))
-    ++counts[StringOr(op, "kind", "other")];
+std::string FormatInFlight(const status::PoolView& pool) {
+  // In the contract's kind order, so rows read the same from one call to the next.
+  std::map<status::OperationKind, int> counts;
+  for (const auto& op : pool.operations) ++counts[op.kind];
   std::string out;
-  auto add = [&](const std::string& kind, int n) {
-    out += (out.empty() ? "" : ", ") + std::to_string(n) + " " + kind;
-  };
-  for (const auto& kind : kOrder)
-    if (auto it = counts.find(kind); it != counts.end()) add(kind, it->second);
-  for (const auto& [kind, n] : counts)
-    if (std::find(kOrder.begin(), kOrder.end(), kind) == kOrder.end()) add(kind, n);
-  if (auto scale = StringOr(pool, "scale_request", ""); !scale.empty())
-    out += (out.empty() ? "" : "; ") + std::string("scale ") + scale;
+  for (const auto& [kind, name] : EnumNames(status::OperationKind{}))
+    if (auto it = counts.find(kind); it != counts.end())
+      out += (out.empty() ? "" : ", ") + std::to_string(it->second) + " " + std::string(name);
+  if (pool.scale_request && !pool.scale_request->empty())
+    out += (out.empty() ? "" : "; ") + std::string("scale ") + *pool.scale_request;
   return out.empty() ? "-" : out;
 }
 
-std::string FormatStatusTable(const Json& reply, std::int64_t now_ns) {
-  auto pools = reply.value("pools", Json::array());
+std::string FormatStatusTable(const status::PoolsReply& reply, std::int64_t now_ns) {
+  const auto& pools = reply.pools;
   if (pools.empty()) return "no pools\n";
   // Pool rows share one header and column widths; instance blocks follow each row.
   std::vector<std::vector<std::string>> rows{{"POOL", "COUNT", "READY", "LAST EVENT", "IN FLIGHT"}};
   for (const auto& pool : pools)
-    rows.push_back({StringOr(pool, "pool", "?"), std::to_string(pool.value("count", 0)),
-                    Ready(pool), LastEvent(pool, now_ns), FormatInFlight(pool)});
+    rows.push_back({pool.pool, std::to_string(pool.count), Ready(pool), LastEvent(pool, now_ns),
+                    FormatInFlight(pool)});
   auto lines = Render(rows, "");
   std::string out = lines[0];
   for (std::size_t i = 1; i < lines.size(); ++i)

@@ -2,10 +2,13 @@
 // that does not match its contract is refused with the field named.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "contracts/app_code.h"
 #include "contracts/codec.h"
 #include "contracts/multipass.h"
 #include "contracts/nomad.h"
+#include "contracts/status.h"
 
 namespace mps::contracts {
 namespace {
@@ -13,6 +16,7 @@ namespace {
 using nlohmann::json;
 namespace mp = contracts::multipass;
 namespace nm = contracts::nomad;
+namespace st = contracts::status;
 
 std::string ErrorOf(const json& payload) {
   try {
@@ -72,6 +76,19 @@ TEST(ContractCodec, UnknownFieldIsRefused) {
   EXPECT_NE(error.find("field 'cpu' is not part of the contract"), std::string::npos) << error;
 }
 
+TEST(ContractCodec, NegativeIntegersFitSignedFieldsOnly) {
+  json select = {{"policy", json::object()}, {"count", -1}, {"candidates", json::array()}};
+  EXPECT_EQ(Decode<nm::SelectRequest>(select, nm::SelectRequest::kType).count, -1);
+  select["count"] = std::numeric_limits<std::int64_t>::min();
+  EXPECT_EQ(Decode<nm::SelectRequest>(select, nm::SelectRequest::kType).count,
+            std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(ErrorOf({{"name", "w"}, {"cpus", -3}}), "decoded");
+  EXPECT_NE(ErrorOf({{"name", "w"}, {"cpus", -(1LL << 40)}}).find("out of range"),
+            std::string::npos);
+  json nodes = {{"nodes", json::array()}, {"index", -1}};  // unsigned
+  EXPECT_THROW(Decode<nm::PoolNodesReply>(nodes, "nomad.pool_nodes reply"), ContractError);
+}
+
 TEST(ContractCodec, IntegersAreRangeChecked) {
   EXPECT_NE(ErrorOf({{"name", "w"}, {"cpus", 1LL << 40}}).find("out of range"), std::string::npos);
   json nodes = {{"nodes", json::array()}, {"index", -1}};
@@ -116,6 +133,73 @@ TEST(ContractCodec, StringMapsAreCheckedPerKey) {
   } catch (const ContractError& e) {
     EXPECT_EQ(e.field(), "policy.node_class");
   }
+}
+
+TEST(ContractCodec, NullableIsAlwaysWrittenNullWhenEmpty) {
+  st::InstanceView instance;
+  instance.name = "web-1";
+  instance.state = "starting";
+  json wire = Encode(instance);
+  ASSERT_TRUE(wire.contains("node_id"));
+  EXPECT_TRUE(wire["node_id"].is_null());
+  instance.node_id = "n1";
+  EXPECT_EQ(Encode(instance)["node_id"], "n1");
+  // Read like an optional field: null or absent is empty.
+  wire.erase("node_id");
+  EXPECT_FALSE(Decode<st::InstanceView>(wire, "instance").node_id.has_value());
+}
+
+// The state.pools reply exactly as the status endpoint documents it.
+TEST(StatusContract, PoolViewRoundTripsTheDocumentedReply) {
+  json reply = {
+      {"pools",
+       {{{"pool", "web"},
+         {"count", 2},
+         {"ready", false},
+         {"reasons", {"launch backoff"}},
+         {"last_event_ns", nullptr},
+         {"scale_request", "r-3"},
+         {"operations",
+          {{{"kind", "drain"}, {"instance", "web-1"}, {"started_ns", 5}, {"request_id", "r-3"}}}},
+         {"instances",
+          {{{"name", "web-1"},
+            {"state", "running"},
+            {"counted", true},
+            {"node_id", "n1"},
+            {"node_status", "ready"},
+            {"launched_ns", 4}},
+           {{"name", "web-2"},
+            {"state", "starting"},
+            {"counted", true},
+            {"node_id", nullptr},
+            {"node_status", nullptr},
+            {"launched_ns", nullptr}}}},
+         {"launch_failures",
+          {{"consecutive", 1}, {"last_error", "no image"}, {"next_retry_ns", 9}}}}}}};
+  auto decoded = DecodeReply<st::PoolsRequest>(reply);
+  ASSERT_EQ(decoded.pools.size(), 1u);
+  const auto& web = decoded.pools[0];
+  EXPECT_EQ(web.scale_request, "r-3");
+  EXPECT_FALSE(web.last_event_ns);
+  EXPECT_EQ(web.operations.at(0).kind, st::OperationKind::kDrain);
+  EXPECT_EQ(web.instances.at(0).node_id, "n1");
+  EXPECT_FALSE(web.instances.at(1).node_id);
+  EXPECT_EQ(web.launch_failures.next_retry_ns, 9);
+  EXPECT_EQ(Encode(decoded), reply);
+
+  reply["pools"][0]["operations"][0]["kind"] = "resize";
+  EXPECT_THROW(DecodeReply<st::PoolsRequest>(reply), ContractError);
+}
+
+TEST(StatusContract, RequestAndEventsKeepTheirNames) {
+  EXPECT_EQ(Encode(st::PoolsRequest{}), json::object());
+  EXPECT_EQ(Encode(st::PoolsRequest{"web"}), (json{{"pool", "web"}}));
+  EXPECT_EQ(cache::bus_protocol::kPools, "state.pools");
+  EXPECT_EQ(cache::bus_protocol::kNodeDrainFailed, "node.drain_failed");
+  EXPECT_EQ(
+      Encode(st::NodeDrainFailed{"web", "web-1", "n1", "timeout"}),
+      (json{{"pool", "web"}, {"instance", "web-1"}, {"node_id", "n1"}, {"reason", "timeout"}}));
+  EXPECT_EQ(std::tuple_size_v<st::Events>, 13u);
 }
 
 TEST(AppCodes, OneTableBothWays) {

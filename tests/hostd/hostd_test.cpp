@@ -18,6 +18,7 @@
 #include "bus/client.h"
 #include "bus/events.h"
 #include "bus/keys.h"
+#include "contracts/app_code.h"
 #include "contracts/multipass.h"
 #include "session/session.h"
 #include "support/child_process.h"
@@ -30,7 +31,9 @@ using mps::bus::ErrorCode;
 using mps::testing::BinDir;
 using mps::testing::ChildProcess;
 using mps::testing::TempDir;
-namespace proto = mps::multipass::bus_protocol;
+namespace mp = mps::contracts::multipass;
+using mps::contracts::AppCode;
+using mps::contracts::AppCodeOf;
 
 bool PortFree(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -181,10 +184,10 @@ void WaitUntilDaemonAnswers(mps::bus::BusClient& client) {
   auto until = std::chrono::steady_clock::now() + 15s;
   while (true) {
     try {
-      client.CallSync(std::string(proto::kVersion), nlohmann::json::object());
+      client.CallSync(std::string(mp::VersionRequest::kType), nlohmann::json::object());
       return;
     } catch (const BusError& e) {
-      if (std::chrono::steady_clock::now() > until || e.app_code() != "unreachable") throw;
+      if (std::chrono::steady_clock::now() > until || AppCodeOf(e) != AppCode::kUnreachable) throw;
       std::this_thread::sleep_for(100ms);
     }
   }
@@ -218,47 +221,49 @@ class HostdTest : public ::testing::Test {
 TEST_F(HostdTest, ListLaunchInfoDeleteRoundTrip) {
   Start("100ms");
   auto& c = *client_;
-  auto version = c.CallSync(std::string(proto::kVersion), nlohmann::json::object());
+  auto version = c.CallSync(std::string(mp::VersionRequest::kType), nlohmann::json::object());
   EXPECT_FALSE(version["version"].get<std::string>().empty());
   EXPECT_EQ(version["address"], sim_.address);
-  EXPECT_TRUE(Names(c.CallSync(std::string(proto::kList), {{"prefix", ""}})).empty());
+  EXPECT_TRUE(Names(c.CallSync(std::string(mp::ListRequest::kType), {{"prefix", ""}})).empty());
 
-  auto launched = c.CallSync(std::string(proto::kLaunch),
+  auto launched = c.CallSync(std::string(mp::LaunchRequest::kType),
                              {{"name", "web-1"}, {"image", "22.04"}, {"cpus", 1}, {"memory", "1G"}},
                              Mutating("launch-web-1"));
   EXPECT_EQ(launched["name"], "web-1");
 
-  auto list = c.CallSync(std::string(proto::kList), {{"prefix", "web"}});
+  auto list = c.CallSync(std::string(mp::ListRequest::kType), {{"prefix", "web"}});
   ASSERT_EQ(Names(list), std::vector<std::string>{"web-1"});
   EXPECT_EQ(list["instances"][0]["state"], "running");
   EXPECT_FALSE(list["instances"][0]["ipv4"].empty());
   EXPECT_TRUE(list["in_flight"].empty());
 
-  auto info = c.CallSync(std::string(proto::kInfo), {{"names", {"web-1"}}});
+  auto info = c.CallSync(std::string(mp::InfoRequest::kType), {{"names", {"web-1"}}});
   ASSERT_EQ(Names(info), std::vector<std::string>{"web-1"});
   EXPECT_EQ(info["instances"][0]["state"], "running");
 
   // Taken names come back with the daemon's kind.
-  auto taken = CallError(c, proto::kLaunch, {{"name", "web-1"}}, Mutating("launch-web-1-again"));
+  auto taken =
+      CallError(c, mp::LaunchRequest::kType, {{"name", "web-1"}}, Mutating("launch-web-1-again"));
   EXPECT_EQ(taken.code(), ErrorCode::kHandlerFailed);
-  EXPECT_EQ(taken.app_code(), "name_taken");
+  EXPECT_EQ(AppCodeOf(taken), AppCode::kNameTaken);
 
-  auto deleted =
-      c.CallSync(std::string(proto::kDelete), {{"names", {"web-1"}}}, Mutating("delete-web-1"));
+  auto deleted = c.CallSync(std::string(mp::DeleteRequest::kType), {{"names", {"web-1"}}},
+                            Mutating("delete-web-1"));
   EXPECT_EQ(deleted["deleted"], nlohmann::json::array({"web-1"}));
-  EXPECT_TRUE(Names(c.CallSync(std::string(proto::kList), {{"prefix", ""}})).empty());
+  EXPECT_TRUE(Names(c.CallSync(std::string(mp::ListRequest::kType), {{"prefix", ""}})).empty());
 
   // An empty delete would wipe the host: refused before it reaches the daemon.
-  auto empty = CallError(c, proto::kDelete, {{"names", nlohmann::json::array()}},
+  auto empty = CallError(c, mp::DeleteRequest::kType, {{"names", nlohmann::json::array()}},
                          Mutating("delete-nothing"));
-  EXPECT_EQ(empty.app_code(), "invalid_argument");
-  auto missing = CallError(c, proto::kLaunch, {{"image", "22.04"}}, Mutating("launch-unnamed"));
+  EXPECT_EQ(AppCodeOf(empty), AppCode::kInvalidArgument);
+  auto missing =
+      CallError(c, mp::LaunchRequest::kType, {{"image", "22.04"}}, Mutating("launch-unnamed"));
   EXPECT_EQ(missing.code(), ErrorCode::kBadPayload);
-  auto wrong_type =
-      CallError(c, proto::kLaunch, {{"name", "web-2"}, {"cpus", "two"}}, Mutating("launch-web-2"));
+  auto wrong_type = CallError(c, mp::LaunchRequest::kType, {{"name", "web-2"}, {"cpus", "two"}},
+                              Mutating("launch-web-2"));
   EXPECT_EQ(wrong_type.code(), ErrorCode::kBadPayload);
   EXPECT_NE(std::string(wrong_type.what()).find("cpus"), std::string::npos) << wrong_type.what();
-  auto no_key = CallError(c, proto::kDelete, {{"names", {"web-2"}}}, {5s, ""});
+  auto no_key = CallError(c, mp::DeleteRequest::kType, {{"names", {"web-2"}}}, {5s, ""});
   EXPECT_EQ(no_key.code(), ErrorCode::kBadPayload);
 }
 
@@ -281,8 +286,10 @@ TEST_F(HostdTest, PublishesInstanceEventsOverCurve) {
     cv.notify_all();
   });
   sub.Start();
-  client_->CallSync(std::string(proto::kLaunch), {{"name", "web-3"}}, Mutating("launch-web-3"));
-  client_->CallSync(std::string(proto::kDelete), {{"names", {"web-3"}}}, Mutating("delete-web-3"));
+  client_->CallSync(std::string(mp::LaunchRequest::kType), {{"name", "web-3"}},
+                    Mutating("launch-web-3"));
+  client_->CallSync(std::string(mp::DeleteRequest::kType), {{"names", {"web-3"}}},
+                    Mutating("delete-web-3"));
   std::unique_lock lock(m);
   EXPECT_TRUE(cv.wait_for(lock, 10s, [&] { return seen.size() >= 3; }));
   EXPECT_EQ(seen, (std::vector<std::string>{"instance.launching web-3", "instance.running web-3",
@@ -295,14 +302,17 @@ TEST_F(HostdTest, NamesOutsideAllowedPrefixesAreRefused) {
   Start("100ms", {"--allow-prefix", "web", "--allow-prefix", "db"});
   auto& c = *client_;
   for (const char* name : {"webapp-1", "web", "cache-1"}) {
-    auto e = CallError(c, proto::kLaunch, {{"name", name}}, Mutating(std::string("l-") + name));
+    auto e = CallError(c, mp::LaunchRequest::kType, {{"name", name}},
+                       Mutating(std::string("l-") + name));
     EXPECT_EQ(e.code(), ErrorCode::kHandlerFailed) << name;
-    EXPECT_EQ(e.app_code(), "not_allowed") << name;
+    EXPECT_EQ(AppCodeOf(e), AppCode::kNotAllowed) << name;
     EXPECT_NE(std::string(e.what()).find("web-*, db-*"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(CallError(c, proto::kDelete, {{"names", {"webapp-1"}}}, Mutating("d")).app_code(),
-            "not_allowed");
-  EXPECT_EQ(CallError(c, proto::kInfo, {{"names", {"cache-1"}}}).app_code(), "not_allowed");
+  EXPECT_EQ(
+      AppCodeOf(CallError(c, mp::DeleteRequest::kType, {{"names", {"webapp-1"}}}, Mutating("d"))),
+      AppCode::kNotAllowed);
+  EXPECT_EQ(AppCodeOf(CallError(c, mp::InfoRequest::kType, {{"names", {"cache-1"}}})),
+            AppCode::kNotAllowed);
 
   // An instance made behind hostd's back with a look-alike name stays invisible.
   mps::multipass::MultipassClientOptions direct;
@@ -312,10 +322,10 @@ TEST_F(HostdTest, NamesOutsideAllowedPrefixesAreRefused) {
   mps::multipass::LaunchSpec spec;
   spec.name = "webapp-1";
   other.Launch(spec);
-  c.CallSync(std::string(proto::kLaunch), {{"name", "web-1"}}, Mutating("launch-web-1"));
-  EXPECT_EQ(Names(c.CallSync(std::string(proto::kList), {{"prefix", ""}})),
+  c.CallSync(std::string(mp::LaunchRequest::kType), {{"name", "web-1"}}, Mutating("launch-web-1"));
+  EXPECT_EQ(Names(c.CallSync(std::string(mp::ListRequest::kType), {{"prefix", ""}})),
             std::vector<std::string>{"web-1"});
-  EXPECT_EQ(Names(c.CallSync(std::string(proto::kList), {{"prefix", "web"}})),
+  EXPECT_EQ(Names(c.CallSync(std::string(mp::ListRequest::kType), {{"prefix", "web"}})),
             std::vector<std::string>{"web-1"});
   EXPECT_EQ(other.List().size(), 2u);
 }
@@ -323,17 +333,17 @@ TEST_F(HostdTest, NamesOutsideAllowedPrefixesAreRefused) {
 TEST_F(HostdTest, UnlistedClientKeyIsRefused) {
   Start("100ms");
   auto stranger = Connect(ctx_, hostd_, keys_, keys_.stranger_key);
-  auto e = CallError(*stranger, proto::kList, {{"prefix", ""}}, {1500ms, {}});
+  auto e = CallError(*stranger, mp::ListRequest::kType, {{"prefix", ""}}, {1500ms, {}});
   EXPECT_EQ(e.code(), ErrorCode::kRefused) << e.what();
   // The listed client still gets in.
-  EXPECT_NO_THROW(client_->CallSync(std::string(proto::kList), {{"prefix", ""}}));
+  EXPECT_NO_THROW(client_->CallSync(std::string(mp::ListRequest::kType), {{"prefix", ""}}));
 }
 
 TEST_F(HostdTest, EightLaunchesRunInParallel) {
   Start("2s", {"--max-parallel-launches", "8"});
   // The first launch of an image runs alone by design (the daemon would
   // download it twice); warm the image up, then time eight at once.
-  client_->CallSync(std::string(proto::kLaunch), {{"name", "warm-0"}, {"image", "22.04"}},
+  client_->CallSync(std::string(mp::LaunchRequest::kType), {{"name", "warm-0"}, {"image", "22.04"}},
                     Mutating("warm-0"));
 
   std::mutex m;
@@ -342,7 +352,7 @@ TEST_F(HostdTest, EightLaunchesRunInParallel) {
   auto start = std::chrono::steady_clock::now();
   for (int i = 1; i <= 8; ++i) {
     auto name = "node-" + std::to_string(i);
-    client_->Call(std::string(proto::kLaunch), {{"name", name}, {"image", "22.04"}},
+    client_->Call(std::string(mp::LaunchRequest::kType), {{"name", name}, {"image", "22.04"}},
                   Mutating("launch-" + name), [&](mps::bus::CallResult r) {
                     std::lock_guard lock(m);
                     results.push_back(std::move(r));
@@ -358,12 +368,15 @@ TEST_F(HostdTest, EightLaunchesRunInParallel) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wall).count();
   std::cout << "8 parallel launches with a 2 s boot delay: " << ms << " ms\n";
   EXPECT_LT(ms, 3500) << "sequential would be 16 s";
-  EXPECT_EQ(Names(client_->CallSync(std::string(proto::kList), {{"prefix", "node"}})).size(), 8u);
+  EXPECT_EQ(
+      Names(client_->CallSync(std::string(mp::ListRequest::kType), {{"prefix", "node"}})).size(),
+      8u);
 }
 
 TEST_F(HostdTest, MpscaleInstancesPrintsTheInstances) {
   Start("100ms");
-  client_->CallSync(std::string(proto::kLaunch), {{"name", "web-7"}}, Mutating("launch-web-7"));
+  client_->CallSync(std::string(mp::LaunchRequest::kType), {{"name", "web-7"}},
+                    Mutating("launch-web-7"));
   ChildProcess table({BinDir() + "/mpscale", "instances", "--hostd", hostd_.endpoint,
                       "--server-key", keys_.server_pub, "--key", keys_.client_key});
   auto header = table.ReadLine(10s);
@@ -393,7 +406,8 @@ TEST_F(HostdTest, MpscaleInstancesPrintsTheInstances) {
 
 TEST_F(HostdTest, SurvivesDaemonRestart) {
   Start("100ms");
-  client_->CallSync(std::string(proto::kLaunch), {{"name", "web-1"}}, Mutating("launch-web-1"));
+  client_->CallSync(std::string(mp::LaunchRequest::kType), {{"name", "web-1"}},
+                    Mutating("launch-web-1"));
   sim_.proc->Signal(SIGUSR1);
   // Requests while the daemon is away fail fast (cancelled or unreachable),
   // they do not hang; once it is back, hostd reconnects by itself.
@@ -403,7 +417,7 @@ TEST_F(HostdTest, SurvivesDaemonRestart) {
   while (std::chrono::steady_clock::now() < until) {
     auto started = std::chrono::steady_clock::now();
     try {
-      list = client_->CallSync(std::string(proto::kList), {{"prefix", ""}});
+      list = client_->CallSync(std::string(mp::ListRequest::kType), {{"prefix", ""}});
       break;
     } catch (const BusError& e) {
       ++failures;
@@ -419,12 +433,12 @@ TEST_F(HostdTest, SurvivesDaemonRestart) {
 TEST_F(HostdTest, SigtermLogsLaunchesInFlightAndStopsWithinTheGrace) {
   Start("100ms", {"--shutdown-grace", "1"}, {"--hang-launches"});
   std::atomic<bool> answered{false};
-  client_->Call(std::string(proto::kLaunch), {{"name", "stuck-1"}}, Mutating("launch-stuck-1"),
-                [&](mps::bus::CallResult) { answered = true; });
+  client_->Call(std::string(mp::LaunchRequest::kType), {{"name", "stuck-1"}},
+                Mutating("launch-stuck-1"), [&](mps::bus::CallResult) { answered = true; });
   // Wait until hostd reports the launch in flight.
   bool seen = false;
   for (int i = 0; i < 50 && !seen; ++i) {
-    auto list = client_->CallSync(std::string(proto::kList), {{"prefix", "stuck"}});
+    auto list = client_->CallSync(std::string(mp::ListRequest::kType), {{"prefix", "stuck"}});
     seen = Names(list, "in_flight") == std::vector<std::string>{"stuck-1"};
     if (!seen) std::this_thread::sleep_for(50ms);
   }
@@ -496,12 +510,12 @@ TEST(SessionInProcess, ServesTheProtocolAndPublishesEvents) {
 
     mps::bus::BusClient client(ctx, {so.endpoint, "direct", std::nullopt, {}, 3});
     WaitUntilDaemonAnswers(client);
-    client.CallSync(std::string(proto::kLaunch), {{"name", "web-1"}}, Mutating("l1"));
-    EXPECT_EQ(Names(client.CallSync(std::string(proto::kList), {{"prefix", "web"}})),
+    client.CallSync(std::string(mp::LaunchRequest::kType), {{"name", "web-1"}}, Mutating("l1"));
+    EXPECT_EQ(Names(client.CallSync(std::string(mp::ListRequest::kType), {{"prefix", "web"}})),
               std::vector<std::string>{"web-1"});
-    auto failed = CallError(client, proto::kLaunch, {{"name", "web-1"}}, Mutating("l2"));
-    EXPECT_EQ(failed.app_code(), "name_taken");
-    client.CallSync(std::string(proto::kDelete), {{"names", {"web-1"}}}, Mutating("d1"));
+    auto failed = CallError(client, mp::LaunchRequest::kType, {{"name", "web-1"}}, Mutating("l2"));
+    EXPECT_EQ(AppCodeOf(failed), AppCode::kNameTaken);
+    client.CallSync(std::string(mp::DeleteRequest::kType), {{"names", {"web-1"}}}, Mutating("d1"));
 
     std::vector<std::string> events;
     for (const auto& logged : publisher.log().ReadFrom(1, 100)) {
@@ -515,7 +529,7 @@ TEST(SessionInProcess, ServesTheProtocolAndPublishesEvents) {
     // The CAF convention of caf_bridge.h, for actors calling the session directly.
     caf::scoped_actor self{sys};
     mps::bus::Envelope request;
-    request.type = std::string(proto::kLaunch);
+    request.type = std::string(mp::LaunchRequest::kType);
     request.idempotency_key = "caf-1";
     request.payload = {{"name", "web-2"}};
     std::string launched;
@@ -527,13 +541,13 @@ TEST(SessionInProcess, ServesTheProtocolAndPublishesEvents) {
             },
             [&](caf::error& e) { FAIL() << sys.render(e); });
     EXPECT_EQ(launched, "web-2");
-    request.type = std::string(proto::kInfo);
+    request.type = std::string(mp::InfoRequest::kType);
     request.payload = {{"names", {"webapp-2"}}};
     self->request(session, 5s, mps::bus::bus_request_atom::value, request)
         .receive(
             [&](const mps::bus::BusAnswer& a) {
               ASSERT_TRUE(a.error);
-              EXPECT_EQ(a.error->app_code(), "not_allowed");
+              EXPECT_EQ(AppCodeOf(*a.error), AppCode::kNotAllowed);
             },
             [&](caf::error& e) { FAIL() << sys.render(e); });
 
@@ -541,6 +555,73 @@ TEST(SessionInProcess, ServesTheProtocolAndPublishesEvents) {
     EXPECT_TRUE(mps::multipass::StopMultipassSession(sys, session));
     EXPECT_FALSE(session);
   }
+}
+
+// The session's contract checks run before multipassd is asked, so these
+// need no daemon: the session points at a socket nobody serves.
+class SessionContract : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cfg_.set("scheduler.max-threads", 2);
+    sys_ = std::make_unique<caf::actor_system>(cfg_);
+    mps::bus::ServerOptions so;
+    so.endpoint = "inproc://multipass-session-contract";
+    server_ = std::make_unique<mps::bus::BusServer>(ctx_, so);
+    mps::multipass::SessionOptions options;
+    options.client.address = "unix:" + dir_.path() + "/nobody.sock";
+    session_ = mps::multipass::ServeMultipassSession(*sys_, *server_, nullptr, options);
+    server_->Start();
+    client_ = std::make_unique<mps::bus::BusClient>(
+        ctx_, mps::bus::ClientOptions{so.endpoint, "contract-test", std::nullopt, {}, 1});
+  }
+  void TearDown() override {
+    client_.reset();
+    server_->Stop();
+    EXPECT_TRUE(mps::multipass::StopMultipassSession(*sys_, session_));
+    server_.reset();
+  }
+  TempDir dir_;
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  mps::bus::BusContext ctx_;
+  std::unique_ptr<mps::bus::BusServer> server_;
+  caf::actor session_;
+  std::unique_ptr<mps::bus::BusClient> client_;
+};
+
+TEST_F(SessionContract, MistypedFieldIsBadPayloadNamingTheField) {
+  auto cpus = CallError(*client_, mp::LaunchRequest::kType, {{"name", "web-1"}, {"cpus", "two"}},
+                        Mutating("l1", 5s));
+  EXPECT_EQ(cpus.code(), ErrorCode::kBadPayload);
+  EXPECT_EQ(std::string(cpus.what()),
+            "multipass.launch: field 'cpus' expected an integer, got the string \"two\"");
+  auto names =
+      CallError(*client_, mp::DeleteRequest::kType, {{"names", {"web-1", 7}}}, Mutating("d1", 5s));
+  EXPECT_EQ(names.code(), ErrorCode::kBadPayload);
+  EXPECT_NE(std::string(names.what()).find("field 'names[1]'"), std::string::npos) << names.what();
+  // The semantic checks stay: bounds, non-empty names, the idempotency key.
+  auto huge = CallError(*client_, mp::LaunchRequest::kType,
+                        {{"name", "web-1"}, {"timeout_s", 2'000'000}}, Mutating("l2", 5s));
+  EXPECT_EQ(huge.code(), ErrorCode::kBadPayload);
+  EXPECT_NE(std::string(huge.what()).find("field 'timeout_s'"), std::string::npos) << huge.what();
+  auto blank = CallError(*client_, mp::StartRequest::kType, {{"names", {""}}}, Mutating("s1", 5s));
+  EXPECT_NE(std::string(blank.what()).find("field 'names[0]' must not be empty"), std::string::npos)
+      << blank.what();
+  auto no_key = CallError(*client_, mp::LaunchRequest::kType, {{"name", "web-1"}}, {5s, ""});
+  EXPECT_EQ(no_key.code(), ErrorCode::kBadPayload);
+}
+
+TEST_F(SessionContract, UnknownFieldIsRefused) {
+  auto launch = CallError(*client_, mp::LaunchRequest::kType, {{"name", "web-1"}, {"cpu", 2}},
+                          Mutating("l1", 5s));
+  EXPECT_EQ(launch.code(), ErrorCode::kBadPayload);
+  EXPECT_NE(std::string(launch.what()).find("field 'cpu' is not part of the contract"),
+            std::string::npos)
+      << launch.what();
+  auto version = CallError(*client_, mp::VersionRequest::kType, {{"verbose", true}});
+  EXPECT_EQ(version.code(), ErrorCode::kBadPayload);
+  EXPECT_NE(std::string(version.what()).find("field 'verbose'"), std::string::npos)
+      << version.what();
 }
 
 }  // namespace

@@ -14,8 +14,9 @@
 #include "bus/keys.h"
 #include "bus/server.h"
 #include "bus/sqlite_event_log.h"
-#include "contracts/status.h"
 #include "canned_pools.h"
+#include "contracts/codec.h"
+#include "contracts/status.h"
 #include "support/child_process.h"
 
 using namespace std::chrono_literals;
@@ -23,6 +24,7 @@ using mps::testing::BinDir;
 using mps::testing::ChildProcess;
 using mps::testing::TempDir;
 namespace bus = mps::bus;
+namespace status = mps::contracts::status;
 
 namespace {
 
@@ -81,7 +83,7 @@ class StatusEndpoint {
     so.name = "multipass-target-status";
     so.curve = curve_;
     server_ = std::make_unique<bus::BusServer>(context_, so);
-    server_->Handle(std::string(mps::cache::bus_protocol::kPools),
+    server_->Handle(std::string(status::PoolsRequest::kType),
                     [](const bus::Request& req, bus::Responder r) {
                       auto reply = mps::mpscale::testing::CannedPools();
                       auto want = req.envelope.payload.find("pool");
@@ -111,31 +113,24 @@ class StatusEndpoint {
     server_.reset();
   }
 
-  bus::EventPublisher& events() { return *publisher_; }
   std::string endpoint() const { return server_->endpoint(); }
 
   // A realistic scale-up of "web" interleaved with "batch" failing: 8 events.
   void PublishScaleUp() {
-    auto& p = *publisher_;
-    p.Publish("scale.requested", {{"pool", "web"},
-                                  {"request_id", "r-17"},
-                                  {"target", 5},
-                                  {"current", 3},
-                                  {"dry_run", false},
-                                  {"reason", "queue depth"}});
-    p.Publish("scale.planned", {{"pool", "web"},
-                                {"request_id", "r-17"},
-                                {"outcome", "launch"},
-                                {"message", "launch 2"},
-                                {"actions", {"launch web-4", "launch web-5"}}});
-    p.Publish("instance.launching", {{"pool", "web"}, {"name", "web-4"}, {"image", "jammy"}});
-    p.Publish("instance.failed",
-              {{"pool", "batch"}, {"name", "batch-1"}, {"error", "image jammy not found"}});
-    p.Publish("instance.launching", {{"pool", "web"}, {"name", "web-5"}, {"image", "jammy"}});
-    p.Publish("instance.running", {{"pool", "web"}, {"name", "web-4"}});
-    p.Publish("node.registered", {{"pool", "web"}, {"instance", "web-4"}, {"node_id", "a1b2c3"}});
-    p.Publish("scale.completed",
-              {{"pool", "web"}, {"request_id", "r-17"}, {"count", 5}, {"message", "done"}});
+    Publish(status::ScaleRequested{"web", "r-17", 5, 3, false, "queue depth"});
+    Publish(status::ScalePlanned{
+        "web", "r-17", "launch", "launch 2", false, {"launch web-4", "launch web-5"}});
+    Publish(status::InstanceLaunching{"web", "web-4", "jammy"});
+    Publish(status::InstanceFailed{"batch", "batch-1", "image jammy not found"});
+    Publish(status::InstanceLaunching{"web", "web-5", "jammy"});
+    Publish(status::InstanceRunning{"web", "web-4"});
+    Publish(status::NodeRegistered{"web", "web-4", "a1b2c3"});
+    Publish(status::ScaleCompleted{"web", "r-17", 5, "done"});
+  }
+
+  template <class Event>
+  void Publish(const Event& event) {
+    publisher_->Publish(std::string(Event::kType), mps::contracts::Encode(event));
   }
 
  private:
@@ -235,12 +230,7 @@ TEST_F(MpscaleCli, FollowPrintsLiveEventsUntilSigterm) {
   ASSERT_TRUE(eighth) << follow.stderr_text();
   EXPECT_EQ(eighth->rfind("#8  ", 0), 0u) << *eighth;
 
-  status_->events().Publish("scale.requested", {{"pool", "web"},
-                                                {"request_id", "r-18"},
-                                                {"target", 4},
-                                                {"current", 5},
-                                                {"dry_run", false},
-                                                {"reason", "idle"}});
+  status_->Publish(status::ScaleRequested{"web", "r-18", 4, 5, false, "idle"});
   auto live = follow.ReadLine(10s);
   ASSERT_TRUE(live) << follow.stderr_text();
   EXPECT_EQ(live->rfind("#9  ", 0), 0u) << *live;
@@ -256,8 +246,8 @@ TEST_F(MpscaleCli, FollowWithoutSinceStartsWithNewEvents) {
   // mpscale's start is not observable from here: publish until it prints.
   std::optional<std::string> line;
   for (int i = 0; i < 100 && !line; ++i) {
-    status_->events().Publish("instance.running", {{"pool", "web"}, {"name", "web-5"}});
-    status_->events().Publish("instance.running", {{"pool", "batch"}, {"name", "batch-2"}});
+    status_->Publish(status::InstanceRunning{"web", "web-5"});
+    status_->Publish(status::InstanceRunning{"batch", "batch-2"});
     line = follow.ReadLine(100ms);
   }
   ASSERT_TRUE(line) << follow.stderr_text();
@@ -285,9 +275,8 @@ TEST_F(MpscaleCli, FollowCarriesOnAcrossAPublisherRestart) {
 
   status_->Down();
   status_->Up();
-  status_->events().Publish("instance.deleted",
-                            {{"pool", "web"}, {"name", "web-1"}, {"reason", "scale-in"}});
-  status_->events().Publish("node.purged", {{"pool", "web"}, {"node_id", "5f2c9a1e"}});
+  status_->Publish(status::InstanceDeleted{"web", "web-1", "scale-in"});
+  status_->Publish(status::NodePurged{"web", "5f2c9a1e"});
   auto ninth = follow.ReadLine(10s);
   ASSERT_TRUE(ninth) << follow.stderr_text();
   EXPECT_EQ(ninth->rfind("#9  ", 0), 0u) << *ninth;

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include "canned_pools.h"
+#include "contracts/codec.h"
+#include "contracts/status.h"
 #include "mpscale/endpoint_access.h"
 #include "mpscale/event_format.h"
 #include "mpscale/status_table.h"
@@ -9,6 +11,13 @@ using namespace mps::mpscale;
 using namespace mps::mpscale::testing;
 
 namespace {
+
+namespace status = mps::contracts::status;
+
+// The canned reply as mpscale reads it: through the contract.
+status::PoolsReply Canned() {
+  return mps::contracts::DecodeReply<status::PoolsRequest>(CannedPools());
+}
 
 mps::bus::Envelope Event(std::uint64_t seq, const std::string& type, nlohmann::json fields) {
   mps::bus::Envelope e;
@@ -23,7 +32,7 @@ mps::bus::Envelope Event(std::uint64_t seq, const std::string& type, nlohmann::j
 }  // namespace
 
 TEST(MpscaleStatusTable, PrintsPoolsWithInstancesAndFailuresBeneath) {
-  EXPECT_EQ(FormatStatusTable(CannedPools(), kNowNs),
+  EXPECT_EQ(FormatStatusTable(Canned(), kNowNs),
             "POOL   COUNT  READY                                      LAST EVENT                   "
             "     IN FLIGHT\n"
             "web    3      yes                                        2026-11-23 10:12:33Z (3m12s "
@@ -39,17 +48,20 @@ TEST(MpscaleStatusTable, PrintsPoolsWithInstancesAndFailuresBeneath) {
 }
 
 TEST(MpscaleStatusTable, NoPools) {
-  EXPECT_EQ(FormatStatusTable({{"pools", nlohmann::json::array()}}, kNowNs), "no pools\n");
+  EXPECT_EQ(FormatStatusTable(status::PoolsReply{}, kNowNs), "no pools\n");
 }
 
 TEST(MpscaleStatusTable, InFlightCountsKindsInProtocolOrderAndNamesTheScaleRequest) {
-  auto pools = CannedPools()["pools"];
+  auto pools = Canned().pools;
   EXPECT_EQ(FormatInFlight(pools[0]), "2 launch, 1 drain; scale r-17");
   EXPECT_EQ(FormatInFlight(pools[1]), "-");
-  EXPECT_EQ(FormatInFlight({{"operations", {{{"kind", "delete"}}, {{"kind", "start"}}}},
-                            {"scale_request", nullptr}}),
-            "1 start, 1 delete");
-  EXPECT_EQ(FormatInFlight({{"scale_request", "r-9"}}), "scale r-9");
+  status::PoolView view;
+  view.operations = {{status::OperationKind::kDelete, "web-1", 0, "r-8"},
+                     {status::OperationKind::kStart, "web-2", 0, "r-8"}};
+  EXPECT_EQ(FormatInFlight(view), "1 start, 1 delete");
+  view.operations.clear();
+  view.scale_request = "r-9";
+  EXPECT_EQ(FormatInFlight(view), "scale r-9");
 }
 
 TEST(MpscaleStatusTable, AgesAndUtcTimes) {
@@ -85,8 +97,24 @@ TEST(MpscaleEventFormat, ArraysAndEmptyStringsStayReadable) {
   EXPECT_EQ(FormatEventLine(e),
             "#3  10:15:45.123  web  scale.planned  actions=[\"launch web-4\",\"launch web-5\"] "
             "message=\"\" outcome=launch request_id=r-17");
+  auto other = Event(4, "bus.heartbeat", {{"last", 3}});
+  EXPECT_EQ(FormatEventLine(other), "#4  10:15:45.123  -  bus.heartbeat  last=3");
+}
+
+TEST(MpscaleEventFormat, AnEventThatBreaksItsContractIsPrintedWithWhatIsWrong) {
   auto no_pool = Event(4, "node.purged", {{"node_id", "5f2c9a1e"}});
-  EXPECT_EQ(FormatEventLine(no_pool), "#4  10:15:45.123  -  node.purged  node_id=5f2c9a1e");
+  EXPECT_EQ(FormatEventLine(no_pool),
+            "#4  10:15:45.123  -  node.purged  node_id=5f2c9a1e  [not as documented: "
+            "node.purged: field 'pool' is required]");
+  EXPECT_EQ(EventJson(no_pool)["contract_problem"], "node.purged: field 'pool' is required");
+  auto extra = Event(5, "instance.running", {{"pool", "web"}, {"name", "web-4"}, {"ip", "x"}});
+  ASSERT_TRUE(ContractProblem(extra));
+  EXPECT_NE(ContractProblem(extra)->find("field 'ip' is not part of the contract"),
+            std::string::npos);
+  EXPECT_TRUE(MatchesPool(extra, "web")) << "the pool field still filters";
+  EXPECT_FALSE(ContractProblem(Event(6, "instance.running", {{"pool", "web"}, {"name", "web-4"}})));
+  EXPECT_FALSE(EventJson(Event(6, "instance.running", {{"pool", "web"}, {"name", "w"}}))
+                   .contains("contract_problem"));
 }
 
 TEST(MpscaleEventFormat, JsonLineCarriesSeqTimeTypePoolAndFields) {

@@ -13,13 +13,17 @@
 #include "bus/caf_bridge.h"
 #include "bus/events.h"
 #include "cluster_sim/nomad/nomad_sim.h"
+#include "contracts/app_code.h"
+#include "contracts/codec.h"
 #include "contracts/nomad.h"
 #include "nomad_actor/nomad_actor.h"
 
 using namespace mps;
 using namespace std::chrono_literals;
 using nlohmann::json;
-namespace proto = mps::nomad::bus_protocol;
+namespace nm = mps::contracts::nomad;
+using mps::contracts::AppCode;
+using mps::contracts::AppCodeOf;
 
 namespace {
 
@@ -131,7 +135,7 @@ TEST(NomadActor, PoolNodesMapsNodesToInstances) {
   sim.RegisterNode("batch-1", "batch");
   Served s(ConfigFor(sim.address()));
 
-  auto reply = s.Call(proto::kPoolNodes, {{"policy", WebPolicy()}});
+  auto reply = s.Call(nm::PoolNodesRequest::kType, {{"policy", WebPolicy()}});
   ASSERT_EQ(reply["nodes"].size(), 2u) << reply.dump();
   std::map<std::string, json> by_id;
   for (const auto& n : reply["nodes"]) by_id[n["id"]] = n;
@@ -145,7 +149,7 @@ TEST(NomadActor, PoolNodesMapsNodesToInstances) {
   EXPECT_FALSE(reply.contains("own_node_id"));
 
   // An attribute the nodes lack: reported, never guessed.
-  auto unmapped = s.Call(proto::kPoolNodes,
+  auto unmapped = s.Call(nm::PoolNodesRequest::kType,
                          {{"policy", WebPolicy({{"node_id_attribute", "unique.platform.aws"}})}});
   ASSERT_EQ(unmapped["nodes"].size(), 2u);
   EXPECT_TRUE(unmapped["nodes"][0]["instance"].is_null());
@@ -158,15 +162,15 @@ TEST(NomadActor, PoolNodesWithAnIndexIsABlockingQueryOnTheNodeTable) {
   sim.RegisterNode("web-1", "web");
   Served s(ConfigFor(sim.address()));
 
-  auto first = s.Call(proto::kPoolNodes, {{"policy", WebPolicy()}, {"index", 0}});
+  auto first = s.Call(nm::PoolNodesRequest::kType, {{"policy", WebPolicy()}, {"index", 0}});
   ASSERT_EQ(first["nodes"].size(), 1u);
   std::uint64_t index = first["index"];
   EXPECT_GT(index, 0u);
 
   // Nothing changes: answered after the wait, with the same index.
   auto t0 = std::chrono::steady_clock::now();
-  auto same =
-      s.Call(proto::kPoolNodes, {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 300}});
+  auto same = s.Call(nm::PoolNodesRequest::kType,
+                     {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 300}});
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 250ms);
   EXPECT_EQ(same["index"], index);
 
@@ -176,15 +180,15 @@ TEST(NomadActor, PoolNodesWithAnIndexIsABlockingQueryOnTheNodeTable) {
     sim.RegisterNode("web-2", "web");
   });
   t0 = std::chrono::steady_clock::now();
-  auto changed =
-      s.Call(proto::kPoolNodes, {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 10000}});
+  auto changed = s.Call(nm::PoolNodesRequest::kType,
+                        {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 10000}});
   auto waited = std::chrono::steady_clock::now() - t0;
   joiner.join();
   EXPECT_LT(waited, 5s);
   EXPECT_GT(changed["index"].get<std::uint64_t>(), index);
   EXPECT_EQ(changed["nodes"].size(), 2u);
 
-  auto bad = s.CallFails(proto::kPoolNodes, {{"policy", WebPolicy()}, {"index", "soon"}});
+  auto bad = s.CallFails(nm::PoolNodesRequest::kType, {{"policy", WebPolicy()}, {"index", "soon"}});
   EXPECT_EQ(bad.code(), bus::ErrorCode::kBadPayload);
   EXPECT_NE(std::string(bad.what()).find("index"), std::string::npos);
 }
@@ -199,26 +203,27 @@ TEST(NomadActor, SelectPicksTheEmptyNodeAmongCandidatesOnly) {
   Served s(ConfigFor(sim.address()));
 
   json policy = WebPolicy({{"node_selector_strategy", "empty"}});
-  auto one = s.Call(proto::kSelect,
+  auto one = s.Call(nm::SelectRequest::kType,
                     {{"policy", policy}, {"count", 1}, {"candidates", {"web-1", "web-2"}}});
   ASSERT_EQ(one["selected"].size(), 1u) << one.dump();
   EXPECT_EQ(one["selected"][0]["node_id"], empty);
   EXPECT_EQ(one["selected"][0]["instance"], "web-2");
 
-  auto two = s.Call(proto::kSelect,
+  auto two = s.Call(nm::SelectRequest::kType,
                     {{"policy", policy}, {"count", 2}, {"candidates", {"web-1", "web-2"}}});
   ASSERT_EQ(two["selected"].size(), 1u) << "web-1 is busy, web-3 not a candidate: " << two.dump();
   EXPECT_FALSE(two["note"].get<std::string>().empty());
 
-  auto bad =
-      s.CallFails(proto::kSelect, {{"policy", WebPolicy({{"node_selector_strategy", "biggest"}})},
-                                   {"count", 1},
-                                   {"candidates", {"web-1"}}});
-  EXPECT_EQ(bad.app_code(), "invalid_config");
+  auto bad = s.CallFails(nm::SelectRequest::kType,
+                         {{"policy", WebPolicy({{"node_selector_strategy", "biggest"}})},
+                          {"count", 1},
+                          {"candidates", {"web-1"}}});
+  EXPECT_EQ(AppCodeOf(bad), AppCode::kInvalidConfig);
   EXPECT_NE(std::string(bad.what()).find("node_selector_strategy"), std::string::npos)
       << bad.what();
 
-  auto no_count = s.CallFails(proto::kSelect, {{"policy", policy}, {"candidates", {"web-1"}}});
+  auto no_count =
+      s.CallFails(nm::SelectRequest::kType, {{"policy", policy}, {"candidates", {"web-1"}}});
   EXPECT_EQ(no_count.code(), bus::ErrorCode::kBadPayload);
   EXPECT_NE(std::string(no_count.what()).find("count"), std::string::npos);
 }
@@ -230,9 +235,9 @@ TEST(NomadActor, SelectRefusesAPoolWithAnInitializingNode) {
   sim.Start();
   sim.RegisterNode("web-1", "web");
   Served s(ConfigFor(sim.address()));
-  auto e = s.CallFails(proto::kSelect,
+  auto e = s.CallFails(nm::SelectRequest::kType,
                        {{"policy", WebPolicy()}, {"count", 1}, {"candidates", {"web-1"}}});
-  EXPECT_EQ(e.app_code(), "filter");
+  EXPECT_EQ(AppCodeOf(e), AppCode::kFilter);
   EXPECT_NE(std::string(e.what()).find("initializing"), std::string::npos) << e.what();
 }
 
@@ -248,11 +253,12 @@ TEST(NomadActor, DrainsNodesInParallelAndPublishesEvents) {
   }
   Served s(ConfigFor(sim.address()));
 
-  auto missing_key = s.CallFails(proto::kDrain, {{"policy", WebPolicy()}, {"node_ids", ids}});
+  auto missing_key =
+      s.CallFails(nm::DrainRequest::kType, {{"policy", WebPolicy()}, {"node_ids", ids}});
   EXPECT_EQ(missing_key.code(), bus::ErrorCode::kBadPayload);
 
   auto t0 = std::chrono::steady_clock::now();
-  auto reply = s.Call(proto::kDrain,
+  auto reply = s.Call(nm::DrainRequest::kType,
                       {{"policy", WebPolicy({{"node_drain_deadline", "10s"}})}, {"node_ids", ids}},
                       "drain-1");
   auto took = std::chrono::steady_clock::now() - t0;
@@ -269,12 +275,13 @@ TEST(NomadActor, DrainsNodesInParallelAndPublishesEvents) {
       "drain3_ms",
       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 
-  auto draining = s.Events(proto::kNodeDraining);
-  auto drained = s.Events(proto::kNodeDrained);
+  auto draining = s.Events(nm::NodeDraining::kType);
+  auto drained = s.Events(nm::NodeDrained::kType);
   ASSERT_EQ(draining.size(), 3u);
   ASSERT_EQ(drained.size(), 3u);
   std::set<std::string> seen;
-  for (const auto& f : drained) seen.insert(f["node_id"].get<std::string>());
+  for (const auto& f : drained)
+    seen.insert(contracts::Decode<nm::NodeDrained>(f, nm::NodeDrained::kType).node_id);
   EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
 }
 
@@ -293,7 +300,7 @@ TEST(NomadActor, DeadlineReachedIsReportedAndANeverEndingDrainFails) {
   Served s(ConfigFor(sim.address()), options);
 
   auto reply = s.Call(
-      proto::kDrain,
+      nm::DrainRequest::kType,
       {{"policy", WebPolicy({{"node_drain_deadline", "300ms"}})}, {"node_ids", {forced}}}, "d1");
   const auto& r = reply["results"][0];
   EXPECT_EQ(r["deadline_reached"], true) << r.dump();
@@ -302,16 +309,16 @@ TEST(NomadActor, DeadlineReachedIsReportedAndANeverEndingDrainFails) {
 
   // No deadline: Nomad would wait forever; our watch gives up and says so.
   auto never =
-      s.Call(proto::kDrain,
+      s.Call(nm::DrainRequest::kType,
              {{"policy", WebPolicy({{"node_drain_deadline", "0s"}})}, {"node_ids", {stuck}}}, "d2");
   EXPECT_EQ(never["results"][0]["outcome"], "drain_failed") << never.dump();
-  ASSERT_EQ(s.Events(proto::kNodeDrainFailed).size(), 1u);
-  EXPECT_EQ(s.Events(proto::kNodeDrainFailed)[0]["node_id"], stuck);
+  ASSERT_EQ(s.Events(nm::NodeDrainFailed::kType).size(), 1u);
+  EXPECT_EQ(s.Events(nm::NodeDrainFailed::kType)[0]["node_id"], stuck);
 
   auto bad = s.CallFails(
-      proto::kDrain,
+      nm::DrainRequest::kType,
       {{"policy", WebPolicy({{"node_drain_deadline", "soon"}})}, {"node_ids", {stuck}}}, "d3");
-  EXPECT_EQ(bad.app_code(), "invalid_config");
+  EXPECT_EQ(AppCodeOf(bad), AppCode::kInvalidConfig);
   EXPECT_NE(std::string(bad.what()).find("node_drain_deadline"), std::string::npos) << bad.what();
 }
 
@@ -322,9 +329,9 @@ TEST(NomadActor, AclRefusalIsAClearError) {
   sim.Start();
   sim.RegisterNode("web-1", "web");
   Served s(ConfigFor(sim.address()));
-  auto e = s.CallFails(proto::kPoolNodes, {{"policy", WebPolicy()}});
+  auto e = s.CallFails(nm::PoolNodesRequest::kType, {{"policy", WebPolicy()}});
   EXPECT_EQ(e.code(), bus::ErrorCode::kHandlerFailed);
-  EXPECT_EQ(e.app_code(), "forbidden");
+  EXPECT_EQ(AppCodeOf(e), AppCode::kForbidden);
   EXPECT_NE(std::string(e.what()).find("403"), std::string::npos) << e.what();
   EXPECT_NE(std::string(e.what()).find("nomad_token"), std::string::npos) << e.what();
   EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos);
@@ -333,11 +340,12 @@ TEST(NomadActor, AclRefusalIsAClearError) {
 TEST(NomadActor, NomadDownIsUnreachable) {
   const std::string address = "http://127.0.0.1:" + std::to_string(ClosedPort());
   Served s(ConfigFor(address));
-  auto e = s.CallFails(proto::kPoolNodes, {{"policy", WebPolicy()}});
-  EXPECT_EQ(e.app_code(), "unreachable");
+  auto e = s.CallFails(nm::PoolNodesRequest::kType, {{"policy", WebPolicy()}});
+  EXPECT_EQ(AppCodeOf(e), AppCode::kUnreachable);
   EXPECT_NE(std::string(e.what()).find(address), std::string::npos) << e.what();
-  auto d = s.CallFails(proto::kPurge, {{"node_ids", {"11111111-2222-3333-4444-555555555555"}}});
-  EXPECT_EQ(d.app_code(), "unreachable");
+  auto d = s.CallFails(nm::PurgeRequest::kType,
+                       {{"node_ids", {"11111111-2222-3333-4444-555555555555"}}});
+  EXPECT_EQ(AppCodeOf(d), AppCode::kUnreachable);
 }
 
 TEST(NomadActor, PurgeOfAGoneNodeIsAlreadyGoneNotAnError) {
@@ -345,18 +353,18 @@ TEST(NomadActor, PurgeOfAGoneNodeIsAlreadyGoneNotAnError) {
   sim.Start();
   auto id = sim.RegisterNode("web-1", "web");
   Served s(ConfigFor(sim.address()));
-  auto first = s.Call(proto::kPurge, {{"node_ids", {id}}});
+  auto first = s.Call(nm::PurgeRequest::kType, {{"node_ids", {id}}});
   EXPECT_EQ(first["purged"], json::array({id}));
   EXPECT_TRUE(first["already_gone"].empty());
   EXPECT_EQ(sim.NodeCount(), 0u);
-  auto again = s.Call(proto::kPurge, {{"node_ids", {id}}});
+  auto again = s.Call(nm::PurgeRequest::kType, {{"node_ids", {id}}});
   EXPECT_TRUE(again["purged"].empty());
   EXPECT_EQ(again["already_gone"], json::array({id}));
-  auto purged = s.Events(proto::kNodePurged);
+  auto purged = s.Events(nm::NodePurged::kType);
   ASSERT_EQ(purged.size(), 2u);
   EXPECT_EQ(purged[0]["node_id"], id);
 
-  auto bad = s.CallFails(proto::kPurge, {{"node_ids", "web-1"}});
+  auto bad = s.CallFails(nm::PurgeRequest::kType, {{"node_ids", "web-1"}});
   EXPECT_EQ(bad.code(), bus::ErrorCode::kBadPayload);
 }
 
@@ -367,12 +375,49 @@ TEST(NomadActor, MarkEligibleUndoesADrain) {
   sim.Start();
   auto id = sim.RegisterNode("web-1", "web");
   Served s(ConfigFor(sim.address()));
-  auto drained = s.Call(proto::kDrain, {{"policy", WebPolicy()}, {"node_ids", {id}}}, "d");
+  auto drained =
+      s.Call(nm::DrainRequest::kType, {{"policy", WebPolicy()}, {"node_ids", {id}}}, "d");
   ASSERT_EQ(drained["results"][0]["outcome"], "drained");
   EXPECT_EQ(sim.NodeJson(id)->at("SchedulingEligibility"), "ineligible");
-  auto reply =
-      s.Call(proto::kMarkEligible, {{"node_ids", {id, "11111111-2222-3333-4444-555555555555"}}});
+  auto reply = s.Call(nm::MarkEligibleRequest::kType,
+                      {{"node_ids", {id, "11111111-2222-3333-4444-555555555555"}}});
   EXPECT_EQ(reply["ok"], json::array({id}));
   EXPECT_EQ(reply["gone"].size(), 1u);
   EXPECT_EQ(sim.NodeJson(id)->at("SchedulingEligibility"), "eligible");
+}
+
+// The contract is checked before Nomad is asked: no Nomad is needed here.
+TEST(NomadActor, MistypedFieldIsBadPayloadNamingTheField) {
+  Served s(ConfigFor("http://127.0.0.1:" + std::to_string(ClosedPort())));
+  auto count = s.CallFails(nm::SelectRequest::kType,
+                           {{"policy", WebPolicy()}, {"count", "two"}, {"candidates", {"web-1"}}});
+  EXPECT_EQ(count.code(), bus::ErrorCode::kBadPayload);
+  EXPECT_EQ(std::string(count.what()),
+            "nomad.select: field 'count' expected an integer, got the string \"two\"");
+  auto policy = s.CallFails(nm::PoolNodesRequest::kType, {{"policy", {{"node_class", 3}}}});
+  EXPECT_EQ(policy.code(), bus::ErrorCode::kBadPayload);
+  EXPECT_NE(std::string(policy.what()).find("field 'policy.node_class'"), std::string::npos)
+      << policy.what();
+  auto ids =
+      s.CallFails(nm::DrainRequest::kType, {{"policy", WebPolicy()}, {"node_ids", {"a", 1}}}, "d1");
+  EXPECT_NE(std::string(ids.what()).find("field 'node_ids[1]'"), std::string::npos) << ids.what();
+  // The semantic checks stay: count >= 0, non-empty ids.
+  auto negative = s.CallFails(nm::SelectRequest::kType,
+                              {{"policy", WebPolicy()}, {"count", -1}, {"candidates", {"web-1"}}});
+  EXPECT_EQ(negative.code(), bus::ErrorCode::kBadPayload);
+  EXPECT_NE(std::string(negative.what()).find("field 'count' must be >= 0"), std::string::npos)
+      << negative.what();
+  auto blank = s.CallFails(nm::PurgeRequest::kType, {{"node_ids", {""}}});
+  EXPECT_NE(std::string(blank.what()).find("field 'node_ids[0]' must not be empty"),
+            std::string::npos)
+      << blank.what();
+}
+
+TEST(NomadActor, UnknownFieldIsRefused) {
+  Served s(ConfigFor("http://127.0.0.1:" + std::to_string(ClosedPort())));
+  auto e = s.CallFails(nm::PurgeRequest::kType, {{"node_ids", {"a"}}, {"force", true}});
+  EXPECT_EQ(e.code(), bus::ErrorCode::kBadPayload);
+  EXPECT_NE(std::string(e.what()).find("field 'force' is not part of the contract"),
+            std::string::npos)
+      << e.what();
 }
