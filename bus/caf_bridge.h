@@ -186,8 +186,3 @@ typename Inspector::result_type inspect(Inspector& f, BusCall& x) {
 }
 
 }  // namespace mps::bus
-
-// The one raw json still sent between actors: the state cache's view_atom
-// answer (actors/cache/state_cache.cpp). Remove this marker with it; a new
-// message should carry a contract type or one of the types above instead.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(nlohmann::json)

@@ -14,7 +14,7 @@
 namespace mps::cache {
 namespace {
 
-namespace proto = bus_protocol;
+namespace ev = contracts::status;
 using json = nlohmann::json;
 using scaling::OperationKind;
 
@@ -166,21 +166,13 @@ class CacheState {
     const std::string& id = query.request.request_id;
     if (query.reconcile && plan.outcome != scaling::PlanOutcome::kExecute) return answer;
     if (!query.reconcile) {
-      Publish(proto::kScaleRequested, answer.pool,
-              {{"request_id", id},
-               {"target", query.request.target},
-               {"current", plan.current_count},
-               {"dry_run", query.request.dry_run || plan.dry_run},
-               {"reason", query.reason}});
+      Publish(ev::ScaleRequested{answer.pool, id, query.request.target, plan.current_count,
+                                 query.request.dry_run || plan.dry_run, query.reason});
     }
-    json actions = json::array();
+    std::vector<std::string> actions;
     for (const auto& a : plan.actions) actions.push_back(Describe(a));
-    Publish(proto::kScalePlanned, answer.pool,
-            {{"request_id", id},
-             {"outcome", std::string(ToString(plan.outcome))},
-             {"message", plan.message},
-             {"dry_run", plan.dry_run},
-             {"actions", actions}});
+    Publish(ev::ScalePlanned{answer.pool, id, std::string(ToString(plan.outcome)), plan.message,
+                             plan.dry_run, actions});
     spdlog::info("pool {}: request {}: {}{}: {}", answer.pool, id, ToString(plan.outcome),
                  plan.dry_run ? " (dry run)" : "", plan.message);
     if (!plan.ShouldExecute()) return answer;
@@ -193,8 +185,7 @@ class CacheState {
         AddOperation(*pool, OperationKind::kLaunch, launch->name, id, now);
         pool->launch_times[launch->name] = now;
         store_.RecordLaunchTime(answer.pool, launch->name, now);
-        Publish(proto::kInstanceLaunching, answer.pool,
-                {{"name", launch->name}, {"image", launch->image}});
+        Publish(ev::InstanceLaunching{answer.pool, launch->name, launch->image});
       } else if (const auto* start = std::get_if<scaling::StartAction>(&action)) {
         AddOperation(*pool, OperationKind::kStart, start->name, id, now);
       } else if (const auto* del = std::get_if<scaling::DeleteAction>(&action)) {
@@ -216,7 +207,7 @@ class CacheState {
         RemoveOperations(pool, r.instance);
         AddOperation(pool, r.kind, r.instance, r.request_id, now);
         if (r.kind == OperationKind::kDrain) {
-          Publish(proto::kNodeDraining, r.pool, {{"instance", r.instance}, {"node_id", r.node_id}});
+          Publish(ev::NodeDraining{r.pool, r.instance, r.node_id});
         }
         return;
       case OpPhase::kUnresolved:
@@ -261,7 +252,7 @@ class CacheState {
     if (o.nodes) {
       auto changes = ApplyPoolNodes(state, contracts::Encode(*o.nodes));
       for (const auto& [instance, node] : changes.registered) {
-        Publish(proto::kNodeRegistered, o.pool, {{"instance", instance}, {"node_id", node}});
+        Publish(ev::NodeRegistered{o.pool, instance, node});
       }
       SetReachable(state.nomad, "", "Nomad", o.pool);
       pool.nomad_synced = true;
@@ -288,18 +279,17 @@ class CacheState {
     }
     store_.ForgetCompletedRequestsBefore(now - std::chrono::hours(24));
     if (f.ok) {
-      Publish(proto::kScaleCompleted, f.pool,
-              {{"request_id", f.request_id},
-               {"count", scaling::ComputeStatus(pool.state, pool.policy, now).count},
-               {"message", f.message}});
+      Publish(ev::ScaleCompleted{f.pool, f.request_id,
+                                 scaling::ComputeStatus(pool.state, pool.policy, now).count,
+                                 f.message});
     } else {
-      Publish(proto::kScaleFailed, f.pool, {{"request_id", f.request_id}, {"error", f.message}});
+      Publish(ev::ScaleFailed{f.pool, f.request_id, f.message});
     }
   }
 
   void NodesPurged(const std::string& pool, const std::vector<std::string>& ids) {
     if (ids.empty()) return;
-    for (const auto& id : ids) Publish(proto::kNodePurged, pool, {{"node_id", id}});
+    for (const auto& id : ids) Publish(ev::NodePurged{pool, id});
     if (auto it = pools_.find(pool); it != pools_.end()) {
       ++it->second.epoch;
       std::erase_if(it->second.state.orphan_nodes, [&](const scaling::NomadNode& n) {
@@ -331,14 +321,14 @@ class CacheState {
     return work;
   }
 
-  json View(const std::string& filter) const {
-    json pools = json::array();
+  ev::PoolsReply View(const std::string& filter) const {
+    ev::PoolsReply reply;
     auto now = scaling::Clock::now();
     for (const auto& [name, pool] : pools_) {
       if (!filter.empty() && filter != name) continue;
-      pools.push_back(PoolViewJson(pool.state, pool.CurrentStatus(now)));
+      reply.pools.push_back(PoolViewOf(pool.state, pool.CurrentStatus(now)));
     }
-    return {{"pools", pools}};
+    return reply;
   }
 
  private:
@@ -394,12 +384,12 @@ class CacheState {
         if (!instance->first_seen_running_at) instance->first_seen_running_at = now;
         pool.RestoreLaunchTime(*instance);
         if (r.kind == OperationKind::kLaunch) state.RecordLaunchSuccess();
-        Publish(proto::kInstanceRunning, r.pool, {{"name", r.instance}});
+        Publish(ev::InstanceRunning{r.pool, r.instance});
         return;
       }
       case OperationKind::kDrain:
         // The delete that follows replaces the operation.
-        Publish(proto::kNodeDrained, r.pool, {{"instance", r.instance}, {"node_id", r.node_id}});
+        Publish(ev::NodeDrained{r.pool, r.instance, r.node_id});
         return;
       case OperationKind::kDelete:
         RemoveOperations(pool, r.instance);
@@ -408,7 +398,7 @@ class CacheState {
         std::erase(state.failed_launch_leftovers, r.instance);
         pool.launch_times.erase(r.instance);
         store_.ForgetInstance(r.pool, r.instance);
-        Publish(proto::kInstanceDeleted, r.pool, {{"name", r.instance}, {"reason", r.detail}});
+        Publish(ev::InstanceDeleted{r.pool, r.instance, r.detail});
         return;
     }
   }
@@ -419,14 +409,13 @@ class CacheState {
       case OperationKind::kLaunch:
         pool.state.RecordLaunchFailure(r.detail, now);
         if (r.leftover) pool.state.failed_launch_leftovers.push_back(r.instance);
-        Publish(proto::kInstanceFailed, r.pool, {{"name", r.instance}, {"error", r.detail}});
+        Publish(ev::InstanceFailed{r.pool, r.instance, r.detail});
         return;
       case OperationKind::kStart:
-        Publish(proto::kInstanceFailed, r.pool, {{"name", r.instance}, {"error", r.detail}});
+        Publish(ev::InstanceFailed{r.pool, r.instance, r.detail});
         return;
       case OperationKind::kDrain:
-        Publish(proto::kNodeDrainFailed, r.pool,
-                {{"instance", r.instance}, {"node_id", r.node_id}, {"reason", r.detail}});
+        Publish(ev::NodeDrainFailed{r.pool, r.instance, r.node_id, r.detail});
         return;
       case OperationKind::kDelete:
         spdlog::warn("pool {}: delete of {} failed: {}", r.pool, r.instance, r.detail);
@@ -448,10 +437,10 @@ class CacheState {
     r.reason = error;
   }
 
-  void Publish(std::string_view type, const std::string& pool, json fields) {
+  template <class Event>
+  void Publish(const Event& event) {
     if (!options_.events) return;
-    fields["pool"] = pool;
-    options_.events->Publish(std::string(type), std::move(fields));
+    options_.events->Publish(std::string(Event::kType), contracts::Encode(event));
   }
 
   CacheOptions options_;
@@ -559,12 +548,12 @@ caf::behavior CacheActor(caf::stateful_actor<CacheActorState>* self, CacheOption
       },
       // state.pools on the status endpoint (caf_bridge.h).
       [&c](bus::bus_request_atom, const bus::Envelope& r) {
-        const auto& p = r.payload;
-        if (p.contains("pool") && !p["pool"].is_string()) {
-          return bus::BusAnswer::Fail(
-              bus::BusError(bus::ErrorCode::kBadPayload, "state.pools: 'pool' must be a string"));
+        try {
+          auto request = contracts::Decode<ev::PoolsRequest>(r.payload, r.type);
+          return bus::BusAnswer::Ok(contracts::Encode(c.View(request.pool.value_or(""))));
+        } catch (const bus::BusError& e) {
+          return bus::BusAnswer::Fail(e);
         }
-        return bus::BusAnswer::Ok(c.View(p.value("pool", "")));
       },
   };
 }

@@ -191,19 +191,3 @@ struct InstanceDeleted {
 };
 
 }  // namespace mps::contracts::multipass
-
-// The message type names under their older spelling, for code not yet
-// written against the types above.
-namespace mps::multipass::bus_protocol {
-inline constexpr std::string_view kList = contracts::multipass::ListRequest::kType;
-inline constexpr std::string_view kLaunch = contracts::multipass::LaunchRequest::kType;
-inline constexpr std::string_view kDelete = contracts::multipass::DeleteRequest::kType;
-inline constexpr std::string_view kStart = contracts::multipass::StartRequest::kType;
-inline constexpr std::string_view kInfo = contracts::multipass::InfoRequest::kType;
-inline constexpr std::string_view kVersion = contracts::multipass::VersionRequest::kType;
-inline constexpr std::string_view kInstanceLaunching =
-    contracts::multipass::InstanceLaunching::kType;
-inline constexpr std::string_view kInstanceRunning = contracts::multipass::InstanceRunning::kType;
-inline constexpr std::string_view kInstanceFailed = contracts::multipass::InstanceFailed::kType;
-inline constexpr std::string_view kInstanceDeleted = contracts::multipass::InstanceDeleted::kType;
-}  // namespace mps::multipass::bus_protocol

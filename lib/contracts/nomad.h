@@ -236,19 +236,3 @@ struct NodePurged {
 };
 
 }  // namespace mps::contracts::nomad
-
-// The message type names under their older spelling, for code not yet
-// written against the types above.
-namespace mps::nomad::bus_protocol {
-inline constexpr std::string_view kPoolNodes = contracts::nomad::PoolNodesRequest::kType;
-inline constexpr std::string_view kSelect = contracts::nomad::SelectRequest::kType;
-inline constexpr std::string_view kDrain = contracts::nomad::DrainRequest::kType;
-inline constexpr std::string_view kPurge = contracts::nomad::PurgeRequest::kType;
-inline constexpr std::string_view kMarkEligible = contracts::nomad::MarkEligibleRequest::kType;
-inline constexpr std::string_view kNodeDraining = contracts::nomad::NodeDraining::kType;
-inline constexpr std::string_view kNodeDrained = contracts::nomad::NodeDrained::kType;
-inline constexpr std::string_view kNodeDrainFailed = contracts::nomad::NodeDrainFailed::kType;
-inline constexpr std::string_view kNodePurged = contracts::nomad::NodePurged::kType;
-inline constexpr std::string_view kAppCodeInvalidConfig = "invalid_config";
-inline constexpr std::string_view kAppCodeFilter = "filter";
-}  // namespace mps::nomad::bus_protocol

@@ -288,22 +288,3 @@ using Events = std::tuple<ScaleRequested, ScalePlanned, ScaleCompleted, ScaleFai
                           NodeRegistered, NodeDraining, NodeDrained, NodeDrainFailed, NodePurged>;
 
 }  // namespace mps::contracts::status
-
-// The type names under their older spelling (actors/cache uses them).
-namespace mps::cache::bus_protocol {
-namespace s = contracts::status;
-inline constexpr std::string_view kPools = s::PoolsRequest::kType;
-inline constexpr std::string_view kScaleRequested = s::ScaleRequested::kType;
-inline constexpr std::string_view kScalePlanned = s::ScalePlanned::kType;
-inline constexpr std::string_view kScaleCompleted = s::ScaleCompleted::kType;
-inline constexpr std::string_view kScaleFailed = s::ScaleFailed::kType;
-inline constexpr std::string_view kInstanceLaunching = s::InstanceLaunching::kType;
-inline constexpr std::string_view kInstanceRunning = s::InstanceRunning::kType;
-inline constexpr std::string_view kInstanceFailed = s::InstanceFailed::kType;
-inline constexpr std::string_view kInstanceDeleted = s::InstanceDeleted::kType;
-inline constexpr std::string_view kNodeRegistered = s::NodeRegistered::kType;
-inline constexpr std::string_view kNodeDraining = s::NodeDraining::kType;
-inline constexpr std::string_view kNodeDrained = s::NodeDrained::kType;
-inline constexpr std::string_view kNodeDrainFailed = s::NodeDrainFailed::kType;
-inline constexpr std::string_view kNodePurged = s::NodePurged::kType;
-}  // namespace mps::cache::bus_protocol

@@ -285,7 +285,7 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
   link->status =
       std::make_unique<cache::StatusReader>(*system_, link->cache_actor, cache_options.board);
   if (link->status_server) {
-    bus::ServeWithActor(*link->status_server, *system_, std::string(cache::bus_protocol::kPools),
+    bus::ServeWithActor(*link->status_server, *system_, std::string(contracts::status::PoolsRequest::kType),
                         link->cache_actor);
     try {
       link->status_server->Start();

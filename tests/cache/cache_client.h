@@ -35,8 +35,12 @@ class CacheClient {
   void Report(const cache::OpReport& report) {
     Ask<cache::ack_atom>(cache::report_atom::value, report);
   }
-  // Sent, not asked (as the watcher does); later calls are handled after it.
-  void Observe(const cache::Observation& o) { self_->send(actor_, cache::observe_atom::value, o); }
+  // Sent, not asked (as the watcher does); the round trip after it returns
+  // once the cache has handled it.
+  void Observe(const cache::Observation& o) {
+    self_->send(actor_, cache::observe_atom::value, o);
+    Pools();
+  }
   void Finish(const cache::ScaleFinish& f) { Ask<cache::ack_atom>(cache::finish_atom::value, f); }
   std::vector<cache::PoolTarget> Pools() {
     return Ask<cache::PoolTargets>(cache::pools_atom::value).pools;

@@ -25,7 +25,14 @@ class StateCacheTest : public ::testing::Test {
     o.first_sync_wait = first_sync_wait_;
     std::uint64_t n = 0;
     o.random = [n]() mutable { return ++n * 7919; };
-    return mps::testing::CacheClient(system_, cache::SpawnStateCache(system_, o));
+    auto actor = cache::SpawnStateCache(system_, o);
+    spawned_.push_back(actor);
+    return mps::testing::CacheClient(system_, actor);
+  }
+
+  // A held plan's timer keeps the cache alive: every cache is told to stop.
+  void TearDown() override {
+    for (auto& a : spawned_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   }
 
   static contracts::multipass::ListReply Listing(json instances) {
@@ -59,6 +66,7 @@ class StateCacheTest : public ::testing::Test {
   }
 
   std::chrono::milliseconds first_sync_wait_{200};
+  std::vector<caf::actor> spawned_;
   mps::testing::TempDir dir_;
   caf::actor_system_config config_;
   caf::actor_system system_{config_};

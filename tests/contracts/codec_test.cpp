@@ -194,8 +194,8 @@ TEST(StatusContract, PoolViewRoundTripsTheDocumentedReply) {
 TEST(StatusContract, RequestAndEventsKeepTheirNames) {
   EXPECT_EQ(Encode(st::PoolsRequest{}), json::object());
   EXPECT_EQ(Encode(st::PoolsRequest{"web"}), (json{{"pool", "web"}}));
-  EXPECT_EQ(cache::bus_protocol::kPools, "state.pools");
-  EXPECT_EQ(cache::bus_protocol::kNodeDrainFailed, "node.drain_failed");
+  EXPECT_EQ(st::PoolsRequest::kType, "state.pools");
+  EXPECT_EQ(st::NodeDrainFailed::kType, "node.drain_failed");
   EXPECT_EQ(
       Encode(st::NodeDrainFailed{"web", "web-1", "n1", "timeout"}),
       (json{{"pool", "web"}, {"instance", "web-1"}, {"node_id", "n1"}, {"reason", "timeout"}}));
