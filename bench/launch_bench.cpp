@@ -14,6 +14,7 @@
 #include "bus/keys.h"
 #include "multipass/multipass_client.h"
 #include "support/child_process.h"
+#include "support/temp_dir.h"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;

@@ -22,6 +22,7 @@
 #include "bus/keys.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "support/child_process.h"
+#include "support/temp_dir.h"
 
 namespace mps::bench {
 
@@ -99,13 +100,13 @@ class PluginWorld {
     channel_.reset();
     plugin_.reset();
     auto t0 = Clock::now();
+    mps::testing::ChildOptions options;
+    options.env = {{"NOMAD_AUTOSCALER_PLUGIN_MAGIC_COOKIE",
+                    "e082fa04d587a6525d683666fa253d6afda00f20c122c54a80a3ed57fec99ff3"},
+                   {"PLUGIN_PROTOCOL_VERSIONS", "1"},
+                   {"PLUGIN_UNIX_SOCKET_DIR", dir()}};
     plugin_ = std::make_unique<mps::testing::ChildProcess>(
-        std::vector<std::string>{mps::testing::BinDir() + "/multipass-target"},
-        std::map<std::string, std::string>{
-            {"NOMAD_AUTOSCALER_PLUGIN_MAGIC_COOKIE",
-             "e082fa04d587a6525d683666fa253d6afda00f20c122c54a80a3ed57fec99ff3"},
-            {"PLUGIN_PROTOCOL_VERSIONS", "1"},
-            {"PLUGIN_UNIX_SOCKET_DIR", dir()}});
+        std::vector<std::string>{mps::testing::BinDir() + "/multipass-target"}, options);
     auto line = plugin_->ReadLine(10s);
     if (!line) throw std::runtime_error("no handshake: " + plugin_->stderr_text());
     auto took = Clock::now() - t0;

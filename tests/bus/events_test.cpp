@@ -6,6 +6,7 @@
 
 #include "bus/events.h"
 #include "support/child_process.h"
+#include "support/temp_dir.h"
 
 using namespace mps::bus;
 using namespace std::chrono_literals;

@@ -7,6 +7,7 @@
 #include "bus/keys.h"
 #include "bus/server.h"
 #include "support/child_process.h"
+#include "support/temp_dir.h"
 
 using namespace mps::bus;
 using namespace std::chrono_literals;

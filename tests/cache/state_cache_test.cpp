@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "scaling/state_store.h"
-#include "support/child_process.h"
+#include "support/temp_dir.h"
 
 using namespace mps;
 using json = nlohmann::json;

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "raw_client.h"
+#include "support/temp_dir.h"
 
 namespace {
 
@@ -39,19 +40,12 @@ std::optional<mps::sim::InstanceView> Find(const MultipassSim& sim, const std::s
 class MultipassSimTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "mpsim-test-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
     options_.world.state_dir = dir_ / "state";
     options_.world.boot_delay = 50ms;
     options_.unix_socket = dir_ / "multipass_socket";
     options_.tls_address = "127.0.0.1:0";
   }
-  void TearDown() override {
-    sim_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  void TearDown() override { sim_.reset(); }
 
   MultipassSim& Start() {
     sim_ = std::make_unique<MultipassSim>(options_);
@@ -70,7 +64,8 @@ class MultipassSimTest : public ::testing::Test {
     return c;
   }
 
-  std::filesystem::path dir_;
+  mps::testing::TempDir tmp_;
+  std::filesystem::path dir_{tmp_.path()};
   SimOptions options_;
   std::unique_ptr<MultipassSim> sim_;
   KeyCertPair admin_id_ = mps::sim::CertificateAuthority::SelfSignedClientCertificate("admin");

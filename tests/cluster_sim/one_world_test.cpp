@@ -8,6 +8,7 @@
 
 #include "multipass/multipass_client.h"
 #include "support/child_process.h"
+#include "support/temp_dir.h"
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
@@ -35,9 +36,10 @@ json WaitForNodes(httplib::Client& nomad, std::size_t n, std::chrono::millisecon
 
 TEST(ClusterSimOneWorld, InstancesJoinNomadByTheirCloudInitAndGoDownWhenDeleted) {
   mps::testing::TempDir dir;
-  mps::testing::ChildProcess sim({mps::testing::BinDir() + "/cluster-sim", "--state-dir", dir.path() + "/sim",
-                                  "--multipass-socket", dir.path() + "/mp.sock", "--boot-delay", "50ms",
-                                  "--nomad-port", "0", "--join-delay", "200ms"});
+  mps::testing::ChildProcess sim({mps::testing::BinDir() + "/cluster-sim", "--state-dir",
+                                  dir.path() + "/sim", "--multipass-socket",
+                                  dir.path() + "/mp.sock", "--boot-delay", "50ms", "--nomad-port",
+                                  "0", "--join-delay", "200ms"});
   std::string nomad_address;
   for (;;) {
     auto line = sim.ReadLine(20s);

@@ -21,6 +21,7 @@
 #include "contracts/multipass.h"
 #include "session/session.h"
 #include "support/child_process.h"
+#include "support/temp_dir.h"
 
 namespace {
 

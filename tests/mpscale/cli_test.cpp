@@ -17,6 +17,7 @@
 #include "contracts/status.h"
 #include "canned_pools.h"
 #include "support/child_process.h"
+#include "support/temp_dir.h"
 
 using namespace std::chrono_literals;
 using mps::testing::BinDir;
