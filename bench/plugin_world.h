@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "autoscaler/target.grpc.pb.h"
 #include "bus/client.h"
 #include "bus/keys.h"
+#include "goplugin/grpc_controller.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "support/child_process.h"
 #include "support/temp_dir.h"
@@ -117,6 +119,31 @@ class PluginWorld {
     base_ = base_proto::BasePluginService::NewStub(channel_);
     target_ = target_proto::TargetPluginService::NewStub(channel_);
     health_ = grpc::health::v1::Health::NewStub(channel_);
+    return took;
+  }
+
+  // Stops the plugin as go-plugin's client does (GRPCController.Shutdown,
+  // then the connection is dropped); returns the time from the Shutdown call
+  // to the process's clean exit, or nullopt when it did not exit with status
+  // 0 within 10 s (it is killed then).
+  std::optional<std::chrono::nanoseconds> StopPlugin() {
+    using namespace std::chrono_literals;
+    auto t0 = Clock::now();
+    {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+      ::plugin::Empty req, resp;
+      auto st = ::plugin::GRPCController::NewStub(channel_)->Shutdown(&ctx, req, &resp);
+      if (!st.ok()) throw std::runtime_error("Shutdown: " + st.error_message());
+    }
+    base_.reset();
+    target_.reset();
+    health_.reset();
+    channel_.reset();
+    auto status = plugin_->Wait(10s);
+    auto took = Clock::now() - t0;
+    plugin_.reset();
+    if (status != 0) return std::nullopt;
     return took;
   }
 

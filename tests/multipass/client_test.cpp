@@ -14,6 +14,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using Kind = MultipassError::Kind;
 using State = FakeMultipassd::State;
 namespace pb = ::multipass;
@@ -264,12 +265,12 @@ TEST_F(ClientTest, UnreachableFailsFastNamingTheAddress) {
     auto options = Options();
     options.address = address;
     MultipassClient client(options);
-    const auto started = std::chrono::steady_clock::now();
+    // Failed on the refused connection itself: neither at the connect
+    // timeout ("no connection within") nor at the call's deadline (timeout).
     const auto e = CatchError([&] { client.List(); });
-    const auto elapsed = std::chrono::steady_clock::now() - started;
     EXPECT_EQ(e.kind, Kind::unreachable) << e.message;
     EXPECT_THAT(e.message, HasSubstr("multipassd unreachable at " + address));
-    EXPECT_LT(elapsed, std::chrono::seconds(3));
+    EXPECT_THAT(e.message, Not(HasSubstr("no connection within"))) << e.message;
   }
 }
 

@@ -160,13 +160,11 @@ TEST(PluginProcess, StdioStreamStaysOpenUntilShutdown) {
   grpc::StatusCode code;
   EXPECT_EQ(Health(p, "plugin", &code), grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_FALSE(ended.load());
-  auto start = std::chrono::steady_clock::now();
   p.Shutdown();
   EXPECT_EQ(p.child.Wait(2s), 0);
   t.join();
   EXPECT_TRUE(ended.load());
   EXPECT_TRUE(final_status.ok()) << final_status.error_message();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
 }
 
 TEST(PluginProcess, StdioStreamEndsWhenCancelled) {
@@ -211,12 +209,11 @@ TEST(PluginProcess, BrokerStreamHeldOpenAndKnockRefused) {
 }
 
 TEST(PluginProcess, ControllerShutdownExitsAndRemovesSocket) {
+  // How long the stop takes is measured by status_bench.
   for (bool close_channel : {true, false}) {
     RunningPlugin p;
-    auto start = std::chrono::steady_clock::now();
     p.Shutdown(close_channel);
     EXPECT_EQ(p.child.Wait(2s), 0);
-    EXPECT_LT(std::chrono::steady_clock::now() - start, close_channel ? 500ms : 2000ms);
     EXPECT_FALSE(fs::exists(p.fields[3]));
   }
 }
