@@ -73,7 +73,9 @@ TEST(ClusterSimOneWorld, InstancesJoinNomadByTheirCloudInitAndGoDownWhenDeleted)
   auto node = nomad.Get("/v1/node/" + id);
   ASSERT_TRUE(node);
   EXPECT_EQ(json::parse(node->body)["Attributes"]["unique.hostname"], "web-j1");
-  std::this_thread::sleep_for(400ms);  // two join delays: web-j2 must still be absent
+  // The sim has looked at web-j2's cloud-init and decided it never joins:
+  // from then on no node can appear for it.
+  ASSERT_TRUE(sim.WaitForStderr("web-j2 has no Nomad node_class", 5s)) << sim.stderr_text();
   EXPECT_EQ(Nodes(nomad).size(), 1u);
 
   client.Delete({"web-j1"});
