@@ -41,7 +41,7 @@ enum class PendingLaunch {
 };
 PendingLaunch ResolvePendingLaunch(const std::string& instance, const nlohmann::json& list);
 
-// The state.pools view of one pool (actors/cache/bus_protocol.h).
+// The state.pools view of one pool (lib/contracts/status.h).
 nlohmann::json PoolViewJson(const scaling::PoolState& state, const scaling::PoolStatus& status);
 
 std::int64_t UnixNanos(scaling::TimePoint t);

@@ -1,6 +1,6 @@
 #pragma once
 // How `mpscale events` prints one status-endpoint event
-// (actors/cache/bus_protocol.h): a readable line or one JSON object per line.
+// (lib/contracts/status.h): a readable line or one JSON object per line.
 #include <optional>
 #include <string>
 

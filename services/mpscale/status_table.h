@@ -1,5 +1,5 @@
 #pragma once
-// The readable form of a `state.pools` reply (actors/cache/bus_protocol.h):
+// The readable form of a `state.pools` reply (lib/contracts/status.h):
 // one row per pool, its instances and launch failures indented beneath.
 #include <cstdint>
 #include <string>

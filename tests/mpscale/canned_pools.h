@@ -1,5 +1,5 @@
 #pragma once
-// A state.pools reply as multipass-target builds it (actors/cache/bus_protocol.h):
+// A state.pools reply as multipass-target builds it (lib/contracts/status.h):
 // "web" mid scale-up, "batch" not ready after failed launches.
 #include <cstdint>
 
