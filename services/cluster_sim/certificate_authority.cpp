@@ -52,15 +52,6 @@ KeyCertPair CertificateAuthority::IssueServerCertificate(
   return Pem(key, x509::Certificate::Issued(spec, key, impl_->cert, impl_->key));
 }
 
-KeyCertPair CertificateAuthority::IssueClientCertificate(const std::string& common_name) const {
-  x509::CertificateSpec spec;
-  spec.common_name = common_name;
-  spec.organization = "Canonical";
-  spec.extended_key_usage = "clientAuth";
-  x509::PrivateKey key;
-  return Pem(key, x509::Certificate::Issued(spec, key, impl_->cert, impl_->key));
-}
-
 KeyCertPair CertificateAuthority::SelfSignedClientCertificate(const std::string& common_name) {
   x509::CertificateSpec spec;
   spec.common_name = common_name;

@@ -33,9 +33,6 @@ class CertificateAuthority {
                                      const std::vector<std::string>& dns_names,
                                      const std::vector<std::string>& ip_addresses) const;
 
-  // EKU clientAuth, signed by this root.
-  KeyCertPair IssueClientCertificate(const std::string& common_name) const;
-
   // Self-signed client certificate, as the multipass CLI makes for itself.
   static KeyCertPair SelfSignedClientCertificate(const std::string& common_name);
 
