@@ -1,9 +1,15 @@
 // Bus request/reply over tcp loopback with CurveZMQ, against a raw cppzmq
 // DEALER/ROUTER ping-pong of the same payload size and the same Curve
-// setting, in the same run. Prints p50/p99 latency, throughput and ratios.
+// setting, in the same run. Prints p50/p99 latency, throughput and ratios,
+// then how long the CAF bridge's actor system takes to shut down after its
+// calls were answered, and when a call to an endpoint nobody serves fails.
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <thread>
 #include <zmq_addon.hpp>
@@ -145,11 +151,21 @@ caf::behavior EchoActor(caf::event_based_actor*) {
   return {[](bus_request_atom, const Envelope& e) { return BusAnswer::Ok(e.payload); }};
 }
 
-mps::bench::Percentiles OursThroughCaf(const Keys& keys, std::size_t payload, int iterations) {
+struct CafResult {
+  mps::bench::Percentiles latency;
+  // ~actor_system after every call was answered: it must not wait out the
+  // calls' deadlines (5 s each).
+  std::chrono::nanoseconds shutdown{0};
+};
+
+CafResult OursThroughCaf(const Keys& keys, std::size_t payload, int iterations) {
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2);
-  caf::actor_system sys{cfg};
-  mps::bench::Percentiles p;
+  std::optional<caf::actor_system> system;
+  system.emplace(cfg);
+  caf::actor_system& sys = *system;
+  CafResult result;
+  mps::bench::Percentiles& p = result.latency;
   {
     BusContext ctx;
     auto server = MakeServer(ctx, keys);
@@ -173,7 +189,37 @@ mps::bench::Percentiles OursThroughCaf(const Keys& keys, std::size_t payload, in
     p = mps::bench::Summarize(std::move(samples));
     self->send_exit(caller, caf::exit_reason::user_shutdown);
   }
-  return p;
+  auto t0 = Clock::now();
+  system.reset();
+  result.shutdown = Clock::now() - t0;
+  return result;
+}
+
+// A call to an ipc endpoint nobody binds, with a 200 ms deadline: the
+// caller hears `unreachable` at the deadline, not later. Median of 5.
+std::chrono::nanoseconds UnreachableAtDeadline() {
+  BusContext ctx;
+  ClientOptions co;
+  co.endpoint = "ipc:///tmp/mps-bench-nobody-" + std::to_string(getpid()) + ".sock";
+  co.name = "bench-client";
+  BusClient client(ctx, co);
+  std::vector<std::chrono::nanoseconds> samples;
+  for (int i = 0; i < 5; ++i) {
+    auto t0 = Clock::now();
+    try {
+      client.CallSync("echo", nlohmann::json::object(), {std::chrono::milliseconds(200), {}});
+      std::fprintf(stderr, "a call to %s was answered\n", co.endpoint.c_str());
+      std::exit(1);
+    } catch (const BusError& e) {
+      if (e.code() != ErrorCode::kUnreachable) {
+        std::fprintf(stderr, "expected unreachable, got: %s\n", e.what());
+        std::exit(1);
+      }
+    }
+    samples.push_back(Clock::now() - t0);
+  }
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
 }
 
 }  // namespace
@@ -186,6 +232,7 @@ int main(int argc, char** argv) {
   Result raw = RawZmq(keys, payload, iterations, window);
   Result ours = Ours(keys, payload, iterations, window);
   auto caf = OursThroughCaf(keys, payload, iterations / 2);
+  auto unreachable = UnreachableAtDeadline();
   std::printf("bus request/reply, tcp loopback + CurveZMQ, %zu-byte payload, %d round trips\n",
               payload, iterations);
   std::printf("%-34s %10s %10s %14s\n", "path", "p50 (us)", "p99 (us)", "req/s (w=64)");
@@ -193,10 +240,17 @@ int main(int argc, char** argv) {
               raw.latency.p99_us, raw.throughput);
   std::printf("%-34s %10.1f %10.1f %14.0f\n", "mps bus (BusClient -> BusServer)",
               ours.latency.p50_us, ours.latency.p99_us, ours.throughput);
-  std::printf("%-34s %10.1f %10.1f %14s\n", "mps bus via CAF bridge (both ends)", caf.p50_us,
-              caf.p99_us, "-");
+  std::printf("%-34s %10.1f %10.1f %14s\n", "mps bus via CAF bridge (both ends)",
+              caf.latency.p50_us, caf.latency.p99_us, "-");
   std::printf("ratio p50 ours/raw: %.2f (aim <= 1.5)\n", ours.latency.p50_us / raw.latency.p50_us);
   std::printf("ratio p99 ours/raw: %.2f\n", ours.latency.p99_us / raw.latency.p99_us);
   std::printf("ratio throughput raw/ours: %.2f\n", raw.throughput / ours.throughput);
+  auto ms = [](std::chrono::nanoseconds d) {
+    return std::chrono::duration<double, std::milli>(d).count();
+  };
+  std::printf("CAF bridge: actor system shut down %.1f ms after its last call (deadlines 5 s)\n",
+              ms(caf.shutdown));
+  std::printf("unreachable endpoint, 200 ms deadline: error after %.1f ms (median of 5)\n",
+              ms(unreachable));
   return 0;
 }

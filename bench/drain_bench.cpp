@@ -2,11 +2,15 @@
 // simulated migration, through the real DrainCoordinator and NomadApi (HTTP
 // with blocking queries) against the simulated Nomad API on loopback.
 // The ratio N-node wall time / 1-node wall time shows the drains overlap
-// (aim <= 1.3; sequential would be N).
+// (aim <= 1.3; sequential would be N). Then the blocking queries the drains
+// and the pool watcher rely on: how long after a change a held query answers,
+// and when one whose index never moves answers.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cluster_sim/nomad/nomad_sim.h"
@@ -42,6 +46,52 @@ double DrainAndPurge(mps::sim::NomadSim& sim, const mps::nomad::NomadApi& api,
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// One node's allocation list as a blocking query, 5 times each way: held
+// until an allocation is added 200 ms in (answered how long after the
+// change), and held on an index that never moves with wait = 300 ms.
+void BlockingQueries(mps::sim::NomadSim& sim, const mps::nomad::NomadApi& api) {
+  using std::chrono::milliseconds;
+  auto node = sim.RegisterNode("blocking-1", "web");
+  std::vector<double> after_change, unchanged;
+  for (int i = 0; i < 5; ++i) {
+    auto index = api.GetNodeAllocations(node).index;
+    Clock::time_point changed_at;
+    std::thread change([&] {
+      std::this_thread::sleep_for(milliseconds(200));
+      changed_at = Clock::now();
+      sim.AddAllocation(node, "service");
+    });
+    auto answer =
+        api.GetNodeAllocations(node, mps::nomad::BlockingQuery{index, milliseconds(5000)});
+    auto answered = Clock::now();
+    change.join();
+    if (answer.index <= index) {
+      std::fprintf(stderr, "a blocking query missed the change\n");
+      std::exit(1);
+    }
+    after_change.push_back(
+        std::chrono::duration<double, std::milli>(answered - changed_at).count());
+
+    auto t0 = Clock::now();
+    auto same =
+        api.GetNodeAllocations(node, mps::nomad::BlockingQuery{answer.index, milliseconds(300)});
+    unchanged.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    if (same.index != answer.index) {
+      std::fprintf(stderr, "the node's allocations moved during the unchanged query\n");
+      std::exit(1);
+    }
+  }
+  std::printf("blocking query, answered after a change: median %.1f ms after it (5 runs)\n",
+              Median(after_change));
+  std::printf("blocking query, index never moves, wait 300 ms: answered after median %.1f ms\n",
+              Median(unchanged));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,6 +113,7 @@ int main(int argc, char** argv) {
   std::printf("%-28s %10.2f\n", (std::to_string(n) + " nodes in parallel").c_str(), all);
   std::printf("ratio %d nodes / 1 node: %.2f (aim <= 1.3; sequential would be %d)\n", n, all / one,
               n);
+  BlockingQueries(sim, api);
   sim.Stop();
   return 0;
 }

@@ -16,6 +16,7 @@
 #include "contracts/multipass.h"
 #include "multipass/multipass_client.h"
 #include "support/child_process.h"
+#include "support/temp_dir.h"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;

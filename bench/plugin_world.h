@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -22,8 +23,10 @@
 #include "bus/keys.h"
 #include "contracts/codec.h"
 #include "contracts/multipass.h"
+#include "goplugin/grpc_controller.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "support/child_process.h"
+#include "support/temp_dir.h"
 
 namespace mps::bench {
 
@@ -101,13 +104,13 @@ class PluginWorld {
     channel_.reset();
     plugin_.reset();
     auto t0 = Clock::now();
+    mps::testing::ChildOptions options;
+    options.env = {{"NOMAD_AUTOSCALER_PLUGIN_MAGIC_COOKIE",
+                    "e082fa04d587a6525d683666fa253d6afda00f20c122c54a80a3ed57fec99ff3"},
+                   {"PLUGIN_PROTOCOL_VERSIONS", "1"},
+                   {"PLUGIN_UNIX_SOCKET_DIR", dir()}};
     plugin_ = std::make_unique<mps::testing::ChildProcess>(
-        std::vector<std::string>{mps::testing::BinDir() + "/multipass-target"},
-        std::map<std::string, std::string>{
-            {"NOMAD_AUTOSCALER_PLUGIN_MAGIC_COOKIE",
-             "e082fa04d587a6525d683666fa253d6afda00f20c122c54a80a3ed57fec99ff3"},
-            {"PLUGIN_PROTOCOL_VERSIONS", "1"},
-            {"PLUGIN_UNIX_SOCKET_DIR", dir()}});
+        std::vector<std::string>{mps::testing::BinDir() + "/multipass-target"}, options);
     auto line = plugin_->ReadLine(10s);
     if (!line) throw std::runtime_error("no handshake: " + plugin_->stderr_text());
     auto took = Clock::now() - t0;
@@ -118,6 +121,31 @@ class PluginWorld {
     base_ = base_proto::BasePluginService::NewStub(channel_);
     target_ = target_proto::TargetPluginService::NewStub(channel_);
     health_ = grpc::health::v1::Health::NewStub(channel_);
+    return took;
+  }
+
+  // Stops the plugin as go-plugin's client does (GRPCController.Shutdown,
+  // then the connection is dropped); returns the time from the Shutdown call
+  // to the process's clean exit, or nullopt when it did not exit with status
+  // 0 within 10 s (it is killed then).
+  std::optional<std::chrono::nanoseconds> StopPlugin() {
+    using namespace std::chrono_literals;
+    auto t0 = Clock::now();
+    {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+      ::plugin::Empty req, resp;
+      auto st = ::plugin::GRPCController::NewStub(channel_)->Shutdown(&ctx, req, &resp);
+      if (!st.ok()) throw std::runtime_error("Shutdown: " + st.error_message());
+    }
+    base_.reset();
+    target_.reset();
+    health_.reset();
+    channel_.reset();
+    auto status = plugin_->Wait(10s);
+    auto took = Clock::now() - t0;
+    plugin_.reset();
+    if (status != 0) return std::nullopt;
     return took;
   }
 

@@ -4,7 +4,8 @@
 // (the pool watcher keeps it in step with multipassd and Nomad in the
 // background), measured once the pool is ready. Then the resident memory of
 // multipass-target and multipass-hostd before and after a long run of Status
-// calls, and the start-up time from exec to the handshake line.
+// calls, the start-up time from exec to the handshake line, and the stop time
+// from GRPCController.Shutdown to the process's exit.
 //
 // usage: status_bench [timed calls, default 2000] [calls per RSS batch, default 10000]
 //                     [RSS batches, default 3]
@@ -26,8 +27,15 @@ namespace {
 int Run(int iterations, int rss_calls, int rss_batches) {
   mps::bench::PluginWorld world({});
 
-  std::vector<std::chrono::nanoseconds> startups;
-  for (int i = 0; i < 5; ++i) startups.push_back(world.StartPlugin());
+  std::vector<std::chrono::nanoseconds> startups, stops;
+  for (int i = 0; i < 5; ++i) {
+    if (i > 0) {
+      auto stopped = world.StopPlugin();
+      if (!stopped) throw std::runtime_error("multipass-target did not exit on Shutdown");
+      stops.push_back(*stopped);
+    }
+    startups.push_back(world.StartPlugin());
+  }
   world.SetConfig();
   auto ready_wait_start = Clock::now();
   world.WaitReady(0, 30s);
@@ -65,9 +73,12 @@ int Run(int iterations, int rss_calls, int rss_batches) {
   std::this_thread::sleep_for(std::chrono::duration<double>(rss_run_s));
   long plugin_idle = mps::bench::RssKiB(world.plugin_pid());
   long hostd_idle = mps::bench::RssKiB(world.hostd_pid());
+  pid_t plugin_pid = world.plugin_pid();
+  // The stop that matters: configured, the pool watched (Nomad blocking queries open).
+  auto watched_stop = world.StopPlugin();
 
   auto s = mps::bench::Summarize(status), b = mps::bench::Summarize(bare),
-       up = mps::bench::Summarize(startups);
+       up = mps::bench::Summarize(startups), down = mps::bench::Summarize(stops);
   std::printf("Status through the plugin socket vs bare unary on the same socket, %d calls\n",
               iterations);
   std::printf("(pool ready %.0f ms after SetConfig)\n", ready_after_ms);
@@ -85,11 +96,22 @@ int Run(int iterations, int rss_calls, int rss_batches) {
   };
   std::printf("VmRSS before and after each batch of %d Status calls (%d batches, %.1f s):\n",
               rss_calls, rss_batches, rss_run_s);
-  print_rss("multipass-target", world.plugin_pid(), plugin_rss);
+  print_rss("multipass-target", plugin_pid, plugin_rss);
   print_rss("multipass-hostd", world.hostd_pid(), hostd_rss);
   std::printf("  then %.1f s without calls: multipass-target %+ld KiB, multipass-hostd %+ld KiB\n",
               rss_run_s, plugin_idle - plugin_rss.back(), hostd_idle - hostd_rss.back());
   std::printf("start-up exec -> handshake line: p50 %.1f ms (5 runs)\n", up.p50_us / 1000.0);
+  std::printf(
+      "stop GRPCController.Shutdown -> exit, before SetConfig: p50 %.1f ms, max %.1f ms "
+      "(4 runs)\n",
+      down.p50_us / 1000.0, down.p99_us / 1000.0);
+  if (watched_stop) {
+    std::printf("stop GRPCController.Shutdown -> exit, pool watched: %.1f ms\n",
+                std::chrono::duration<double, std::milli>(*watched_stop).count());
+  } else {
+    std::printf("stop GRPCController.Shutdown -> exit, pool watched: no clean exit within 10 s\n");
+  }
+  std::printf("(go-plugin kills a plugin that has not exited 2 s after Shutdown)\n");
   return 0;
 }
 

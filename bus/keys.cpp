@@ -7,6 +7,9 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
+
+#include "bus/transport.h"
 
 namespace mps::bus {
 namespace fs = std::filesystem;
@@ -67,6 +70,15 @@ std::vector<std::string> ReadAuthorizedKeys(const fs::path& dir) {
   }
   std::sort(keys.begin(), keys.end());
   return keys;
+}
+
+CurveServerConfig MakeCurveServerConfig(std::string secret_z85,
+                                        const fs::path& authorized_keys_dir) {
+  CurveServerConfig config;
+  config.secret_z85 = std::move(secret_z85);
+  for (auto& key : ReadAuthorizedKeys(authorized_keys_dir))
+    config.authorized_public_z85.insert(std::move(key));
+  return config;
 }
 
 void WriteKeyPair(const fs::path& dir, const std::string& name, const CurveKeyPair& keys) {

@@ -15,19 +15,6 @@ void RejectionLog::Record(const std::string& kind, const std::string& detail) {
                  owner_, kind, detail, kind);
 }
 
-std::uint64_t RejectionLog::Count(const std::string& kind) const {
-  std::lock_guard lock(mutex_);
-  auto it = counts_.find(kind);
-  return it == counts_.end() ? 0 : it->second;
-}
-
-std::uint64_t RejectionLog::Total() const {
-  std::lock_guard lock(mutex_);
-  std::uint64_t t = 0;
-  for (const auto& [k, v] : counts_) t += v;
-  return t;
-}
-
 std::map<std::string, std::uint64_t> RejectionLog::Snapshot() const {
   std::lock_guard lock(mutex_);
   return counts_;

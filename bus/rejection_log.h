@@ -12,8 +12,6 @@ class RejectionLog {
  public:
   explicit RejectionLog(std::string owner) : owner_(std::move(owner)) {}
   void Record(const std::string& kind, const std::string& detail);
-  std::uint64_t Count(const std::string& kind) const;
-  std::uint64_t Total() const;
   std::map<std::string, std::uint64_t> Snapshot() const;
 
  private:

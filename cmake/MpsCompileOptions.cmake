@@ -10,9 +10,6 @@ if(MPS_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
-set(MPS_SHARED_DIR "${CMAKE_SOURCE_DIR}/../shared" CACHE PATH
-    "The shared/ folder beside the clone (fixtures captured from real systems)")
-
 # A gtest executable registered with ctest, one ctest entry per test case.
 function(mps_gtest name)
   cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})

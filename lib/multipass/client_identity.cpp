@@ -1,12 +1,10 @@
 #include "multipass/client_identity.h"
 
-#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include <array>
 #include <cstdio>
@@ -17,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "multipass/multipass_error.h"
+#include "x509/certificates.h"
 
 namespace mps::multipass {
 namespace {
@@ -33,8 +32,6 @@ struct Deleter {
 using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
 using X509Ptr = std::unique_ptr<X509, Deleter<X509_free>>;
 using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
-using BnPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
-using ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION_free>>;
 
 constexpr const char* kCertFileName = "multipass_client_cert.pem";
 constexpr const char* kKeyFileName = "multipass_client_key.pem";
@@ -78,17 +75,6 @@ std::string ToPkcs8Pem(EVP_PKEY* key) {
   return std::string(data, static_cast<std::size_t>(len));
 }
 
-std::string ToPem(X509* cert) {
-  BioPtr out(BIO_new(BIO_s_mem()));
-  if (!PEM_write_bio_X509(out.get(), cert)) {
-    throw MultipassError(MultipassError::Kind::internal,
-                         "cannot encode certificate: " + OpenSslError());
-  }
-  char* data = nullptr;
-  const long len = BIO_get_mem_data(out.get(), &data);
-  return std::string(data, static_cast<std::size_t>(len));
-}
-
 std::string RandomUuid() {
   std::array<unsigned char, 16> b{};
   if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) {
@@ -102,17 +88,6 @@ std::string RandomUuid() {
                 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
                 b[15]);
   return out;
-}
-
-void AddExtension(X509* cert, int nid, const char* value) {
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
-  ExtPtr ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value));
-  if (!ext || !X509_add_ext(cert, ext.get(), -1)) {
-    throw MultipassError(MultipassError::Kind::internal,
-                         "cannot build client certificate: " + OpenSslError());
-  }
 }
 
 void WriteFile(const fs::path& file, const std::string& text, fs::perms perms) {
@@ -156,43 +131,19 @@ ClientIdentity ClientIdentity::FromFiles(const fs::path& cert_file, const fs::pa
 }
 
 ClientIdentity ClientIdentity::Generate() {
-  ERR_clear_error();
-  KeyPtr key(EVP_EC_gen("P-256"));
-  X509Ptr cert(X509_new());
-  if (!key || !cert) {
+  x509::CertificateSpec spec;
+  spec.common_name = RandomUuid();
+  spec.organization = "mps multipass-client";
+  spec.valid_days = 365;
+  spec.key_usage = "critical,digitalSignature,keyAgreement";
+  spec.extended_key_usage = "clientAuth";
+  try {
+    x509::PrivateKey key;
+    return ClientIdentity{x509::Certificate::SelfSigned(spec, key).Pem(), key.Pem()};
+  } catch (const x509::X509Error& e) {
     throw MultipassError(MultipassError::Kind::internal,
-                         "cannot generate client key: " + OpenSslError());
+                         std::string("cannot generate the client certificate: ") + e.what());
   }
-  std::array<unsigned char, 16> serial{};
-  RAND_bytes(serial.data(), static_cast<int>(serial.size()));
-  serial[0] &= 0x7f;  // positive
-  BnPtr bn(BN_bin2bn(serial.data(), static_cast<int>(serial.size()), nullptr));
-  const std::string cn = RandomUuid();
-  X509_NAME* name = X509_get_subject_name(cert.get());
-  bool ok =
-      X509_set_version(cert.get(), X509_VERSION_3) == 1 && bn &&
-      BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert.get())) != nullptr &&
-      X509_gmtime_adj(X509_getm_notBefore(cert.get()), 0) != nullptr &&
-      X509_gmtime_adj(X509_getm_notAfter(cert.get()), 365L * 24 * 3600) != nullptr &&
-      X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-                                 reinterpret_cast<const unsigned char*>("mps multipass-client"), -1,
-                                 -1, 0) == 1 &&
-      X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                 reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
-                                 0) == 1 &&
-      X509_set_issuer_name(cert.get(), name) == 1 && X509_set_pubkey(cert.get(), key.get()) == 1;
-  if (!ok) {
-    throw MultipassError(MultipassError::Kind::internal,
-                         "cannot build client certificate: " + OpenSslError());
-  }
-  AddExtension(cert.get(), NID_basic_constraints, "critical,CA:FALSE");
-  AddExtension(cert.get(), NID_key_usage, "critical,digitalSignature,keyAgreement");
-  AddExtension(cert.get(), NID_ext_key_usage, "clientAuth");
-  if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) {
-    throw MultipassError(MultipassError::Kind::internal,
-                         "cannot sign client certificate: " + OpenSslError());
-  }
-  return ClientIdentity{ToPem(cert.get()), ToPkcs8Pem(key.get())};
 }
 
 ClientIdentity ClientIdentity::LoadOrCreate(const fs::path& state_dir) {

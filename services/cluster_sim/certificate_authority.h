@@ -1,19 +1,17 @@
 #pragma once
 // Certificates the way multipassd >= 1.16 makes them: a root CA signs the
 // server certificate, and clients present certificates of their own. Tests
-// reuse this to mint client certificates.
+// reuse this to mint client certificates. Built on lib/x509.
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "x509/certificates.h"
 
 namespace mps::sim {
 
 // An OpenSSL step failed; the message names the step and OpenSSL's reason.
-class CertificateError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using CertificateError = x509::X509Error;
 
 struct KeyCertPair {
   std::string private_key_pem;  // PKCS#8
@@ -34,8 +32,6 @@ class CertificateAuthority {
   KeyCertPair IssueServerCertificate(const std::string& common_name,
                                      const std::vector<std::string>& dns_names,
                                      const std::vector<std::string>& ip_addresses) const;
-  // EKU clientAuth, signed by this root.
-  KeyCertPair IssueClientCertificate(const std::string& common_name) const;
 
   // Self-signed client certificate, as the multipass CLI makes for itself.
   static KeyCertPair SelfSignedClientCertificate(const std::string& common_name);

@@ -90,21 +90,19 @@ int Run(int argc, char** argv) {
   if (!server_key.empty() || !authorized_keys.empty()) {
     if (server_key.empty() || authorized_keys.empty())
       throw StartupError("--server-key and --authorized-keys go together");
-    mps::bus::CurveServerConfig c;
+    std::string secret;
     try {
-      c.secret_z85 = mps::bus::ReadSecretKeyFile(server_key).secret_z85;
+      secret = mps::bus::ReadSecretKeyFile(server_key).secret_z85;
     } catch (const std::exception& e) {
       throw StartupError(std::string("--server-key: ") + e.what());
     }
     try {
-      for (auto& k : mps::bus::ReadAuthorizedKeys(authorized_keys))
-        c.authorized_public_z85.insert(k);
+      curve = mps::bus::MakeCurveServerConfig(std::move(secret), authorized_keys);
     } catch (const std::exception& e) {
       throw StartupError(std::string("--authorized-keys: ") + e.what());
     }
-    if (c.authorized_public_z85.empty())
+    if (curve->authorized_public_z85.empty())
       throw StartupError("--authorized-keys: no *.pub file in '" + authorized_keys + "'");
-    curve = std::move(c);
   }
   if (!passphrase_file.empty()) session.client.passphrase = ReadPassphrase(passphrase_file);
   for (const auto& p : session.allowed_prefixes)

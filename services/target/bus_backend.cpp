@@ -119,16 +119,12 @@ CheckedConfig Check(const plugin::PluginConfig& config) {
     }
   }
   if (config.status && !config.status->server_secret_key.empty()) {
-    bus::CurveServerConfig curve;
-    curve.secret_z85 = config.status->server_secret_key;
     try {
-      for (auto& k : bus::ReadAuthorizedKeys(config.status->authorized_keys_dir)) {
-        curve.authorized_public_z85.insert(k);
-      }
+      checked.status_curve = bus::MakeCurveServerConfig(config.status->server_secret_key,
+                                                        config.status->authorized_keys_dir);
     } catch (const std::exception& e) {
       throw Invalid(std::string("status_authorized_keys_path: ") + e.what());
     }
-    checked.status_curve = std::move(curve);
   }
   try {
     checked.nomad = nomad::FromConfigMap(config.nomad, nomad::ProcessEnv());

@@ -22,11 +22,8 @@ int main(int argc, char** argv) {
   opts.endpoint = args["--bind"];
   opts.name = "bus-test-server";
   if (args.count("--secret-key")) {
-    CurveServerConfig curve;
-    curve.secret_z85 = ReadSecretKeyFile(args["--secret-key"]).secret_z85;
-    for (auto& k : ReadAuthorizedKeys(args["--authorized-keys"]))
-      curve.authorized_public_z85.insert(k);
-    opts.curve = curve;
+    opts.curve = MakeCurveServerConfig(ReadSecretKeyFile(args["--secret-key"]).secret_z85,
+                                       args["--authorized-keys"]);
   }
   BusContext context;
   BusServer server(context, opts);

@@ -6,6 +6,7 @@
 
 #include "bus/events.h"
 #include "support/child_process.h"
+#include "support/temp_dir.h"
 
 using namespace mps::bus;
 using namespace std::chrono_literals;
@@ -79,12 +80,16 @@ TEST(BusEvents, LateJoinerReplaysFromItsPositionThenFollowsLive) {
   sub.Start();
   ASSERT_TRUE(got.WaitFor(30, 5s));
   for (int i = 40; i < 60; ++i) p.pub->Publish("scale.completed", {{"i", i}});
-  ASSERT_TRUE(got.WaitFor(50, 5s));
-  std::this_thread::sleep_for(150ms);  // a few heartbeats: nothing more may arrive
+  // A marker after the last event: once it is delivered, the subscriber has
+  // handled everything before it (events come in order on its one thread),
+  // so a duplicate or an extra event would show below.
+  p.pub->Publish("marker", {});
+  ASSERT_TRUE(got.WaitFor(51, 5s));
   std::lock_guard l(got.m);
-  ExpectExactly(got.seqs, 11, 60);
+  ExpectExactly(got.seqs, 11, 61);
   EXPECT_EQ(got.types.front(), "instance.launching");  // seq 11 = i 10 (even)
-  EXPECT_EQ(got.types.back(), "scale.completed");
+  EXPECT_EQ(got.types[49], "scale.completed");
+  EXPECT_EQ(got.types.back(), "marker");
 }
 
 TEST(BusEvents, SubscriberThatDropsAtHighWaterMarkGetsEverythingInOrderOnce) {
@@ -108,10 +113,11 @@ TEST(BusEvents, SubscriberThatDropsAtHighWaterMarkGetsEverythingInOrderOnce) {
   std::this_thread::sleep_for(100ms);
   const int n = 3000;
   for (int i = 0; i < n; ++i) p.pub->Publish("node.draining", {{"i", i}});
-  ASSERT_TRUE(got.WaitFor(n, 20s)) << "got " << got.seqs.size();
-  std::this_thread::sleep_for(150ms);
+  p.pub->Publish("marker", {});  // delivered last: nothing before it is still on its way
+  ASSERT_TRUE(got.WaitFor(n + 1, 20s)) << "got " << got.seqs.size();
   std::lock_guard l(got.m);
-  ExpectExactly(got.seqs, 1, n);
+  ExpectExactly(got.seqs, 1, n + 1);
+  EXPECT_EQ(got.types.back(), "marker");
   EXPECT_GT(sub.replays(), 1u)
       << "the high-water mark never dropped anything: test did not test replay";
 }
@@ -158,17 +164,19 @@ TEST(BusEvents, DurableLogSurvivesPublisherRestartWithNoGapAndNoDuplicate) {
   server->Wait(5s);
   server = start();
   EXPECT_EQ(client.CallSync("publish", {{"n", 5}}, {5s, {}})["last"], 10);
-  ASSERT_TRUE(live.WaitFor(10, 10s)) << "got " << live.seqs.size();
-  std::this_thread::sleep_for(300ms);
+  // One more as a marker: once 11 is delivered, nothing before it is still
+  // on its way, so a gap or a duplicate around the restart would show below.
+  EXPECT_EQ(client.CallSync("publish", {{"n", 1}}, {5s, {}})["last"], 11);
+  ASSERT_TRUE(live.WaitFor(11, 10s)) << "got " << live.seqs.size();
   {
     std::lock_guard l(live.m);
-    ExpectExactly(live.seqs, 1, 10);
+    ExpectExactly(live.seqs, 1, 11);
   }
   // A subscriber joining after the restart replays from its position.
   Collector late;
   EventSubscriber sub2(ctx, SubOptions(base, 3), [&](const Envelope& e) { late.Add(e); });
   sub2.Start();
-  ASSERT_TRUE(late.WaitFor(7, 5s));
+  ASSERT_TRUE(late.WaitFor(8, 5s));
   std::lock_guard l(late.m);
-  ExpectExactly(late.seqs, 4, 10);
+  ExpectExactly(late.seqs, 4, 11);
 }

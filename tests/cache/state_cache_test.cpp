@@ -9,7 +9,7 @@
 #include "cache_client.h"
 #include "contracts/codec.h"
 #include "scaling/state_store.h"
-#include "support/child_process.h"
+#include "support/temp_dir.h"
 
 using namespace mps;
 using json = nlohmann::json;

@@ -8,6 +8,7 @@
 
 #include "multipass/multipass_client.h"
 #include "support/child_process.h"
+#include "support/temp_dir.h"
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
@@ -35,9 +36,10 @@ json WaitForNodes(httplib::Client& nomad, std::size_t n, std::chrono::millisecon
 
 TEST(ClusterSimOneWorld, InstancesJoinNomadByTheirCloudInitAndGoDownWhenDeleted) {
   mps::testing::TempDir dir;
-  mps::testing::ChildProcess sim({mps::testing::BinDir() + "/cluster-sim", "--state-dir", dir.path() + "/sim",
-                                  "--multipass-socket", dir.path() + "/mp.sock", "--boot-delay", "50ms",
-                                  "--nomad-port", "0", "--join-delay", "200ms"});
+  mps::testing::ChildProcess sim({mps::testing::BinDir() + "/cluster-sim", "--state-dir",
+                                  dir.path() + "/sim", "--multipass-socket",
+                                  dir.path() + "/mp.sock", "--boot-delay", "50ms", "--nomad-port",
+                                  "0", "--join-delay", "200ms"});
   std::string nomad_address;
   for (;;) {
     auto line = sim.ReadLine(20s);
@@ -71,7 +73,9 @@ TEST(ClusterSimOneWorld, InstancesJoinNomadByTheirCloudInitAndGoDownWhenDeleted)
   auto node = nomad.Get("/v1/node/" + id);
   ASSERT_TRUE(node);
   EXPECT_EQ(json::parse(node->body)["Attributes"]["unique.hostname"], "web-j1");
-  std::this_thread::sleep_for(400ms);  // two join delays: web-j2 must still be absent
+  // The sim has looked at web-j2's cloud-init and decided it never joins:
+  // from then on no node can appear for it.
+  ASSERT_TRUE(sim.WaitForStderr("web-j2 has no Nomad node_class", 5s)) << sim.stderr_text();
   EXPECT_EQ(Nodes(nomad).size(), 1u);
 
   client.Delete({"web-j1"});

@@ -12,7 +12,7 @@
 #include "cache/state_cache.h"
 #include "fake_peers.h"
 #include "scaling/state_store.h"
-#include "support/child_process.h"
+#include "support/temp_dir.h"
 #include "watcher/pool_watcher.h"
 
 namespace mps {

@@ -18,6 +18,7 @@
 #include "contracts/codec.h"
 #include "contracts/status.h"
 #include "support/child_process.h"
+#include "support/temp_dir.h"
 
 using namespace std::chrono_literals;
 using mps::testing::BinDir;

@@ -14,6 +14,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using Kind = MultipassError::Kind;
 using State = FakeMultipassd::State;
 namespace pb = ::multipass;
@@ -257,19 +258,19 @@ TEST_F(ClientTest, StartErrorDetailsAndStop) {
 }
 
 TEST_F(ClientTest, UnreachableFailsFastNamingTheAddress) {
-  const std::string missing = "unix:" + (dir_.path() / "no_such_socket").string();
+  const std::string missing = "unix:" + (dir_ / "no_such_socket").string();
   mps::testing::RefusingPort closed;
   const std::string tcp = "127.0.0.1:" + std::to_string(closed.port());
   for (const std::string& address : {missing, tcp}) {
     auto options = Options();
     options.address = address;
     MultipassClient client(options);
-    const auto started = std::chrono::steady_clock::now();
+    // Failed on the refused connection itself: neither at the connect
+    // timeout ("no connection within") nor at the call's deadline (timeout).
     const auto e = CatchError([&] { client.List(); });
-    const auto elapsed = std::chrono::steady_clock::now() - started;
     EXPECT_EQ(e.kind, Kind::unreachable) << e.message;
     EXPECT_THAT(e.message, HasSubstr("multipassd unreachable at " + address));
-    EXPECT_LT(elapsed, std::chrono::seconds(3));
+    EXPECT_THAT(e.message, Not(HasSubstr("no connection within"))) << e.message;
   }
 }
 
@@ -295,22 +296,22 @@ TEST_F(ClientTest, ReconnectsAfterDaemonRestart) {
 
 TEST_F(ClientTest, VerifiedTlsWithRootCaAndServerName) {
   TempDir certs;
-  WriteFile(certs.path() / "root.pem", pki_.ca.cert_pem);
+  WriteFile(certs / "root.pem", pki_.ca.cert_pem);
   FakeMultipassd tcp_daemon(pki_.server);
   const std::string tcp = tcp_daemon.Start("127.0.0.1:0");
   for (const std::string& address : {address_, tcp}) {
     auto options = Options();
     options.address = address;
-    options.root_ca_file = (certs.path() / "root.pem").string();
+    options.root_ca_file = (certs / "root.pem").string();
     EXPECT_EQ(MultipassClient(options).Version(), "1.16.3") << address;
     options.server_name = "not-the-daemon.example";
     const auto e = CatchError([&] { MultipassClient(options).Version(); });
     EXPECT_EQ(e.kind, Kind::unreachable) << address << ": " << e.message;
   }
   // A root CA that did not sign the daemon's certificate is refused too.
-  WriteFile(certs.path() / "other.pem", MakeTestPki().ca.cert_pem);
+  WriteFile(certs / "other.pem", MakeTestPki().ca.cert_pem);
   auto options = Options();
-  options.root_ca_file = (certs.path() / "other.pem").string();
+  options.root_ca_file = (certs / "other.pem").string();
   EXPECT_EQ(CatchError([&] { MultipassClient(options).Version(); }).kind, Kind::unreachable);
   tcp_daemon.Stop();
 }
@@ -318,7 +319,7 @@ TEST_F(ClientTest, VerifiedTlsWithRootCaAndServerName) {
 TEST_F(ClientTest, PresentsConfiguredOrPersistedCertificate) {
   TempDir state;
   auto options = Options();
-  options.state_dir = state.path().string();
+  options.state_dir = state.path();
   std::string first;
   {
     MultipassClient client(options);
@@ -329,12 +330,12 @@ TEST_F(ClientTest, PresentsConfiguredOrPersistedCertificate) {
   again.Version();
   EXPECT_EQ(again.client_cert_pem(), first);
 
-  const auto pair = MakeClientPair(KeyAlgo::rsa, KeyForm::traditional);
-  WriteFile(state.path() / "rsa.pem", pair.cert_pem);
-  WriteFile(state.path() / "rsa.key", pair.key_pem);
+  const auto pair = MakeClientPair(KeyType::rsa_2048, KeyForm::traditional);
+  WriteFile(state / "rsa.pem", pair.cert_pem);
+  WriteFile(state / "rsa.key", pair.key_pem);
   auto rsa = Options();
-  rsa.client_cert_file = (state.path() / "rsa.pem").string();
-  rsa.client_key_file = (state.path() / "rsa.key").string();
+  rsa.client_cert_file = (state / "rsa.pem").string();
+  rsa.client_key_file = (state / "rsa.key").string();
   MultipassClient rsa_client(rsa);
   rsa_client.Version();
   fake_->With([&](State& s) {

@@ -20,9 +20,7 @@ class DaemonTest : public ::testing::Test {
   }
   void TearDown() override { fake_->Stop(); }
 
-  std::string SocketAddress() const {
-    return "unix:" + (dir_.path() / "multipass_socket").string();
-  }
+  std::string SocketAddress() const { return "unix:" + (dir_ / "multipass_socket").string(); }
 
   MultipassClientOptions Options() const {
     MultipassClientOptions o;

@@ -3,13 +3,19 @@
 #include <filesystem>
 #include <string>
 
-// Test-only PKI built with OpenSSL at test start: a CA, a server certificate
-// it signs (SAN localhost + 127.0.0.1), and keys in the forms a user may give.
+#include "support/temp_dir.h"
+#include "x509/certificates.h"
+
+// Test-only PKI made at test start (lib/x509): a CA, a server certificate it
+// signs (SAN localhost + 127.0.0.1), and keys in the forms a user may give.
 namespace mps::multipass::testing {
+
+using x509::KeyForm;
+using x509::KeyType;
 
 struct KeyPair {
   std::string cert_pem;
-  std::string key_pem;  // PKCS#8
+  std::string key_pem;  // PKCS#8 unless asked otherwise
 };
 
 struct TestPki {
@@ -18,21 +24,10 @@ struct TestPki {
 };
 TestPki MakeTestPki();
 
-enum class KeyAlgo { ec, rsa };
-enum class KeyForm { pkcs8, traditional };
 // A self-signed client certificate and its key in the requested form.
-KeyPair MakeClientPair(KeyAlgo algo, KeyForm form);
+KeyPair MakeClientPair(KeyType type, KeyForm form);
 
-// A fresh directory under /tmp, removed by the destructor.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = ::mps::testing::TempDir;
 
 void WriteFile(const std::filesystem::path& file, const std::string& text);
 

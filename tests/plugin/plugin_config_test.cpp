@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "plugin/plugin_error.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using mps::plugin::ParsePluginConfig;
@@ -21,11 +22,6 @@ namespace {
 
 class PluginConfigTest : public testing::Test {
  protected:
-  void SetUp() override {
-    std::string t = (fs::temp_directory_path() / "mps-config-test-XXXXXX").string();
-    dir_ = mkdtemp(t.data());
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string Write(const std::string& name, const std::string& content) {
     fs::path p = dir_ / name;
     std::ofstream(p) << content;
@@ -47,7 +43,8 @@ class PluginConfigTest : public testing::Test {
     for (auto& p : ParsePluginConfig(raw).problems) keys.push_back(p.key);
     return keys;
   }
-  fs::path dir_;
+  mps::testing::TempDir tmp_;
+  fs::path dir_{tmp_.path()};
 };
 
 }  // namespace

@@ -94,7 +94,6 @@ TEST(ScaleEndToEnd, OutInParallelThenInKeepsTheBusyNodes) {
   EXPECT_EQ(s["values"]["ready"], true) << s;
   EXPECT_EQ(s["values"]["count"], 0);
 
-  auto began = std::chrono::steady_clock::now();
   int scale = world.Send({{"op", "Scale"},
                           {"config", world.policy},
                           {"action", {{"count", 5}, {"reason", "cpu"}, {"direction", "up"}}}},
@@ -108,11 +107,9 @@ TEST(ScaleEndToEnd, OutInParallelThenInKeepsTheBusyNodes) {
   }
   EXPECT_TRUE(seen_not_ready);
   auto r = world.Await(scale, 60s);
-  auto took = std::chrono::steady_clock::now() - began;
   ASSERT_TRUE(r["ok"]) << r << world.host_stderr();
-  // Five 1 s boots one after another would take 5 s (hostd runs the first
-  // launch of an image alone, then the other four together: about 2 s).
-  EXPECT_LT(took, 4500ms);
+  // That the launches run in parallel is measured by scale_bench (0 -> 16
+  // against 0 -> 1).
   s = world.Status(15000);
   EXPECT_EQ(s["values"]["ready"], true) << s;
   EXPECT_EQ(s["values"]["count"], 5);

@@ -102,9 +102,10 @@ void ScaleWorld::KillHostd() {
 }
 
 void ScaleWorld::StartPlugin(const json& extra_config) {
+  mps::testing::ChildOptions host_options;
+  host_options.pipe_stdin = true;
   host_ = std::make_unique<mps::testing::ChildProcess>(
-      std::vector<std::string>{mps::testing::BinDir() + "/goplugin-host"},
-      std::map<std::string, std::string>{}, /*pipe_stdin=*/true);
+      std::vector<std::string>{mps::testing::BinDir() + "/goplugin-host"}, host_options);
   results_.clear();
   host_->WriteStdin(
       json{{"plugin", mps::testing::BinDir() + "/multipass-target"}, {"interactive", true}}.dump() +

@@ -12,6 +12,7 @@
 
 #include "multipass/multipass_client.h"
 #include "support/child_process.h"
+#include "support/temp_dir.h"
 
 namespace mps::test {
 

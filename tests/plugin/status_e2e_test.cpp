@@ -4,17 +4,17 @@
 // cluster-sim.
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "bus/keys.h"
-#include "child_process.h"
 #include "cluster_sim/certificate_authority.h"
 #include "multipass/multipass_client.h"
+#include "plugin_launch.h"
 #include "support/child_process.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -52,17 +52,11 @@ class StatusEndToEnd : public testing::Test {
   }
 
   std::vector<json> RunHost(const json& steps) {
-    json script = {{"plugin", mps::test::PluginBinary()}, {"steps", steps}};
-    mps::test::ChildProcess host({mps::test::BinDir() + "/goplugin-host"},
-                                 mps::test::PluginEnv({}, false), script.dump());
-    std::string out = host.ReadStdoutToEof(30s);
-    EXPECT_EQ(host.WaitExit(5s), 0);
-    host.WaitStderrEof(2s);
-    stderr_ = host.Stderr();
-    std::vector<json> results;
-    std::istringstream in(out);
-    for (std::string line; std::getline(in, line);) results.push_back(json::parse(line));
-    return results;
+    auto run =
+        mps::test::RunGoPluginHost({{"plugin", mps::test::PluginBinary()}, {"steps", steps}}, 30s);
+    stderr_ = run.stderr_text;
+    EXPECT_EQ(run.exit_code, 0) << stderr_;
+    return run.results;
   }
 
   // Status is answered from the cache: wait (up to `until_ready_ms`) for the

@@ -4,7 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <random>
+
+#include "support/temp_dir.h"
 
 namespace mps::scaling {
 namespace {
@@ -18,14 +19,6 @@ TimePoint At(std::int64_t seconds) {
 // A fresh directory per test, removed afterwards.
 class StateStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::random_device device;
-    dir_ = std::filesystem::temp_directory_path() /
-           ("mps-state-test-" + std::to_string(device()) + std::to_string(device()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::string OpenError(const std::filesystem::path& dir) {
     try {
       StateStore store(dir);
@@ -36,7 +29,8 @@ class StateStoreTest : public ::testing::Test {
     return {};
   }
 
-  std::filesystem::path dir_;
+  mps::testing::TempDir tmp_;
+  std::filesystem::path dir_{tmp_.path()};
 };
 
 TEST_F(StateStoreTest, CreatesVersionedDatabase) {

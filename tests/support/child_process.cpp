@@ -13,39 +13,68 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
+
+extern char** environ;
 
 namespace mps::testing {
+namespace {
 
-ChildProcess::ChildProcess(std::vector<std::string> argv, std::map<std::string, std::string> env,
-                           bool pipe_stdin) {
+std::chrono::milliseconds Left(std::chrono::steady_clock::time_point deadline) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                               std::chrono::steady_clock::now());
+}
+
+}  // namespace
+
+std::vector<std::string> ChildEnvironment(const ChildOptions& options) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    std::string name = entry.substr(0, entry.find('='));
+    bool dropped = options.env.contains(name);
+    for (const auto& prefix : options.unset_env_prefixes)
+      dropped = dropped || name.rfind(prefix, 0) == 0;
+    if (!dropped) env.push_back(std::move(entry));
+  }
+  for (const auto& [name, value] : options.env) env.push_back(name + "=" + value);
+  return env;
+}
+
+ChildProcess::ChildProcess(std::vector<std::string> argv, ChildOptions options) {
+  // Everything the child needs is built before fork: between fork and exec
+  // it only calls async-signal-safe functions.
+  std::vector<std::string> env = ChildEnvironment(options);
+  std::vector<char*> args, envp;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   int in[2] = {-1, -1};
-  if (pipe_stdin && pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-  char tmpl[] = "/tmp/mps-child-stderr-XXXXXX";
-  int err_fd = mkstemp(tmpl);
+  if (options.pipe_stdin && pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  const char* tmp = std::getenv("TMPDIR");
+  std::string tmpl =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/mps-child-stderr-XXXXXX";
+  int err_fd = mkostemp(tmpl.data(), O_CLOEXEC);
+  if (err_fd < 0) throw std::runtime_error("cannot create a file for the child's stderr");
   stderr_path_ = tmpl;
+  int devnull = options.pipe_stdin ? -1 : open("/dev/null", O_RDONLY | O_CLOEXEC);
   pid_ = fork();
   if (pid_ == 0) {
     dup2(out[1], STDOUT_FILENO);
     dup2(err_fd, STDERR_FILENO);
-    if (pipe_stdin) {
-      dup2(in[0], STDIN_FILENO);
-    } else {
-      int devnull = open("/dev/null", O_RDONLY);
-      dup2(devnull, STDIN_FILENO);
-    }
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    execv(args[0], args.data());
+    dup2(options.pipe_stdin ? in[0] : devnull, STDIN_FILENO);
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
   close(out[1]);
   close(err_fd);
+  if (devnull >= 0) close(devnull);
   stdout_fd_ = out[0];
-  if (pipe_stdin) {
+  if (options.pipe_stdin) {
     close(in[0]);
     stdin_fd_ = in[1];
   }
@@ -88,13 +117,13 @@ std::optional<std::string> ChildProcess::ReadLine(std::chrono::milliseconds time
       buffer_.erase(0, nl + 1);
       return line;
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    auto left = Left(deadline);
     if (left.count() <= 0) return std::nullopt;
     pollfd p{stdout_fd_, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
     char buf[4096];
     ssize_t n = read(stdout_fd_, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return std::nullopt;
     buffer_.append(buf, static_cast<std::size_t>(n));
   }
@@ -104,13 +133,28 @@ std::optional<std::string> ChildProcess::WaitForLine(const std::string& prefix,
                                                      std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    auto left = Left(deadline);
     if (left.count() <= 0) return std::nullopt;
     auto line = ReadLine(left);
     if (!line) return std::nullopt;
     if (line->rfind(prefix, 0) == 0) return line;
   }
+}
+
+std::string ChildProcess::ReadToEof(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto left = Left(deadline);
+    if (left.count() <= 0) break;
+    pollfd p{stdout_fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    char buf[4096];
+    ssize_t n = read(stdout_fd_, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buffer_.append(buf, static_cast<std::size_t>(n));
+  }
+  return std::exchange(buffer_, {});
 }
 
 void ChildProcess::Signal(int sig) {
@@ -120,16 +164,16 @@ void ChildProcess::Signal(int sig) {
 std::optional<int> ChildProcess::Wait(std::chrono::milliseconds timeout) {
   if (status_) return status_;
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
+  while (true) {
     int st;
     pid_t r = waitpid(pid_, &st, WNOHANG);
     if (r == pid_) {
       status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
       return status_;
     }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  return std::nullopt;
 }
 
 std::string ChildProcess::stderr_text() const {
@@ -139,21 +183,21 @@ std::string ChildProcess::stderr_text() const {
   return ss.str();
 }
 
-TempDir::TempDir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base ? base : "/tmp") + "/mps-test-XXXXXX";
-  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
+bool ChildProcess::WaitForStderr(const std::string& text, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    // Whether it exited is read before the file: a child that wrote the text
+    // and then exited is still found.
+    bool exited = Wait(std::chrono::milliseconds(0)).has_value();
+    if (stderr_text().find(text) != std::string::npos) return true;
+    if (exited || std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 std::string BinDir() {
   const char* dir = std::getenv("MPS_BIN_DIR");
-  return dir ? dir : MPS_DEFAULT_BIN_DIR;
+  return dir != nullptr && *dir != '\0' ? dir : MPS_DEFAULT_BIN_DIR;
 }
 
 }  // namespace mps::testing

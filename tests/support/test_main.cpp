@@ -20,7 +20,6 @@ int main(int argc, char** argv) {
   setenv("GRPC_VERBOSITY", "NONE", 0);
   setenv("MPS_BIN_DIR", MPS_BIN_DIR, 0);
   setenv("MPS_SOURCE_DIR", MPS_SOURCE_DIR, 0);
-  setenv("MPS_SHARED_DIR", MPS_SHARED_DIR, 0);
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }

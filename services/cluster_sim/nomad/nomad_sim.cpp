@@ -753,16 +753,6 @@ bool NomadSim::SetNodeMigrationDelay(const std::string& node_id, std::chrono::mi
   return true;
 }
 
-std::optional<std::string> NomadSim::NodeIdOf(const std::string& instance_name) const {
-  std::lock_guard lock(state_->mu);
-  std::optional<std::string> found;
-  for (auto& [id, n] : state_->nodes) {
-    if (n.instance != instance_name) continue;
-    if (!found || n.status != "down") found = id;  // prefer the live node
-  }
-  return found;
-}
-
 std::optional<nlohmann::json> NomadSim::NodeJson(const std::string& node_id) const {
   std::lock_guard lock(state_->mu);
   auto it = state_->nodes.find(node_id);

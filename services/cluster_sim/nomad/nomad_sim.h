@@ -57,7 +57,6 @@ class NomadSim {
   bool SetNodeMigrationDelay(const std::string& node_id, std::chrono::milliseconds delay);
 
   // --- inspection (tests, demo) ---
-  std::optional<std::string> NodeIdOf(const std::string& instance_name) const;
   std::optional<nlohmann::json> NodeJson(const std::string& node_id) const;  // as GET /v1/node/:id
   std::vector<nlohmann::json> AllocationsJson(const std::string& node_id) const;
   std::size_t NodeCount() const;
