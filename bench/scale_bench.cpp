@@ -1,5 +1,5 @@
-// Scale-out through the plugin's go-plugin gRPC socket, end to end: Scale
-// 0 -> 16 (max_parallel_launches 16 in the plugin, the policy and hostd)
+// Scale-out and scale-in through the plugin's go-plugin gRPC socket, end to
+// end: Scale 0 -> 16 and back to 0 (max_parallel_launches 16 in the plugin, the policy and hostd)
 // against Scale 0 -> 1, each on a fresh world (cluster-sim with a 2 s boot
 // delay, multipass-hostd, multipass-target), in the same run. Two times per
 // case: until Scale returns (every launch finished) and until Status reports
@@ -26,8 +26,10 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 struct ScaleTimes {
-  double scale_s = 0;  // until Scale returned
-  double ready_s = 0;  // until Status said ready with the new count
+  double scale_s = 0;     // until Scale returned
+  double ready_s = 0;     // until Status said ready with the new count
+  double in_scale_s = 0;  // scale in back to 0: until Scale returned
+  double in_ready_s = 0;  // ... until Status said ready with 0
 };
 
 ScaleTimes ScaleOut(int count, bool warm) {
@@ -44,8 +46,15 @@ ScaleTimes ScaleOut(int count, bool warm) {
   world.Scale(count);
   auto scaled = Clock::now();
   auto ready = world.WaitReady(count, 60s);
+  // And back: select, drain (the nodes run nothing), delete, purge.
+  auto t1 = Clock::now();
+  world.Scale(0);
+  auto in_scaled = Clock::now();
+  auto in_ready = world.WaitReady(0, 60s);
   return {std::chrono::duration<double>(scaled - t0).count(),
-          std::chrono::duration<double>(ready - t0).count()};
+          std::chrono::duration<double>(ready - t0).count(),
+          std::chrono::duration<double>(in_scaled - t1).count(),
+          std::chrono::duration<double>(in_ready - t1).count()};
 }
 
 int Run(int rounds) {
@@ -64,7 +73,11 @@ int Run(int rounds) {
                 sixteen.ready_s);
     std::printf("%-6d %-34s %12.2f %12.2f\n", r, "0 -> 16 cold (first launch alone)", cold.scale_s,
                 cold.ready_s);
+    std::printf("%-6d %-34s %12.2f %12.2f\n", r, "1 -> 0", one.in_scale_s, one.in_ready_s);
+    std::printf("%-6d %-34s %12.2f %12.2f\n", r, "16 -> 0", sixteen.in_scale_s, sixteen.in_ready_s);
     double scale_ratio = sixteen.scale_s / one.scale_s, ready_ratio = sixteen.ready_s / one.ready_s;
+    std::printf("       scale in 16/1: Scale %.2f, ready %.2f\n",
+                sixteen.in_scale_s / one.in_scale_s, sixteen.in_ready_s / one.in_ready_s);
     std::printf(
         "       ratio 16/1: Scale %.2f, ready %.2f (aim <= 1.3; one at a time: 16); "
         "cold 16/1: Scale %.2f\n",

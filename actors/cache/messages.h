@@ -36,6 +36,7 @@ using purged_atom = caf::atom_constant<caf::atom("cpurged")>;
 using pools_atom = caf::atom_constant<caf::atom("cpools")>;
 using undriven_atom = caf::atom_constant<caf::atom("cundriven")>;
 using ack_atom = caf::atom_constant<caf::atom("cack")>;
+using stats_atom = caf::atom_constant<caf::atom("cstats")>;
 
 struct StatusQuery {
   ConfigMap policy;
@@ -207,6 +208,17 @@ struct NodesPurged {
   }
 };
 
+// How many messages of each kind the cache has handled (for benchmarks and
+// metrics: the cost of a Scale in cache work must not grow with waiting).
+struct CacheStats {
+  std::map<std::string, std::uint64_t> messages;  // by kind: "plan", "report", ...
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("messages", messages);
+  }
+};
+
+MPS_CAF_INSPECT_BY_CONTRACT(CacheStats)
 MPS_CAF_INSPECT_BY_CONTRACT(StatusQuery)
 MPS_CAF_INSPECT_BY_CONTRACT(StatusAnswer)
 MPS_CAF_INSPECT_BY_CONTRACT(PlanQuery)

@@ -459,6 +459,7 @@ struct HeldPlan {
 struct CacheActorState {
   std::unique_ptr<CacheState> cache;
   std::map<std::string, std::vector<HeldPlan>> held;  // by pool
+  CacheStats stats;
   static inline const char* name = "state-cache";
 };
 
@@ -497,13 +498,15 @@ caf::behavior CacheActor(caf::stateful_actor<CacheActorState>* self, CacheOption
   };
   // Every message that may change a pool re-posts the Status answers.
   return {
-      [&c](status_atom, const StatusQuery& q) {
+      [self, &c](status_atom, const StatusQuery& q) {
+        ++self->state.stats.messages["status"];
         StatusAnswer answer;
         Guarded("Status", [&] { answer = c.Status(q.policy); });
         c.PostAll();
         return answer;
       },
       [self, &c, wait](plan_atom, const PlanQuery& q) -> caf::result<PlanAnswer> {
+        ++self->state.stats.messages["plan"];
         PlanAnswer answer;
         if (!Guarded("Plan", [&] { answer = c.Plan(q); })) {
           answer.error = "the state cache could not record the plan (see the plugin log)";
@@ -520,27 +523,36 @@ caf::behavior CacheActor(caf::stateful_actor<CacheActorState>* self, CacheOption
       // The first held plan's wait is over: every plan held for the pool is
       // answered (they all wait for the same first observation).
       [release](plan_wait_atom, const std::string& pool) { release(pool, true); },
-      [&c](report_atom, const OpReport& r) {
+      [self, &c](report_atom, const OpReport& r) {
+        ++self->state.stats.messages["report"];
         Guarded("Report", [&] { c.Report(r); });
         c.PostAll();
         return ack_atom::value;
       },
-      [&c, release](observe_atom, const Observation& o) {
+      [self, &c, release](observe_atom, const Observation& o) {
+        ++self->state.stats.messages["observe"];
         Guarded("Observe", [&] { c.Observe(o); });
         c.PostAll();
         release(o.pool, false);
       },
-      [&c](finish_atom, const ScaleFinish& f) {
+      [self, &c](finish_atom, const ScaleFinish& f) {
+        ++self->state.stats.messages["finish"];
         Guarded("Finish", [&] { c.Finish(f); });
         c.PostAll();
         return ack_atom::value;
       },
-      [&c](purged_atom, const NodesPurged& p) {
+      [self, &c](purged_atom, const NodesPurged& p) {
+        ++self->state.stats.messages["purged"];
         Guarded("NodesPurged", [&] { c.NodesPurged(p.pool, p.node_ids); });
         c.PostAll();
       },
-      [&c](pools_atom) { return c.Pools(); },
-      [&c](undriven_atom, const std::string& pool) {
+      [self, &c](pools_atom) {
+        ++self->state.stats.messages["pools"];
+        return c.Pools();
+      },
+      [self](stats_atom) { return self->state.stats; },
+      [self, &c](undriven_atom, const std::string& pool) {
+        ++self->state.stats.messages["undriven"];
         UndrivenWork work;
         Guarded("TakeUndriven", [&] { work = c.TakeUndriven(pool); });
         c.PostAll();
