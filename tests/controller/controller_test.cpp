@@ -153,6 +153,18 @@ class ControllerTest : public ::testing::Test {
                            {"node_drain_deadline", "1s"},  {"node_purge", "true"}};
 };
 
+// A cache that takes every message, counts it and never answers.
+caf::actor MuteCache(caf::actor_system& system, std::shared_ptr<std::atomic<int>> received) {
+  return system.spawn([received](caf::event_based_actor* self) -> caf::behavior {
+    self->set_default_handler(
+        [received](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
+          ++*received;
+          return caf::delegated<caf::message>();
+        });
+    return {[](caf::unit_t) {}};
+  });
+}
+
 TEST_F(ControllerTest, ScaleOutLaunchesInParallelWithinTheLimit) {
   Start();
   Observe();
@@ -278,11 +290,7 @@ TEST_F(ControllerTest, AScaleDuringAnotherIsRefusedNamingIt) {
 }
 
 TEST_F(ControllerTest, ASlowCacheFailsTheScaleWithoutChangingAnything) {
-  // A cache that takes every message and never answers.
-  auto mute = system_.spawn([](caf::event_based_actor* self) -> caf::behavior {
-    self->set_default_handler(caf::skip);  // every message waits in the mailbox, unanswered
-    return {[](caf::unit_t) {}};
-  });
+  auto mute = MuteCache(system_, std::make_shared<std::atomic<int>>(0));
   Start(mute);
   auto outcome = Scale(2, "r1");
   EXPECT_EQ(outcome.status, ScaleStatus::kUnavailable) << outcome.message;
@@ -304,6 +312,21 @@ TEST_F(ControllerTest, StopInTheMiddleOfALaunchAnswersAtOnce) {
   // The launch stays recorded: the next process resumes it.
   EXPECT_EQ(scaling::StateStore(dir_.path()).PendingOperations("web").size(), 1u);
   controller_ = nullptr;
+}
+
+TEST_F(ControllerTest, StopWhileThePlanIsAwaitedAnswersAtOnce) {
+  auto received = std::make_shared<std::atomic<int>>(0);
+  auto mute = MuteCache(system_, received);
+  Start(mute);
+  auto scale = ScaleAsync(2, "r1");
+  // The Scale waits for its plan: a stop now must not wait for the cache's deadline.
+  ASSERT_TRUE(Eventually([&] { return received->load() > 0; }));
+  controller::StopPoolController(system_, controller_, 1s);
+  ASSERT_EQ(scale.wait_for(1s), std::future_status::ready);
+  EXPECT_EQ(scale.get().status, ScaleStatus::kStopping);
+  EXPECT_EQ(multipass_->count("multipass.launch"), 0);
+  controller_ = nullptr;
+  caf::anon_send_exit(mute, caf::exit_reason::user_shutdown);
 }
 
 TEST_F(ControllerTest, StopInTheMiddleOfADrainAnswersAtOnce) {
