@@ -1,7 +1,9 @@
 #include "nomad_actor/nomad_actor.h"
 
 #include <functional>
+#include <mutex>
 #include <set>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -25,7 +27,7 @@ using nlohmann::json;
 using Policy = std::map<std::string, std::string>;
 
 // What every request handler shares: one NomadApi (thread-safe, one curl
-// handle per call) and the event publisher.
+// handle per call, all cancelled by one Cancellation) and the event publisher.
 struct NomadContext {
   NomadApi api;
   bus::EventPublisher* events;
@@ -84,6 +86,7 @@ std::optional<std::string> OwnNode(const NomadContext& c) {
   try {
     return FindOwnNodeId(c.api, c.env);
   } catch (const NomadError& e) {
+    if (e.kind == NomadError::Kind::cancelled) throw;
     spdlog::warn("cannot find the autoscaler's own node (NOMAD_ALLOC_ID): {}", e.message);
     return std::nullopt;
   }
@@ -186,6 +189,7 @@ json Select(const NomadContext& c, const Envelope& e) {
     try {
       candidate.allocations = c.api.GetNodeAllocations(stub.id).value;
     } catch (const NomadError& err) {
+      if (err.kind == NomadError::Kind::cancelled) throw;
       if (err.kind == NomadError::Kind::node_gone) continue;
       spdlog::warn("allocations of node {}: {}", stub.id, err.message);
     }
@@ -237,6 +241,10 @@ json MarkEligible(const NomadContext& c, const Envelope& e) {
   return {{"ok", std::move(ok)}, {"gone", std::move(gone)}};
 }
 
+BusError ShuttingDown(const std::string& type) {
+  return BusError(ErrorCode::kShuttingDown, type + ": the Nomad actor is stopping");
+}
+
 // One error type leaves this boundary: BusError, with the Nomad kind as app_code.
 BusAnswer Run(const NomadContext& c, const Work& work, const Envelope& e) {
   try {
@@ -247,6 +255,7 @@ BusAnswer Run(const NomadContext& c, const Work& work, const Envelope& e) {
     return BusAnswer::Fail(BusError(ErrorCode::kHandlerFailed, err.what(),
                                     std::string(bus_protocol::kAppCodeInvalidConfig)));
   } catch (const NomadError& err) {
+    if (err.kind == NomadError::Kind::cancelled) return BusAnswer::Fail(ShuttingDown(e.type));
     spdlog::warn("{} failed: {}", e.type, err.message);
     return BusAnswer::Fail(
         BusError(ErrorCode::kHandlerFailed, err.message, std::string(KindName(err.kind))));
@@ -258,32 +267,72 @@ BusAnswer Run(const NomadContext& c, const Work& work, const Envelope& e) {
 }
 
 // One request on its own thread (CAF 0.17 runs every blocking actor detached):
-// answers it and ends, so a drain of minutes holds no scheduler thread.
-void RequestWorker(caf::blocking_actor* self, ContextPtr context, Work work) {
-  self->receive([&](bus::bus_request_atom, const Envelope& e) -> BusAnswer {
-    return Run(*context, work, e);
-  });
+// answers it through the bus Responder and ends, so a drain of minutes holds
+// no scheduler thread, and no CAF request timeout outlives the answer.
+void RequestWorker(caf::blocking_actor*, ContextPtr context, Work work, Envelope e,
+                   bus::Responder responder) {
+  if (responder.remaining().count() <= 0) {
+    responder.Fail(BusError(ErrorCode::kDeadlineExpired,
+                            "'" + e.type + "' expired before its Nomad worker could start"));
+    return;
+  }
+  auto answer = Run(*context, work, e);
+  if (answer.error) {
+    responder.Fail(*answer.error);
+  } else {
+    responder.Reply(std::move(answer.payload));
+  }
 }
 
-// Never blocks: hands each request, with its response, to a fresh worker; delegation
-// passes the bus request's response (and its CAF timeout) on to the worker.
+// Never blocks: hands each request, with its Responder, to a fresh worker.
 caf::behavior RequestFront(caf::event_based_actor* self, ContextPtr context, Work work) {
   return {
-      [=](bus::bus_request_atom atom, const Envelope& e) {
-        auto worker = self->spawn(RequestWorker, context, work);
-        return self->delegate(worker, atom, e);
+      [=](const Envelope& e, const bus::Responder& responder) {
+        self->spawn(RequestWorker, context, work, e, responder);
       },
   };
 }
 
+// Every service of the process, for StopAllNomadServices.
+std::mutex registry_mutex;
+std::vector<std::weak_ptr<Cancellation>> registry;
+
+void Register(const std::shared_ptr<Cancellation>& cancel) {
+  std::lock_guard lock(registry_mutex);
+  std::erase_if(registry, [](const auto& w) { return w.expired(); });
+  registry.push_back(cancel);
+}
+
 }  // namespace
 
-void ServeNomad(caf::actor_system& system, bus::BusServer& server, bus::EventPublisher* events,
-                NomadConnectionConfig config, NomadActorOptions options) {
+// Shared by the handle's copies and the server's handlers: the last one gone stops.
+struct NomadService::Owner {
+  explicit Owner(std::shared_ptr<Cancellation> c) : cancel(std::move(c)) {}
+  Owner(const Owner&) = delete;
+  Owner& operator=(const Owner&) = delete;
+  ~Owner() { cancel->Cancel(); }
+  std::shared_ptr<Cancellation> cancel;
+};
+
+void NomadService::Stop() {
+  if (owner_) owner_->cancel->Cancel();
+}
+
+bool NomadService::stopped() const {
+  return owner_ && owner_->cancel->cancelled();
+}
+
+NomadService ServeNomad(caf::actor_system& system, bus::BusServer& server,
+                        bus::EventPublisher* events, NomadConnectionConfig config,
+                        NomadActorOptions options) {
   spdlog::info("serving nomad.* for {}", config.Describe());
+  auto cancel = std::make_shared<Cancellation>();
   auto context = std::make_shared<const NomadContext>(
-      NomadContext{NomadApi(std::move(config), options.request_timeout), events,
+      NomadContext{NomadApi(std::move(config), options.request_timeout, cancel), events,
                    std::move(options.env), options.drain_grace, options.drain_no_deadline_limit});
+  NomadService service;
+  service.owner_ = std::make_shared<NomadService::Owner>(cancel);
+  Register(cancel);
   const std::pair<std::string_view, Work> types[] = {
       {bus_protocol::kPoolNodes, PoolNodes},
       {bus_protocol::kSelect, Select},
@@ -292,9 +341,29 @@ void ServeNomad(caf::actor_system& system, bus::BusServer& server, bus::EventPub
       {bus_protocol::kMarkEligible, MarkEligible},
   };
   for (const auto& [type, work] : types) {
-    bus::ServeWithActor(server, system, std::string(type),
-                        system.spawn(RequestFront, context, work));
+    auto front = system.spawn(RequestFront, context, work);
+    // The Responder path, not ServeWithActor: a stop must answer at once, and
+    // the owner held here stops the service when the server is destroyed.
+    server.Handle(std::string(type), [front, owner = service.owner_](const bus::Request& request,
+                                                                     bus::Responder responder) {
+      if (owner->cancel->cancelled()) {
+        responder.Fail(ShuttingDown(request.envelope.type));
+        return;
+      }
+      caf::anon_send(front, request.envelope, std::move(responder));
+    });
   }
+  return service;
+}
+
+void StopAllNomadServices() {
+  std::vector<std::shared_ptr<Cancellation>> live;
+  {
+    std::lock_guard lock(registry_mutex);
+    for (const auto& w : registry)
+      if (auto c = w.lock()) live.push_back(std::move(c));
+  }
+  for (const auto& c : live) c->Cancel();
 }
 
 }  // namespace mps::nomad

@@ -65,12 +65,68 @@ struct CurlDeleter {
 struct SlistDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
+struct MultiDeleter {
+  void operator()(CURLM* m) const { curl_multi_cleanup(m); }
+};
+
+// The longest a poll sleeps without news; Cancel() wakes it at once anyway.
+constexpr int kPollMs = 1000;
 
 }  // namespace
 
-NomadApi::NomadApi(NomadConnectionConfig config, std::chrono::milliseconds request_timeout)
-    : config_(std::move(config)), request_timeout_(request_timeout) {
+NomadApi::NomadApi(NomadConnectionConfig config, std::chrono::milliseconds request_timeout,
+                   std::shared_ptr<const Cancellation> cancel)
+    : config_(std::move(config)), request_timeout_(request_timeout), cancel_(std::move(cancel)) {
   GlobalInitOnce();
+}
+
+void NomadApi::ThrowCancelled(const std::string& what) const {
+  throw NomadError(Kind::cancelled, 0, what + " to Nomad at " + config_.address + " cancelled");
+}
+
+int NomadApi::Perform(void* easy, const std::string& what) const {
+  std::unique_ptr<CURLM, MultiDeleter> multi(curl_multi_init());
+  if (!multi) throw NomadError(Kind::unreachable, 0, "cannot create a libcurl multi handle");
+  CURLM* m = multi.get();
+  if (curl_multi_add_handle(m, easy) != CURLM_OK)
+    throw NomadError(Kind::unreachable, 0, "cannot add a libcurl handle for " + what);
+  // Declared after `multi`, so it is gone (and no wake-up can run) before the
+  // multi handle is cleaned up. curl_multi_wakeup is safe from any thread.
+  Cancellation::Registration wake;
+  if (cancel_) wake = cancel_->OnCancel([m] { curl_multi_wakeup(m); });
+  CURLcode result = CURLE_OK;
+  bool cancelled = false;
+  for (;;) {
+    // Checked before every poll: a Cancel() between the check and the poll
+    // leaves a pending wake-up, so that poll returns at once.
+    if (cancel_ && cancel_->cancelled()) {
+      cancelled = true;
+      break;
+    }
+    int running = 0;
+    CURLMcode mc = curl_multi_perform(m, &running);
+    if (mc != CURLM_OK) {
+      result = CURLE_RECV_ERROR;
+      break;
+    }
+    bool done = false;
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(m, &left)) {
+      if (msg->msg == CURLMSG_DONE) {
+        result = msg->data.result;
+        done = true;
+      }
+    }
+    if (done) break;
+    mc = curl_multi_poll(m, nullptr, 0, kPollMs, nullptr);
+    if (mc != CURLM_OK) {
+      result = CURLE_RECV_ERROR;
+      break;
+    }
+  }
+  curl_multi_remove_handle(m, easy);
+  if (cancelled) ThrowCancelled(what);
+  return static_cast<int>(result);
 }
 
 NomadApi::Response NomadApi::Call(const std::string& method, const std::string& path,
@@ -78,6 +134,7 @@ NomadApi::Response NomadApi::Call(const std::string& method, const std::string& 
                                   const std::optional<std::string>& body,
                                   const std::optional<BlockingQuery>& block, const char* capability,
                                   const std::string& node_id) const {
+  if (cancel_ && cancel_->cancelled()) ThrowCancelled(method + " " + path);
   std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
   if (!curl) throw NomadError(Kind::unreachable, 0, "cannot create a libcurl handle");
   CURL* h = curl.get();
@@ -168,7 +225,7 @@ NomadApi::Response NomadApi::Call(const std::string& method, const std::string& 
   }
 
   const std::string what = method + " " + path;
-  CURLcode rc = curl_easy_perform(h);
+  const auto rc = static_cast<CURLcode>(Perform(h, what));
   if (rc != CURLE_OK) {
     std::string detail = curl_easy_strerror(rc);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
