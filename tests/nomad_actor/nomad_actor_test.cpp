@@ -409,6 +409,18 @@ nomad::NomadConnectionConfig LongWaits(const std::string& address) {
                               nomad::EnvFromMap({}));
 }
 
+// The node table's index once it stops moving (a new node turns ready just
+// after it registers; a drain updates its node).
+std::uint64_t SettledIndex(Served& s) {
+  std::uint64_t index = s.Call(proto::kPoolNodes, {{"policy", WebPolicy()}, {"index", 0}})["index"];
+  for (;;) {
+    std::uint64_t next = s.Call(
+        proto::kPoolNodes, {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 150}})["index"];
+    if (next == index) return index;
+    index = next;
+  }
+}
+
 sim::NomadSimOptions LongBlocks() {
   sim::NomadSimOptions o;
   o.max_block = 60s;
@@ -431,7 +443,7 @@ TEST(NomadActor, StopAnswersABlockingQueryAndADrainInFlightAndEndsTheirWorkers) 
     std::this_thread::sleep_for(10ms);
   ASSERT_FALSE(sim.NodeJson(id)->at("DrainStrategy").is_null());
   // The node table as it is with the drain set: the watch waits for a change.
-  std::uint64_t index = s.Call(proto::kPoolNodes, {{"policy", WebPolicy()}, {"index", 0}})["index"];
+  auto index = SettledIndex(s);
   auto watch = CallAsync(s, proto::kPoolNodes,
                          {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 60000}});
   ASSERT_EQ(watch.wait_for(300ms), std::future_status::timeout) << "the query should be open";
@@ -472,7 +484,7 @@ TEST(NomadActor, DestroyingTheServerStopsAServiceWhoseHandleWasDropped) {
   sim.RegisterNode("web-1", "web");
   Served s(LongWaits(sim.address()));
   s.service = {};  // dropped: the server alone keeps the service running
-  std::uint64_t index = s.Call(proto::kPoolNodes, {{"policy", WebPolicy()}, {"index", 0}})["index"];
+  auto index = SettledIndex(s);
   auto watch = CallAsync(s, proto::kPoolNodes,
                          {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 60000}});
   ASSERT_EQ(watch.wait_for(300ms), std::future_status::timeout);
