@@ -438,6 +438,11 @@ SessionStop StopMultipassSession(caf::actor_system& system, caf::actor& session,
   return result;
 }
 
+void CancelMultipassSession(const caf::actor& session) {
+  if (!session) return;
+  if (auto control = ControlOf(session.address())) control->Cancel(std::chrono::milliseconds(0));
+}
+
 void CancelAllMultipassSessions() {
   std::vector<std::shared_ptr<SessionControl>> live;
   {

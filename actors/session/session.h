@@ -77,10 +77,15 @@ struct SessionStop {
 SessionStop StopMultipassSession(caf::actor_system& system, caf::actor& session,
                                  std::chrono::milliseconds grace = std::chrono::milliseconds(0));
 
-// Every session of this process: refuses new requests and cancels every
-// call and launch in flight (answered kShuttingDown), without waiting. For a
-// process that is ending and holds no session handle (multipass-target when
-// its host asks it to stop); StopMultipassSession still ends the actors.
+// The first half of a stop, without waiting and without ending the actor:
+// refuses new requests and cancels every call and launch in flight (answered
+// kShuttingDown at once). For the moment a stop is requested, while callers
+// may still be waiting on the session; StopMultipassSession ends it later.
+void CancelMultipassSession(const caf::actor& session);
+
+// CancelMultipassSession for every session of this process: for a process
+// that is ending and holds no session handle (multipass-target when its host
+// asks it to stop).
 void CancelAllMultipassSessions();
 
 }  // namespace mps::multipass

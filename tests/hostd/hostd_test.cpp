@@ -623,7 +623,23 @@ TEST(SessionStop, RunningLaunchesFinishWithinTheGrace) {
   EXPECT_FALSE(r.error) << r.error->what();
 }
 
-TEST(SessionStop, CancelAllRefusesNewRequestsAndCancelsLaunchesWithoutEndingTheActor) {
+TEST(SessionStop, CancelRefusesNewRequestsAndCancelsLaunchesWithoutEndingTheActor) {
+  SessionWithALaunch w("100ms", {"--hang-launches"});
+  mps::multipass::CancelMultipassSession(w.session);
+  ASSERT_EQ(w.answer.wait_for(5s), std::future_status::ready);
+  auto r = w.answer.get();
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->code(), ErrorCode::kShuttingDown) << r.error->what();
+  auto refused = CallError(*w.client, proto::kList, {{"prefix", "web"}});
+  EXPECT_EQ(refused.code(), ErrorCode::kShuttingDown) << refused.what();
+  EXPECT_TRUE(w.session);
+  auto stop = mps::multipass::StopMultipassSession(*w.sys, w.session);
+  EXPECT_TRUE(stop.stopped);
+  EXPECT_TRUE(stop.interrupted.empty()) << "cancelled before the stop";
+  EXPECT_FALSE(w.session);
+}
+
+TEST(SessionStop, CancelAllReachesEverySessionOfTheProcess) {
   SessionWithALaunch w("100ms", {"--hang-launches"});
   mps::multipass::CancelAllMultipassSessions();
   ASSERT_EQ(w.answer.wait_for(5s), std::future_status::ready);
