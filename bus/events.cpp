@@ -147,6 +147,7 @@ void EventSubscriber::Start() {
 void EventSubscriber::Stop() {
   if (!thread_.joinable()) return;
   stopping_ = true;
+  stop_wake_.Wake();  // without it the loop sees the flag at its next 100 ms tick
   thread_.join();
   replay_client_.reset();
 }
@@ -208,14 +209,17 @@ void EventSubscriber::Loop() {
 
   DecodeLimits limits;
   limits.max_frame_bytes = options_.limits.max_message_bytes;
-  zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+  zmq::pollitem_t items[] = {{sub.handle(), 0, ZMQ_POLLIN, 0},
+                             {nullptr, stop_wake_.fd(), ZMQ_POLLIN, 0}};
   while (!stopping_) {
     try {
-      if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
+      if (zmq::poll(items, 2, std::chrono::milliseconds(100)) == 0) continue;
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       break;
     }
+    if (stopping_) break;
+    if (!(items[0].revents & ZMQ_POLLIN)) continue;
     std::vector<zmq::message_t> parts;
     if (!zmq::recv_multipart(sub, std::back_inserter(parts), zmq::recv_flags::dontwait)) continue;
     if (parts.size() != 2) continue;

@@ -103,6 +103,7 @@ class EventSubscriber {
   std::unique_ptr<BusClient> replay_client_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  WakeQueue<bool> stop_wake_;  // its eventfd ends the loop's poll at Stop()
   std::string stream_;
   std::atomic<std::uint64_t> last_seq_{0};
   std::atomic<std::uint64_t> replays_{0};

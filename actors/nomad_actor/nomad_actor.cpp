@@ -1,7 +1,9 @@
 #include "nomad_actor/nomad_actor.h"
 
 #include <functional>
+#include <mutex>
 #include <set>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -30,7 +32,7 @@ using contracts::ContractError;
 using nlohmann::json;
 
 // What every request handler shares: one NomadApi (thread-safe, one curl
-// handle per call) and the event publisher.
+// handle per call, all cancelled by one Cancellation) and the event publisher.
 struct NomadContext {
   NomadApi api;
   bus::EventPublisher* events;
@@ -62,6 +64,8 @@ AppCode AppCodeOf(NomadError::Kind kind) {
       return AppCode::kBadResponse;
     case K::timeout:
       return AppCode::kTimeout;
+    case K::cancelled:  // answered kShuttingDown before this is asked (Run)
+      return AppCode::kCancelled;
   }
   return AppCode::kInternal;
 }
@@ -108,6 +112,7 @@ std::optional<std::string> OwnNode(const NomadContext& c) {
   try {
     return FindOwnNodeId(c.api, c.env);
   } catch (const NomadError& e) {
+    if (e.kind == NomadError::Kind::cancelled) throw;
     spdlog::warn("cannot find the autoscaler's own node (NOMAD_ALLOC_ID): {}", e.message);
     return std::nullopt;
   }
@@ -194,6 +199,7 @@ nm::SelectReply Select(const NomadContext& c, const nm::SelectRequest& r, const 
     try {
       candidate.allocations = c.api.GetNodeAllocations(stub.id).value;
     } catch (const NomadError& err) {
+      if (err.kind == NomadError::Kind::cancelled) throw;
       if (err.kind == NomadError::Kind::node_gone) continue;
       spdlog::warn("allocations of node {}: {}", stub.id, err.message);
     }
@@ -267,6 +273,10 @@ std::pair<std::string_view, Work> Route(typename Request::Reply (*handler)(const
           }};
 }
 
+BusError ShuttingDown(const std::string& type) {
+  return BusError(ErrorCode::kShuttingDown, type + ": the Nomad actor is stopping");
+}
+
 // One error type leaves this boundary: BusError, with an AppCode for domain failures.
 BusAnswer Run(const NomadContext& c, const Work& work, const Envelope& e) {
   try {
@@ -276,6 +286,7 @@ BusAnswer Run(const NomadContext& c, const Work& work, const Envelope& e) {
   } catch (const NomadConfigError& err) {
     return BusAnswer::Fail(AppError(AppCode::kInvalidConfig, err.what()));
   } catch (const NomadError& err) {
+    if (err.kind == NomadError::Kind::cancelled) return BusAnswer::Fail(ShuttingDown(e.type));
     spdlog::warn("{} failed: {}", e.type, err.message);
     return BusAnswer::Fail(AppError(AppCodeOf(err.kind), err.message));
   } catch (const std::exception& err) {
@@ -285,39 +296,110 @@ BusAnswer Run(const NomadContext& c, const Work& work, const Envelope& e) {
 }
 
 // One request on its own thread (CAF 0.17 runs every blocking actor detached):
-// answers it and ends, so a drain of minutes holds no scheduler thread.
-void RequestWorker(caf::blocking_actor* self, ContextPtr context, Work work) {
-  self->receive([&](bus::bus_request_atom, const Envelope& e) -> BusAnswer {
-    return Run(*context, work, e);
-  });
+// answers it through the bus Responder and ends, so a drain of minutes holds
+// no scheduler thread, and no CAF request timeout outlives the answer.
+void RequestWorker(caf::blocking_actor*, ContextPtr context, Work work, Envelope e,
+                   bus::Responder responder) {
+  if (responder.remaining().count() <= 0) {
+    responder.Fail(BusError(ErrorCode::kDeadlineExpired,
+                            "'" + e.type + "' expired before its Nomad worker could start"));
+    return;
+  }
+  auto answer = Run(*context, work, e);
+  if (answer.error) {
+    responder.Fail(*answer.error);
+  } else {
+    responder.Reply(std::move(answer.payload));
+  }
 }
 
-// Never blocks: hands each request, with its response, to a fresh worker; delegation
-// passes the bus request's response (and its CAF timeout) on to the worker.
-caf::behavior RequestFront(caf::event_based_actor* self, ContextPtr context, Work work) {
+// Never blocks: claims each request's Responder and hands both to a fresh worker.
+caf::behavior RequestFront(caf::event_based_actor* self, ContextPtr context, Work work,
+                           std::shared_ptr<bus::ResponderTable> table) {
   return {
-      [=](bus::bus_request_atom atom, const Envelope& e) {
-        auto worker = self->spawn(RequestWorker, context, work);
-        return self->delegate(worker, atom, e);
+      [=](bus::bus_serve_atom, std::uint64_t ticket, const Envelope& e) {
+        if (auto responder = table->Claim(ticket)) {
+          self->spawn(RequestWorker, context, work, e, std::move(*responder));
+        }
       },
   };
 }
 
+// Every service of the process, for StopAllNomadServices.
+std::mutex registry_mutex;
+std::vector<std::weak_ptr<Cancellation>> registry;
+
+void Register(const std::shared_ptr<Cancellation>& cancel) {
+  std::lock_guard lock(registry_mutex);
+  std::erase_if(registry, [](const auto& w) { return w.expired(); });
+  registry.push_back(cancel);
+}
+
 }  // namespace
 
-void ServeNomad(caf::actor_system& system, bus::BusServer& server, bus::EventPublisher* events,
-                NomadConnectionConfig config, NomadActorOptions options) {
+// Shared by the handle's copies and the server's handlers: the last one gone stops.
+struct NomadService::Owner {
+  explicit Owner(std::shared_ptr<Cancellation> c) : cancel(std::move(c)) {}
+  Owner(const Owner&) = delete;
+  Owner& operator=(const Owner&) = delete;
+  ~Owner() { Stop(); }
+  void Stop() {
+    cancel->Cancel();
+    table->Close(BusError(ErrorCode::kShuttingDown, "the Nomad actor is stopping"));
+  }
+  std::shared_ptr<Cancellation> cancel;
+  // Requests waiting for their worker; answered kShuttingDown at a stop.
+  std::shared_ptr<bus::ResponderTable> table = std::make_shared<bus::ResponderTable>();
+};
+
+void NomadService::Stop() {
+  if (owner_) owner_->Stop();
+}
+
+bool NomadService::stopped() const {
+  return owner_ && owner_->cancel->cancelled();
+}
+
+NomadService ServeNomad(caf::actor_system& system, bus::BusServer& server,
+                        bus::EventPublisher* events, NomadConnectionConfig config,
+                        NomadActorOptions options) {
   spdlog::info("serving nomad.* for {}", config.Describe());
+  auto cancel = std::make_shared<Cancellation>();
   auto context = std::make_shared<const NomadContext>(
-      NomadContext{NomadApi(std::move(config), options.request_timeout), events,
+      NomadContext{NomadApi(std::move(config), options.request_timeout, cancel), events,
                    std::move(options.env), options.drain_grace, options.drain_no_deadline_limit});
+  NomadService service;
+  service.owner_ = std::make_shared<NomadService::Owner>(cancel);
+  Register(cancel);
   const std::pair<std::string_view, Work> types[] = {
       Route(PoolNodes), Route(Select), Route(Drain), Route(Purge), Route(MarkEligible),
   };
   for (const auto& [type, work] : types) {
-    bus::ServeWithActor(server, system, std::string(type),
-                        system.spawn(RequestFront, context, work));
+    auto front = system.spawn(RequestFront, context, work, service.owner_->table);
+    // Not ServeWithActor: a stop must answer at once. The owner held here
+    // stops the service when the server is destroyed.
+    server.Handle(std::string(type), [front, owner = service.owner_](const bus::Request& request,
+                                                                     bus::Responder responder) {
+      if (owner->cancel->cancelled()) {
+        responder.Fail(ShuttingDown(request.envelope.type));
+        return;
+      }
+      if (auto ticket = owner->table->Park(std::move(responder))) {
+        caf::anon_send(front, bus::bus_serve_atom::value, *ticket, request.envelope);
+      }
+    });
   }
+  return service;
+}
+
+void StopAllNomadServices() {
+  std::vector<std::shared_ptr<Cancellation>> live;
+  {
+    std::lock_guard lock(registry_mutex);
+    for (const auto& w : registry)
+      if (auto c = w.lock()) live.push_back(std::move(c));
+  }
+  for (const auto& c : live) c->Cancel();
 }
 
 }  // namespace mps::nomad

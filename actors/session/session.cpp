@@ -2,9 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include "bus/caf_bridge.h"
 #include "contracts/app_code.h"
@@ -91,6 +94,9 @@ AppCode AppCodeOf(MultipassError::Kind kind) {
 }
 
 BusError FromMultipass(const MultipassError& e) {
+  // Cancelled = we are stopping; the caller's pending operation stays pending.
+  if (e.kind == MultipassError::Kind::cancelled)
+    return BusError(ErrorCode::kShuttingDown, e.message);
   return AppError(AppCodeOf(e.kind), e.message);
 }
 
@@ -157,9 +163,56 @@ void Publish(bus::EventPublisher* events, const Event& event) {
   if (events != nullptr) events->Publish(std::string(Event::kType), contracts::Encode(event));
 }
 
-struct SessionState {
+// What a stop needs while the actor's own thread may sit in a blocking call
+// to multipassd: reached from StopMultipassSession's thread, not by message.
+struct SessionControl {
   std::shared_ptr<MultipassClient> client;
-  std::unique_ptr<LaunchScheduler> scheduler;
+  std::shared_ptr<LaunchScheduler> scheduler;
+  std::atomic<bool> stopping{false};
+
+  // Refuses new requests, cancels queued launches, gives the running ones up
+  // to `grace`, then cancels every call still in flight. Returns the launches
+  // that were interrupted. Idempotent (later calls find nothing running).
+  std::vector<std::string> Cancel(std::chrono::milliseconds grace) {
+    stopping = true;
+    auto in_flight = scheduler->InFlightLaunches();
+    if (!in_flight.empty()) {
+      std::string names;
+      for (const auto& f : in_flight)
+        names += (names.empty() ? "" : ", ") + f.name + " (" +
+                 (f.started_at ? "running" : "queued, cancelled") + ")";
+      spdlog::warn(
+          "multipass session stopping with {} launch(es) in flight: {}; waiting up to {} ms for "
+          "the running ones",
+          in_flight.size(), names, grace.count());
+    }
+    auto interrupted = scheduler->Stop(grace);
+    if (!interrupted.empty()) {
+      std::string names;
+      for (const auto& n : interrupted) names += (names.empty() ? "" : ", ") + n;
+      spdlog::warn("cancelling the launch(es) still running: {}", names);
+    }
+    client->CancelAll();
+    return interrupted;
+  }
+};
+
+// Every session of the process, by actor, for StopMultipassSession and
+// CancelAllMultipassSessions.
+std::mutex registry_mutex;
+std::map<caf::actor_addr, std::weak_ptr<SessionControl>> registry;
+
+std::shared_ptr<SessionControl> ControlOf(const caf::actor_addr& session) {
+  std::lock_guard lock(registry_mutex);
+  auto it = registry.find(session);
+  return it == registry.end() ? nullptr : it->second.lock();
+}
+
+struct SessionState {
+  std::shared_ptr<SessionControl> control;
+  caf::actor_addr key;  // in the registry
+  std::shared_ptr<MultipassClient> client;
+  std::shared_ptr<LaunchScheduler> scheduler;
   std::unique_ptr<InstanceNameFilter> filter;
   bus::EventPublisher* events = nullptr;
   // Where the bus server parks the Responders of requests for us (null when
@@ -173,19 +226,13 @@ struct SessionState {
     // refused at once instead of waiting for an actor that is going away.
     if (responders)
       responders->Close(BusError(ErrorCode::kShuttingDown, "the multipass session is stopping"));
-    if (!scheduler) return;
-    auto in_flight = scheduler->InFlightLaunches();
-    if (!in_flight.empty()) {
-      std::string names;
-      for (const auto& f : in_flight)
-        names += (names.empty() ? "" : ", ") + f.name + " (" +
-                 (f.started_at ? "running" : "queued, cancelled") + ")";
-      spdlog::warn(
-          "multipass session stopping with {} launch(es) in flight: {}; waiting for the "
-          "running ones",
-          in_flight.size(), names);
+    {
+      std::lock_guard lock(registry_mutex);
+      registry.erase(key);
     }
-    scheduler->Shutdown();
+    // Launches still running here were not cancelled (the actor was not
+    // stopped through StopMultipassSession): they report their real outcome.
+    if (scheduler) scheduler->Shutdown();
   }
 
   void CheckAllowed(const std::string& name) const {
@@ -266,6 +313,10 @@ using DeferredReply = std::function<void(BusAnswer)>;
 // launch scheduler. make_deferred is only called when the answer is deferred.
 std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
                                        const std::function<DeferredReply()>& make_deferred) {
+  if (s.control->stopping) {
+    return BusAnswer::Fail(
+        BusError(ErrorCode::kShuttingDown, "'" + r.type + "': the multipass session is stopping"));
+  }
   try {
     if (r.type == mp::ListRequest::kType) return Answer(s.List(DecodeRequest<mp::ListRequest>(r)));
     if (r.type == mp::InfoRequest::kType) return Answer(s.Info(DecodeRequest<mp::InfoRequest>(r)));
@@ -331,7 +382,15 @@ caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublish
   st.responders = std::move(responders);
   st.filter = std::make_unique<InstanceNameFilter>(options.allowed_prefixes);
   st.client = std::move(client);
-  st.scheduler = std::make_unique<LaunchScheduler>(*st.client, options.max_parallel_launches);
+  st.scheduler = std::make_shared<LaunchScheduler>(*st.client, options.max_parallel_launches);
+  st.control = std::make_shared<SessionControl>();
+  st.control->client = st.client;
+  st.control->scheduler = st.scheduler;
+  st.key = self->address();
+  {
+    std::lock_guard lock(registry_mutex);
+    registry[st.key] = st.control;
+  }
   spdlog::info("multipass session for {} (parallel launches {}, allowed names: {})",
                st.client->endpoint().address, options.max_parallel_launches, st.filter->Describe());
   return {
@@ -408,23 +467,46 @@ caf::actor ServeMultipassSession(caf::actor_system& system, bus::BusServer& serv
   return session;
 }
 
-bool StopMultipassSession(caf::actor_system& system, caf::actor& session,
-                          std::chrono::milliseconds grace) {
-  if (!session) return true;
-  bool stopped = false;
+SessionStop StopMultipassSession(caf::actor_system& system, caf::actor& session,
+                                 std::chrono::milliseconds grace) {
+  SessionStop result;
+  if (!session) {
+    result.stopped = true;
+    return result;
+  }
+  if (auto control = ControlOf(session.address())) result.interrupted = control->Cancel(grace);
+  // Every call has been cancelled: the actor's thread is free within
+  // milliseconds, unless gRPC ignores the cancel.
+  constexpr auto kExitWait = std::chrono::seconds(5);
   {
     caf::scoped_actor self{system};
     self->monitor(session);
     self->send_exit(session, caf::exit_reason::user_shutdown);
-    self->receive([&](const caf::down_msg&) { stopped = true; }, caf::after(grace) >> [] {});
+    self->receive([&](const caf::down_msg&) { result.stopped = true; },
+                  caf::after(kExitWait) >> [] {});
   }
-  if (stopped) {
+  if (result.stopped) {
     session = nullptr;
   } else {
-    spdlog::error("multipass session still waiting for running launches after {} ms",
-                  grace.count());
+    spdlog::error("multipass session still busy {} s after its calls were cancelled",
+                  std::chrono::duration_cast<std::chrono::seconds>(kExitWait).count());
   }
-  return stopped;
+  return result;
+}
+
+void CancelMultipassSession(const caf::actor& session) {
+  if (!session) return;
+  if (auto control = ControlOf(session.address())) control->Cancel(std::chrono::milliseconds(0));
+}
+
+void CancelAllMultipassSessions() {
+  std::vector<std::shared_ptr<SessionControl>> live;
+  {
+    std::lock_guard lock(registry_mutex);
+    for (const auto& [addr, weak] : registry)
+      if (auto c = weak.lock()) live.push_back(std::move(c));
+  }
+  for (const auto& c : live) c->Cancel(std::chrono::milliseconds(0));
 }
 
 }  // namespace mps::multipass

@@ -54,13 +54,39 @@ caf::actor SpawnMultipassSession(caf::actor_system& system, bus::EventPublisher*
 caf::actor ServeMultipassSession(caf::actor_system& system, bus::BusServer& server,
                                  bus::EventPublisher* events, SessionOptions options);
 
-// Stops the actor and waits until it is gone: launches in flight are logged;
-// queued ones are cancelled, running ones finish (an interrupted daemon launch
-// leaves a half-made VM). Call before destroying the EventPublisher. Returns
-// false when launches were still running after `grace`: the actor then still
-// uses the publisher and holds the actor system open, so the caller should
-// end the process (std::_Exit) rather than unwind.
-bool StopMultipassSession(caf::actor_system& system, caf::actor& session,
-                          std::chrono::milliseconds grace = std::chrono::minutes(10));
+struct SessionStop {
+  // The actor is gone: the publisher and the actor system may go now.
+  bool stopped = false;
+  // Launches still running at the end of the grace, cancelled: multipassd may
+  // have made part of them; the caller's next listing decides.
+  std::vector<std::string> interrupted;
+  // Stopped with nothing interrupted.
+  explicit operator bool() const { return stopped && interrupted.empty(); }
+};
+
+// Stops the session and waits until the actor is gone. New requests are
+// answered kShuttingDown at once; queued launches are cancelled; running
+// launches get up to `grace` to finish; then every call still in flight is
+// cancelled (grpc TryCancel) and answered kShuttingDown, so this returns
+// within milliseconds of the grace. 0 (the default) cancels at once, for a
+// caller that records its pending operations before running them, as
+// multipass-target does; multipass-hostd passes its --shutdown-grace.
+// Call before destroying the EventPublisher. `stopped` false (the actor did
+// not end within 5 s of the cancellation) means the actor still uses the
+// publisher and holds the actor system open: end the process (std::_Exit)
+// rather than unwind.
+SessionStop StopMultipassSession(caf::actor_system& system, caf::actor& session,
+                                 std::chrono::milliseconds grace = std::chrono::milliseconds(0));
+
+// The first half of a stop, without waiting and without ending the actor:
+// refuses new requests and cancels every call and launch in flight (answered
+// kShuttingDown at once). For the moment a stop is requested, while callers
+// may still be waiting on the session; StopMultipassSession ends it later.
+void CancelMultipassSession(const caf::actor& session);
+
+// CancelMultipassSession for every session of this process: for a process
+// that is ending and holds no session handle (multipass-target when its host
+// asks it to stop).
+void CancelAllMultipassSessions();
 
 }  // namespace mps::multipass

@@ -107,11 +107,10 @@ void LaunchScheduler::WorkerLoop() {
   }
 }
 
-void LaunchScheduler::Shutdown() {
+std::vector<std::string> LaunchScheduler::Stop(std::chrono::milliseconds grace) {
   std::deque<Job> cancelled;
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ && workers_.empty()) return;
     stopping_ = true;
     cancelled.swap(queue_);
     wake_.notify_all();
@@ -123,6 +122,24 @@ void LaunchScheduler::Shutdown() {
                                           ": cancelled before it started (scheduler shut down)",
                                       job.spec.name));
   }
+  std::unique_lock lock(mutex_);
+  // Workers notify wake_ whenever a launch ends.
+  if (grace == std::chrono::milliseconds::max()) {
+    wake_.wait(lock, [&] { return running_.empty(); });
+  } else {
+    wake_.wait_for(lock, grace, [&] { return running_.empty(); });
+  }
+  std::vector<std::string> still;
+  for (const auto& [name, job] : running_) still.push_back(name);
+  return still;
+}
+
+void LaunchScheduler::Shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ && workers_.empty()) return;
+  }
+  Stop(std::chrono::milliseconds::max());
   for (auto& t : workers_) {
     if (t.joinable()) t.join();
   }

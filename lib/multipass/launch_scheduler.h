@@ -58,10 +58,14 @@ class LaunchScheduler {
   std::vector<InFlight> InFlightLaunches() const;
   std::size_t max_parallel() const { return max_parallel_; }
 
-  // Queued launches that have not started are reported as `cancelled`; running
-  // launches are NOT interrupted (an interrupted daemon launch leaves a
-  // half-made VM): Shutdown waits for them and reports their real outcome,
-  // then joins the threads. Idempotent.
+  // Refuses new launches (Submit throws `cancelled`), reports the queued ones
+  // that have not started as `cancelled`, and waits up to `grace` for the
+  // running ones, which it does not interrupt itself (cancel their calls to
+  // end them sooner). Returns the names still running after the grace.
+  std::vector<std::string> Stop(std::chrono::milliseconds grace);
+
+  // Stop() without a time limit (running launches report their real
+  // outcome), then joins the threads. Idempotent.
   void Shutdown();
 
  private:

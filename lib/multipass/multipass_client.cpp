@@ -5,8 +5,11 @@
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <utility>
 
@@ -78,21 +81,6 @@ std::string JoinNames(const std::vector<std::string>& names) {
   return out;
 }
 
-// Write one request, read replies until the daemon ends the stream, then take
-// the status; like the multipass CLI we do not half-close first, because some
-// daemon flows read a second request.
-template <class Req, class Rep, class Open, class OnReply>
-grpc::Status Exchange(Open open, const Req& request, std::chrono::milliseconds timeout,
-                      OnReply on_reply) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(Clock::now() + timeout);
-  auto stream = open(&ctx);
-  stream->Write(request);  // a failed write shows up in Finish()
-  Rep reply;
-  while (stream->Read(&reply)) on_reply(reply);
-  return stream->Finish();
-}
-
 }  // namespace
 
 std::string_view StateName(InstanceState state) {
@@ -129,6 +117,10 @@ struct MultipassClient::Impl {
   std::unique_ptr<pb::Rpc::Stub> stub;
   std::mutex auth_mutex;
   std::atomic<std::uint64_t> auth_generation{0};
+  // Calls in flight, for CancelAll.
+  std::mutex calls_mutex;
+  std::set<grpc::ClientContext*> calls;
+  std::atomic<bool> cancelled{false};
 
   explicit Impl(MultipassClientOptions opts)
       : options(std::move(opts)), endpoint(DaemonEndpoint::Parse(options.address)) {
@@ -190,19 +182,67 @@ struct MultipassClient::Impl {
     return ClientIdentity::Generate();
   }
 
+  MultipassError Cancelled(std::string_view op, std::string instance = {}) const {
+    return MultipassError(Kind::cancelled,
+                          std::string(op) + ": cancelled, the client of multipassd at " +
+                              endpoint.address + " is stopping",
+                          std::move(instance));
+  }
+
+  void CancelAll() {
+    std::lock_guard lock(calls_mutex);
+    cancelled = true;
+    for (auto* ctx : calls) ctx->TryCancel();
+  }
+
+  // Write one request, read replies until the daemon ends the stream, then
+  // take the status; like the multipass CLI we do not half-close first,
+  // because some daemon flows read a second request. The context is listed
+  // in `calls` meanwhile, so CancelAll ends the call.
+  template <class Req, class Rep, class Open, class OnReply>
+  grpc::Status Exchange(Open open, const Req& request, std::chrono::milliseconds timeout,
+                        OnReply on_reply) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Clock::now() + timeout);
+    {
+      std::lock_guard lock(calls_mutex);
+      if (cancelled) return grpc::Status(grpc::StatusCode::CANCELLED, "the client is stopping");
+      calls.insert(&ctx);
+    }
+    struct Untrack {
+      Impl& impl;
+      grpc::ClientContext* ctx;
+      ~Untrack() {
+        std::lock_guard lock(impl.calls_mutex);
+        impl.calls.erase(ctx);
+      }
+    } untrack{*this, &ctx};
+    auto stream = open(&ctx);
+    stream->Write(request);  // a failed write shows up in Finish()
+    Rep reply;
+    while (stream->Read(&reply)) on_reply(reply);
+    return stream->Finish();
+  }
+
   MultipassError Unreachable(const std::string& detail) const {
     return MultipassError(Kind::unreachable,
                           "multipassd unreachable at " + endpoint.address + ": " + detail);
   }
 
   // Fail fast instead of queueing calls while the channel is still connecting.
+  // Waits in short steps so that CancelAll is seen within one of them.
   void AwaitConnection() {
+    constexpr auto kStep = std::chrono::milliseconds(20);
+    if (cancelled) throw Cancelled("connect");
     auto state = channel->GetState(true);
     const auto deadline = Clock::now() + options.connect_timeout;
     while (state == GRPC_CHANNEL_IDLE || state == GRPC_CHANNEL_CONNECTING) {
-      if (!channel->WaitForStateChange(state, deadline)) {
+      const auto now = Clock::now();
+      if (now >= deadline) {
         throw Unreachable("no connection within " + Seconds(options.connect_timeout));
       }
+      channel->WaitForStateChange(state, std::min(deadline, now + kStep));
+      if (cancelled) throw Cancelled("connect");
       state = channel->GetState(true);
     }
     // READY, or TRANSIENT_FAILURE: the call then fails at once with the reason.
@@ -210,6 +250,9 @@ struct MultipassClient::Impl {
 
   MultipassError FromStatus(const grpc::Status& s, std::string_view op, std::string instance = {},
                             std::chrono::milliseconds timeout = {}) const {
+    if (cancelled && s.error_code() == grpc::StatusCode::CANCELLED) {
+      return Cancelled(op, std::move(instance));
+    }
     const std::string text = std::string(op) + ": " + s.error_message();
     switch (s.error_code()) {
       case grpc::StatusCode::UNAVAILABLE:
@@ -291,6 +334,10 @@ struct MultipassClient::Impl {
   MultipassError LaunchFailure(const grpc::Status& s, const LaunchSpec& spec,
                                const std::string& launched, std::chrono::milliseconds timeout) {
     const std::string who = launched.empty() ? spec.name : launched;
+    if (cancelled && s.error_code() == grpc::StatusCode::CANCELLED) {
+      // multipassd may have made part of the instance: the next listing decides.
+      return Cancelled("launch " + who, who);
+    }
     const std::string text =
         "launch " + (who.empty() ? std::string("(unnamed)") : who) + ": " + s.error_message();
     if (!launched.empty()) {
@@ -367,7 +414,7 @@ std::string MultipassClient::Version() {
   std::string version;
   const auto status = d.Call([&] {
     version.clear();
-    return Exchange<pb::VersionRequest, pb::VersionReply>(
+    return d.Exchange<pb::VersionRequest, pb::VersionReply>(
         [&](grpc::ClientContext* c) { return d.stub->version(c); }, request, d.options.call_timeout,
         [&](const pb::VersionReply& r) {
           if (!r.version().empty()) version = r.version();
@@ -385,7 +432,7 @@ std::vector<InstanceInfo> MultipassClient::List(std::string_view name_prefix) {
   std::vector<InstanceInfo> out;
   const auto status = d.Call([&] {
     out.clear();
-    return Exchange<pb::ListRequest, pb::ListReply>(
+    return d.Exchange<pb::ListRequest, pb::ListReply>(
         [&](grpc::ClientContext* c) { return d.stub->list(c); }, request, d.options.call_timeout,
         [&](const pb::ListReply& r) {
           if (!r.has_instance_list()) return;  // log lines, update info
@@ -413,7 +460,7 @@ std::vector<InstanceDetail> MultipassClient::Info(const std::vector<std::string>
   std::vector<InstanceDetail> out;
   const auto status = d.Call([&] {
     out.clear();
-    return Exchange<pb::InfoRequest, pb::InfoReply>(
+    return d.Exchange<pb::InfoRequest, pb::InfoReply>(
         [&](grpc::ClientContext* c) { return d.stub->info(c); }, request, d.options.call_timeout,
         [&](const pb::InfoReply& r) {
           if (r.details_size() == 0) return;
@@ -469,7 +516,7 @@ std::string MultipassClient::Launch(const LaunchSpec& spec,
   std::string launched;
   const auto status = d.Call([&] {
     launched.clear();
-    return Exchange<pb::LaunchRequest, pb::LaunchReply>(
+    return d.Exchange<pb::LaunchRequest, pb::LaunchReply>(
         [&](grpc::ClientContext* c) { return d.stub->launch(c); }, request, timeout,
         [&](const pb::LaunchReply& r) {
           switch (r.create_oneof_case()) {
@@ -529,7 +576,7 @@ std::vector<std::string> MultipassClient::Delete(const std::vector<std::string>&
   std::vector<std::string> purged;
   const auto status = d.Call([&] {
     purged.clear();
-    return Exchange<pb::DeleteRequest, pb::DeleteReply>(
+    return d.Exchange<pb::DeleteRequest, pb::DeleteReply>(
         [&](grpc::ClientContext* c) { return d.stub->delet(c); }, request, d.options.call_timeout,
         [&](const pb::DeleteReply& r) {
           purged.insert(purged.end(), r.purged_instances().begin(), r.purged_instances().end());
@@ -555,7 +602,7 @@ void MultipassClient::Start(const std::vector<std::string>& names) {
   const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
       d.options.start_timeout + std::chrono::minutes(1));
   const auto status = d.Call([&] {
-    return Exchange<pb::StartRequest, pb::StartReply>(
+    return d.Exchange<pb::StartRequest, pb::StartReply>(
         [&](grpc::ClientContext* c) { return d.stub->start(c); }, request, timeout,
         [](const pb::StartReply&) {});
   });
@@ -572,7 +619,7 @@ void MultipassClient::Stop(const std::vector<std::string>& names) {
   for (const auto& n : names) request.mutable_instance_names()->add_instance_name(n);
   request.set_verbosity_level(kVerbosity);
   const auto status = d.Call([&] {
-    return Exchange<pb::StopRequest, pb::StopReply>(
+    return d.Exchange<pb::StopRequest, pb::StopReply>(
         [&](grpc::ClientContext* c) { return d.stub->stop(c); }, request, d.options.call_timeout,
         [](const pb::StopReply&) {});
   });
@@ -580,6 +627,14 @@ void MultipassClient::Stop(const std::vector<std::string>& names) {
     throw d.FromStatus(status, "stop " + JoinNames(names), names.size() == 1 ? names[0] : "",
                        d.options.call_timeout);
   }
+}
+
+void MultipassClient::CancelAll() {
+  impl_->CancelAll();
+}
+
+bool MultipassClient::cancelled() const {
+  return impl_->cancelled;
 }
 
 void MultipassClient::Authenticate(const std::string& passphrase) {

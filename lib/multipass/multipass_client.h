@@ -86,8 +86,9 @@ struct MultipassClientOptions {
   std::chrono::seconds start_timeout{300};
 };
 
-// Synchronous client of multipassd. Thread-safe: calls may run concurrently.
-// Every failure is thrown as MultipassError.
+// Synchronous client of multipassd. Thread-safe: calls may run concurrently,
+// and CancelAll() from any thread ends them. Every failure is thrown as
+// MultipassError.
 class MultipassClient {
  public:
   // Parses the address and loads/creates the identity; does not connect yet.
@@ -121,6 +122,13 @@ class MultipassClient {
   void Stop(const std::vector<std::string>& names);
   // Registers our certificate with the daemon's passphrase.
   void Authenticate(const std::string& passphrase);
+
+  // For stopping, with no way back: cancels every call in flight
+  // (grpc::ClientContext::TryCancel; they throw MultipassError cancelled
+  // within milliseconds) and makes every later call throw it at once.
+  // Thread-safe. An interrupted launch may leave its instance half made.
+  void CancelAll();
+  bool cancelled() const;
 
  private:
   struct Impl;

@@ -25,7 +25,7 @@ struct MultipassError : std::exception {
     not_found,           // instance does not exist (or is deleted)
     aborted,             // the daemon gave up (e.g. the VM failed to start)
     timeout,             // our own call deadline passed
-    cancelled,           // never started: the scheduler was shut down
+    cancelled,           // stopping: never started, or interrupted by CancelAll
     invalid_config,      // bad address, credentials file, or option
     internal,            // anything else
   };

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <exception>
 #include <thread>
 
 #include "config/go_values.h"
@@ -77,12 +78,22 @@ void DrainCoordinator::Emit(const char* type, const std::string& node_id,
 std::vector<NodeDrainResult> DrainCoordinator::DrainAll(
     const std::vector<std::string>& node_ids) const {
   std::vector<NodeDrainResult> results(node_ids.size());
+  std::vector<std::exception_ptr> errors(node_ids.size());
   std::vector<std::thread> workers;
   workers.reserve(node_ids.size());
   for (std::size_t i = 0; i < node_ids.size(); ++i) {
-    workers.emplace_back([this, &results, &node_ids, i] { results[i] = Drain(node_ids[i]); });
+    workers.emplace_back([this, &results, &errors, &node_ids, i] {
+      try {
+        results[i] = Drain(node_ids[i]);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
   }
+  // Each worker waits in a blocking query: a Cancel() ends them all at once.
   for (auto& w : workers) w.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
   return results;
 }
 
@@ -130,6 +141,7 @@ NodeDrainResult DrainCoordinator::Drain(const std::string& node_id) const {
   try {
     index = api_.DrainNode(node_id, options_.Spec(), {{"drained_by", "nomad-autoscaler"}});
   } catch (const NomadError& e) {
+    if (e.kind == NomadError::Kind::cancelled) throw;  // stopping: not a failed drain
     if (e.kind == NomadError::Kind::node_gone) return gone("at drain");
     return fail(e.message);
   }
@@ -167,6 +179,8 @@ NodeDrainResult DrainCoordinator::Drain(const std::string& node_id) const {
       block = BlockingQuery{allocs.index < from ? 0 : allocs.index, *wait};
     }
   } catch (const NomadError& e) {
+    // Stopping: the drain goes on in Nomad; the next process watches it again.
+    if (e.kind == NomadError::Kind::cancelled) throw;
     if (e.kind == NomadError::Kind::node_gone) return gone("while draining");
     return fail(e.message);
   }

@@ -52,6 +52,9 @@ class DrainCoordinator {
   DrainCoordinator(const NomadApi& api, DrainOptions options, DrainEventSink events = {});
 
   // Starts all drains at once and returns when every node is settled, in input order.
+  // Waits only in Nomad calls, so the API's Cancellation ends it promptly: then
+  // it throws NomadError(cancelled) once every worker has returned (the drains
+  // stay set in Nomad; no node.drain_failed is published for them).
   std::vector<NodeDrainResult> DrainAll(const std::vector<std::string>& node_ids) const;
   NodeDrainResult Drain(const std::string& node_id) const;
 

@@ -1,10 +1,12 @@
 #include "nomad/nomad_api.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include <cctype>
 #include <memory>
-#include <mutex>
+#include <string>
+#include <type_traits>
 
 #include "nomad/nomad_error.h"
 
@@ -13,9 +15,72 @@ namespace {
 
 using Kind = NomadError::Kind;
 
-void GlobalInitOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+// libcurl, loaded on the first Nomad call rather than at exec. With it come
+// some 25 libraries (GnuTLS, Kerberos, LDAP, SSH, ...), and mapping and
+// relocating them was a third of multipass-target's start-up before its
+// go-plugin handshake, which needs none of them.
+struct CurlLib {
+  decltype(&curl_global_init) global_init;
+  decltype(&curl_easy_init) easy_init;
+  decltype(&curl_easy_cleanup) easy_cleanup;
+  decltype(&curl_easy_setopt) easy_setopt;
+  decltype(&curl_easy_getinfo) easy_getinfo;
+  decltype(&curl_easy_escape) easy_escape;
+  decltype(&curl_easy_strerror) easy_strerror;
+  decltype(&curl_free) free;
+  decltype(&curl_slist_append) slist_append;
+  decltype(&curl_slist_free_all) slist_free_all;
+  decltype(&curl_multi_init) multi_init;
+  decltype(&curl_multi_cleanup) multi_cleanup;
+  decltype(&curl_multi_add_handle) multi_add_handle;
+  decltype(&curl_multi_remove_handle) multi_remove_handle;
+  decltype(&curl_multi_perform) multi_perform;
+  decltype(&curl_multi_info_read) multi_info_read;
+  decltype(&curl_multi_poll) multi_poll;
+  decltype(&curl_multi_wakeup) multi_wakeup;
+  std::string error;  // why it could not be loaded; empty when loaded
+};
+
+CurlLib LoadCurl() {
+  CurlLib lib{};
+  void* h = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);  // never closed
+  if (!h) {
+    const char* why = ::dlerror();
+    lib.error = std::string("cannot load libcurl.so.4: ") + (why ? why : "unknown error");
+    return lib;
+  }
+  auto sym = [&](auto& slot, const char* name) {
+    slot = reinterpret_cast<std::remove_reference_t<decltype(slot)>>(::dlsym(h, name));
+    if (!slot && lib.error.empty()) lib.error = std::string("libcurl.so.4 lacks ") + name;
+  };
+  sym(lib.global_init, "curl_global_init");
+  sym(lib.easy_init, "curl_easy_init");
+  sym(lib.easy_cleanup, "curl_easy_cleanup");
+  sym(lib.easy_setopt, "curl_easy_setopt");
+  sym(lib.easy_getinfo, "curl_easy_getinfo");
+  sym(lib.easy_escape, "curl_easy_escape");
+  sym(lib.easy_strerror, "curl_easy_strerror");
+  sym(lib.free, "curl_free");
+  sym(lib.slist_append, "curl_slist_append");
+  sym(lib.slist_free_all, "curl_slist_free_all");
+  sym(lib.multi_init, "curl_multi_init");
+  sym(lib.multi_cleanup, "curl_multi_cleanup");
+  sym(lib.multi_add_handle, "curl_multi_add_handle");
+  sym(lib.multi_remove_handle, "curl_multi_remove_handle");
+  sym(lib.multi_perform, "curl_multi_perform");
+  sym(lib.multi_info_read, "curl_multi_info_read");
+  sym(lib.multi_poll, "curl_multi_poll");
+  sym(lib.multi_wakeup, "curl_multi_wakeup");
+  if (lib.error.empty()) lib.global_init(CURL_GLOBAL_DEFAULT);
+  return lib;
+}
+
+// The loaded library (loaded and initialised once, thread-safe); throws
+// NomadError(unreachable) when libcurl is missing.
+const CurlLib& Curl() {
+  static const CurlLib lib = LoadCurl();
+  if (!lib.error.empty()) throw NomadError(Kind::unreachable, 0, lib.error);
+  return lib;
 }
 
 std::size_t AppendBody(char* data, std::size_t size, std::size_t n, void* out) {
@@ -60,17 +125,72 @@ const char* CapabilityHint(const char* capability) {
 }
 
 struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+  void operator()(CURL* c) const { Curl().easy_cleanup(c); }
 };
 struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+  void operator()(curl_slist* l) const { Curl().slist_free_all(l); }
 };
+struct MultiDeleter {
+  void operator()(CURLM* m) const { Curl().multi_cleanup(m); }
+};
+
+// The longest a poll sleeps without news; Cancel() wakes it at once anyway.
+constexpr int kPollMs = 1000;
 
 }  // namespace
 
-NomadApi::NomadApi(NomadConnectionConfig config, std::chrono::milliseconds request_timeout)
-    : config_(std::move(config)), request_timeout_(request_timeout) {
-  GlobalInitOnce();
+NomadApi::NomadApi(NomadConnectionConfig config, std::chrono::milliseconds request_timeout,
+                   std::shared_ptr<const Cancellation> cancel)
+    : config_(std::move(config)), request_timeout_(request_timeout), cancel_(std::move(cancel)) {}
+
+void NomadApi::ThrowCancelled(const std::string& what) const {
+  throw NomadError(Kind::cancelled, 0, what + " to Nomad at " + config_.address + " cancelled");
+}
+
+int NomadApi::Perform(void* easy, const std::string& what) const {
+  const CurlLib& lib = Curl();
+  std::unique_ptr<CURLM, MultiDeleter> multi(lib.multi_init());
+  if (!multi) throw NomadError(Kind::unreachable, 0, "cannot create a libcurl multi handle");
+  CURLM* m = multi.get();
+  if (lib.multi_add_handle(m, easy) != CURLM_OK)
+    throw NomadError(Kind::unreachable, 0, "cannot add a libcurl handle for " + what);
+  // Declared after `multi`, so it is gone (and no wake-up can run) before the
+  // multi handle is cleaned up. curl_multi_wakeup is safe from any thread.
+  Cancellation::Registration wake;
+  if (cancel_) wake = cancel_->OnCancel([&lib, m] { lib.multi_wakeup(m); });
+  CURLcode result = CURLE_OK;
+  bool cancelled = false;
+  for (;;) {
+    // Checked before every poll: a Cancel() between the check and the poll
+    // leaves a pending wake-up, so that poll returns at once.
+    if (cancel_ && cancel_->cancelled()) {
+      cancelled = true;
+      break;
+    }
+    int running = 0;
+    CURLMcode mc = lib.multi_perform(m, &running);
+    if (mc != CURLM_OK) {
+      result = CURLE_RECV_ERROR;
+      break;
+    }
+    bool done = false;
+    int left = 0;
+    while (CURLMsg* msg = lib.multi_info_read(m, &left)) {
+      if (msg->msg == CURLMSG_DONE) {
+        result = msg->data.result;
+        done = true;
+      }
+    }
+    if (done) break;
+    mc = lib.multi_poll(m, nullptr, 0, kPollMs, nullptr);
+    if (mc != CURLM_OK) {
+      result = CURLE_RECV_ERROR;
+      break;
+    }
+  }
+  lib.multi_remove_handle(m, easy);
+  if (cancelled) ThrowCancelled(what);
+  return static_cast<int>(result);
 }
 
 NomadApi::Response NomadApi::Call(const std::string& method, const std::string& path,
@@ -78,7 +198,9 @@ NomadApi::Response NomadApi::Call(const std::string& method, const std::string& 
                                   const std::optional<std::string>& body,
                                   const std::optional<BlockingQuery>& block, const char* capability,
                                   const std::string& node_id) const {
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  if (cancel_ && cancel_->cancelled()) ThrowCancelled(method + " " + path);
+  const CurlLib& lib = Curl();
+  std::unique_ptr<CURL, CurlDeleter> curl(lib.easy_init());
   if (!curl) throw NomadError(Kind::unreachable, 0, "cannot create a libcurl handle");
   CURL* h = curl.get();
 
@@ -97,53 +219,53 @@ NomadApi::Response NomadApi::Call(const std::string& method, const std::string& 
 
   std::string base = config_.address;
   if (base.starts_with("unix://")) {
-    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, base.substr(7).c_str());
+    lib.easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, base.substr(7).c_str());
     base = "http://localhost";
   }
   std::string query;
   for (auto& [k, v] : params) {
-    char* esc = curl_easy_escape(h, v.c_str(), static_cast<int>(v.size()));
+    char* esc = lib.easy_escape(h, v.c_str(), static_cast<int>(v.size()));
     query += (query.empty() ? "?" : "&") + k + "=" + (esc ? esc : "");
-    curl_free(esc);
+    lib.free(esc);
   }
   std::string url = base + path + query;
 
   std::unique_ptr<curl_slist, SlistDeleter> headers;
   auto add_header = [&](const std::string& line) {
-    headers.reset(curl_slist_append(headers.release(), line.c_str()));
+    headers.reset(lib.slist_append(headers.release(), line.c_str()));
   };
   if (!config_.token.empty()) add_header("X-Nomad-Token: " + config_.token);
   if (body) add_header("Content-Type: application/json");
 
   Response r;
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
+  lib.easy_setopt(h, CURLOPT_URL, url.c_str());
+  lib.easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
   if (body) {
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->c_str());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body->size()));
+    lib.easy_setopt(h, CURLOPT_POSTFIELDS, body->c_str());
+    lib.easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body->size()));
   } else if (method != "GET") {
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+    lib.easy_setopt(h, CURLOPT_POSTFIELDS, "");
+    lib.easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
   }
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request_timeout_.count()));
-  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // gzip when the server offers it
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, AppendBody);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &r.body);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, ReadIndexHeader);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, &r.index);
+  lib.easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+  lib.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  lib.easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  lib.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request_timeout_.count()));
+  lib.easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // gzip when the server offers it
+  lib.easy_setopt(h, CURLOPT_WRITEFUNCTION, AppendBody);
+  lib.easy_setopt(h, CURLOPT_WRITEDATA, &r.body);
+  lib.easy_setopt(h, CURLOPT_HEADERFUNCTION, ReadIndexHeader);
+  lib.easy_setopt(h, CURLOPT_HEADERDATA, &r.index);
   if (!config_.http_auth_user.empty()) {
-    curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-    curl_easy_setopt(h, CURLOPT_USERNAME, config_.http_auth_user.c_str());
-    curl_easy_setopt(h, CURLOPT_PASSWORD, config_.http_auth_password.value_or("").c_str());
+    lib.easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    lib.easy_setopt(h, CURLOPT_USERNAME, config_.http_auth_user.c_str());
+    lib.easy_setopt(h, CURLOPT_PASSWORD, config_.http_auth_password.value_or("").c_str());
   }
-  if (!config_.ca_cert.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, config_.ca_cert.c_str());
-  if (!config_.ca_path.empty()) curl_easy_setopt(h, CURLOPT_CAPATH, config_.ca_path.c_str());
+  if (!config_.ca_cert.empty()) lib.easy_setopt(h, CURLOPT_CAINFO, config_.ca_cert.c_str());
+  if (!config_.ca_path.empty()) lib.easy_setopt(h, CURLOPT_CAPATH, config_.ca_path.c_str());
   if (!config_.client_cert.empty()) {
-    curl_easy_setopt(h, CURLOPT_SSLCERT, config_.client_cert.c_str());
-    curl_easy_setopt(h, CURLOPT_SSLKEY, config_.client_key.c_str());
+    lib.easy_setopt(h, CURLOPT_SSLCERT, config_.client_cert.c_str());
+    lib.easy_setopt(h, CURLOPT_SSLKEY, config_.client_key.c_str());
   }
   // A server name that differs from the URL host: verify against that name
   // while still connecting to the address (what Go's tls.Config.ServerName does).
@@ -157,20 +279,20 @@ NomadApi::Response NomadApi::Call(const std::string& method, const std::string& 
       port = rest.substr(colon + 1);
     }
     url = "https://" + config_.tls_server_name + ":" + port + path + query;
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    connect_to.reset(curl_slist_append(
+    lib.easy_setopt(h, CURLOPT_URL, url.c_str());
+    connect_to.reset(lib.slist_append(
         nullptr, (config_.tls_server_name + ":" + port + ":" + host + ":" + port).c_str()));
-    curl_easy_setopt(h, CURLOPT_CONNECT_TO, connect_to.get());
+    lib.easy_setopt(h, CURLOPT_CONNECT_TO, connect_to.get());
   }
   if (config_.skip_verify) {
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    lib.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    lib.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
   }
 
   const std::string what = method + " " + path;
-  CURLcode rc = curl_easy_perform(h);
+  const auto rc = static_cast<CURLcode>(Perform(h, what));
   if (rc != CURLE_OK) {
-    std::string detail = curl_easy_strerror(rc);
+    std::string detail = lib.easy_strerror(rc);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
       throw NomadError(Kind::timeout, 0,
                        "Nomad at " + config_.address + " did not answer " + what + " within " +
@@ -179,7 +301,7 @@ NomadApi::Response NomadApi::Call(const std::string& method, const std::string& 
     throw NomadError(Kind::unreachable, 0,
                      "cannot reach Nomad at " + config_.address + " for " + what + ": " + detail);
   }
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+  lib.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
   if (r.status >= 200 && r.status < 300) return r;
 
   const std::string said = Trimmed(r.body);

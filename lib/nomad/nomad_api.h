@@ -1,16 +1,21 @@
 #pragma once
 // Nomad's HTTP API over libcurl: one easy handle per call, so one NomadApi may
 // be shared by many threads. Every call has a timeout; blocking reads get
-// wait + wait/16 + the normal timeout. Failures throw NomadError.
+// wait + wait/16 + the normal timeout. Every call is cancellable: it runs on
+// its own multi handle whose poll a Cancellation wakes, so a blocking query
+// of minutes ends within milliseconds of Cancel(). Failures throw NomadError
+// (Kind::cancelled once cancelled, also for calls started afterwards).
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "nomad/cancellation.h"
 #include "nomad/nomad_config.h"
 #include "nomad/nomad_models.h"
 
@@ -35,10 +40,14 @@ struct DrainSpec {
 
 class NomadApi {
  public:
+  // `cancel` may be null (the calls are then only bounded by their timeouts).
   explicit NomadApi(NomadConnectionConfig config,
-                    std::chrono::milliseconds request_timeout = std::chrono::seconds(30));
+                    std::chrono::milliseconds request_timeout = std::chrono::seconds(30),
+                    std::shared_ptr<const Cancellation> cancel = nullptr);
 
   const NomadConnectionConfig& config() const { return config_; }
+  // Null when the calls are not cancellable.
+  const std::shared_ptr<const Cancellation>& cancellation() const { return cancel_; }
 
   std::vector<NodeStub> ListNodes(bool resources,
                                   const std::optional<std::string>& filter = std::nullopt) const;
@@ -72,9 +81,13 @@ class NomadApi {
                 const std::optional<std::string>& body, const std::optional<BlockingQuery>& block,
                 const char* capability, const std::string& node_id) const;
   nlohmann::json ParseBody(const Response& r, const std::string& what) const;
+  // curl_easy_perform, but on a multi handle that Cancel() wakes.
+  int Perform(void* easy, const std::string& what) const;
+  [[noreturn]] void ThrowCancelled(const std::string& what) const;
 
   NomadConnectionConfig config_;
   std::chrono::milliseconds request_timeout_;
+  std::shared_ptr<const Cancellation> cancel_;
 };
 
 }  // namespace mps::nomad

@@ -136,6 +136,8 @@ std::string_view KindName(NomadError::Kind kind) {
       return "bad_response";
     case NomadError::Kind::timeout:
       return "timeout";
+    case NomadError::Kind::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }

@@ -18,6 +18,7 @@ class NomadError : public std::runtime_error {
     server_error,  // other 5xx
     bad_response,  // a body we could not parse, or a key with the wrong type
     timeout,       // no answer within the client timeout
+    cancelled,     // the call was cancelled (we are stopping): its outcome is unknown
   };
 
   NomadError(Kind kind, int http_status, std::string message)

@@ -138,6 +138,7 @@ int RunPluginProcess(TargetBackend& backend, const PluginProcessOptions& options
   stop.Wait();
   LogFields(spdlog::level::debug, "plugin stopping", {{"reason", stop.reason()}});
   server->GetHealthCheckService()->SetServingStatus(kHealthService, false);
+  if (options.on_stop) options.on_stop();
   server->Shutdown(std::chrono::system_clock::now() + options.grace);
   server->Wait();
   // Wake the watcher out of its sigtimedwait tick instead of waiting for it.

@@ -9,6 +9,8 @@
 //     the host drives shutdown); stdin is not watched (it is the host's own
 //     stdin, often /dev/null).
 // The socket file (and private socket dir) are removed on every clean exit.
+#include <chrono>
+#include <functional>
 #include <string>
 
 #include "plugin/process_contract.h"
@@ -21,6 +23,11 @@ struct PluginProcessOptions {
   // How long in-flight calls may finish after a stop request; the host
   // SIGKILLs us 2 s after its Shutdown call.
   std::chrono::milliseconds grace = std::chrono::milliseconds(1000);
+  // Called once on the serving thread when the stop is requested, before the
+  // gRPC server drains its calls: cancel long work here, so that a Scale in
+  // flight returns (with its operations recorded) instead of holding the
+  // server, and the process, past the host's patience.
+  std::function<void()> on_stop;
 };
 
 // Returns the process exit status: 0 after a clean stop, 1 when the cookie

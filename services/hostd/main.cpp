@@ -73,7 +73,7 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(1, 64));
   unsigned shutdown_grace = 60;
   app.add_option("--shutdown-grace", shutdown_grace,
-                 "Seconds to let running launches finish on SIGTERM before exiting anyway")
+                 "Seconds to let running launches finish on SIGTERM before cancelling them")
       ->capture_default_str();
   try {
     app.parse(argc, argv);
@@ -159,15 +159,27 @@ int Run(int argc, char** argv) {
   }
   spdlog::info("signal {}: stopping", sig);
   server->Stop();
-  if (!mps::multipass::StopMultipassSession(sys, actor, std::chrono::seconds(shutdown_grace))) {
-    // Unwinding would wait for the running launches forever (~actor_system).
-    spdlog::error("leaving the running launches to multipassd; their instances may need cleanup");
+  // Running launches get the grace, then are cancelled.
+  auto stop =
+      mps::multipass::StopMultipassSession(sys, actor, std::chrono::seconds(shutdown_grace));
+  if (!stop.stopped) {
+    // Unwinding would wait for the actor forever (~actor_system).
+    spdlog::error("the multipass session did not stop; exiting anyway");
     spdlog::shutdown();
     std::_Exit(1);
   }
   publisher->Stop();
   server.reset();
   publisher.reset();
+  if (!stop.interrupted.empty()) {
+    std::string names;
+    for (const auto& n : stop.interrupted) names += (names.empty() ? "" : ", ") + n;
+    spdlog::error(
+        "stopped with launch(es) interrupted after the grace: {}; their instances may "
+        "need cleanup",
+        names);
+    return 1;
+  }
   spdlog::info("stopped");
   return 0;
 }

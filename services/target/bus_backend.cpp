@@ -19,11 +19,11 @@
 #include "multipass/client_identity.h"
 #include "multipass/daemon_endpoint.h"
 #include "multipass/multipass_error.h"
-#include "session/session.h"
-#include "nomad_actor/nomad_actor.h"
 #include "nomad/nomad_error.h"
+#include "nomad_actor/nomad_actor.h"
 #include "plugin/plugin_error.h"
 #include "scaling/state_store.h"
+#include "session/session.h"
 
 namespace mps::target {
 
@@ -40,6 +40,7 @@ struct BusTargetBackend::Link {
   std::unique_ptr<bus::BusServer> session_server;  // direct mode
   caf::actor session;
   std::unique_ptr<bus::BusServer> nomad_server;
+  nomad::NomadService nomad_service;
   std::unique_ptr<bus::EventPublisher> publisher;  // with status_address
   std::unique_ptr<bus::BusServer> status_server;
   controller::BusLinks links;
@@ -51,7 +52,18 @@ struct BusTargetBackend::Link {
 
   // Every step is bounded: the whole teardown takes well under a second
   // whatever is in flight (go-plugin kills a plugin 2 s after Shutdown).
+  // The first, non-waiting half of a stop: every call in flight ends now
+  // (Nomad's blocking queries and drains, direct mode's gRPC calls to
+  // multipassd, bus calls to hostd), and every waiting Scale is answered.
+  void Interrupt() {
+    nomad_service.Stop();
+    if (session) multipass::CancelMultipassSession(session);
+    if (links.multipass) links.multipass->Shutdown();
+    if (links.nomad) links.nomad->Shutdown();
+  }
+
   ~Link() {
+    Interrupt();
     if (hostd_events) hostd_events->Stop();
     hostd_events.reset();
     // Waiting Scales are answered; their operations are in the store already.
@@ -74,7 +86,7 @@ struct BusTargetBackend::Link {
     links = {};
     nomad_server.reset();
     session_server.reset();
-    if (session) multipass::StopMultipassSession(*system, session);
+    if (session) multipass::StopMultipassSession(*system, session, std::chrono::milliseconds(0));
   }
 };
 
@@ -171,7 +183,7 @@ std::shared_ptr<bus::BusClient> NomadClient(BusTargetBackend::Link& link,
   server.endpoint = "inproc://nomad-" + std::to_string(generation++);
   server.name = "nomad";
   link.nomad_server = std::make_unique<bus::BusServer>(*link.context, server);
-  nomad::ServeNomad(*link.system, *link.nomad_server, nullptr, nomad);
+  link.nomad_service = nomad::ServeNomad(*link.system, *link.nomad_server, nullptr, nomad);
   link.nomad_server->Start();
   bus::ClientOptions client;
   client.endpoint = server.endpoint;
@@ -281,8 +293,8 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
   link->status =
       std::make_unique<cache::StatusReader>(*system_, link->cache_actor, cache_options.board);
   if (link->status_server) {
-    bus::ServeWithActor(*link->status_server, *system_, std::string(contracts::status::PoolsRequest::kType),
-                        link->cache_actor);
+    bus::ServeWithActor(*link->status_server, *system_,
+                        std::string(contracts::status::PoolsRequest::kType), link->cache_actor);
     try {
       link->status_server->Start();
       link->publisher->Start();
@@ -319,6 +331,19 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
                config.status ? ", status served on " + config.status->address : "");
   std::lock_guard lock(mu_);
   link_ = std::move(link);
+}
+
+void BusTargetBackend::Stop() {
+  std::shared_ptr<Link> link;
+  {
+    std::lock_guard lock(mu_);
+    link = link_;
+  }
+  if (!link) return;
+  link->Interrupt();
+  // Scales waiting for their outcome are answered now, not when the
+  // process is torn down after the gRPC server has drained.
+  controller::StopPoolController(*system_, link->controller, std::chrono::milliseconds(300));
 }
 
 std::shared_ptr<BusTargetBackend::Link> BusTargetBackend::CurrentLink(const char* method) const {

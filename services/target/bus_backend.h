@@ -34,6 +34,10 @@ class BusTargetBackend final : public plugin::TargetBackend {
   plugin::TargetStatus Status(const plugin::ConfigMap& config,
                               std::chrono::steady_clock::time_point deadline) override;
   void Scale(const plugin::ScaleAction& action, const plugin::ConfigMap& config) override;
+  // The host asked us to stop (GRPCController.Shutdown, SIGTERM, parent
+  // gone): ends every call in flight and answers waiting Scales, without
+  // waiting, so the gRPC server can drain at once.
+  void Stop();
 
   struct Link;  // everything one configuration runs
 

@@ -6,5 +6,11 @@
 
 int main() {
   mps::target::BusTargetBackend backend;
-  return mps::plugin::RunPluginProcess(backend);
+  mps::plugin::PluginProcessOptions options;
+  // The host asked us to stop: every call in flight is cancelled and every
+  // waiting Scale answered, so the gRPC server drains at once (the Scale's
+  // operations are already recorded; the next process resumes them) and no
+  // blocking query holds ~actor_system.
+  options.on_stop = [&backend] { backend.Stop(); };
+  return mps::plugin::RunPluginProcess(backend, options);
 }

@@ -11,6 +11,8 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <iostream>
 #include <mutex>
 #include <thread>
 
@@ -365,7 +367,9 @@ TEST_F(HostdTest, EightLaunchesAtOnceAllSucceed) {
     ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return results.size() == 8; }));
   }
   for (const auto& r : results) EXPECT_FALSE(r.error) << r.error->what();
-  EXPECT_EQ(Names(client_->CallSync(std::string(mp::ListRequest::kType), {{"prefix", "node"}})).size(), 8u);
+  EXPECT_EQ(
+      Names(client_->CallSync(std::string(mp::ListRequest::kType), {{"prefix", "node"}})).size(),
+      8u);
 }
 
 TEST_F(HostdTest, MpscaleInstancesPrintsTheInstances) {
@@ -614,6 +618,115 @@ TEST_F(SessionContract, UnknownFieldIsRefused) {
   EXPECT_EQ(version.code(), ErrorCode::kBadPayload);
   EXPECT_NE(std::string(version.what()).find("field 'verbose'"), std::string::npos)
       << version.what();
+}
+
+// The session served in-process with one launch in flight; the launch's
+// answer arrives in `answer`.
+struct SessionWithALaunch {
+  TempDir dir;
+  Sim sim;
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  mps::bus::BusContext ctx;
+  std::unique_ptr<mps::bus::BusServer> server;
+  caf::actor session;
+  std::unique_ptr<mps::bus::BusClient> client;
+  std::promise<mps::bus::CallResult> answered;
+  std::future<mps::bus::CallResult> answer = answered.get_future();
+
+  SessionWithALaunch(const std::string& boot_delay, std::vector<std::string> sim_flags) {
+    sim = StartSim(dir, boot_delay, std::move(sim_flags));
+    cfg.set("scheduler.max-threads", 2);
+    sys = std::make_unique<caf::actor_system>(cfg);
+    mps::bus::ServerOptions so;
+    so.endpoint = "inproc://multipass-session-stop";
+    server = std::make_unique<mps::bus::BusServer>(ctx, so);
+    mps::multipass::SessionOptions options;
+    options.client.address = sim.address;
+    options.client.passphrase = "sesame";
+    session = mps::multipass::ServeMultipassSession(*sys, *server, nullptr, options);
+    server->Start();
+    client = std::make_unique<mps::bus::BusClient>(
+        ctx, mps::bus::ClientOptions{so.endpoint, "direct", std::nullopt, {}, 3});
+    WaitUntilDaemonAnswers(*client);
+    client->Call(std::string(mp::LaunchRequest::kType), {{"name", "web-1"}}, Mutating("l1", 120s),
+                 [this](mps::bus::CallResult r) { answered.set_value(std::move(r)); });
+    // Until the daemon has it (listed STARTING): the gRPC launch is in flight.
+    mps::multipass::MultipassClientOptions observer;
+    observer.address = sim.address;
+    observer.passphrase = "sesame";
+    mps::multipass::MultipassClient daemon(observer);
+    for (int i = 0; i < 200 && daemon.List("web-").empty(); ++i) std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(daemon.List("web-").size(), 1u);
+  }
+  ~SessionWithALaunch() {
+    client.reset();
+    server.reset();
+    if (session) mps::multipass::StopMultipassSession(*sys, session);
+  }
+};
+
+std::chrono::milliseconds Since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               t0);
+}
+
+TEST(SessionStop, CancelsALaunchInFlightAtOnceAndAnswersShuttingDown) {
+  SessionWithALaunch w("100ms", {"--hang-launches"});  // the launch never ends by itself
+  ASSERT_EQ(w.answer.wait_for(200ms), std::future_status::timeout);
+  auto t0 = std::chrono::steady_clock::now();
+  auto stop = mps::multipass::StopMultipassSession(*w.sys, w.session);  // grace 0
+  auto took = Since(t0);
+  std::cout << "StopMultipassSession took " << took.count() << " ms\n";
+  EXPECT_TRUE(stop.stopped);
+  EXPECT_EQ(stop.interrupted, std::vector<std::string>{"web-1"});
+  EXPECT_FALSE(stop) << "a launch was interrupted";
+  EXPECT_FALSE(w.session);
+  EXPECT_LT(took, 5s) << "the hanging launch was waited for";
+  ASSERT_EQ(w.answer.wait_for(5s), std::future_status::ready);
+  auto r = w.answer.get();
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->code(), ErrorCode::kShuttingDown) << r.error->what();
+}
+
+TEST(SessionStop, RunningLaunchesFinishWithinTheGrace) {
+  SessionWithALaunch w("500ms", {});
+  auto stop = mps::multipass::StopMultipassSession(*w.sys, w.session, 20s);
+  EXPECT_TRUE(stop) << "nothing interrupted";
+  ASSERT_EQ(w.answer.wait_for(5s), std::future_status::ready);
+  auto r = w.answer.get();
+  EXPECT_FALSE(r.error) << r.error->what();
+}
+
+TEST(SessionStop, CancelRefusesNewRequestsAndCancelsLaunchesWithoutEndingTheActor) {
+  SessionWithALaunch w("100ms", {"--hang-launches"});
+  mps::multipass::CancelMultipassSession(w.session);
+  ASSERT_EQ(w.answer.wait_for(5s), std::future_status::ready);
+  auto r = w.answer.get();
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->code(), ErrorCode::kShuttingDown) << r.error->what();
+  auto refused = CallError(*w.client, mp::ListRequest::kType, {{"prefix", "web"}});
+  EXPECT_EQ(refused.code(), ErrorCode::kShuttingDown) << refused.what();
+  EXPECT_TRUE(w.session);
+  auto stop = mps::multipass::StopMultipassSession(*w.sys, w.session);
+  EXPECT_TRUE(stop.stopped);
+  EXPECT_TRUE(stop.interrupted.empty()) << "cancelled before the stop";
+  EXPECT_FALSE(w.session);
+}
+
+TEST(SessionStop, CancelAllReachesEverySessionOfTheProcess) {
+  SessionWithALaunch w("100ms", {"--hang-launches"});
+  mps::multipass::CancelAllMultipassSessions();
+  ASSERT_EQ(w.answer.wait_for(5s), std::future_status::ready);
+  auto r = w.answer.get();
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->code(), ErrorCode::kShuttingDown) << r.error->what();
+  auto refused = CallError(*w.client, mp::ListRequest::kType, {{"prefix", "web"}});
+  EXPECT_EQ(refused.code(), ErrorCode::kShuttingDown) << refused.what();
+  EXPECT_TRUE(w.session);
+  auto stop = mps::multipass::StopMultipassSession(*w.sys, w.session);
+  EXPECT_TRUE(stop);
+  EXPECT_FALSE(w.session);
 }
 
 }  // namespace

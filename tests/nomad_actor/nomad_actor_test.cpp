@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <future>
+#include <iostream>
 
 #include "bus/caf_bridge.h"
 #include "bus/events.h"
@@ -46,6 +48,7 @@ struct Served {
   std::unique_ptr<bus::BusServer> server;
   std::unique_ptr<bus::EventPublisher> publisher;
   std::unique_ptr<bus::BusClient> client;
+  nomad::NomadService service;
 
   explicit Served(nomad::NomadConnectionConfig config, nomad::NomadActorOptions options = {}) {
     cfg.set("scheduler.max-threads", 2);
@@ -62,7 +65,8 @@ struct Served {
         std::make_unique<bus::EventPublisher>(ctx, po, std::make_shared<bus::MemoryEventLog>());
     publisher->ServeReplay(*server);
     options.env = nomad::EnvFromMap({});
-    nomad::ServeNomad(*sys, *server, publisher.get(), std::move(config), std::move(options));
+    service =
+        nomad::ServeNomad(*sys, *server, publisher.get(), std::move(config), std::move(options));
     server->Start();
     publisher->Start();
     bus::ClientOptions co;
@@ -71,15 +75,26 @@ struct Served {
     client = std::make_unique<bus::BusClient>(ctx, co);
   }
   ~Served() {
+    if (!sys) return;
+    client.reset();
+    if (server) server->Stop();
+    if (publisher) publisher->Stop();
+    server.reset();
+    publisher.reset();
+  }
+
+  // Tears the bus down and destroys the actor system, which waits for every
+  // worker still running; returns how long that took.
+  std::chrono::milliseconds DestroyActorSystem() {
     client.reset();
     server->Stop();
     publisher->Stop();
     server.reset();
     publisher.reset();
-    // Every call has been answered by now, but the bus bridge's dispatcher
-    // stays alive until its CAF request timeout (the call's deadline) fires;
-    // waiting for that would add the full call timeout to every test.
-    sys->await_actors_before_shutdown(false);
+    auto t0 = std::chrono::steady_clock::now();
+    sys.reset();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 t0);
   }
 
   json Call(std::string_view type, json payload, std::string key = "",
@@ -181,8 +196,8 @@ TEST(NomadActor, PoolNodesWithAnIndexIsABlockingQueryOnTheNodeTable) {
     sim.RegisterNode("web-2", "web");
   });
   // (How soon after the change it is answered is measured by drain_bench.)
-  auto changed =
-      s.Call(nm::PoolNodesRequest::kType, {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 10000}});
+  auto changed = s.Call(nm::PoolNodesRequest::kType,
+                        {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 10000}});
   joiner.join();
   EXPECT_GT(changed["index"].get<std::uint64_t>(), index);
   EXPECT_EQ(changed["nodes"].size(), 2u);
@@ -420,4 +435,122 @@ TEST(NomadActor, UnknownFieldIsRefused) {
   EXPECT_NE(std::string(e.what()).find("field 'force' is not part of the contract"),
             std::string::npos)
       << e.what();
+}
+
+namespace {
+
+// A call answered on the client's thread, awaited with a future.
+std::future<bus::CallResult> CallAsync(Served& s, std::string_view type, json payload,
+                                       std::string key = "") {
+  auto done = std::make_shared<std::promise<bus::CallResult>>();
+  auto result = done->get_future();
+  s.client->Call(std::string(type), std::move(payload), bus::CallOptions{120s, std::move(key)},
+                 [done](bus::CallResult r) { done->set_value(std::move(r)); });
+  return result;
+}
+
+nomad::NomadConnectionConfig LongWaits(const std::string& address) {
+  return nomad::FromConfigMap({{"nomad_address", address}, {"nomad_block-query-wait-time", "60s"}},
+                              nomad::EnvFromMap({}));
+}
+
+// The node table's index once it stops moving (a new node turns ready just
+// after it registers; a drain updates its node).
+std::uint64_t SettledIndex(Served& s) {
+  std::uint64_t index =
+      s.Call(nm::PoolNodesRequest::kType, {{"policy", WebPolicy()}, {"index", 0}})["index"];
+  for (;;) {
+    std::uint64_t next =
+        s.Call(nm::PoolNodesRequest::kType,
+               {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 150}})["index"];
+    if (next == index) return index;
+    index = next;
+  }
+}
+
+sim::NomadSimOptions LongBlocks() {
+  sim::NomadSimOptions o;
+  o.max_block = 60s;
+  return o;
+}
+
+}  // namespace
+
+TEST(NomadActor, StopAnswersABlockingQueryAndADrainInFlightAndEndsTheirWorkers) {
+  sim::NomadSim sim(LongBlocks());
+  sim.Start();
+  auto id = sim.RegisterNode("web-1", "web");
+  sim.AddAllocation(id, "service");
+  sim.SetNodeMigrationDelay(id, 10min);  // this node cannot drain
+  Served s(LongWaits(sim.address()));
+  auto drain = CallAsync(
+      s, nm::DrainRequest::kType,
+      {{"policy", WebPolicy({{"node_drain_deadline", "1h"}})}, {"node_ids", {id}}}, "drain-1");
+  for (int i = 0; i < 200 && sim.NodeJson(id)->at("DrainStrategy").is_null(); ++i)
+    std::this_thread::sleep_for(10ms);
+  ASSERT_FALSE(sim.NodeJson(id)->at("DrainStrategy").is_null());
+  // The node table as it is with the drain set: the watch waits for a change.
+  auto index = SettledIndex(s);
+  auto watch = CallAsync(s, nm::PoolNodesRequest::kType,
+                         {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 60000}});
+  ASSERT_EQ(watch.wait_for(300ms), std::future_status::timeout) << "the query should be open";
+  ASSERT_EQ(drain.wait_for(0ms), std::future_status::timeout) << "the drain should be waiting";
+
+  auto t0 = std::chrono::steady_clock::now();
+  s.service.Stop();
+  ASSERT_EQ(watch.wait_for(10s), std::future_status::ready);
+  ASSERT_EQ(drain.wait_for(10s), std::future_status::ready);
+  std::cout << "both answered "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - t0)
+                   .count()
+            << " ms after Stop()\n";
+  auto w = watch.get();
+  ASSERT_TRUE(w.error);
+  EXPECT_EQ(w.error->code(), bus::ErrorCode::kShuttingDown) << w.error->what();
+  auto d = drain.get();
+  ASSERT_TRUE(d.error);
+  EXPECT_EQ(d.error->code(), bus::ErrorCode::kShuttingDown) << d.error->what();
+  EXPECT_TRUE(s.service.stopped());
+  EXPECT_TRUE(s.Events(nm::NodeDrainFailed::kType).empty()) << "a stop is not a failed drain";
+
+  // A request after the stop is refused without reaching Nomad.
+  auto late = s.CallFails(nm::PurgeRequest::kType, {{"node_ids", {id}}});
+  EXPECT_EQ(late.code(), bus::ErrorCode::kShuttingDown);
+  EXPECT_EQ(sim.NodeCount(), 1u);
+
+  // No worker is left for ~actor_system to wait for (the query would hold it 60 s).
+  auto took = s.DestroyActorSystem();
+  std::cout << "~actor_system took " << took.count() << " ms\n";
+  EXPECT_LT(took, 5s);
+}
+
+TEST(NomadActor, DestroyingTheServerStopsAServiceWhoseHandleWasDropped) {
+  sim::NomadSim sim(LongBlocks());
+  sim.Start();
+  sim.RegisterNode("web-1", "web");
+  Served s(LongWaits(sim.address()));
+  s.service = {};  // dropped: the server alone keeps the service running
+  auto index = SettledIndex(s);
+  auto watch = CallAsync(s, nm::PoolNodesRequest::kType,
+                         {{"policy", WebPolicy()}, {"index", index}, {"wait_ms", 60000}});
+  ASSERT_EQ(watch.wait_for(300ms), std::future_status::timeout);
+  auto took = s.DestroyActorSystem();
+  std::cout << "~actor_system took " << took.count() << " ms\n";
+  EXPECT_LT(took, 5s) << "the open blocking query held the actor system";
+}
+
+TEST(NomadActor, StopAllNomadServicesStopsEveryServiceOfTheProcess) {
+  sim::NomadSim sim;
+  sim.Start();
+  auto id = sim.RegisterNode("web-1", "web");
+  Served a(ConfigFor(sim.address()));
+  Served b(ConfigFor(sim.address()));
+  EXPECT_EQ(a.Call(nm::PoolNodesRequest::kType, {{"policy", WebPolicy()}})["nodes"].size(), 1u);
+  nomad::StopAllNomadServices();
+  EXPECT_TRUE(a.service.stopped());
+  EXPECT_TRUE(b.service.stopped());
+  EXPECT_EQ(b.CallFails(nm::PurgeRequest::kType, {{"node_ids", {id}}}).code(),
+            bus::ErrorCode::kShuttingDown);
+  EXPECT_EQ(sim.NodeCount(), 1u);
 }

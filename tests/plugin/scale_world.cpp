@@ -33,6 +33,7 @@ ScaleWorld::ScaleWorld(SimOptions sim) {
                                 sim.join_delay,
                                 "--migration-delay",
                                 sim.migration_delay};
+  if (sim.hang_launches) argv.push_back("--hang-launches");
   if (!sim.passphrase.empty()) {
     for (const auto& a : {std::string("--multipass-tls"), std::string("127.0.0.1:0"),
                           std::string("--passphrase"), sim.passphrase})
@@ -165,6 +166,10 @@ json ScaleWorld::Status(int until_ready_ms) {
               {"timeout_ms", 5000},
               {"until_ready_ms", until_ready_ms}},
              std::chrono::milliseconds(until_ready_ms) + 10s);
+}
+
+json ScaleWorld::Kill() {
+  return Run({{"op", "Kill"}}, 10s);
 }
 
 json ScaleWorld::Scale(std::int64_t count, std::chrono::milliseconds timeout) {

@@ -22,6 +22,8 @@ struct SimOptions {
   std::string migration_delay = "300ms";
   // Also serve multipassd on TLS tcp with this passphrase (direct mode).
   std::string passphrase;
+  // Launches never finish until their call is cancelled.
+  bool hang_launches = false;
 };
 
 class ScaleWorld {
@@ -44,6 +46,9 @@ class ScaleWorld {
   nlohmann::json Run(nlohmann::json step,
                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
   nlohmann::json Status(int until_ready_ms = 0);
+  // go-plugin's client.Kill(), as the autoscaler stops a plugin; the result's
+  // values say how long it took and how the plugin process ended.
+  nlohmann::json Kill();
   nlohmann::json Scale(std::int64_t count,
                        std::chrono::milliseconds timeout = std::chrono::seconds(60));
 

@@ -16,6 +16,10 @@
 //	{"step": 0, "op": "PluginInfo", "ok": true, "values": {...}}
 //	{"step": 1, "op": "SetConfig", "ok": false, "code": "InvalidArgument", "message": "..."}
 //
+// Kill reports elapsed_ms (go-plugin's Kill: Shutdown call, then up to 2 s for
+// the process to exit before it SIGKILLs it) and how the process ended:
+// exit_code, and signal when a signal ended it.
+//
 // The go-plugin client's own log goes to stderr.
 package main
 
@@ -27,6 +31,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"syscall"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -102,6 +107,25 @@ type result struct {
 
 var emitMu sync.Mutex
 
+// The plugin's command: after Kill its ProcessState says how it ended.
+var pluginCmd *exec.Cmd
+
+// How the plugin process ended, once go-plugin has reaped it: by itself
+// (exit_code) or by a signal (signal: "killed" is go-plugin's SIGKILL after
+// its 2 s of patience).
+func exitValues(values map[string]interface{}) {
+	ps := pluginCmd.ProcessState
+	if ps == nil {
+		values["reaped"] = false
+		return
+	}
+	values["reaped"] = true
+	values["exit_code"] = ps.ExitCode()
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		values["signal"] = ws.Signal().String()
+	}
+}
+
 func emit(r result) {
 	b, _ := json.Marshal(r)
 	emitMu.Lock()
@@ -136,10 +160,11 @@ func main() {
 		os.Exit(2)
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "host", Level: hclog.Trace, Output: os.Stderr})
+	pluginCmd = exec.Command(s.Plugin, s.Args...)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  handshake,
 		Plugins:          map[string]plugin.Plugin{"base": targetPlugin{}, "target": targetPlugin{}},
-		Cmd:              exec.Command(s.Plugin, s.Args...),
+		Cmd:              pluginCmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           logger.ResetNamed("external_plugin"),
 	})
@@ -246,6 +271,7 @@ func runStep(client *plugin.Client, rpc plugin.ClientProtocol, tc *targetClient,
 		t := time.Now()
 		client.Kill()
 		r.Values = map[string]interface{}{"exited": client.Exited(), "elapsed_ms": time.Since(t).Milliseconds()}
+		exitValues(r.Values)
 	default:
 		r = fail(r, fmt.Errorf("unknown op %q", st.Op))
 	}
