@@ -84,19 +84,9 @@ struct World {
     o.pool = "web";
     for (const auto& p : Ask<mps::cache::PoolTargets>(mps::cache::pools_atom::value).pools)
       o.epoch = p.epoch;
-    mp::ListReply list;
-    nm::PoolNodesReply nodes;
-    for (const auto& [name, state] : multipass.instances()) {
-      list.instances.push_back({name, state, {}, {}});
-      nomad.PutNode(name);
-      nm::PoolNode node;
-      node.id = "node-" + name;
-      node.instance = name;
-      node.status = "ready";
-      nodes.nodes.push_back(node);
-    }
-    o.instances = list;
-    o.nodes = nodes;
+    o.instances = multipass.Listing();
+    for (const auto& instance : o.instances->instances) nomad.PutNode(instance.name);
+    o.nodes = mps::testing::FakeMultipass::ReadyNodesOf(*o.instances);
     caf::scoped_actor self{system};
     self->send(cache, mps::cache::observe_atom::value, o);
   }

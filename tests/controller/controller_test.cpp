@@ -90,19 +90,8 @@ class ControllerTest : public ::testing::Test {
                 if (p.pool == "web") o.epoch = p.epoch;
             },
             [](caf::error&) {});
-    mp::ListReply list;
-    for (const auto& [name, state] : multipass_->instances())
-      list.instances.push_back({name, state, {}, {}});
-    o.instances = list;
-    nm::PoolNodesReply nodes;
-    for (const auto& [name, state] : multipass_->instances()) {
-      nm::PoolNode node;
-      node.id = "node-" + name;
-      node.instance = name;
-      node.status = "ready";
-      nodes.nodes.push_back(node);
-    }
-    o.nodes = nodes;
+    o.instances = multipass_->Listing();
+    o.nodes = testing::FakeMultipass::ReadyNodesOf(*o.instances);
     self->send(cache_, cache::observe_atom::value, o);
   }
 

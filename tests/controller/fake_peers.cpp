@@ -186,6 +186,24 @@ std::map<std::string, std::string> FakeMultipass::instances() const {
   return instances_;
 }
 
+mp::ListReply FakeMultipass::Listing() const {
+  mp::ListReply list;
+  for (const auto& [name, state] : instances()) list.instances.push_back({name, state, {}, {}});
+  return list;
+}
+
+nm::PoolNodesReply FakeMultipass::ReadyNodesOf(const mp::ListReply& list) {
+  nm::PoolNodesReply nodes;
+  for (const auto& instance : list.instances) {
+    nm::PoolNode node;
+    node.id = "node-" + instance.name;
+    node.instance = instance.name;
+    node.status = "ready";
+    nodes.nodes.push_back(node);
+  }
+  return nodes;
+}
+
 FakeNomad::FakeNomad(bus::BusContext& context, std::string endpoint)
     : FakePeer(context, std::move(endpoint)) {
   // A blocking query: answered at once when Nomad's index moved past the

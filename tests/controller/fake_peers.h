@@ -16,6 +16,8 @@
 #include "bus/context.h"
 #include "bus/server.h"
 #include "contracts/app_code.h"
+#include "contracts/multipass.h"
+#include "contracts/nomad.h"
 
 namespace mps::testing {
 
@@ -85,6 +87,11 @@ class FakeMultipass : public FakePeer {
   // name -> state ("running", "stopped", ...)
   void Put(const std::string& name, const std::string& state);
   std::map<std::string, std::string> instances() const;
+  // What multipass.list answers for every instance.
+  contracts::multipass::ListReply Listing() const;
+  // Nomad's view of a world where every listed instance has a ready node
+  // ("node-<instance>"), as the watcher would report it.
+  static contracts::nomad::PoolNodesReply ReadyNodesOf(const contracts::multipass::ListReply& list);
   // A failing launch leaves its instance behind in this state (empty: none).
   std::string leftover_state;
 
