@@ -22,6 +22,7 @@
 #include "nomad/nomad_error.h"
 #include "nomad_actor/nomad_actor.h"
 #include "plugin/plugin_error.h"
+#include "scaling/state_dir_lock.h"
 #include "scaling/state_store.h"
 #include "session/session.h"
 
@@ -32,6 +33,8 @@ using plugin::PluginError;
 using namespace std::chrono_literals;
 
 struct BusTargetBackend::Link {
+  // First in, last out: released only once everything that writes the state is gone.
+  std::unique_ptr<scaling::StateDirLock> state_lock;
   plugin::PluginConfig config;
   caf::actor_system* system = nullptr;
   // Declared in construction order; ~Link tears down in the order that lets
@@ -269,6 +272,11 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
   link->system = system_.get();
   link->context = std::make_unique<bus::BusContext>();
   fs::path state_dir = StateDir(config);
+  try {
+    link->state_lock = std::make_unique<scaling::StateDirLock>(state_dir);
+  } catch (const scaling::StateStoreError& e) {
+    throw Invalid(e.what());
+  }
   if (config.split()) {
     link->links.multipass = SplitClient(config, *link->context);
     link->links.multipass_where =

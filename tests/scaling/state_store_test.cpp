@@ -1,10 +1,14 @@
 #include "scaling/state_store.h"
 
+#include <unistd.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <optional>
 
+#include "scaling/state_dir_lock.h"
 #include "support/temp_dir.h"
 
 namespace mps::scaling {
@@ -194,3 +198,38 @@ TEST_F(StateStoreTest, NewerSchemaRefused) {
 
 }  // namespace
 }  // namespace mps::scaling
+
+namespace {
+
+// Two plugin processes on one state_dir both scaled the same pools (issue
+// 16): the second is refused, naming the holder; the lock goes with its
+// holder (the kernel releases an flock when the process dies).
+TEST(StateDirLock, ASecondHolderIsRefusedNamingTheFirst) {
+  mps::testing::TempDir dir;
+  std::optional<mps::scaling::StateDirLock> first;
+  first.emplace(dir.path());
+  try {
+    mps::scaling::StateDirLock second(dir.path());
+    FAIL() << "a second lock on the same state_dir was granted";
+  } catch (const mps::scaling::StateStoreError& e) {
+    std::string what = e.what();
+    EXPECT_NE(
+        what.find("is in use by another multipass-target (pid " + std::to_string(::getpid()) + ")"),
+        std::string::npos)
+        << what;
+    EXPECT_NE(what.find(dir.path()), std::string::npos) << what;
+  }
+  first.reset();
+  EXPECT_NO_THROW(mps::scaling::StateDirLock again(dir.path()));
+}
+
+TEST(StateDirLock, AnUnwritableStateDirIsNamed) {
+  try {
+    mps::scaling::StateDirLock lock("/proc/no-such-state-dir");
+    FAIL();
+  } catch (const mps::scaling::StateStoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("/proc/no-such-state-dir"), std::string::npos);
+  }
+}
+
+}  // namespace
