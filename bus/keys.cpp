@@ -39,12 +39,22 @@ bool IsZ85(const std::string& s) {
 }
 }  // namespace
 
+constexpr std::size_t kMaxKeyFileBytes = 256;
+
 std::string ReadKeyFile(const fs::path& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("key file " + path.string() + " cannot be read");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  // A key file is 40 characters and a newline: read no more than a little
+  // over that, so a key path pointing at a huge file (or /dev/zero) is
+  // refused at once instead of read whole.
+  std::string text(kMaxKeyFileBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > kMaxKeyFileBytes)
+    throw std::runtime_error("key file " + path.string() + " is larger than a key file can be (" +
+                             std::to_string(kMaxKeyFileBytes) +
+                             " bytes at most; expected 40 z85 characters, as written by "
+                             "`mpscale keygen`)");
   auto first = text.find_first_not_of(" \t\r\n");
   auto last = text.find_last_not_of(" \t\r\n");
   std::string key = first == std::string::npos ? "" : text.substr(first, last - first + 1);
