@@ -111,12 +111,17 @@ class TargetReader {
     return v;
   }
 
-  std::optional<int> PositiveInt(std::string_view key) {
+  std::optional<int> PositiveInt(std::string_view key,
+                                 std::int64_t maximum = std::numeric_limits<int>::max()) {
     auto text = Get(key);
     if (!text) return std::nullopt;
     auto v = ParseDecimal(*text);
-    if (!v || *v < 1 || *v > std::numeric_limits<int>::max()) {
+    if (!v || *v < 1) {
       Problem(key, "expected a positive integer, got " + Quoted(*text));
+      return std::nullopt;
+    }
+    if (*v > maximum) {
+      Problem(key, "expected at most " + std::to_string(maximum) + ", got " + Quoted(*text));
       return std::nullopt;
     }
     return static_cast<int>(*v);
@@ -282,7 +287,8 @@ PoolPolicy ParsePoolPolicy(const std::map<std::string, std::string>& target_conf
   ApplyInstanceSize(reader, p);
   p.cloud_init_user_data_path = reader.String("cloud_init_user_data_path");
 
-  p.max_instances = reader.PositiveInt("max_instances").value_or(kDefaultMaxInstances);
+  p.max_instances =
+      reader.PositiveInt("max_instances", kMaxMaxInstances).value_or(kDefaultMaxInstances);
   p.max_parallel_launches =
       reader.PositiveInt("max_parallel_launches").value_or(kDefaultMaxParallelLaunches);
   if (auto d = reader.Duration("startup_timeout", true)) p.startup_timeout = *d;

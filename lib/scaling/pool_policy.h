@@ -42,6 +42,9 @@ std::string_view ToString(NodeSelectorStrategy s);
 // Multipass host rarely fits more VMs, and a runaway strategy must not be able
 // to launch until the host runs out of disk.
 inline constexpr int kDefaultMaxInstances = 10;
+// A pool's ceiling: far above what Multipass hosts hold, low enough that a
+// typo (1000000000) cannot plan, record and launch a flood (issue 16).
+inline constexpr int kMaxMaxInstances = 1000;
 inline constexpr int kDefaultMaxParallelLaunches = 4;
 
 struct PoolPolicy {

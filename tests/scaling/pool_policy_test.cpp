@@ -280,3 +280,20 @@ TEST(PoolPolicy, MultipassSizeSyntax) {
 
 }  // namespace
 }  // namespace mps::scaling
+
+namespace mps::scaling {
+namespace {
+
+// max_instances = 1000000000 was accepted and a Scale to 100,000 recorded
+// 98,513 launches (issue 16): the ceiling is named with what was given.
+TEST(PoolPolicy, MaxInstancesHasASaneCeiling) {
+  auto problems = ProblemsOf({{"node_class", "web"}, {"max_instances", "1000000000"}});
+  const auto* p = ProblemFor(problems, "max_instances");
+  ASSERT_NE(p, nullptr);
+  EXPECT_THAT(p->message, HasSubstr("expected at most 1000, got \"1000000000\""));
+  EXPECT_EQ(ParsePoolPolicy({{"node_class", "web"}, {"max_instances", "1000"}}).max_instances,
+            1000);
+}
+
+}  // namespace
+}  // namespace mps::scaling
