@@ -7,6 +7,7 @@
 
 #include "bus/caf_bridge.h"
 #include "contracts/status.h"
+#include "scaling/cloud_init_file.h"
 #include "scaling/pool_observation.h"
 #include "scaling/pool_status.h"
 #include "scaling/state_store.h"
@@ -93,7 +94,12 @@ class CacheState {
     scaling::PoolPolicy policy;
     try {
       policy = scaling::ParsePoolPolicy(config);
+      if (!policy.cloud_init_user_data_path.empty())
+        scaling::CheckCloudInitFile(policy.cloud_init_user_data_path);
     } catch (const scaling::PolicyError& e) {
+      error = std::string("policy target: ") + e.what();
+      return nullptr;
+    } catch (const scaling::CloudInitError& e) {
       error = std::string("policy target: ") + e.what();
       return nullptr;
     }

@@ -11,10 +11,6 @@
 
 namespace mps::controller {
 
-// The most cloud-init user data a launch carries: it travels in one bus
-// frame (1 MiB) with the rest of the request.
-inline constexpr std::uintmax_t kMaxCloudInitBytes = 512 * 1024;
-
 // A launch that cannot be asked for; the message names the policy key.
 class LaunchPayloadError : public std::runtime_error {
  public:

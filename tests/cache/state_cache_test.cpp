@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <thread>
 
 #include "cache_client.h"
@@ -279,6 +280,37 @@ TEST_F(StateCacheTest, APlanWaitsForTheFirstObservationInsteadOfPolling) {
   ASSERT_TRUE(answer);
   EXPECT_TRUE(answer->synced);
   EXPECT_TRUE(answer->plan.ShouldExecute()) << answer->plan.message;
+}
+
+}  // namespace
+
+namespace {
+
+// cloud_init_user_data_path at /dev/zero OOM-killed the plugin at launch time
+// (issue 16): the file is checked when the policy is seen, naming the key.
+TEST_F(StateCacheTest, AnUnusableCloudInitFileIsRefusedAtStatusTime) {
+  auto c = Spawn();
+  auto zero = policy_;
+  zero["cloud_init_user_data_path"] = "/dev/zero";
+  auto s = c.Status(zero);
+  EXPECT_NE(s.error.find("cloud_init_user_data_path \"/dev/zero\": is not a regular file"),
+            std::string::npos)
+      << s.error;
+  auto big_path = dir_.path() + "/big.yaml";
+  {
+    std::ofstream big(big_path);
+    big.seekp(2 << 20);
+    big << "x";
+  }
+  auto big = policy_;
+  big["cloud_init_user_data_path"] = big_path;
+  s = c.Status(big);
+  EXPECT_NE(s.error.find("at most 524288 are accepted"), std::string::npos) << s.error;
+  auto missing = policy_;
+  missing["cloud_init_user_data_path"] = dir_.path() + "/missing.yaml";
+  EXPECT_NE(c.Status(missing).error.find("cannot be read"), std::string::npos);
+  // Nothing was planned for any of them.
+  EXPECT_TRUE(c.Pools().empty());
 }
 
 }  // namespace
