@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "bus/caf_bridge.h"
+#include "cache/pool_metrics.h"
 #include "contracts/status.h"
 #include "scaling/pool_observation.h"
 #include "scaling/pool_status.h"
@@ -114,9 +115,21 @@ class CacheState {
 
   // Posts every pool's current answer on the board (after each message).
   void PostAll() {
+    if (options_.metrics) RecordMetrics();
     if (!options_.board) return;
     for (const auto& [name, pool] : pools_) options_.board->Post(pool.config, StatusOf(pool));
   }
+
+  // The pool gauges, at most every 250 ms (PostAll runs after every message,
+  // and at least once a second with the watcher's observations).
+  void RecordMetrics() {
+    auto now = scaling::Clock::now();
+    if (now - metrics_recorded_ < std::chrono::milliseconds(250)) return;
+    metrics_recorded_ = now;
+    for (const auto& [name, pool] : pools_)
+      RecordPoolMetrics(*options_.metrics, pool.state, pool.CurrentStatus(now));
+  }
+  scaling::TimePoint metrics_recorded_{};
 
   // Whether a pool was observed (listed and watched, or failed to be) at
   // least once: only then can a plan be made for it.
