@@ -120,16 +120,12 @@ class CacheState {
     for (const auto& [name, pool] : pools_) options_.board->Post(pool.config, StatusOf(pool));
   }
 
-  // The pool gauges, at most every 250 ms (PostAll runs after every message,
-  // and at least once a second with the watcher's observations).
+  // The pool gauges, after every message like the board's answers.
   void RecordMetrics() {
     auto now = scaling::Clock::now();
-    if (now - metrics_recorded_ < std::chrono::milliseconds(250)) return;
-    metrics_recorded_ = now;
     for (const auto& [name, pool] : pools_)
       RecordPoolMetrics(*options_.metrics, pool.state, pool.CurrentStatus(now));
   }
-  scaling::TimePoint metrics_recorded_{};
 
   // Whether a pool was observed (listed and watched, or failed to be) at
   // least once: only then can a plan be made for it.
