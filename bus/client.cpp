@@ -144,6 +144,12 @@ void BusClient::Loop(std::promise<std::string>& connected) {
   }
   connected.set_value("");
   this->socket_ptr_ = &socket;
+  // inproc:// has no connection events: connected to a bound peer is up.
+  if (options_.metrics && TransportOf(options_.endpoint) == Transport::kInproc)
+    options_.metrics
+        ->Gauge("mps_bus_link_up", "1 while the bus client is connected to its server",
+                {{"client", options_.name}, {"endpoint", options_.endpoint}})
+        .Set(1);
 
   zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
                              {nullptr, calls_.fd(), ZMQ_POLLIN, 0}};

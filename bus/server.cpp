@@ -31,11 +31,12 @@ struct ReplySlot {
     std::string outcome = "ok";
     if (reply.type == kErrorType) {
       auto code = reply.payload.find("code");
-      outcome = code != reply.payload.end() && code->is_string() ? code->get<std::string>()
-                                                                 : "error";
+      outcome =
+          code != reply.payload.end() && code->is_string() ? code->get<std::string>() : "error";
     }
-    metrics->Counter("mps_bus_requests_total", "Bus requests answered, by type and outcome",
-                     {{"server", server_name}, {"type", request.type}, {"outcome", outcome}})
+    metrics
+        ->Counter("mps_bus_requests_total", "Bus requests answered, by type and outcome",
+                  {{"server", server_name}, {"type", request.type}, {"outcome", outcome}})
         .Increment();
     metrics
         ->Histogram("mps_bus_request_duration_seconds",

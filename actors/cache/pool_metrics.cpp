@@ -30,7 +30,7 @@ void RecordPoolMetrics(metrics::Registry& m, const scaling::PoolState& state,
 
   m.Gauge("mps_pool_ready", "1 when the pool's Status answer is ready", pool)
       .Set(status.ready ? 1 : 0);
-  m.Gauge("mps_pool_count", "The count the plugin answers Status with", pool)
+  m.Gauge("mps_pool_counted_instances", "The count the plugin answers Status with", pool)
       .Set(static_cast<double>(status.count));
   std::map<std::string, double> kinds;
   for (const auto& r : status.reasons) kinds[std::string(ReasonKind(r))] = 1;

@@ -663,7 +663,7 @@ class Controller {
   metrics::Registry* metrics() const { return st_.options.metrics.get(); }
 
   void CountFinish(const Run& run) const {
-    std::string outcome = run.errors.empty()   ? "done"
+    std::string outcome = run.errors.empty()    ? "done"
                           : run.all_unavailable ? "unavailable"
                                                 : "failed";
     metrics::Inc(metrics(), "mps_scale_runs_total",

@@ -432,8 +432,10 @@ void Probe(SessionState& s) {
     if (registry) {
       auto& r = *s.metrics.registry;
       std::vector<std::pair<metrics::Labels, double>> values;
-      for (const auto& [key, n] : counts) values.push_back({{{"pool", key.first}, {"state", key.second}}, n});
-      r.ReplaceGauges("mps_hostd_instances", "Instances multipassd has, by pool and state", {}, values);
+      for (const auto& [key, n] : counts)
+        values.push_back({{{"pool", key.first}, {"state", key.second}}, n});
+      r.ReplaceGauges("mps_hostd_instances", "Instances multipassd has, by pool and state", {},
+                      values);
       r.Gauge("mps_host_allocated_cpus", "CPUs given to the instances this host manages").Set(cpus);
       r.Gauge("mps_host_allocated_memory_bytes", "Memory given to the instances this host manages")
           .Set(memory);

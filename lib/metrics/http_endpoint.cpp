@@ -4,10 +4,17 @@
 #include <civetweb.h>
 #include <prometheus/exposer.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <charconv>
 #include <map>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 namespace mps::metrics {
 namespace {
@@ -97,14 +104,42 @@ HttpEndpoint::HttpEndpoint(const std::string& address, std::shared_ptr<Registry>
   ReadyChecks()[port_] = std::move(readiness);
 }
 
+namespace {
+
+// civetweb's listener polls with a 2 s timeout and sees its stop flag only
+// when it wakes: without a nudge, stopping takes up to 2 s (go-plugin kills a
+// plugin 2 s after Shutdown). Connecting to our own port wakes it at once.
+void NudgeUntil(const std::string& host, int port, const std::atomic<bool>& done) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  std::string target = host == "0.0.0.0" || host.empty() ? "127.0.0.1" : host;
+  if (::inet_pton(AF_INET, target.c_str(), &addr.sin_addr) != 1) return;  // IPv6: no nudge
+  while (!done) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    (void)::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::close(fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
 HttpEndpoint::~HttpEndpoint() {
   {
     std::lock_guard lock(ready_mutex);
     ReadyChecks().erase(port_);
   }
+  std::atomic<bool> done{false};
+  std::thread nudge([&] { NudgeUntil(host_, port_, done); });
   exposer_.reset();
+  done = true;
+  nudge.join();
 }
 
-std::string HttpEndpoint::address() const { return host_ + ":" + std::to_string(port_); }
+std::string HttpEndpoint::address() const {
+  return host_ + ":" + std::to_string(port_);
+}
 
 }  // namespace mps::metrics

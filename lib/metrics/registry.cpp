@@ -52,8 +52,7 @@ prometheus::Histogram& Registry::Histogram(const std::string& name, const std::s
   return FamilyOf<prometheus::Histogram>(name, help).Add(labels, buckets);
 }
 
-void Registry::ReplaceGauges(const std::string& name, const std::string& help,
-                             const Labels& scope,
+void Registry::ReplaceGauges(const std::string& name, const std::string& help, const Labels& scope,
                              const std::vector<std::pair<Labels, double>>& values) {
   std::lock_guard lock(mutex_);
   auto& family = FamilyOf<prometheus::Gauge>(name, help);

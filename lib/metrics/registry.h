@@ -23,8 +23,8 @@ namespace mps::metrics {
 using Labels = std::map<std::string, std::string>;
 
 // Histogram buckets in seconds.
-std::vector<double> DurationBuckets();       // 0.005 s .. 10 s: requests
-std::vector<double> LongDurationBuckets();   // 1 s .. 1 h: launches, scales, drains
+std::vector<double> DurationBuckets();      // 0.005 s .. 10 s: requests
+std::vector<double> LongDurationBuckets();  // 1 s .. 1 h: launches, scales, drains
 
 class Registry : public prometheus::Collectable {
  public:
@@ -66,8 +66,8 @@ inline void Inc(Registry* r, const std::string& name, const std::string& help,
                 const Labels& labels = {}, double by = 1) {
   if (r) r->Counter(name, help, labels).Increment(by);
 }
-inline void Set(Registry* r, const std::string& name, const std::string& help,
-                const Labels& labels, double value) {
+inline void Set(Registry* r, const std::string& name, const std::string& help, const Labels& labels,
+                double value) {
   if (r) r->Gauge(name, help, labels).Set(value);
 }
 inline void Observe(Registry* r, const std::string& name, const std::string& help,

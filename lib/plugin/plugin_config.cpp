@@ -23,8 +23,8 @@ constexpr std::array kSplitKeys{"hostd_address", "hostd_server_key_path", "bus_k
 constexpr std::array kDirectKeys{"multipass_address", "client_cert_path", "client_key_path",
                                  "passphrase"};
 constexpr std::array kOptionalKeys{
-    "multipass_ca_path",          "multipass_server_name", "state_dir",
-    "max_parallel_launches",      "status_address",        "status_server_key_path",
+    "multipass_ca_path",           "multipass_server_name", "state_dir",
+    "max_parallel_launches",       "status_address",        "status_server_key_path",
     "status_authorized_keys_path", "metrics_address"};
 constexpr std::array kNomadKeys{
     "nomad_address",         "nomad_region",      "nomad_namespace",
@@ -242,8 +242,7 @@ PluginConfigParse ParsePluginConfig(const Raw& raw) {
     std::string port = address.substr(colon + 1);
     int n = -1;
     auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
-    if (colon == 0 || ec != std::errc() || ptr != port.data() + port.size() || n < 0 ||
-        n > 65535) {
+    if (colon == 0 || ec != std::errc() || ptr != port.data() + port.size() || n < 0 || n > 65535) {
       v.Problem("metrics_address",
                 "\"" + *a + "\" is not an address; expected host:port or a port (on 127.0.0.1)");
     } else {

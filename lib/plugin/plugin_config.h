@@ -62,7 +62,7 @@ struct PluginConfig {
   int max_parallel_launches = kDefaultMaxParallelLaunches;
   std::optional<StatusEndpointConfig> status;
   std::optional<std::string> metrics_address;  // host:port (a bare port: 127.0.0.1:port)
-  std::map<std::string, std::string> nomad;  // every nomad_* key, raw
+  std::map<std::string, std::string> nomad;    // every nomad_* key, raw
 
   bool split() const { return std::holds_alternative<SplitModeConfig>(mode); }
 

@@ -5,10 +5,10 @@
 // watchdog from the bus I/O loop. SIGTERM/SIGINT stop it after logging
 // launches in flight.
 #include <signal.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -238,9 +238,7 @@ int Run(int argc, char** argv) {
   if (metrics) {
     try {
       http = std::make_unique<mps::metrics::HttpEndpoint>(
-          metrics_address, metrics, [&serving, health] {
-            return Readiness(serving, *health);
-          });
+          metrics_address, metrics, [&serving, health] { return Readiness(serving, *health); });
     } catch (const std::exception& e) {
       server->Stop();
       server.reset();

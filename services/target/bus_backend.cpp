@@ -49,8 +49,8 @@ struct BusTargetBackend::Link {
   caf::actor controller;
   caf::actor watcher;
   std::unique_ptr<bus::EventSubscriber> hostd_events;  // split mode
-  std::shared_ptr<metrics::Registry> metrics;         // with metrics_address
-  std::unique_ptr<metrics::HttpEndpoint> http;        // with metrics_address
+  std::shared_ptr<metrics::Registry> metrics;          // with metrics_address
+  std::unique_ptr<metrics::HttpEndpoint> http;         // with metrics_address
 
   // Every step is bounded: the whole teardown takes well under a second
   // whatever is in flight (go-plugin kills a plugin 2 s after Shutdown).
@@ -344,8 +344,10 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
   }
   if (config.metrics_address) {
     try {
-      link->http = std::make_unique<metrics::HttpEndpoint>(
-          *config.metrics_address, link->metrics, [] { return metrics::Readiness{true, {}}; });
+      link->http =
+          std::make_unique<metrics::HttpEndpoint>(*config.metrics_address, link->metrics, [] {
+            return metrics::Readiness{true, {}};
+          });
     } catch (const std::exception& e) {
       throw Invalid(std::string("metrics_address: ") + e.what());
     }
