@@ -47,6 +47,10 @@ class AuthMonitor : public zmq::monitor_t {
 
 BusClient::BusClient(BusContext& context, ClientOptions options)
     : context_(context), options_(std::move(options)) {
+  if (options_.metrics) {
+    meter_ = std::make_shared<Meter>();
+    meter_->registry = options_.metrics;
+  }
   if (TransportOf(options_.endpoint) == Transport::kTcp && !options_.curve)
     throw BusError(ErrorCode::kRefused,
                    "refusing to connect to " + options_.endpoint +
@@ -81,14 +85,18 @@ void BusClient::Call(std::string type, nlohmann::json payload, CallOptions optio
   e.deadline_ms = NowUnixMs() + options.timeout.count();
   e.idempotency_key = std::move(options.idempotency_key);
   e.payload = std::move(payload);
-  if (options_.metrics) {
-    done = [metrics = options_.metrics, client = options_.name, type = e.type,
+  if (meter_) {
+    done = [meter = meter_, client = options_.name, type = e.type,
             done = std::move(done)](CallResult r) {
       std::string outcome = r.error ? std::string(ErrorCodeName(r.error->code())) : "ok";
-      metrics
-          ->Counter("mps_bus_client_requests_total",
-                    "Bus calls this process made, by type and outcome",
-                    {{"client", client}, {"type", type}, {"outcome", outcome}})
+      meter->counters
+          .Get(type + '\n' + outcome,
+               [&]() -> prometheus::Counter& {
+                 return meter->registry->Counter(
+                     "mps_bus_client_requests_total",
+                     "Bus calls this process made, by type and outcome",
+                     {{"client", client}, {"type", type}, {"outcome", outcome}});
+               })
           .Increment();
       done(std::move(r));
     };

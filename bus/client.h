@@ -96,6 +96,12 @@ class BusClient {
   WakeQueue<NewCall> calls_;
   std::map<std::uint64_t, Pending> pending_;  // I/O thread only
   zmq::socket_t* socket_ptr_ = nullptr;       // I/O thread only
+  // Call counters by type and outcome, found once per pair (with options_.metrics).
+  struct Meter {
+    std::shared_ptr<metrics::Registry> registry;
+    metrics::MetricCache<prometheus::Counter> counters;
+  };
+  std::shared_ptr<Meter> meter_;
 };
 
 }  // namespace mps::bus

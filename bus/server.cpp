@@ -9,6 +9,35 @@
 
 namespace mps::bus {
 
+// The server's request counters, cached by type and outcome: the registry
+// is searched once per distinct pair, not per request.
+struct ServerMeter {
+  std::shared_ptr<metrics::Registry> registry;
+  std::string server;
+  metrics::MetricCache<prometheus::Counter> counters;
+  metrics::MetricCache<prometheus::Histogram> durations;
+
+  void Count(const std::string& type, const std::string& outcome, double seconds) {
+    counters
+        .Get(type + '\n' + outcome,
+             [&]() -> prometheus::Counter& {
+               return registry->Counter("mps_bus_requests_total",
+                                        "Bus requests answered, by type and outcome",
+                                        {{"server", server}, {"type", type}, {"outcome", outcome}});
+             })
+        .Increment();
+    durations
+        .Get(type,
+             [&]() -> prometheus::Histogram& {
+               return registry->Histogram(
+                   "mps_bus_request_duration_seconds",
+                   "Time from a bus request's arrival to its answer, by type",
+                   metrics::DurationBuckets(), {{"server", server}, {"type", type}});
+             })
+        .Observe(seconds);
+  }
+};
+
 // Shared by every copy of a Responder. The first answer wins; the destructor
 // answers for a handler that forgot to.
 struct ReplySlot {
@@ -17,7 +46,7 @@ struct ReplySlot {
   Envelope request;
   std::string server_name;
   std::atomic<bool> answered{false};
-  std::shared_ptr<metrics::Registry> metrics;  // null: not counted
+  std::shared_ptr<ServerMeter> metrics;  // null: not counted
   std::chrono::steady_clock::time_point received;
 
   void Answer(Envelope reply) {
@@ -34,15 +63,8 @@ struct ReplySlot {
       outcome =
           code != reply.payload.end() && code->is_string() ? code->get<std::string>() : "error";
     }
-    metrics
-        ->Counter("mps_bus_requests_total", "Bus requests answered, by type and outcome",
-                  {{"server", server_name}, {"type", request.type}, {"outcome", outcome}})
-        .Increment();
-    metrics
-        ->Histogram("mps_bus_request_duration_seconds",
-                    "Time from a bus request's arrival to its answer, by type",
-                    metrics::DurationBuckets(), {{"server", server_name}, {"type", request.type}})
-        .Observe(metrics::Seconds(std::chrono::steady_clock::now() - received));
+    metrics->Count(request.type, outcome,
+                   metrics::Seconds(std::chrono::steady_clock::now() - received));
   }
   ~ReplySlot() {
     if (!answered)
@@ -77,7 +99,13 @@ BusServer::BusServer(BusContext& context, ServerOptions options)
       outgoing_(std::make_shared<WakeQueue<Outgoing>>()),
       rejections_(options_.name, options_.metrics),
       idempotency_(std::make_unique<IdempotencyCache>(options_.idempotency_capacity,
-                                                      options_.idempotency_ttl)) {}
+                                                      options_.idempotency_ttl)) {
+  if (options_.metrics) {
+    meter_ = std::make_shared<ServerMeter>();
+    meter_->registry = options_.metrics;
+    meter_->server = options_.name;
+  }
+}
 
 BusServer::~BusServer() {
   Stop();
@@ -253,7 +281,7 @@ void BusServer::OnFrame(const std::string& routing_id, const zmq::message_t& bod
   slot->routing_id = routing_id;
   slot->server_name = options_.name;
   slot->request = request;
-  slot->metrics = options_.metrics;
+  slot->metrics = meter_;
   slot->received = std::chrono::steady_clock::now();
   Responder responder;
   responder.slot_ = std::move(slot);

@@ -114,6 +114,7 @@ class BusServer {
   mutable std::mutex stats_mutex_;
   ServerStats stats_;
   std::unique_ptr<class IdempotencyCache> idempotency_;
+  std::shared_ptr<struct ServerMeter> meter_;  // with options_.metrics
 };
 
 }  // namespace mps::bus

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace mps::metrics {
@@ -59,6 +60,26 @@ class Registry : public prometheus::Collectable {
   std::map<std::string, void*> families_;  // name -> prometheus::Family<T>*
   std::map<std::string, std::map<Labels, prometheus::Gauge*>> replaced_;
   std::vector<std::function<void()>> hooks_;
+};
+
+// Metrics found by a short key on hot paths (a bus request): the labels are
+// built and the family searched once per key, then one hash lookup.
+template <class T>
+class MetricCache {
+ public:
+  template <class Make>
+  T& Get(const std::string& key, Make make) {
+    std::lock_guard lock(mutex_);
+    auto it = map_.find(key);
+    if (it != map_.end()) return *it->second;
+    T& metric = make();
+    map_.emplace(key, &metric);
+    return metric;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<std::string, T*> map_;
 };
 
 // Null-safe helpers for code where metrics are optional.
