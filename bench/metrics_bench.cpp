@@ -97,8 +97,9 @@ void BusRoundTrip(int calls, int rounds) {
   ctx.SetMetrics(registry);
   auto off = MakePair(ctx, server_keys, client_keys, nullptr);
   auto on = MakePair(ctx, server_keys, client_keys, registry);
-  mps::metrics::HttpEndpoint http("127.0.0.1:0", registry,
-                                  [] { return mps::metrics::Readiness{true, {}}; });
+  mps::metrics::HttpEndpoint http("127.0.0.1:0", registry, [] {
+    return mps::metrics::Readiness{true, {}};
+  });
   Scraper scraper(http.port());
   // A list request as the watcher sends it, small.
   nlohmann::json body = {{"prefix", "web"}};
