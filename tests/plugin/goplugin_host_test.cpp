@@ -37,13 +37,15 @@ class GoHostTest : public testing::Test {
     return {{"multipass_address", "127.0.0.1:50051"},
             {"client_cert_path", Write("client.pem", "cert").string()},
             {"client_key_path", Write("client.key", "key").string()},
-            {"passphrase", "hunter2-secret"}};
+            {"passphrase", "hunter2-secret"},
+            {"state_dir", (dir_ / "state").string()}};
   }
 
   json SplitToNowhere() {
     return {{"hostd_address", "ipc://" + (dir_ / "no-hostd.sock").string()},
             {"hostd_server_key_path", Write("h.pub", std::string(40, 'a')).string()},
-            {"bus_key_path", Write("b.key", std::string(39, 'B') + "1").string()}};
+            {"bus_key_path", Write("b.key", std::string(39, 'B') + "1").string()},
+            {"state_dir", (dir_ / "state").string()}};
   }
 
   mps::testing::TempDir dir_;

@@ -334,6 +334,7 @@ TEST(PluginProcess, SecretsNeverReachStderrAtTrace) {
     m["passphrase"] = secrets[0];
     m["nomad_token"] = secrets[1];
     m["nomad_http-auth"] = secrets[2];
+    m["state_dir"] = (dir / "state").string();  // not the shared default: tests run in parallel
     hashicorp::nomad_autoscaler::plugins::base::proto::v1::SetConfigResponse resp;
     auto st =
         hashicorp::nomad_autoscaler::plugins::base::proto::v1::BasePluginService::NewStub(p.channel)
