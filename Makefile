@@ -39,7 +39,7 @@ demo: build
 	bash scripts/demo $(BUILD_DIR)
 
 format:
-	find actors bus services tests bench -name '*.cpp' -o -name '*.h' | xargs clang-format -i
+	find actors bus lib services tests bench -name '*.cpp' -o -name '*.h' | xargs clang-format -i
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)

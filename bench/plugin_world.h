@@ -149,7 +149,8 @@ class PluginWorld {
     return took;
   }
 
-  void SetConfig() {
+  // `extra` keys are added to (or override) the world's configuration.
+  void SetConfig(const std::map<std::string, std::string>& extra = {}) {
     grpc::ClientContext ctx;
     base_proto::SetConfigRequest req;
     base_proto::SetConfigResponse resp;
@@ -160,6 +161,7 @@ class PluginWorld {
     c["nomad_address"] = nomad_address_;
     c["state_dir"] = dir() + "/target";
     c["max_parallel_launches"] = std::to_string(options_.max_parallel_launches);
+    for (const auto& [k, v] : extra) c[k] = v;
     auto st = base_->SetConfig(&ctx, req, &resp);
     if (!st.ok()) throw std::runtime_error("SetConfig: " + st.error_message());
   }

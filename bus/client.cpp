@@ -9,20 +9,48 @@ namespace {
 
 // Learns from the socket's monitor that the server refused our key: the
 // rejected client gets no error on send, its messages just wait forever.
+// With metrics it also keeps mps_bus_link_up: up once connected (with Curve:
+// once the handshake succeeded), down when disconnected.
 class AuthMonitor : public zmq::monitor_t {
  public:
-  explicit AuthMonitor(std::atomic<bool>& refused) : refused_(refused) {}
+  AuthMonitor(std::atomic<bool>& refused, const ClientOptions& options)
+      : refused_(refused), options_(options) {}
   void on_event_handshake_failed_auth(const zmq_event_t&, const char*) override { refused_ = true; }
-  void on_event_handshake_succeeded(const zmq_event_t&, const char*) override { refused_ = false; }
+  void on_event_handshake_succeeded(const zmq_event_t&, const char*) override {
+    refused_ = false;
+    Up(true);
+  }
+  void on_event_connected(const zmq_event_t&, const char*) override {
+    if (!options_.curve) Up(true);
+  }
+  void on_event_disconnected(const zmq_event_t&, const char*) override { Up(false); }
 
  private:
+  void Up(bool up) {
+    auto* m = options_.metrics.get();
+    if (!m) return;
+    metrics::Labels link{{"client", options_.name}, {"endpoint", options_.endpoint}};
+    m->Gauge("mps_bus_link_up", "1 while the bus client is connected to its server", link)
+        .Set(up ? 1 : 0);
+    if (up && ever_up_)
+      m->Counter("mps_bus_reconnects_total", "Times the bus client connected again after a loss",
+                 link)
+          .Increment();
+    if (up) ever_up_ = true;
+  }
   std::atomic<bool>& refused_;
+  const ClientOptions& options_;
+  bool ever_up_ = false;
 };
 
 }  // namespace
 
 BusClient::BusClient(BusContext& context, ClientOptions options)
     : context_(context), options_(std::move(options)) {
+  if (options_.metrics) {
+    meter_ = std::make_shared<Meter>();
+    meter_->registry = options_.metrics;
+  }
   if (TransportOf(options_.endpoint) == Transport::kTcp && !options_.curve)
     throw BusError(ErrorCode::kRefused,
                    "refusing to connect to " + options_.endpoint +
@@ -57,6 +85,22 @@ void BusClient::Call(std::string type, nlohmann::json payload, CallOptions optio
   e.deadline_ms = NowUnixMs() + options.timeout.count();
   e.idempotency_key = std::move(options.idempotency_key);
   e.payload = std::move(payload);
+  if (meter_) {
+    done = [meter = meter_, client = options_.name, type = e.type,
+            done = std::move(done)](CallResult r) {
+      std::string outcome = r.error ? std::string(ErrorCodeName(r.error->code())) : "ok";
+      meter->counters
+          .Get(type + '\n' + outcome,
+               [&]() -> prometheus::Counter& {
+                 return meter->registry->Counter(
+                     "mps_bus_client_requests_total",
+                     "Bus calls this process made, by type and outcome",
+                     {{"client", client}, {"type", type}, {"outcome", outcome}});
+               })
+          .Increment();
+      done(std::move(r));
+    };
+  }
   std::unique_lock lock(closed_mutex_);
   if (closed_) {
     lock.unlock();
@@ -83,12 +127,18 @@ void BusClient::Loop(std::promise<std::string>& connected) {
   // refused key) fails now instead of waiting unseen in a pipe.
   socket.set(zmq::sockopt::immediate, true);
   std::optional<AuthMonitor> monitor;
-  if (options_.curve) {
-    ApplyCurveClient(socket, *options_.curve);
-    monitor.emplace(refused_);
+  if (options_.curve) ApplyCurveClient(socket, *options_.curve);
+  if (options_.curve || options_.metrics) {
+    monitor.emplace(refused_, options_);
     static std::atomic<int> counter{0};
-    monitor->init(socket, "inproc://bus-client-monitor-" + std::to_string(counter++),
-                  ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+    if (options_.metrics) events |= ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED;
+    monitor->init(socket, "inproc://bus-client-monitor-" + std::to_string(counter++), events);
+    if (options_.metrics)
+      options_.metrics
+          ->Gauge("mps_bus_link_up", "1 while the bus client is connected to its server",
+                  {{"client", options_.name}, {"endpoint", options_.endpoint}})
+          .Set(0);
   }
   try {
     socket.connect(options_.endpoint);
@@ -102,6 +152,12 @@ void BusClient::Loop(std::promise<std::string>& connected) {
   }
   connected.set_value("");
   this->socket_ptr_ = &socket;
+  // inproc:// has no connection events: connected to a bound peer is up.
+  if (options_.metrics && TransportOf(options_.endpoint) == Transport::kInproc)
+    options_.metrics
+        ->Gauge("mps_bus_link_up", "1 while the bus client is connected to its server",
+                {{"client", options_.name}, {"endpoint", options_.endpoint}})
+        .Set(1);
 
   zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
                              {nullptr, calls_.fd(), ZMQ_POLLIN, 0}};

@@ -16,6 +16,7 @@
 #include "bus/envelope.h"
 #include "bus/transport.h"
 #include "bus/wake_queue.h"
+#include "metrics/registry.h"
 
 namespace mps::bus {
 
@@ -25,6 +26,10 @@ struct ClientOptions {
   std::optional<CurveClientConfig> curve;
   SocketLimits limits;
   int max_attempts = 3;  // for idempotent requests
+  // Counts calls by type and outcome (mps_bus_client_requests_total) and
+  // watches the connection (mps_bus_link_up, mps_bus_reconnects_total);
+  // null: not counted.
+  std::shared_ptr<metrics::Registry> metrics;
 };
 
 struct CallOptions {
@@ -91,6 +96,12 @@ class BusClient {
   WakeQueue<NewCall> calls_;
   std::map<std::uint64_t, Pending> pending_;  // I/O thread only
   zmq::socket_t* socket_ptr_ = nullptr;       // I/O thread only
+  // Call counters by type and outcome, found once per pair (with options_.metrics).
+  struct Meter {
+    std::shared_ptr<metrics::Registry> registry;
+    metrics::MetricCache<prometheus::Counter> counters;
+  };
+  std::shared_ptr<Meter> meter_;
 };
 
 }  // namespace mps::bus

@@ -33,6 +33,11 @@ void BusContext::AuthorizeKeys(const std::string& domain, std::set<std::string> 
   }
 }
 
+void BusContext::SetMetrics(std::shared_ptr<metrics::Registry> metrics) {
+  std::lock_guard lock(mutex_);
+  metrics_ = std::move(metrics);
+}
+
 void BusContext::RevokeDomain(const std::string& domain) {
   std::lock_guard lock(mutex_);
   domains_.erase(domain);
@@ -66,6 +71,9 @@ void BusContext::ZapLoop(zmq::socket_t& rep) {
       ok = it != domains_.end() && !key_z85.empty() && it->second.count(key_z85) > 0;
       if (!ok) {
         ++refused_;
+        metrics::Inc(metrics_.get(), "mps_bus_refused_keys_total",
+                     "Curve clients refused by the ZAP handler (key not authorized), by server",
+                     {{"server", domain.substr(0, domain.find('#'))}});
         // Log a refused key once, not once per reconnect attempt.
         std::string who = key_z85.empty() ? mechanism + " client without a Curve key" : key_z85;
         if (logged_refusals_.insert(domain + "|" + who).second)

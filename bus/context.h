@@ -11,6 +11,8 @@
 
 #include <zmq.hpp>
 
+#include "metrics/registry.h"
+
 namespace mps::bus {
 
 class BusContext {
@@ -27,6 +29,8 @@ class BusContext {
   void AuthorizeKeys(const std::string& domain, std::set<std::string> public_keys_z85);
   void RevokeDomain(const std::string& domain);
   std::uint64_t refused_count() const { return refused_.load(); }
+  // Counts refused Curve keys by ZAP domain (mps_bus_refused_keys_total).
+  void SetMetrics(std::shared_ptr<metrics::Registry> metrics);
 
  private:
   void ZapLoop(zmq::socket_t& rep);
@@ -39,6 +43,7 @@ class BusContext {
   std::atomic<bool> zap_started_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> refused_{0};
+  std::shared_ptr<metrics::Registry> metrics_;  // guarded by mutex_
 };
 
 }  // namespace mps::bus

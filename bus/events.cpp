@@ -44,6 +44,10 @@ void EventPublisher::Start() {
   socket_.emplace(std::move(bound.socket));
   bound_endpoint_ = bound.endpoint;
   zap_domain_ = bound.zap_domain;
+  // A durable log continues its numbering after a restart: show where it is.
+  metrics::Set(options_.metrics.get(), "mps_event_sequence_number",
+               "Sequence number of the last event published", {{"publisher", options_.name}},
+               static_cast<double>(log_->last_seq()));
   stopping_ = false;
   thread_ = std::thread([this] { Loop(); });
 }
@@ -72,6 +76,14 @@ std::uint64_t EventPublisher::Publish(const std::string& type, nlohmann::json fi
     return frame;
   });
   queue_.Push({type, std::move(frame)});
+  if (auto* m = options_.metrics.get()) {
+    m->Counter("mps_events_published_total", "Events published, by type",
+               {{"publisher", options_.name}, {"type", type}})
+        .Increment();
+    m->Gauge("mps_event_sequence_number", "Sequence number of the last event published",
+             {{"publisher", options_.name}})
+        .Set(static_cast<double>(seq));
+  }
   return seq;
 }
 

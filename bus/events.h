@@ -32,6 +32,8 @@ struct PublisherOptions {
   SocketLimits limits;
   std::chrono::milliseconds heartbeat{1000};
   std::size_t max_replay_batch = 500;
+  // mps_events_published_total and mps_event_sequence_number; null: not counted.
+  std::shared_ptr<metrics::Registry> metrics;
 };
 
 class EventPublisher {

@@ -9,6 +9,35 @@
 
 namespace mps::bus {
 
+// The server's request counters, cached by type and outcome: the registry
+// is searched once per distinct pair, not per request.
+struct ServerMeter {
+  std::shared_ptr<metrics::Registry> registry;
+  std::string server;
+  metrics::MetricCache<prometheus::Counter> counters;
+  metrics::MetricCache<prometheus::Histogram> durations;
+
+  void Count(const std::string& type, const std::string& outcome, double seconds) {
+    counters
+        .Get(type + '\n' + outcome,
+             [&]() -> prometheus::Counter& {
+               return registry->Counter("mps_bus_requests_total",
+                                        "Bus requests answered, by type and outcome",
+                                        {{"server", server}, {"type", type}, {"outcome", outcome}});
+             })
+        .Increment();
+    durations
+        .Get(type,
+             [&]() -> prometheus::Histogram& {
+               return registry->Histogram(
+                   "mps_bus_request_duration_seconds",
+                   "Time from a bus request's arrival to its answer, by type",
+                   metrics::DurationBuckets(), {{"server", server}, {"type", type}});
+             })
+        .Observe(seconds);
+  }
+};
+
 // Shared by every copy of a Responder. The first answer wins; the destructor
 // answers for a handler that forgot to.
 struct ReplySlot {
@@ -17,12 +46,25 @@ struct ReplySlot {
   Envelope request;
   std::string server_name;
   std::atomic<bool> answered{false};
+  std::shared_ptr<ServerMeter> metrics;  // null: not counted
+  std::chrono::steady_clock::time_point received;
 
   void Answer(Envelope reply) {
     if (answered.exchange(true)) return;
+    if (metrics) Count(reply);
     auto q = queue.lock();
     if (!q) return;  // server gone: nobody left to send it
     q->Push({routing_id, request.correlation_id, request.idempotency_key, std::move(reply)});
+  }
+  void Count(const Envelope& reply) const {
+    std::string outcome = "ok";
+    if (reply.type == kErrorType) {
+      auto code = reply.payload.find("code");
+      outcome =
+          code != reply.payload.end() && code->is_string() ? code->get<std::string>() : "error";
+    }
+    metrics->Count(request.type, outcome,
+                   metrics::Seconds(std::chrono::steady_clock::now() - received));
   }
   ~ReplySlot() {
     if (!answered)
@@ -55,9 +97,15 @@ BusServer::BusServer(BusContext& context, ServerOptions options)
     : context_(context),
       options_(std::move(options)),
       outgoing_(std::make_shared<WakeQueue<Outgoing>>()),
-      rejections_(options_.name),
+      rejections_(options_.name, options_.metrics),
       idempotency_(std::make_unique<IdempotencyCache>(options_.idempotency_capacity,
-                                                      options_.idempotency_ttl)) {}
+                                                      options_.idempotency_ttl)) {
+  if (options_.metrics) {
+    meter_ = std::make_shared<ServerMeter>();
+    meter_->registry = options_.metrics;
+    meter_->server = options_.name;
+  }
+}
 
 BusServer::~BusServer() {
   Stop();
@@ -103,9 +151,11 @@ ServerStats BusServer::stats() const {
 void BusServer::Loop() {
   zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0},
                              {nullptr, outgoing_->fd(), ZMQ_POLLIN, 0}};
+  auto wait = options_.on_tick ? options_.tick : std::chrono::milliseconds(-1);
   while (!stopping_) {
+    if (options_.on_tick) options_.on_tick();
     try {
-      zmq::poll(items, 2, std::chrono::milliseconds(-1));
+      zmq::poll(items, 2, wait);
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       spdlog::error("bus {}: poll failed: {}", options_.name, e.what());
@@ -231,6 +281,8 @@ void BusServer::OnFrame(const std::string& routing_id, const zmq::message_t& bod
   slot->routing_id = routing_id;
   slot->server_name = options_.name;
   slot->request = request;
+  slot->metrics = meter_;
+  slot->received = std::chrono::steady_clock::now();
   Responder responder;
   responder.slot_ = std::move(slot);
   Request req{std::move(request), std::move(peer)};

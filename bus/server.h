@@ -15,6 +15,7 @@
 #include "bus/rejection_log.h"
 #include "bus/transport.h"
 #include "bus/wake_queue.h"
+#include "metrics/registry.h"
 
 namespace mps::bus {
 
@@ -25,6 +26,14 @@ struct ServerOptions {
   SocketLimits limits;
   std::size_t idempotency_capacity = 4096;
   std::chrono::milliseconds idempotency_ttl = std::chrono::minutes(10);
+  // Counts requests by type and outcome, their handling time and rejections
+  // (mps_bus_requests_total, mps_bus_request_duration_seconds,
+  // mps_bus_rejected_requests_total); null: not counted.
+  std::shared_ptr<metrics::Registry> metrics;
+  // Called on the I/O thread at least every `tick` (e.g. a systemd watchdog
+  // kick: it proves the loop is turning).
+  std::function<void()> on_tick;
+  std::chrono::milliseconds tick{1000};
 };
 
 struct Request {
@@ -105,6 +114,7 @@ class BusServer {
   mutable std::mutex stats_mutex_;
   ServerStats stats_;
   std::unique_ptr<class IdempotencyCache> idempotency_;
+  std::shared_ptr<struct ServerMeter> meter_;  // with options_.metrics
 };
 
 }  // namespace mps::bus

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "bus/caf_bridge.h"
+#include "cache/pool_metrics.h"
 #include "contracts/status.h"
 #include "scaling/cloud_init_file.h"
 #include "scaling/pool_observation.h"
@@ -120,8 +121,16 @@ class CacheState {
 
   // Posts every pool's current answer on the board (after each message).
   void PostAll() {
+    if (options_.metrics) RecordMetrics();
     if (!options_.board) return;
     for (const auto& [name, pool] : pools_) options_.board->Post(pool.config, StatusOf(pool));
+  }
+
+  // The pool gauges, after every message like the board's answers.
+  void RecordMetrics() {
+    auto now = scaling::Clock::now();
+    for (const auto& [name, pool] : pools_)
+      RecordPoolMetrics(*options_.metrics, pool.state, pool.CurrentStatus(now));
   }
 
   // Whether a pool was observed (listed and watched, or failed to be) at

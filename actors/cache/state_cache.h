@@ -17,6 +17,7 @@
 
 #include "bus/events.h"
 #include "cache/messages.h"
+#include "metrics/registry.h"
 #include "scaling/instance_namer.h"
 
 namespace mps::cache {
@@ -31,6 +32,7 @@ struct CacheOptions {
   // How long a Plan for a pool never observed yet waits for its first
   // observation before it is answered "not synced".
   std::chrono::milliseconds first_sync_wait = std::chrono::seconds(60);
+  std::shared_ptr<metrics::Registry> metrics;  // the pool gauges (pool_metrics.h); may be null
 };
 
 // The Status answers the cache actor posts after every message it handles

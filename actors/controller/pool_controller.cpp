@@ -53,6 +53,9 @@ struct Run {
   ConfigMap config;
   caf::strong_actor_ptr requester;  // a Scale's waiting gRPC thread; null for background runs
   std::string summary;              // the plan's message
+  std::string kind = "scale";       // for metrics: scale, reconcile or resume
+  std::string direction;            // a Scale's: out, in or none
+  std::chrono::steady_clock::time_point began = std::chrono::steady_clock::now();
 
   std::deque<Stage> stages;
   std::deque<scaling::LaunchAction> launches;
@@ -167,6 +170,9 @@ class Controller {
     auto& run = NewRun(a.pool, a.request_id, command.policy, requester);
     // The cache recorded the plan; from here on, only Finish answers.
     run.summary = plan.message;
+    run.direction = command.target > plan.current_count   ? "out"
+                    : command.target < plan.current_count ? "in"
+                                                          : "none";
     Execute(run, plan);
   }
 
@@ -205,6 +211,8 @@ class Controller {
               bool ok = Guard("reconciling pool " + t.pool, [&] {
                 auto& run = NewRun(a.pool, a.request_id, t.policy, nullptr);
                 run.summary = a.plan.message;
+                run.kind = "reconcile";
+                CountActions(run, a.plan);
                 Execute(run, a.plan);
               });
               if (!ok) release();
@@ -217,6 +225,7 @@ class Controller {
     auto& run = NewRun(t.pool, ops.front().request_id, t.policy, nullptr);
     run.summary =
         "resumed " + std::to_string(ops.size()) + " operation(s) of request " + run.request_id;
+    run.kind = "resume";
     run.parallel = std::max(1, run.policy.max_parallel_launches);
     auto instances = contracts::Encode(t.instances);
     std::vector<std::function<void(Run&)>> first;  // deletes and starts, at once
@@ -362,6 +371,7 @@ class Controller {
 
   void Finish(Run& run) {
     run.finishing = true;
+    CountFinish(run);
     std::string message = run.errors.empty()
                               ? run.summary
                               : std::to_string(run.errors.size()) + " failure(s): " + run.Errors();
@@ -561,7 +571,12 @@ class Controller {
             [this, id, req, key, wait, nodes, purge_nodes](cache::ack_atom) {
               WithRun(id, [&](Run& r) {
                 Call(r, *links().nomad, req, {wait, key},
-                     [this, nodes, purge_nodes](Run& r2, Answer<nm::DrainReply>& a) {
+                     [this, nodes, purge_nodes, began = std::chrono::steady_clock::now()](
+                         Run& r2, Answer<nm::DrainReply>& a) {
+                       metrics::Observe(metrics(), "mps_drain_duration_seconds",
+                                        "Drains from the request to Nomad to its answer",
+                                        metrics::LongDurationBuckets(), {{"pool", r2.pool}},
+                                        metrics::Seconds(std::chrono::steady_clock::now() - began));
                        OnDrained(r2, nodes, purge_nodes, a);
                      });
               });
@@ -580,6 +595,7 @@ class Controller {
 
   void OnDrained(Run& run, const std::vector<std::pair<std::string, std::string>>& nodes,
                  bool purge_nodes, Answer<nm::DrainReply>& a) {
+    CountDrains(run, nodes, a);
     if (!a.ok()) {
       for (const auto& [instance, node] : nodes) {
         Report(run, OperationKind::kDrain, instance,
@@ -633,11 +649,65 @@ class Controller {
                PeerUnavailable(*a.error));
         return;
       }
+      metrics::Inc(metrics(), "mps_node_purges_total", "Nomad nodes purged after their drain",
+                   {{"pool", r.pool}}, static_cast<double>(a.value.purged.size()));
       cache::NodesPurged purged{r.pool, a.value.purged};
       purged.node_ids.insert(purged.node_ids.end(), a.value.already_gone.begin(),
                              a.value.already_gone.end());
       self_->send(st_.options.cache, cache::purged_atom::value, purged);
     });
+  }
+
+  // -- Metrics -------------------------------------------------------------
+
+  metrics::Registry* metrics() const { return st_.options.metrics.get(); }
+
+  void CountFinish(const Run& run) const {
+    std::string outcome = run.errors.empty()    ? "done"
+                          : run.all_unavailable ? "unavailable"
+                                                : "failed";
+    metrics::Inc(metrics(), "mps_scale_runs_total",
+                 "Plans carried out, by kind (scale, reconcile, resume) and outcome",
+                 {{"pool", run.pool}, {"kind", run.kind}, {"outcome", outcome}});
+    if (run.kind == "scale")
+      metrics::Observe(metrics(), "mps_scale_duration_seconds",
+                       "Scale calls carried out, from the plan to the recorded outcome",
+                       metrics::LongDurationBuckets(),
+                       {{"pool", run.pool}, {"direction", run.direction}},
+                       metrics::Seconds(std::chrono::steady_clock::now() - run.began));
+  }
+
+  void CountActions(const Run& run, const scaling::ScalePlan& plan) const {
+    for (const auto& action : plan.actions) {
+      std::string kind = std::visit(
+          [](const auto& a) -> std::string {
+            using T = std::decay_t<decltype(a)>;
+            if constexpr (std::is_same_v<T, scaling::LaunchAction>) return "launch";
+            if constexpr (std::is_same_v<T, scaling::StartAction>) return "start";
+            if constexpr (std::is_same_v<T, scaling::DeleteAction>) return "delete";
+            if constexpr (std::is_same_v<T, scaling::SelectAndDrainAction>) return "drain";
+            return "purge";
+          },
+          action);
+      metrics::Inc(metrics(), "mps_reconciliation_actions_total",
+                   "Actions the background reconciliation took, by kind",
+                   {{"pool", run.pool}, {"kind", kind}});
+    }
+  }
+
+  void CountDrains(const Run& run, const std::vector<std::pair<std::string, std::string>>& nodes,
+                   const Answer<nm::DrainReply>& a) const {
+    if (!metrics()) return;
+    std::map<std::string, std::string> outcome;
+    for (const auto& r : a.value.results)
+      outcome[r.node_id] = r.outcome == nm::DrainOutcome::kDrainFailed ? "failed"
+                           : r.outcome == nm::DrainOutcome::kGone      ? "gone"
+                                                                       : "drained";
+    for (const auto& [instance, node] : nodes) {
+      std::string o = !a.ok() ? "error" : outcome.contains(node) ? outcome[node] : "failed";
+      metrics::Inc(metrics(), "mps_drains_total", "Node drains, by outcome",
+                   {{"pool", run.pool}, {"outcome", o}});
+    }
   }
 
   // -- Plumbing ------------------------------------------------------------

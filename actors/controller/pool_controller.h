@@ -25,6 +25,7 @@
 #include "bus/client.h"
 #include "contracts/multipass.h"
 #include "contracts/nomad.h"
+#include "metrics/registry.h"
 
 namespace mps::controller {
 
@@ -49,6 +50,8 @@ struct ControllerOptions {
   std::chrono::milliseconds launch_grace = std::chrono::seconds(60);
   // On top of a drain's deadline: Nomad's force-stop of what is left.
   std::chrono::milliseconds drain_grace = std::chrono::minutes(2);
+  // Scale durations and outcomes, drains, purges, reconciliation actions; may be null.
+  std::shared_ptr<metrics::Registry> metrics;
 };
 
 using scale_atom = caf::atom_constant<caf::atom("pcscale")>;

@@ -22,6 +22,7 @@ using bus::BusAnswer;
 using bus::BusError;
 using bus::ErrorCode;
 using launch_done_atom = caf::atom_constant<caf::atom("mplaunched")>;
+using probe_atom = caf::atom_constant<caf::atom("mpprobe")>;
 
 }  // namespace
 
@@ -163,6 +164,49 @@ void Publish(bus::EventPublisher* events, const Event& event) {
   if (events != nullptr) events->Publish(std::string(Event::kType), contracts::Encode(event));
 }
 
+// How each answer from multipassd is counted: errors by RPC and kind, and
+// whether multipassd is reachable and knows us. Thread-safe (launches
+// complete on the scheduler's threads).
+struct SessionMetrics {
+  std::shared_ptr<metrics::Registry> registry;
+  std::shared_ptr<SessionHealth> health;
+
+  void Ok() const {
+    if (health) {
+      health->reachable = true;
+      health->authenticated = true;
+      health->SetError({});
+    }
+    metrics::Set(registry.get(), "mps_multipassd_reachable",
+                 "1 while multipassd answers (and knows our certificate)", {}, 1);
+  }
+  void Failed(std::string_view rpc, const MultipassError& e) const {
+    using K = MultipassError::Kind;
+    metrics::Inc(registry.get(), "mps_multipassd_rpc_errors_total",
+                 "Failed calls to multipassd, by RPC and error kind",
+                 {{"rpc", std::string(rpc)}, {"code", std::string(KindName(e.kind))}});
+    bool unreachable = e.kind == K::unreachable;
+    bool unknown_to_it = e.kind == K::unauthenticated || e.kind == K::wrong_passphrase ||
+                         e.kind == K::passphrase_not_set;
+    if (!unreachable && !unknown_to_it) {
+      Ok();  // multipassd answered: the request itself was wrong
+      return;
+    }
+    if (health) {
+      health->reachable = !unreachable;
+      health->authenticated = false;
+      health->SetError(std::string(KindName(e.kind)) + ": " + e.message);
+    }
+    metrics::Set(registry.get(), "mps_multipassd_reachable",
+                 "1 while multipassd answers (and knows our certificate)", {}, 0);
+  }
+};
+
+std::string_view RpcOf(std::string_view type) {
+  auto dot = type.find('.');
+  return dot == std::string_view::npos ? type : type.substr(dot + 1);
+}
+
 // What a stop needs while the actor's own thread may sit in a blocking call
 // to multipassd: reached from StopMultipassSession's thread, not by message.
 struct SessionControl {
@@ -211,9 +255,11 @@ std::shared_ptr<SessionControl> ControlOf(const caf::actor_addr& session) {
 struct SessionState {
   std::shared_ptr<SessionControl> control;
   caf::actor_addr key;  // in the registry
+  SessionMetrics metrics;
   std::shared_ptr<MultipassClient> client;
   std::shared_ptr<LaunchScheduler> scheduler;
   std::unique_ptr<InstanceNameFilter> filter;
+  std::vector<std::string> prefixes;  // the allowed ones, for the pool label
   bus::EventPublisher* events = nullptr;
   // Where the bus server parks the Responders of requests for us (null when
   // the session is not served on a bus).
@@ -312,20 +358,42 @@ using DeferredReply = std::function<void(BusAnswer)>;
 // Answers `r` now, or returns nullopt after handing `make_deferred()` to the
 // launch scheduler. make_deferred is only called when the answer is deferred.
 std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
+                                       const std::function<DeferredReply()>& make_deferred);
+
+// HandleRequest, with multipassd's answer counted.
+std::optional<BusAnswer> HandleCounted(SessionState& s, const bus::Envelope& r,
                                        const std::function<DeferredReply()>& make_deferred) {
   if (s.control->stopping) {
     return BusAnswer::Fail(
         BusError(ErrorCode::kShuttingDown, "'" + r.type + "': the multipass session is stopping"));
   }
   try {
-    if (r.type == mp::ListRequest::kType) return Answer(s.List(DecodeRequest<mp::ListRequest>(r)));
-    if (r.type == mp::InfoRequest::kType) return Answer(s.Info(DecodeRequest<mp::InfoRequest>(r)));
-    if (r.type == mp::DeleteRequest::kType) return Answer(s.Delete(r));
+    return HandleRequest(s, r, make_deferred);
+  } catch (const MultipassError& e) {
+    s.metrics.Failed(RpcOf(r.type), e);
+    return BusAnswer::Fail(FromMultipass(e));
+  }
+}
+
+std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
+                                       const std::function<DeferredReply()>& make_deferred) {
+  try {
+    if (r.type == mp::ListRequest::kType) {
+      auto reply = s.List(DecodeRequest<mp::ListRequest>(r));
+      s.metrics.Ok();
+      return Answer(reply);
+    }
+    auto ok = [&s](const auto& reply) {
+      s.metrics.Ok();
+      return Answer(reply);
+    };
+    if (r.type == mp::InfoRequest::kType) return ok(s.Info(DecodeRequest<mp::InfoRequest>(r)));
+    if (r.type == mp::DeleteRequest::kType) return ok(s.Delete(r));
     if (r.type == mp::VersionRequest::kType) {
       DecodeRequest<mp::VersionRequest>(r);  // no fields: refuses unknown ones
-      return Answer(s.Version());
+      return ok(s.Version());
     }
-    if (r.type == mp::StartRequest::kType) return Answer(s.Start(r));
+    if (r.type == mp::StartRequest::kType) return ok(s.Start(r));
     if (r.type != mp::LaunchRequest::kType)
       return BusAnswer::Fail(BusError(ErrorCode::kUnknownType,
                                       "the multipass session does not serve '" + r.type + "'"));
@@ -334,8 +402,18 @@ std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
     // Published before Submit: a fast failure's event must not overtake it.
     Publish(pub, mp::InstanceLaunching{spec.name, spec.image});
     auto reply = std::make_shared<DeferredReply>();
-    auto completion = [pub, reply](const LaunchSpec& done,
-                                   const std::optional<MultipassError>& error) {
+    auto completion = [pub, reply, counted = s.metrics, began = std::chrono::steady_clock::now()](
+                          const LaunchSpec& done, const std::optional<MultipassError>& error) {
+      metrics::Observe(counted.registry.get(), "mps_launch_duration_seconds",
+                       "Launches from submission to their end, by result",
+                       metrics::LongDurationBuckets(),
+                       {{"result", error ? std::string(KindName(error->kind)) : "ok"}},
+                       metrics::Seconds(std::chrono::steady_clock::now() - began));
+      if (error) {
+        counted.Failed("launch", *error);
+      } else {
+        counted.Ok();
+      }
       if (error) {
         Publish(pub, FailedEvent(done.name, *error));
         spdlog::warn("launch of {} failed ({}): {}", done.name, KindName(error->kind),
@@ -357,8 +435,8 @@ std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
       return std::nullopt;
     }
     return std::nullopt;
-  } catch (const MultipassError& e) {
-    return BusAnswer::Fail(FromMultipass(e));
+  } catch (const MultipassError&) {
+    throw;  // counted by HandleCounted
   } catch (const BusError& e) {
     return BusAnswer::Fail(e);
   } catch (const std::exception& e) {
@@ -374,6 +452,55 @@ void AnswerOnBus(const bus::Responder& responder, const BusAnswer& answer) {
   }
 }
 
+// The pool of an instance: the allowed prefix it matches, else its name up to the last '-'.
+std::string PoolOf(const std::string& name, const std::vector<std::string>& prefixes) {
+  for (const auto& p : prefixes)
+    if (InstanceNameFilter::MatchesPrefix(name, p)) return p;
+  auto dash = name.rfind('-');
+  return dash == std::string::npos ? name : name.substr(0, dash);
+}
+
+void Probe(SessionState& s) {
+  const auto* registry = s.metrics.registry.get();
+  try {
+    auto listed = s.client->List();
+    std::map<std::pair<std::string, std::string>, double> counts;  // pool, state
+    std::vector<std::string> names;
+    for (const auto& i : listed) {
+      if (!s.filter->Allows(i.name) || i.state == InstanceState::deleted) continue;
+      counts[{PoolOf(i.name, s.prefixes), std::string(StateName(i.state))}]++;
+      names.push_back(i.name);
+    }
+    double cpus = 0, memory = 0, disk = 0;
+    if (!names.empty()) {
+      for (const auto& d : s.client->Info(names, /*runtime_information=*/false)) {
+        cpus += d.cpu_count;
+        memory += static_cast<double>(d.memory_total);
+        disk += static_cast<double>(d.disk_total);
+      }
+    }
+    s.metrics.Ok();
+    if (registry) {
+      auto& r = *s.metrics.registry;
+      std::vector<std::pair<metrics::Labels, double>> values;
+      for (const auto& [key, n] : counts)
+        values.push_back({{{"pool", key.first}, {"state", key.second}}, n});
+      r.ReplaceGauges("mps_hostd_instances", "Instances multipassd has, by pool and state", {},
+                      values);
+      r.Gauge("mps_host_allocated_cpus", "CPUs given to the instances this host manages").Set(cpus);
+      r.Gauge("mps_host_allocated_memory_bytes", "Memory given to the instances this host manages")
+          .Set(memory);
+      r.Gauge("mps_host_allocated_disk_bytes", "Disk given to the instances this host manages")
+          .Set(disk);
+    }
+  } catch (const MultipassError& e) {
+    s.metrics.Failed("list", e);
+  } catch (const std::exception& e) {
+    spdlog::warn("multipass session: probe failed: {}", e.what());
+  }
+  if (s.metrics.health) s.metrics.health->probed = true;
+}
+
 caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublisher* events,
                       std::shared_ptr<MultipassClient> client, SessionOptions options,
                       std::shared_ptr<bus::ResponderTable> responders) {
@@ -381,6 +508,7 @@ caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublish
   st.events = events;
   st.responders = std::move(responders);
   st.filter = std::make_unique<InstanceNameFilter>(options.allowed_prefixes);
+  st.prefixes = options.allowed_prefixes;
   st.client = std::move(client);
   st.scheduler = std::make_shared<LaunchScheduler>(*st.client, options.max_parallel_launches);
   st.control = std::make_shared<SessionControl>();
@@ -393,12 +521,21 @@ caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublish
   }
   spdlog::info("multipass session for {} (parallel launches {}, allowed names: {})",
                st.client->endpoint().address, options.max_parallel_launches, st.filter->Describe());
+  st.metrics = {options.metrics, options.health};
+  auto interval = options.probe_interval;
+  if (interval.count() > 0) self->send(self, probe_atom::value);
   return {
+      // Lists every instance on this actor's thread: multipassd reachable and
+      // knowing us, instances by pool and state, the resources they hold.
+      [=](probe_atom) {
+        Probe(self->state);
+        self->delayed_send(self, interval, probe_atom::value);
+      },
       // CAF callers (and caf_bridge's ServeWithActor).
       [=](bus::bus_request_atom, const bus::Envelope& r) -> caf::result<BusAnswer> {
         auto& s = self->state;
         std::uint64_t id = 0;
-        auto answer = HandleRequest(s, r, [&]() -> DeferredReply {
+        auto answer = HandleCounted(s, r, [&]() -> DeferredReply {
           id = s.next_launch++;
           s.launches.emplace(id, self->make_response_promise<BusAnswer>());
           // Weak: the scheduler lives in our state, a strong handle would keep us alive.
@@ -423,7 +560,7 @@ caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublish
                                    "'" + r.type + "' expired before the session could start it"));
           return;
         }
-        auto answer = HandleRequest(s, r, [responder]() -> DeferredReply {
+        auto answer = HandleCounted(s, r, [responder]() -> DeferredReply {
           return [responder](BusAnswer a) { AnswerOnBus(*responder, a); };
         });
         if (answer) AnswerOnBus(*responder, *answer);

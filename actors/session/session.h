@@ -3,8 +3,11 @@
 // serving the multipass.* contract (contracts/multipass.h). Blocking gRPC
 // calls run on the actor's own (detached) thread or on the scheduler's
 // workers, never on the bus I/O thread or a CAF scheduler thread.
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,9 +16,30 @@
 
 #include "bus/events.h"
 #include "bus/server.h"
+#include "metrics/registry.h"
 #include "multipass/multipass_client.h"
 
 namespace mps::multipass {
+
+// What the session knows of multipassd, from its probe and from every
+// request it carries: for readiness checks (hostd's /ready and systemd).
+struct SessionHealth {
+  std::atomic<bool> probed{false};  // the first probe finished, either way
+  std::atomic<bool> reachable{false};
+  std::atomic<bool> authenticated{false};  // multipassd accepted our certificate
+  void SetError(std::string error) {
+    std::lock_guard lock(mutex_);
+    error_ = std::move(error);
+  }
+  std::string Error() const {
+    std::lock_guard lock(mutex_);
+    return error_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::string error_;  // the last failure talking to multipassd; empty when healthy
+};
 
 struct SessionOptions {
   MultipassClientOptions client;
@@ -23,6 +47,14 @@ struct SessionOptions {
   // Empty: every name is allowed. Otherwise a name is allowed only when it
   // starts with one of these followed by '-' ("web" allows "web-1", not "webapp-1").
   std::vector<std::string> allowed_prefixes;
+  // Launch durations, multipassd RPC errors, multipassd reachable, and (from
+  // the probe) instances by pool and state and the resources they hold.
+  // Null: not counted.
+  std::shared_ptr<metrics::Registry> metrics;
+  std::shared_ptr<SessionHealth> health;  // may be null
+  // How often the session lists every instance on its own (for the gauges and
+  // readiness); zero: never, only requests tell how multipassd is.
+  std::chrono::milliseconds probe_interval{0};
 };
 
 // The --allow-prefix rule, also used for the list request's own prefix.

@@ -80,6 +80,10 @@ job "autoscaler" {
       port "status_events" {
         static = 7501
       }
+      # multipass-target's Prometheus /metrics and /ready (deploy/prometheus/).
+      port "metrics" {
+        static = 9465
+      }
     }
 
     # state_dir lives here, so a restarted or rescheduled task keeps it.
@@ -202,6 +206,8 @@ job "autoscaler" {
             status_server_key_path      = "/secrets/status.key"
             status_authorized_keys_path = "/secrets/status-authorized"
 
+            metrics_address = "{{ env "NOMAD_IP_metrics" }}:{{ env "NOMAD_PORT_metrics" }}"
+
             # The agent merges its nomad {} block into every plugin's config
             # (nomad_address, nomad_token, ...); set one here only to differ.
             nomad_block-query-wait-time = "5m"
@@ -222,6 +228,20 @@ job "autoscaler" {
         check {
           type     = "http"
           path     = "/v1/health"
+          interval = "10s"
+          timeout  = "2s"
+        }
+      }
+
+      # The plugin's metrics, for Prometheus's Nomad service discovery; the
+      # check fails while the plugin is not configured.
+      service {
+        name     = "multipass-target-metrics"
+        port     = "metrics"
+        provider = "nomad"
+        check {
+          type     = "http"
+          path     = "/ready"
           interval = "10s"
           timeout  = "2s"
         }

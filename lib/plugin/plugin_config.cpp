@@ -23,9 +23,9 @@ constexpr std::array kSplitKeys{"hostd_address", "hostd_server_key_path", "bus_k
 constexpr std::array kDirectKeys{"multipass_address", "client_cert_path", "client_key_path",
                                  "passphrase"};
 constexpr std::array kOptionalKeys{
-    "multipass_ca_path",          "multipass_server_name", "state_dir",
-    "max_parallel_launches",      "status_address",        "status_server_key_path",
-    "status_authorized_keys_path"};
+    "multipass_ca_path",           "multipass_server_name", "state_dir",
+    "max_parallel_launches",       "status_address",        "status_server_key_path",
+    "status_authorized_keys_path", "metrics_address"};
 constexpr std::array kNomadKeys{
     "nomad_address",         "nomad_region",      "nomad_namespace",
     "nomad_token",           "nomad_http-auth",   "nomad_ca-cert",
@@ -231,6 +231,22 @@ PluginConfigParse ParsePluginConfig(const Raw& raw) {
                                              std::to_string(PluginConfig::kMaxMaxParallelLaunches));
     } else {
       cfg.max_parallel_launches = n;
+    }
+  }
+
+  if (const auto* a = Value(raw, "metrics_address")) {
+    // A bare port, or host:port; the HTTP server is started by the backend.
+    std::string address = *a;
+    if (address.find(':') == std::string::npos) address = "127.0.0.1:" + address;
+    auto colon = address.rfind(':');
+    std::string port = address.substr(colon + 1);
+    int n = -1;
+    auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+    if (colon == 0 || ec != std::errc() || ptr != port.data() + port.size() || n < 0 || n > 65535) {
+      v.Problem("metrics_address",
+                "\"" + *a + "\" is not an address; expected host:port or a port (on 127.0.0.1)");
+    } else {
+      cfg.metrics_address = address;
     }
   }
 

@@ -10,7 +10,8 @@
 //    client_cert_path, client_key_path, passphrase.
 // Optional in both: multipass_ca_path, multipass_server_name, state_dir,
 // max_parallel_launches, status_address (+ status_server_key_path,
-// status_authorized_keys_path). nomad_* keys are kept raw for the Nomad client
+// status_authorized_keys_path), metrics_address (Prometheus /metrics and
+// /ready, host:port or a bare port on loopback). nomad_* keys are kept raw for the Nomad client
 // config; only their cheap formats (bool, Go duration) are checked here.
 #include <filesystem>
 #include <map>
@@ -60,7 +61,8 @@ struct PluginConfig {
   std::optional<std::filesystem::path> state_dir;
   int max_parallel_launches = kDefaultMaxParallelLaunches;
   std::optional<StatusEndpointConfig> status;
-  std::map<std::string, std::string> nomad;  // every nomad_* key, raw
+  std::optional<std::string> metrics_address;  // host:port (a bare port: 127.0.0.1:port)
+  std::map<std::string, std::string> nomad;    // every nomad_* key, raw
 
   bool split() const { return std::holds_alternative<SplitModeConfig>(mode); }
 

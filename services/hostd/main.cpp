@@ -1,9 +1,14 @@
 // multipass-hostd: serves one Multipass daemon on the bus (split mode).
-// Prints "ready <bind> events <events-endpoint>" on stdout when serving;
-// logs go to stderr. SIGTERM/SIGINT stop it after logging launches in flight.
+// Prints "ready <bind> events <events-endpoint>" on stdout when serving (and
+// "metrics http://HOST:PORT" with --metrics-address); logs go to stderr.
+// Under systemd (Type=notify) it sends READY=1 once serving and kicks the
+// watchdog from the bus I/O loop. SIGTERM/SIGINT stop it after logging
+// launches in flight.
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -11,10 +16,13 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "bus/events.h"
 #include "bus/keys.h"
 #include "bus/server.h"
+#include "metrics/http_endpoint.h"
+#include "metrics/systemd_notify.h"
 #include "multipass/daemon_endpoint.h"
 #include "session/session.h"
 
@@ -34,6 +42,40 @@ std::string ReadPassphrase(const std::string& path) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   if (text.empty()) throw StartupError("--multipass-passphrase-file: '" + path + "' is empty");
   return text;
+}
+
+// /ready: the bus is served, multipassd answers and knows our certificate.
+mps::metrics::Readiness Readiness(const std::atomic<bool>& serving,
+                                  const mps::multipass::SessionHealth& health) {
+  mps::metrics::Readiness r;
+  if (!serving) r.reasons.push_back("not serving the bus (stopping)");
+  if (!health.probed) {
+    r.reasons.push_back("multipassd not probed yet");
+  } else if (!health.reachable) {
+    r.reasons.push_back("multipassd unreachable: " + health.Error());
+  } else if (!health.authenticated) {
+    r.reasons.push_back("multipassd does not accept our certificate: " + health.Error());
+  }
+  r.ready = r.reasons.empty();
+  return r;
+}
+
+// The host's own capacity, read at each scrape (CPUs, memory, the disk
+// multipass keeps its images and instances on).
+void AddHostCapacity(mps::metrics::Registry& metrics, const std::string& disk_path) {
+  metrics.OnCollect([&metrics, disk_path] {
+    long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+    double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) *
+                    static_cast<double>(::sysconf(_SC_PAGESIZE));
+    struct statvfs fs {};
+    double disk = 0;
+    if (::statvfs(disk_path.c_str(), &fs) == 0 || ::statvfs("/", &fs) == 0)
+      disk = static_cast<double>(fs.f_blocks) * static_cast<double>(fs.f_frsize);
+    metrics.Gauge("mps_host_cpus", "CPUs of the Multipass host").Set(static_cast<double>(cpus));
+    metrics.Gauge("mps_host_memory_bytes", "Physical memory of the Multipass host").Set(memory);
+    metrics.Gauge("mps_host_disk_bytes", "Size of the filesystem Multipass keeps instances on")
+        .Set(disk);
+  });
 }
 
 int Run(int argc, char** argv) {
@@ -71,6 +113,19 @@ int Run(int argc, char** argv) {
                  "Launches running at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  std::string metrics_address;
+  app.add_option("--metrics-address", metrics_address,
+                 "Serve Prometheus /metrics and /ready on HOST:PORT (a bare PORT is on "
+                 "127.0.0.1; unset: off)");
+  unsigned probe_interval = 10;
+  app.add_option("--probe-interval", probe_interval,
+                 "Seconds between listings of every instance, for readiness and the instance "
+                 "gauges (0: never)")
+      ->capture_default_str();
+  std::string host_disk_path = "/var/snap/multipass/common";
+  app.add_option("--host-disk-path", host_disk_path,
+                 "Filesystem whose size is reported as the host's disk capacity (falls back to /)")
+      ->capture_default_str();
   unsigned shutdown_grace = 60;
   app.add_option("--shutdown-grace", shutdown_grace,
                  "Seconds to let running launches finish on SIGTERM before cancelling them")
@@ -122,14 +177,40 @@ int Run(int argc, char** argv) {
   caf::actor_system sys{cfg};
   mps::bus::BusContext context;
 
+  std::shared_ptr<mps::metrics::Registry> metrics;
+  if (!metrics_address.empty()) {
+    try {
+      metrics_address = mps::metrics::NormalizeMetricsAddress(metrics_address);
+    } catch (const std::invalid_argument& e) {
+      throw StartupError(std::string("--metrics-address: ") + e.what());
+    }
+    metrics = std::make_shared<mps::metrics::Registry>();
+    context.SetMetrics(metrics);
+    AddHostCapacity(*metrics, host_disk_path);
+  }
+  auto health = std::make_shared<mps::multipass::SessionHealth>();
+  session.metrics = metrics;
+  session.health = health;
+  session.probe_interval = std::chrono::seconds(probe_interval);
+  mps::metrics::SystemdNotifier systemd;
+
   mps::bus::ServerOptions so;
   so.endpoint = bind;
   so.name = "multipass-hostd";
   so.curve = curve;
+  so.metrics = metrics;
+  if (systemd.watchdog_interval().count() > 0) {
+    // The watchdog proves the bus I/O loop turns: it is kicked from there.
+    so.on_tick = [&systemd] { systemd.Kick(); };
+    so.tick = std::min<std::chrono::milliseconds>(
+        std::chrono::milliseconds(1000),
+        std::chrono::duration_cast<std::chrono::milliseconds>(systemd.watchdog_interval() / 4));
+  }
   mps::bus::PublisherOptions po;
   po.endpoint = mps::bus::EventsEndpointFor(bind);
   po.name = "multipass-hostd";
   po.curve = curve;
+  po.metrics = metrics;
 
   auto server = std::make_unique<mps::bus::BusServer>(context, so);
   auto publisher = std::make_unique<mps::bus::EventPublisher>(
@@ -150,14 +231,38 @@ int Run(int argc, char** argv) {
     mps::multipass::StopMultipassSession(sys, actor);
     throw;
   }
+  std::atomic<bool> serving{true};
+  std::unique_ptr<mps::metrics::HttpEndpoint> http;
+  if (metrics) {
+    try {
+      http = std::make_unique<mps::metrics::HttpEndpoint>(
+          metrics_address, metrics, [&serving, health] { return Readiness(serving, *health); });
+    } catch (const std::exception& e) {
+      server->Stop();
+      server.reset();
+      mps::multipass::StopMultipassSession(sys, actor);
+      throw StartupError(std::string("--metrics-address: ") + e.what());
+    }
+  }
   std::cout << "ready " << server->endpoint() << " events " << publisher->endpoint() << std::endl;
-  spdlog::info("serving {} on {} (events {})", session.client.address, server->endpoint(),
-               publisher->endpoint());
+  if (http) std::cout << "metrics http://" << http->address() << std::endl;
+  spdlog::info("serving {} on {} (events {}{})", session.client.address, server->endpoint(),
+               publisher->endpoint(), http ? ", metrics on http://" + http->address() : "");
+  // systemd: ready once serving and the first look at multipassd is done
+  // (either way: a multipassd that is down is reported, not waited for).
+  for (int i = 0; i < 50 && probe_interval > 0 && !health->probed; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto ready = Readiness(serving, *health);
+  systemd.Ready(ready.ready ? "serving " + server->endpoint()
+                            : "serving " + server->endpoint() + "; " + ready.reasons.front());
 
   int sig = 0;
   while (sigwait(&signals, &sig) != 0) {
   }
   spdlog::info("signal {}: stopping", sig);
+  systemd.Stopping();
+  serving = false;
+  http.reset();
   server->Stop();
   // Running launches get the grace, then are cancelled.
   auto stop =

@@ -16,6 +16,7 @@
 #include "cache/state_cache.h"
 #include "contracts/status.h"
 #include "controller/pool_controller.h"
+#include "metrics/http_endpoint.h"
 #include "multipass/client_identity.h"
 #include "multipass/daemon_endpoint.h"
 #include "multipass/multipass_error.h"
@@ -52,6 +53,8 @@ struct BusTargetBackend::Link {
   caf::actor controller;
   caf::actor watcher;
   std::unique_ptr<bus::EventSubscriber> hostd_events;  // split mode
+  std::shared_ptr<metrics::Registry> metrics;          // with metrics_address
+  std::unique_ptr<metrics::HttpEndpoint> http;         // with metrics_address
 
   // Every step is bounded: the whole teardown takes well under a second
   // whatever is in flight (go-plugin kills a plugin 2 s after Shutdown).
@@ -67,6 +70,7 @@ struct BusTargetBackend::Link {
 
   ~Link() {
     Interrupt();
+    http.reset();
     if (hostd_events) hostd_events->Stop();
     hostd_events.reset();
     // Waiting Scales are answered; their operations are in the store already.
@@ -102,12 +106,14 @@ PluginError Invalid(const std::string& message) {
 }
 
 std::shared_ptr<bus::BusClient> SplitClient(const plugin::PluginConfig& config,
-                                            bus::BusContext& context) {
+                                            bus::BusContext& context,
+                                            std::shared_ptr<metrics::Registry> metrics) {
   const auto& split = std::get<plugin::SplitModeConfig>(config.mode);
   bus::ClientOptions options;
   options.endpoint = split.hostd_address;
   options.name = "multipass-target";
   options.curve = bus::CurveClientConfig{split.bus_secret_key, split.hostd_server_public_key};
+  options.metrics = metrics;
   try {
     return std::make_shared<bus::BusClient>(context, options);
   } catch (const bus::BusError& e) {
@@ -166,6 +172,7 @@ std::shared_ptr<bus::BusClient> DirectClient(BusTargetBackend::Link& link) {
   if (config.multipass_server_name) session.client.server_name = *config.multipass_server_name;
   if (config.state_dir) session.client.state_dir = *config.state_dir;
   session.max_parallel_launches = static_cast<std::size_t>(config.max_parallel_launches);
+  session.metrics = link.metrics;
   try {
     link.session =
         multipass::ServeMultipassSession(*link.system, *link.session_server, nullptr, session);
@@ -176,6 +183,7 @@ std::shared_ptr<bus::BusClient> DirectClient(BusTargetBackend::Link& link) {
   bus::ClientOptions client;
   client.endpoint = server.endpoint;
   client.name = "multipass-target";
+  client.metrics = link.metrics;
   return std::make_shared<bus::BusClient>(*link.context, client);
 }
 
@@ -191,6 +199,7 @@ std::shared_ptr<bus::BusClient> NomadClient(BusTargetBackend::Link& link,
   bus::ClientOptions client;
   client.endpoint = server.endpoint;
   client.name = "multipass-target";
+  client.metrics = link.metrics;
   return std::make_shared<bus::BusClient>(*link.context, client);
 }
 
@@ -218,6 +227,7 @@ void ServeStatus(BusTargetBackend::Link& link, const fs::path& state_dir,
   po.endpoint = bus::EventsEndpointFor(status.address);
   po.name = "multipass-target";
   po.curve = curve;
+  po.metrics = link.metrics;
   std::shared_ptr<bus::EventLog> log;
   try {
     log = std::make_shared<bus::SqliteEventLog>(state_dir / "events.db");
@@ -229,8 +239,15 @@ void ServeStatus(BusTargetBackend::Link& link, const fs::path& state_dir,
   so.endpoint = status.address;
   so.name = "multipass-target-status";
   so.curve = curve;
+  so.metrics = link.metrics;
   link.status_server = std::make_unique<bus::BusServer>(*link.context, so);
   link.publisher->ServeReplay(*link.status_server);
+}
+
+std::string ScaleOutcomeName(controller::ScaleStatus status) {
+  for (const auto& [value, name] : EnumNames(status))
+    if (value == status) return std::string(name);
+  return "unknown";
 }
 
 std::string NewRequestId() {
@@ -271,6 +288,11 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
   link->config = config;
   link->system = system_.get();
   link->context = std::make_unique<bus::BusContext>();
+  if (config.metrics_address) {
+    if (!metrics_) metrics_ = std::make_shared<metrics::Registry>();
+    link->metrics = metrics_;
+    link->context->SetMetrics(metrics_);
+  }
   fs::path state_dir = StateDir(config);
   try {
     link->state_lock = std::make_unique<scaling::StateDirLock>(state_dir);
@@ -278,7 +300,7 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
     throw Invalid(e.what());
   }
   if (config.split()) {
-    link->links.multipass = SplitClient(config, *link->context);
+    link->links.multipass = SplitClient(config, *link->context, link->metrics);
     link->links.multipass_where =
         "multipass-hostd at " + std::get<plugin::SplitModeConfig>(config.mode).hostd_address;
   } else {
@@ -293,6 +315,7 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
   cache_options.events = link->publisher.get();
   cache_options.board = std::make_shared<cache::StatusBoard>();
   cache_options.first_sync_wait = options_.first_sync_wait;
+  cache_options.metrics = link->metrics;
   try {
     link->cache_actor = cache::SpawnStateCache(*system_, cache_options);
   } catch (const scaling::StateStoreError& e) {
@@ -314,6 +337,7 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
   co.links = link->links;
   co.cache = link->cache_actor;
   co.first_sync_wait = options_.first_sync_wait;
+  co.metrics = link->metrics;
   link->controller = controller::SpawnPoolController(*system_, co);
   link->watcher = watcher::SpawnPoolWatcher(*system_, options_.watcher, link->links,
                                             link->cache_actor, link->controller);
@@ -334,9 +358,20 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
         });
     link->hostd_events->Start();
   }
-  spdlog::info("configured: multipass requests go to {}, Nomad requests to {}{}",
+  if (config.metrics_address) {
+    try {
+      link->http =
+          std::make_unique<metrics::HttpEndpoint>(*config.metrics_address, link->metrics, [] {
+            return metrics::Readiness{true, {}};
+          });
+    } catch (const std::exception& e) {
+      throw Invalid(std::string("metrics_address: ") + e.what());
+    }
+  }
+  spdlog::info("configured: multipass requests go to {}, Nomad requests to {}{}{}",
                link->links.multipass_where, link->links.nomad_where,
-               config.status ? ", status served on " + config.status->address : "");
+               config.status ? ", status served on " + config.status->address : "",
+               link->http ? ", metrics on http://" + link->http->address() : "");
   std::lock_guard lock(mu_);
   link_ = std::move(link);
 }
@@ -366,13 +401,22 @@ std::shared_ptr<BusTargetBackend::Link> BusTargetBackend::CurrentLink(const char
 plugin::TargetStatus BusTargetBackend::Status(const plugin::ConfigMap& config,
                                               std::chrono::steady_clock::time_point) {
   auto link = CurrentLink("Status");
+  auto count = [&link](const char* outcome) {
+    metrics::Inc(link->metrics.get(), "mps_status_calls_total",
+                 "The autoscaler's Status calls, by outcome", {{"outcome", outcome}});
+  };
   cache::StatusAnswer answer;
   try {
     answer = link->status->Status(config);
   } catch (const std::runtime_error& e) {
+    count("error");
     throw PluginError(PluginError::Code::internal, e.what());
   }
-  if (!answer.error.empty()) throw Invalid(answer.error);
+  if (!answer.error.empty()) {
+    count("invalid");
+    throw Invalid(answer.error);
+  }
+  count(answer.ready ? "ready" : "not_ready");
   if (!answer.synced) caf::anon_send(link->watcher, watcher::wake_atom::value);
   return {answer.ready, answer.count, std::move(answer.meta)};
 }
@@ -388,6 +432,9 @@ void BusTargetBackend::Scale(const plugin::ScaleAction& action, const plugin::Co
   // A pool seen for the first time is listed at once, not at the next tick.
   caf::anon_send(link->watcher, watcher::wake_atom::value);
   auto outcome = controller::RunScale(*system_, link->controller, command);
+  metrics::Inc(link->metrics.get(), "mps_scale_calls_total",
+               "The autoscaler's Scale calls, by outcome",
+               {{"outcome", ScaleOutcomeName(outcome.status)}});
   using S = controller::ScaleStatus;
   using C = PluginError::Code;
   switch (outcome.status) {

@@ -12,6 +12,7 @@
 
 #include "watcher/pool_watcher.h"
 
+#include "metrics/registry.h"
 #include "plugin/plugin_config.h"
 #include "plugin/target_backend.h"
 
@@ -49,6 +50,9 @@ class BusTargetBackend final : public plugin::TargetBackend {
   std::unique_ptr<caf::actor_system> system_;
   mutable std::mutex mu_;
   std::shared_ptr<Link> link_;
+  // Created with the first configuration that sets metrics_address and kept
+  // across reloads, so counters only grow. Null while metrics are off.
+  std::shared_ptr<metrics::Registry> metrics_;
 };
 
 }  // namespace mps::target

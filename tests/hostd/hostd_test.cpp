@@ -504,7 +504,7 @@ TEST(SessionInProcess, ServesTheProtocolAndPublishesEvents) {
     server.Start();
     publisher.Start();
 
-    mps::bus::BusClient client(ctx, {so.endpoint, "direct", std::nullopt, {}, 3});
+    mps::bus::BusClient client(ctx, {so.endpoint, "direct", std::nullopt, {}, 3, nullptr});
     WaitUntilDaemonAnswers(client);
     client.CallSync(std::string(mp::LaunchRequest::kType), {{"name", "web-1"}}, Mutating("l1"));
     EXPECT_EQ(Names(client.CallSync(std::string(mp::ListRequest::kType), {{"prefix", "web"}})),
@@ -568,7 +568,7 @@ class SessionContract : public ::testing::Test {
     session_ = mps::multipass::ServeMultipassSession(*sys_, *server_, nullptr, options);
     server_->Start();
     client_ = std::make_unique<mps::bus::BusClient>(
-        ctx_, mps::bus::ClientOptions{so.endpoint, "contract-test", std::nullopt, {}, 1});
+        ctx_, mps::bus::ClientOptions{so.endpoint, "contract-test", std::nullopt, {}, 1, nullptr});
   }
   void TearDown() override {
     client_.reset();
@@ -647,7 +647,7 @@ struct SessionWithALaunch {
     session = mps::multipass::ServeMultipassSession(*sys, *server, nullptr, options);
     server->Start();
     client = std::make_unique<mps::bus::BusClient>(
-        ctx, mps::bus::ClientOptions{so.endpoint, "direct", std::nullopt, {}, 3});
+        ctx, mps::bus::ClientOptions{so.endpoint, "direct", std::nullopt, {}, 3, nullptr});
     WaitUntilDaemonAnswers(*client);
     client->Call(std::string(mp::LaunchRequest::kType), {{"name", "web-1"}}, Mutating("l1", 120s),
                  [this](mps::bus::CallResult r) { answered.set_value(std::move(r)); });
