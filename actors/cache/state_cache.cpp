@@ -422,7 +422,7 @@ class CacheState {
     RemoveOperations(pool, r.instance, scaling::OperationStatus::kFailed);
     switch (r.kind) {
       case OperationKind::kLaunch:
-        pool.state.RecordLaunchFailure(r.detail, now);
+        pool.state.RecordLaunchFailure(r.detail, now, r.request_id);
         if (r.leftover) pool.state.failed_launch_leftovers.push_back(r.instance);
         Publish(ev::InstanceFailed{r.pool, r.instance, r.detail});
         return;

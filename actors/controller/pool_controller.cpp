@@ -61,6 +61,8 @@ struct Run {
   std::deque<scaling::LaunchAction> launches;
   int parallel = 1;
   int pending = 0;  // calls in flight (bus and cache)
+  int launches_failed = 0;     // answered with a failure (not "outcome unknown")
+  int launches_succeeded = 0;
   bool finishing = false;
 
   std::vector<std::string> errors;
@@ -348,11 +350,31 @@ class Controller {
     });
   }
 
+  // A run whose first `parallel` (at least 3) launches all failed stops
+  // launching: the rest would fail the same way (bad image, full host) and a
+  // large Scale would send thousands of doomed launches to multipassd.
+  static bool LaunchesKeepFailing(const Run& run) {
+    return run.launches_succeeded == 0 && run.launches_failed >= std::max(3, run.parallel);
+  }
+
+  // The queued launches are in the store (write-ahead): each is reported as
+  // failed, not attempted, so nothing of them is resumed or counted later.
+  void AbandonQueuedLaunches(Run& run) {
+    std::string why = "not attempted: the " + std::to_string(run.launches_failed) +
+                      " launch(es) before it all failed";
+    for (const auto& launch : run.launches) {
+      Report(run, OperationKind::kLaunch, launch.name, OpPhase::kFailed, why);
+    }
+    run.Fail(std::to_string(run.launches.size()) + " queued launch(es) abandoned: " + why, false);
+    run.launches.clear();
+  }
+
   // Moves the run on: launches up to the parallelism, else the next stage
   // once nothing is in flight, else the end.
   void Advance(Run& run) {
     for (;;) {
       if (run.finishing) return;
+      if (!run.launches.empty() && LaunchesKeepFailing(run)) AbandonQueuedLaunches(run);
       while (!run.launches.empty() && run.pending < run.parallel) {
         auto launch = std::move(run.launches.front());
         run.launches.pop_front();
@@ -457,13 +479,18 @@ class Controller {
          {Ms(run.policy.startup_timeout) + st_.options.launch_grace, "launch:" + launch.name},
          [this, name = launch.name](Run& r, Answer<mp::LaunchReply>& a) {
            if (a.ok()) {
+             ++r.launches_succeeded;
              Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
              r.changed = true;
              return;
            }
            const auto& e = *a.error;
            // name_taken on a retry: our first attempt made it; the next list tells how it went.
-           if (LinkBroke(e) || contracts::AppCodeOf(e) == AppCode::kNameTaken) {
+           // multipassd unreachable or timing out mid-launch (e.g. restarted): the daemon may
+           // have gone on with it, so it is no launch failure either (no backoff).
+           auto code = contracts::AppCodeOf(e);
+           if (LinkBroke(e) || code == AppCode::kNameTaken || code == AppCode::kUnreachable ||
+               code == AppCode::kTimeout) {
              Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, e.what());
              r.Fail("launch of " + name + ": outcome unknown (" + e.what() +
                         "); it is resolved once " + links().multipass_where + " answers again",
@@ -480,11 +507,17 @@ class Controller {
     info.names = {name};
     Call(run, *links().multipass, info, {10s, {}},
          [this, name, error](Run& r, Answer<mp::InfoReply>& a) {
-           if (!a.ok()) {
+           // multipassd answering "no such instance" is an answer: nothing was left behind.
+           bool gone = !a.ok() && contracts::AppCodeOf(*a.error) == AppCode::kNotFound;
+           if (!a.ok() && !gone) {
              LaunchFailed(
                  r, name,
                  error + "; its leftover instance could not be looked up yet: " + a.error->what(),
                  true);
+             return;
+           }
+           if (gone) {
+             LaunchFailed(r, name, error, false);
              return;
            }
            if (a.value.instances.empty()) {
@@ -514,6 +547,7 @@ class Controller {
         MakeReport(run, OperationKind::kLaunch, name, OpPhase::kFailed, detail);
     report.leftover = leftover;  // reconciliation deletes it later
     self_->send(st_.options.cache, cache::report_atom::value, report);
+    ++run.launches_failed;
     run.Fail("launch of " + name + " failed: " + detail, false);
   }
 

@@ -63,9 +63,14 @@ const Operation* PoolState::OperationOn(std::string_view instance) const {
   return it == operations.end() ? nullptr : &*it;
 }
 
-void PoolState::RecordLaunchFailure(std::string error, TimePoint now) {
-  ++launch_failures.consecutive;
+void PoolState::RecordLaunchFailure(std::string error, TimePoint now,
+                                    const std::string& request_id) {
+  bool same_request = !request_id.empty() && launch_failures.consecutive > 0 &&
+                      launch_failures.last_request_id == request_id;
   launch_failures.last_error = std::move(error);
+  if (same_request) return;
+  launch_failures.last_request_id = request_id;
+  ++launch_failures.consecutive;
   launch_failures.next_retry_at = now + LaunchBackoff(launch_failures.consecutive);
 }
 

@@ -78,9 +78,10 @@ inline constexpr std::chrono::seconds kMaxLaunchBackoff{300};
 std::chrono::seconds LaunchBackoff(int consecutive_failures);
 
 struct LaunchFailures {
-  int consecutive = 0;
+  int consecutive = 0;  // Scale requests in a row whose launches failed
   std::string last_error;
   std::optional<TimePoint> next_retry_at;
+  std::string last_request_id;  // of the latest failure
 };
 
 struct Reachability {
@@ -108,7 +109,9 @@ struct PoolState {
   const Operation* OperationOn(std::string_view instance) const;
 
   // Bookkeeping of launch outcomes; a success resets the backoff.
-  void RecordLaunchFailure(std::string error, TimePoint now);
+  // Failures count once per request: six launches of one Scale failing
+  // together (one cause, e.g. a daemon restart) are one failure, not six.
+  void RecordLaunchFailure(std::string error, TimePoint now, const std::string& request_id = {});
   void RecordLaunchSuccess();
 };
 

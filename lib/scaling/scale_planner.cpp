@@ -282,6 +282,13 @@ ScalePlan ScalePlanner::Plan(const PoolState& state, const PoolPolicy& policy,
   if (!plan.dry_run && !state.multipass.reachable) {
     return Refuse(std::move(plan), "multipassd unreachable: " + state.multipass.reason);
   }
+  // Without the pool's Nomad view the count itself is a guess (which
+  // instances joined, which are draining), so nothing is changed on it.
+  if (!plan.dry_run && !state.nomad.reachable && request.target != plan.current_count) {
+    return Refuse(std::move(plan), "cannot scale pool " + state.prefix +
+                                       ": its Nomad nodes cannot be read (Nomad unreachable: " +
+                                       state.nomad.reason + ")");
+  }
   if (request.target == plan.current_count) {
     plan.message = "pool " + state.prefix + " already has " + std::to_string(plan.current_count) +
                    " instance(s)";
@@ -312,9 +319,10 @@ ScalePlan ScalePlanner::ReconcilePlan(const PoolState& state, const PoolPolicy& 
 
   std::vector<std::string> notes;
   std::int64_t replacements = 0;
+  // "Never registered" is only known while Nomad can be read.
   for (const auto& instance : state.instances) {
-    if (BelongsToPool(state.prefix, instance.name) && IsCounted(state, instance) &&
-        RegistrationTimedOut(state, instance, policy, now)) {
+    if (state.nomad.reachable && BelongsToPool(state.prefix, instance.name) &&
+        IsCounted(state, instance) && RegistrationTimedOut(state, instance, policy, now)) {
       plan.actions.push_back(DeleteAction{instance.name, RegistrationReason(instance, policy)});
       ++replacements;
     }

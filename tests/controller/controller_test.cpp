@@ -219,6 +219,37 @@ TEST_F(ControllerTest, ALaunchThatNeverAnswersCostsItsDeadlineAndIsResolvedLater
   EXPECT_EQ(multipass_->count("multipass.launch"), 2);
 }
 
+// Issue 16, defect 5: multipassd restarting mid-launch is not a launch
+// failure (the daemon may have gone on with it): Unavailable, no backoff,
+// and the launches stay recorded for the next listing to resolve.
+TEST_F(ControllerTest, LaunchesCutOffByAnUnreachableDaemonAreUnknownNotFailed) {
+  Start();
+  Observe();
+  multipass_->FailWith("multipass.launch", contracts::AppCode::kUnreachable,
+                       "multipassd: socket closed");
+  auto outcome = Scale(3, "r1");
+  EXPECT_EQ(outcome.status, ScaleStatus::kUnavailable) << outcome.message;
+  EXPECT_NE(outcome.message.find("outcome unknown"), std::string::npos) << outcome.message;
+  EXPECT_EQ(scaling::StateStore(dir_.path()).PendingOperations("web").size(), 3u);
+  EXPECT_EQ(multipass_->count("multipass.info"), 0);  // no clean-up of what may be running
+}
+
+// Issue 16, defect 2: a 30,000 request sent about 3,800 failing launches to
+// multipassd. Once the first launches all fail, the rest are not attempted.
+TEST_F(ControllerTest, AScaleWhoseLaunchesKeepFailingStopsEarly) {
+  Start();
+  Observe();
+  multipass_->FailWith("multipass.launch", contracts::AppCode::kImageNotFound, "no such image");
+  auto outcome = Scale(10, "r1");  // max_instances
+  EXPECT_EQ(outcome.status, ScaleStatus::kFailed) << outcome.message;
+  EXPECT_NE(outcome.message.find("abandoned"), std::string::npos) << outcome.message;
+  EXPECT_GE(multipass_->count("multipass.launch"), 3);
+  EXPECT_LE(multipass_->count("multipass.launch"), 5);
+  // Nothing of the request is left to resume, and it counts as one failure.
+  EXPECT_TRUE(scaling::StateStore(dir_.path()).PendingOperations("web").empty());
+  EXPECT_TRUE(Eventually([&] { return Status().count == 0; }));
+}
+
 TEST_F(ControllerTest, ScaleInDrainsDeletesAndPurges) {
   for (auto n : {"web-a", "web-b", "web-c"}) {
     multipass_->Put(n, "running");

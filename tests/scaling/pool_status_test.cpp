@@ -189,5 +189,17 @@ TEST(LaunchBackoff, DoublesFromTenSecondsCappedAtFiveMinutes) {
   EXPECT_FALSE(state.launch_failures.next_retry_at);
 }
 
+// Issue 16, defect 5: six launches of one request failing at once (one
+// cause) froze the pool in a 5-minute backoff; they count as one failure.
+TEST(LaunchBackoffTest, FailuresOfOneRequestCountOnce) {
+  PoolState state;
+  for (int i = 0; i < 6; ++i) state.RecordLaunchFailure("daemon restarted", Now(), "req-1");
+  EXPECT_EQ(state.launch_failures.consecutive, 1);
+  EXPECT_EQ(state.launch_failures.next_retry_at, Now() + std::chrono::seconds(10));
+  state.RecordLaunchFailure("again", Now(), "req-2");
+  EXPECT_EQ(state.launch_failures.consecutive, 2);
+  EXPECT_EQ(state.launch_failures.last_error, "again");
+}
+
 }  // namespace
 }  // namespace mps::scaling

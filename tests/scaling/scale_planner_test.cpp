@@ -334,6 +334,29 @@ TEST_F(ScalePlannerTest, MultipassUnreachableRefused) {
   EXPECT_THAT(plan.message, HasSubstr("multipassd unreachable: socket closed"));
 }
 
+// Issue 16, defect 8: with a wrong nomad_token Status was not ready, yet a
+// Scale 2 -> 4 launched two VMs.
+TEST_F(ScalePlannerTest, NothingChangesWhileNomadCannotBeRead) {
+  auto state = State({Ready("web-a"), Ready("web-b")});
+  state.nomad = {false, "HTTP 403 Permission denied"};
+  for (int target : {4, 1}) {
+    auto plan = Plan(state, Policy(), target);
+    EXPECT_EQ(plan.outcome, PlanOutcome::kRefused) << target;
+    EXPECT_THAT(plan.actions, IsEmpty());
+    EXPECT_THAT(plan.message, HasSubstr("Nomad unreachable: HTTP 403 Permission denied"));
+  }
+  // A dry run still shows what would happen.
+  EXPECT_EQ(Plan(state, Policy(), 4, true).outcome, PlanOutcome::kExecute);
+}
+
+TEST_F(ScalePlannerTest, ReconcileReplacesNothingWhileNomadCannotBeRead) {
+  auto state = State({Ready("web-a"), Unregistered("web-never", std::chrono::minutes(30))});
+  state.nomad = {false, "connection refused"};
+  auto plan = planner_.ReconcilePlan(state, Policy(), Now(), namer_);
+  EXPECT_THAT(DeletedNames(plan), IsEmpty());
+  EXPECT_THAT(ActionsOf<LaunchAction>(plan), IsEmpty());
+}
+
 TEST_F(ScalePlannerTest, ReconcileReplacesCleansAndPurges) {
   auto state = State({Ready("web-a"), Unregistered("web-never", std::chrono::minutes(30)),
                       WithState("web-d", InstanceState::kDeleted), Ready("webapp-x")});
