@@ -1,5 +1,7 @@
 #include "bus/client.h"
 
+#include <utility>
+
 #include <spdlog/spdlog.h>
 
 #include <zmq_addon.hpp>
@@ -25,10 +27,19 @@ class AuthMonitor : public zmq::monitor_t {
   }
   void on_event_disconnected(const zmq_event_t&, const char*) override { Up(false); }
 
+  // True once after each connection that followed a loss.
+  bool TakeReconnected() { return std::exchange(reconnected_, false); }
+
  private:
   void Up(bool up) {
+    if (up && lost_) reconnected_ = true;
+    if (!up && ever_up_) lost_ = true;
+    if (up) lost_ = false;
     auto* m = options_.metrics.get();
-    if (!m) return;
+    if (!m) {
+      if (up) ever_up_ = true;
+      return;
+    }
     metrics::Labels link{{"client", options_.name}, {"endpoint", options_.endpoint}};
     m->Gauge("mps_bus_link_up", "1 while the bus client is connected to its server", link)
         .Set(up ? 1 : 0);
@@ -41,6 +52,8 @@ class AuthMonitor : public zmq::monitor_t {
   std::atomic<bool>& refused_;
   const ClientOptions& options_;
   bool ever_up_ = false;
+  bool lost_ = false;
+  bool reconnected_ = false;
 };
 
 }  // namespace
@@ -128,11 +141,13 @@ void BusClient::Loop(std::promise<std::string>& connected) {
   socket.set(zmq::sockopt::immediate, true);
   std::optional<AuthMonitor> monitor;
   if (options_.curve) ApplyCurveClient(socket, *options_.curve);
-  if (options_.curve || options_.metrics) {
+  // The monitor also tells when the server came back after a loss (inproc
+  // has no connection events: its peer cannot restart under us).
+  if (options_.curve || options_.metrics || TransportOf(options_.endpoint) != Transport::kInproc) {
     monitor.emplace(refused_, options_);
     static std::atomic<int> counter{0};
-    int events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
-    if (options_.metrics) events |= ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED;
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                 ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED;
     monitor->init(socket, "inproc://bus-client-monitor-" + std::to_string(counter++), events);
     if (options_.metrics)
       options_.metrics
@@ -182,6 +197,16 @@ void BusClient::Loop(std::promise<std::string>& connected) {
       while (monitor->check_event(0)) {
       }
     now = std::chrono::steady_clock::now();
+    // A request sent before the connection was lost is lost with it (the
+    // server restarted): idempotent ones go again now, not at their next
+    // scheduled attempt, which may be minutes away for a launch.
+    if (monitor && monitor->TakeReconnected()) {
+      for (auto& [id, p] : pending_) {
+        if (!p.sent || p.request.idempotency_key.empty()) continue;
+        p.attempts = std::min(p.attempts, options_.max_attempts - 1);
+        p.next_attempt = now;
+      }
+    }
     if (items[1].revents & ZMQ_POLLIN) {
       for (auto& c : calls_.Drain()) {
         Pending p;

@@ -60,8 +60,8 @@ struct Run {
   std::deque<Stage> stages;
   std::deque<scaling::LaunchAction> launches;
   int parallel = 1;
-  int pending = 0;  // calls in flight (bus and cache)
-  int launches_failed = 0;     // answered with a failure (not "outcome unknown")
+  int pending = 0;          // calls in flight (bus and cache)
+  int launches_failed = 0;  // answered with a failure (not "outcome unknown")
   int launches_succeeded = 0;
   bool finishing = false;
 
@@ -90,6 +90,9 @@ struct ControllerState {
   std::uint64_t next_run = 1;
   std::uint64_t next_reconcile = 1;
   bool stopping = false;
+  // Steps waiting for a timer (Later), by timer id: the run and the step.
+  std::map<std::uint64_t, std::pair<std::uint64_t, std::function<void(Run&)>>> timers;
+  std::uint64_t next_timer = 1;
 };
 
 using Self = caf::stateful_actor<ControllerState>;
@@ -475,9 +478,10 @@ class Controller {
     }
     // The daemon's own timeout comes first; ours covers the queue in front of it.
     // The same key on every attempt and after a restart: the session runs it once.
-    Call(run, *links().multipass, req,
-         {Ms(run.policy.startup_timeout) + st_.options.launch_grace, "launch:" + launch.name},
-         [this, name = launch.name](Run& r, Answer<mp::LaunchReply>& a) {
+    auto budget = Ms(run.policy.startup_timeout) + st_.options.launch_grace;
+    auto deadline = std::chrono::steady_clock::now() + budget;
+    Call(run, *links().multipass, req, {budget, "launch:" + launch.name},
+         [this, name = launch.name, deadline](Run& r, Answer<mp::LaunchReply>& a) {
            if (a.ok()) {
              ++r.launches_succeeded;
              Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
@@ -485,12 +489,16 @@ class Controller {
              return;
            }
            const auto& e = *a.error;
-           // name_taken on a retry: our first attempt made it; the next list tells how it went.
+           auto code = contracts::AppCodeOf(e);
+           // name_taken: an earlier attempt made it (a retry after hostd restarted; names
+           // are fresh per plan), so its launch is followed until the instance runs.
+           if (code == AppCode::kNameTaken) {
+             FollowExisting(r, name, deadline, e.what());
+             return;
+           }
            // multipassd unreachable or timing out mid-launch (e.g. restarted): the daemon may
            // have gone on with it, so it is no launch failure either (no backoff).
-           auto code = contracts::AppCodeOf(e);
-           if (LinkBroke(e) || code == AppCode::kNameTaken || code == AppCode::kUnreachable ||
-               code == AppCode::kTimeout) {
+           if (LinkBroke(e) || code == AppCode::kUnreachable || code == AppCode::kTimeout) {
              Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, e.what());
              r.Fail("launch of " + name + ": outcome unknown (" + e.what() +
                         "); it is resolved once " + links().multipass_where + " answers again",
@@ -501,6 +509,56 @@ class Controller {
          });
   }
 
+  // The launch of `name` was made by an earlier attempt: look at the
+  // instance every second until it runs (a success) or the launch's own
+  // deadline passes (outcome unknown, left to the next listing).
+  void FollowExisting(Run& run, const std::string& name,
+                      std::chrono::steady_clock::time_point deadline, const std::string& why) {
+    mp::InfoRequest info;
+    info.names = {name};
+    Call(run, *links().multipass, info, {10s, {}},
+         [this, name, deadline, why](Run& r, Answer<mp::InfoReply>& a) {
+           std::string state = a.ok() && !a.value.instances.empty()
+                                   ? a.value.instances.front().state
+                                   : std::string(a.ok() ? "gone" : a.error->what());
+           if (state == "running") {
+             spdlog::info("pool {}: {} was launched by an earlier attempt and runs", r.pool, name);
+             ++r.launches_succeeded;
+             Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
+             r.changed = true;
+             return;
+           }
+           if (state == "starting" && std::chrono::steady_clock::now() + 1s < deadline) {
+             Later(r, 1s, [this, name, deadline, why](Run& r2) {
+               FollowExisting(r2, name, deadline, why);
+             });
+             return;
+           }
+           Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, why + "; " + state);
+           r.Fail("launch of " + name + ": outcome unknown (" + why + "; instance " + state +
+                      "); it is resolved by the next listing",
+                  true);
+         });
+  }
+
+  // Runs `fn` on the run after `delay`, as one of its steps (the run waits for it).
+  void Later(Run& run, std::chrono::milliseconds delay, std::function<void(Run&)> fn) {
+    run.pending++;
+    auto timer = st_.next_timer++;
+    st_.timers.emplace(timer, std::make_pair(run.id, std::move(fn)));
+    self_->delayed_send(self_, delay, later_atom::value, timer);
+  }
+
+ public:
+  void Fire(std::uint64_t timer) {
+    auto it = st_.timers.find(timer);
+    if (it == st_.timers.end()) return;
+    auto [run_id, fn] = std::move(it->second);
+    st_.timers.erase(it);
+    WithRun(run_id, [&](Run& r) { fn(r); });
+  }
+
+ private:
   // A failed launch may leave a half-made instance: remove it, under its name.
   void CleanUpFailedLaunch(Run& run, const std::string& name, const std::string& error) {
     mp::InfoRequest info;
@@ -832,6 +890,7 @@ class Controller {
     }
     st_.runs.clear();
     st_.busy.clear();
+    st_.timers.clear();
     st_.calls->Forget();
   }
 
@@ -849,6 +908,7 @@ caf::behavior PoolController(Self* self, ControllerOptions options) {
   return {
       [controller](scale_atom, const ScaleCommand& command) { controller->Scale(command); },
       [controller](tend_atom, const TendRequest& tend) { controller->Tend(tend); },
+      [controller](later_atom, std::uint64_t timer) { controller->Fire(timer); },
       [self](bus::bus_done_atom, std::uint64_t id, bus::CallResult& result) {
         self->state.calls->Complete(id, result);
       },

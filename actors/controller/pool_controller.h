@@ -58,6 +58,7 @@ using scale_atom = caf::atom_constant<caf::atom("pcscale")>;
 using scale_done_atom = caf::atom_constant<caf::atom("pcdone")>;
 using tend_atom = caf::atom_constant<caf::atom("pctend")>;
 using stop_atom = caf::atom_constant<caf::atom("pcstop")>;
+using later_atom = caf::atom_constant<caf::atom("pclater")>;  // a run's timer fired
 
 struct ScaleCommand {
   ConfigMap policy;

@@ -28,10 +28,12 @@ int main(int argc, char** argv) {
   BusContext context;
   BusServer server(context, opts);
   std::atomic<int> executed{0};
+  // `--no-delay 1`: answers `count` at once (a restarted server in a test).
+  bool no_delay = args["--no-delay"] == "1";
   server.Handle("echo", [](const Request& req, Responder r) { r.Reply(req.envelope.payload); });
-  server.Handle("count", [&](const Request& req, Responder r) {
+  server.Handle("count", [&, no_delay](const Request& req, Responder r) {
     int n = ++executed;
-    int delay = req.envelope.payload.value("delay_ms", 0);
+    int delay = no_delay ? 0 : req.envelope.payload.value("delay_ms", 0);
     std::thread([r, n, delay] {
       std::this_thread::sleep_for(std::chrono::milliseconds(delay));
       r.Reply({{"execution", n}});

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <future>
 #include <thread>
 #include <zmq_addon.hpp>
 
@@ -262,4 +264,38 @@ TEST_F(TcpCurveBetweenProcesses, StoppedServerIsReportedUnreachable) {
   server->Signal(SIGTERM);
   ASSERT_TRUE(server->Wait(5s));
   EXPECT_EQ(CallError(client, "echo", {}, {300ms, {}}), ErrorCode::kUnreachable);
+}
+
+// Issue 16, defect 4: a launch sent to a hostd that was then killed waited
+// for its next scheduled attempt (a third of a long deadline) before going to
+// the restarted hostd. Now it goes again as soon as the connection is back.
+TEST(BusRequestReply, IdempotentRequestLostWithItsServerGoesAgainOnReconnect) {
+  TempDir dir;
+  std::string endpoint = "ipc://" + dir.path() + "/server.sock";
+  auto start = [&](const char* no_delay) {
+    auto s = std::make_unique<ChildProcess>(std::vector<std::string>{
+        BinDir() + "/bus-test-server", "--bind", endpoint, "--no-delay", no_delay});
+    EXPECT_TRUE(s->WaitForLine("ready ", 10s)) << s->stderr_text();
+    return s;
+  };
+  auto server = start("0");
+  BusContext ctx;
+  auto opts = Local(endpoint);
+  opts.max_attempts = 3;
+  BusClient client(ctx, opts);
+  std::promise<CallResult> answered;
+  // The first server would answer after a minute; the retry is due after 20 s.
+  client.Call("count", {{"delay_ms", 60000}}, {60s, "scale-1/launch-a"},
+              [&](CallResult r) { answered.set_value(std::move(r)); });
+  std::this_thread::sleep_for(300ms);  // received and running
+  server->Signal(SIGKILL);
+  ASSERT_TRUE(server->Wait(5s));
+  auto restarted_at = std::chrono::steady_clock::now();
+  server = start("1");  // knows nothing of the request: runs it, answering at once
+  auto result = answered.get_future();
+  ASSERT_EQ(result.wait_for(10s), std::future_status::ready);
+  auto r = result.get();
+  ASSERT_FALSE(r.error) << r.error->what();
+  EXPECT_EQ(r.reply.payload["execution"], 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - restarted_at, 5s);
 }

@@ -234,6 +234,26 @@ TEST_F(ControllerTest, LaunchesCutOffByAnUnreachableDaemonAreUnknownNotFailed) {
   EXPECT_EQ(multipass_->count("multipass.info"), 0);  // no clean-up of what may be running
 }
 
+// Issue 16, defect 4: after hostd restarted, the retried launch met the
+// instance its first attempt made ("already exists") and Scale blocked for
+// minutes to answer "outcome unknown". Now that instance is followed until it runs.
+TEST_F(ControllerTest, ALaunchRetriedAfterAHostdRestartFollowsTheInstanceItsFirstAttemptMade) {
+  Start();
+  Observe();
+  multipass_->leftover_state = "starting";
+  multipass_->FailWith("multipass.launch", contracts::AppCode::kNameTaken,
+                       "instance already exists");
+  auto scale = ScaleAsync(1, "r1");
+  ASSERT_TRUE(Eventually([&] { return multipass_->instances().size() == 1; }));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(scale.wait_for(0s), std::future_status::timeout);  // still starting: waits
+  multipass_->Put(multipass_->instances().begin()->first, "running");
+  auto outcome = scale.get();
+  EXPECT_EQ(outcome.status, ScaleStatus::kDone) << outcome.message;
+  EXPECT_GE(multipass_->count("multipass.info"), 1);
+  EXPECT_TRUE(scaling::StateStore(dir_.path()).PendingOperations("web").empty());
+}
+
 // Issue 16, defect 2: a 30,000 request sent about 3,800 failing launches to
 // multipassd. Once the first launches all fail, the rest are not attempted.
 TEST_F(ControllerTest, AScaleWhoseLaunchesKeepFailingStopsEarly) {

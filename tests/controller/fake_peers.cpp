@@ -78,6 +78,7 @@ void FakePeer::Answer(const std::string& type, const bus::Envelope& request,
   if (auto f = failures_.find(type); f != failures_.end()) {
     auto error = f->second;
     lock.unlock();
+    BeforeFailing(type, request);
     responder.Fail(error);
     return;
   }
@@ -88,6 +89,13 @@ void FakePeer::Answer(const std::string& type, const bus::Envelope& request,
   } catch (const bus::BusError& e) {
     responder.Fail(e);
   }
+}
+
+void FakeMultipass::BeforeFailing(const std::string& type, const bus::Envelope& request) {
+  if (type != mp::LaunchRequest::kType) return;
+  auto req = contracts::Decode<mp::LaunchRequest>(request.payload, request.type);
+  std::lock_guard lock(mutex_);
+  if (!leftover_state.empty()) instances_[req.name] = leftover_state;
 }
 
 void FakePeer::Set(const std::string& type, Answering how) {

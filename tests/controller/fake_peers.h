@@ -55,6 +55,8 @@ class FakePeer {
   // A handler of its own (it answers through the Responder when it likes).
   void ServeRaw(const std::string& type, bus::Handler handler);
   void Start();
+  // Called (without mutex_) before a request is failed by FailWith.
+  virtual void BeforeFailing(const std::string&, const bus::Envelope&) {}
   // Derived fakes stop serving before their world is destroyed.
   void StopServing();
   mutable std::mutex mutex_;
@@ -94,6 +96,9 @@ class FakeMultipass : public FakePeer {
   static contracts::nomad::PoolNodesReply ReadyNodesOf(const contracts::multipass::ListReply& list);
   // A failing launch leaves its instance behind in this state (empty: none).
   std::string leftover_state;
+
+ protected:
+  void BeforeFailing(const std::string& type, const bus::Envelope& request) override;
 
  private:
   std::map<std::string, std::string> instances_;
