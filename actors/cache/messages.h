@@ -77,10 +77,11 @@ struct PlanQuery {
 };
 
 struct PlanAnswer {
-  std::string error;         // policy problems, or the store refused the plan
-  bool synced = false;       // false: the pool was never observed in time; no plan made
-  bool unreachable = false;  // multipassd or Nomad could not be reached
-  std::string not_ready;     // why the pool is not ready, when not synced
+  std::string error;          // policy problems, or the store refused the plan
+  bool synced = false;        // false: the pool was never observed in time; no plan made
+  bool unreachable = false;   // multipassd or Nomad could not be reached
+  bool store_failed = false;  // `error` is the state store's: nothing was recorded or done
+  std::string not_ready;      // why the pool is not ready, when not synced
   std::string pool;
   std::string request_id;
   scaling::ScalePlan plan;  // when ShouldExecute(), its operations are recorded
@@ -89,6 +90,7 @@ struct PlanAnswer {
     v.Optional("error", error);
     v.Optional("synced", synced);
     v.Optional("unreachable", unreachable);
+    v.Optional("store_failed", store_failed);
     v.Optional("not_ready", not_ready);
     v.Optional("pool", pool);
     v.Optional("request_id", request_id);

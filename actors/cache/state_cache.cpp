@@ -86,7 +86,7 @@ class CacheState {
  public:
   CacheState(CacheOptions options)
       : options_(std::move(options)),
-        store_(options_.state_dir),
+        store_(options_.state_dir, options_.state_max_bytes),
         namer_(options_.random ? scaling::InstanceNamer(options_.random)
                                : scaling::InstanceNamer::FromRandomDevice()) {}
 
@@ -140,22 +140,60 @@ class CacheState {
     return it != pools_.end() && it->second.observed();
   }
 
-  static std::string CurrentReasons(const Pool& pool) {
+  std::string CurrentReasons(const Pool& pool) const {
     std::string out;
-    for (const auto& r : pool.CurrentStatus(scaling::Clock::now()).reasons)
-      out += (out.empty() ? "" : "; ") + r;
+    for (const auto& r : CurrentStatus(pool).reasons) out += (out.empty() ? "" : "; ") + r;
     return out;
   }
 
-  static StatusAnswer StatusOf(const Pool& pool) {
-    StatusAnswer answer;
+  // The pool's status, not ready while the state store cannot be written.
+  scaling::PoolStatus CurrentStatus(const Pool& pool) const {
     auto status = pool.CurrentStatus(scaling::Clock::now());
+    if (!store_error_.empty()) {
+      status.ready = false;
+      status.reasons.push_back("state_dir " + options_.state_dir.string() +
+                               " cannot be written, no Scale is accepted: " + store_error_);
+    }
+    return status;
+  }
+
+  StatusAnswer StatusOf(const Pool& pool) const {
+    StatusAnswer answer;
+    auto status = CurrentStatus(pool);
     answer.synced = pool.synced();
     answer.ready = status.ready;
     answer.count = status.count;
     answer.meta = status.Meta();
     return answer;
   }
+
+  // A write to the store failed: Status says so (not ready) until a probe
+  // or the next write succeeds.
+  void StoreFailed(const std::string& error) {
+    if (store_error_ != error) {
+      spdlog::error("state cache: state_dir {}: writing the state failed: {}",
+                    options_.state_dir.string(), error);
+    }
+    store_error_ = error;
+  }
+  void StoreWorked() {
+    if (store_error_.empty()) return;
+    spdlog::info("state cache: state_dir {} can be written again", options_.state_dir.string());
+    store_error_.clear();
+  }
+  // While the store is failing: is it back (space freed)? Called with each observation.
+  void ProbeStore() {
+    if (store_error_.empty()) return;
+    try {
+      store_.CheckStillOpen();
+      store_.ProbeWrite();
+      StoreWorked();
+    } catch (const std::exception& e) {
+      StoreFailed(e.what());
+    }
+  }
+  bool StoreHealthy() const { return store_error_.empty(); }
+  std::string StateDir() const { return options_.state_dir.string(); }
 
   PlanAnswer Plan(const PlanQuery& query) {
     PlanAnswer answer;
@@ -191,21 +229,48 @@ class CacheState {
     spdlog::info("pool {}: request {}: {}{}: {}", answer.pool, id, ToString(plan.outcome),
                  plan.dry_run ? " (dry run)" : "", plan.message);
     if (!plan.ShouldExecute()) return answer;
-    ++pool->epoch;
-    state.active_scale_request_id = id;
-    store_.BeginRequest(answer.pool, id, plan.target, now);
-    // Write-ahead: a crash from here on finds these operations in the store.
+    // Write-ahead, all or nothing: a crash from here on finds these
+    // operations in the store, and a store that cannot take them (disk full,
+    // file removed) means nothing is done and the memory is left as it was.
+    std::vector<std::pair<OperationKind, std::string>> operations;
     for (const auto& action : plan.actions) {
       if (const auto* launch = std::get_if<scaling::LaunchAction>(&action)) {
-        AddOperation(*pool, OperationKind::kLaunch, launch->name, id, now);
-        pool->launch_times[launch->name] = now;
-        store_.RecordLaunchTime(answer.pool, launch->name, now);
-        Publish(ev::InstanceLaunching{answer.pool, launch->name, launch->image});
+        operations.emplace_back(OperationKind::kLaunch, launch->name);
       } else if (const auto* start = std::get_if<scaling::StartAction>(&action)) {
-        AddOperation(*pool, OperationKind::kStart, start->name, id, now);
+        operations.emplace_back(OperationKind::kStart, start->name);
       } else if (const auto* del = std::get_if<scaling::DeleteAction>(&action)) {
-        AddOperation(*pool, OperationKind::kDelete, del->name, id, now);
+        operations.emplace_back(OperationKind::kDelete, del->name);
       }
+    }
+    try {
+      store_.CheckStillOpen();
+      scaling::StateStore::Transaction transaction(store_);
+      store_.BeginRequest(answer.pool, id, plan.target, now);
+      for (const auto& [kind, instance] : operations) {
+        store_.RecordOperation({OperationId(answer.pool, kind, instance), answer.pool, kind,
+                                instance, id, now, scaling::OperationStatus::kPending});
+        if (kind == OperationKind::kLaunch) store_.RecordLaunchTime(answer.pool, instance, now);
+      }
+      transaction.Commit();
+    } catch (const std::exception& e) {
+      StoreFailed(e.what());
+      answer.store_failed = true;
+      answer.error = "pool " + answer.pool + ": request " + id + ": state_dir " +
+                     options_.state_dir.string() + ": the plan could not be recorded (" + e.what() +
+                     "); nothing was done";
+      Publish(ev::ScaleFailed{answer.pool, id, answer.error});
+      return answer;
+    }
+    StoreWorked();
+    ++pool->epoch;
+    state.active_scale_request_id = id;
+    for (const auto& [kind, instance] : operations) {
+      pool->state.operations.push_back({kind, instance, now, id});
+      if (kind == OperationKind::kLaunch) pool->launch_times[instance] = now;
+    }
+    for (const auto& action : plan.actions) {
+      if (const auto* launch = std::get_if<scaling::LaunchAction>(&action))
+        Publish(ev::InstanceLaunching{answer.pool, launch->name, launch->image});
     }
     return answer;
   }
@@ -338,10 +403,9 @@ class CacheState {
 
   ev::PoolsReply View(const std::string& filter) const {
     ev::PoolsReply reply;
-    auto now = scaling::Clock::now();
     for (const auto& [name, pool] : pools_) {
       if (!filter.empty() && filter != name) continue;
-      reply.pools.push_back(PoolViewOf(pool.state, pool.CurrentStatus(now)));
+      reply.pools.push_back(PoolViewOf(pool.state, CurrentStatus(pool)));
     }
     return reply;
   }
@@ -367,21 +431,29 @@ class CacheState {
 
   void AddOperation(Pool& pool, OperationKind kind, const std::string& instance,
                     const std::string& request_id, scaling::TimePoint now) {
-    pool.state.operations.push_back({kind, instance, now, request_id});
+    // The store first: an operation it could not record is not started.
     store_.RecordOperation({OperationId(pool.state.prefix, kind, instance), pool.state.prefix, kind,
                             instance, request_id, now, scaling::OperationStatus::kPending});
+    pool.state.operations.push_back({kind, instance, now, request_id});
   }
 
   void RemoveOperations(Pool& pool, const std::string& instance,
                         scaling::OperationStatus status = scaling::OperationStatus::kDone) {
+    // Memory follows what happened even when the store cannot: the store
+    // then lags (a restart re-resolves the operation from the listing).
     auto& ops = pool.state.operations;
+    std::optional<scaling::StateStoreError> failed;
     for (const auto& op : ops) {
-      if (op.instance == instance) {
+      if (op.instance != instance) continue;
+      try {
         store_.SetOperationStatus(OperationId(pool.state.prefix, op.kind, instance), status);
+      } catch (const scaling::StateStoreError& e) {
+        failed = e;
       }
     }
     std::erase_if(ops, [&](const scaling::Operation& op) { return op.instance == instance; });
     pool.undriven.erase(instance);
+    if (failed) throw *failed;
   }
 
   void Succeeded(Pool& pool, const OpReport& r, scaling::TimePoint now) {
@@ -462,6 +534,7 @@ class CacheState {
   scaling::StateStore store_;
   scaling::InstanceNamer namer_;
   scaling::ScalePlanner planner_;
+  std::string store_error_;  // the last failed write, while writes fail
   std::map<std::string, Pool> pools_;
 };
 
@@ -481,10 +554,14 @@ struct CacheActorState {
 // Runs one handler; a failure inside (SQLite, a bug) is logged with what was
 // being done and does not take the actor down: Status keeps being answered.
 template <class F>
-bool Guarded(const char* what, F&& f) {
+bool Guarded(const char* what, F&& f, CacheState* cache = nullptr) {
   try {
     f();
     return true;
+  } catch (const scaling::StateStoreError& e) {
+    if (cache) cache->StoreFailed(e.what());
+    spdlog::error("state cache: {} failed: {}", what, e.what());
+    return false;
   } catch (const std::exception& e) {
     spdlog::error("state cache: {} failed: {}", what, e.what());
     return false;
@@ -538,27 +615,45 @@ caf::behavior CacheActor(caf::stateful_actor<CacheActorState>* self, CacheOption
       // The first held plan's wait is over: every plan held for the pool is
       // answered (they all wait for the same first observation).
       [release](plan_wait_atom, const std::string& pool) { release(pool, true); },
-      [self, &c](report_atom, const OpReport& r) {
+      [self, &c](report_atom, const OpReport& r) -> caf::result<ack_atom> {
         ++self->state.stats.messages["report"];
-        Guarded("Report", [&] { c.Report(r); });
+        bool recorded = Guarded(
+            "Report", [&] { c.Report(r); }, &c);
         c.PostAll();
+        // A write-ahead (a drain about to start) that did not reach the store
+        // is refused, so the caller does not act on it. Only requests get an
+        // error: a plain message's sender expects no answer.
+        if (!recorded && r.phase == OpPhase::kStarted &&
+            self->current_mailbox_element()->mid.is_request())
+          return caf::make_error(caf::sec::runtime_error, "state_dir " + c.StateDir() + ": " +
+                                                              std::string(ToString(r.kind)) +
+                                                              " of " + r.instance +
+                                                              " could not be recorded");
         return ack_atom::value;
       },
       [self, &c, release](observe_atom, const Observation& o) {
         ++self->state.stats.messages["observe"];
-        Guarded("Observe", [&] { c.Observe(o); });
+        Guarded(
+            "Observe",
+            [&] {
+              c.Observe(o);
+              c.ProbeStore();
+            },
+            &c);
         c.PostAll();
         release(o.pool, false);
       },
       [self, &c](finish_atom, const ScaleFinish& f) {
         ++self->state.stats.messages["finish"];
-        Guarded("Finish", [&] { c.Finish(f); });
+        Guarded(
+            "Finish", [&] { c.Finish(f); }, &c);
         c.PostAll();
         return ack_atom::value;
       },
       [self, &c](purged_atom, const NodesPurged& p) {
         ++self->state.stats.messages["purged"];
-        Guarded("NodesPurged", [&] { c.NodesPurged(p.pool, p.node_ids); });
+        Guarded(
+            "NodesPurged", [&] { c.NodesPurged(p.pool, p.node_ids); }, &c);
         c.PostAll();
       },
       [self, &c](pools_atom) {

@@ -142,7 +142,7 @@ class Controller {
   void OnPlan(const ScaleCommand& command, cache::PlanAnswer& a,
               const caf::strong_actor_ptr& requester, const AnswerFn& answer) {
     if (!a.error.empty()) {
-      answer(ScaleStatus::kInvalid, a.error);
+      answer(a.store_failed ? ScaleStatus::kUnavailable : ScaleStatus::kInvalid, a.error);
       return;
     }
     std::string where = "pool " + a.pool + ": ";

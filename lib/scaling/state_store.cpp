@@ -1,8 +1,10 @@
 #include "scaling/state_store.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <system_error>
 
 namespace mps::scaling {
@@ -161,9 +163,11 @@ CREATE TABLE scale_requests (
 struct StateStore::Impl {
   explicit Impl(const std::filesystem::path& path) : db(path) {}
   SqliteDb db;
+  dev_t device = 0;  // of state.db as opened, for CheckStillOpen
+  ino_t inode = 0;
 };
 
-StateStore::StateStore(const std::filesystem::path& state_dir)
+StateStore::StateStore(const std::filesystem::path& state_dir, std::int64_t max_bytes)
     : impl_(std::make_unique<Impl>(CheckedDatabasePath(state_dir))) {
   const SqliteDb& db = impl_->db;
   // The first read of the header is where a corrupt file shows.
@@ -188,6 +192,61 @@ StateStore::StateStore(const std::filesystem::path& state_dir)
     db.Exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
     db.Exec("COMMIT");
   }
+  if (max_bytes > 0) {
+    std::int64_t page_size = 4096;
+    {
+      Statement q(db, "PRAGMA page_size");
+      if (q.Step()) page_size = q.Int(0);
+    }
+    db.Exec(("PRAGMA max_page_count=" + std::to_string(std::max<std::int64_t>(
+                                            1, max_bytes / std::max<std::int64_t>(1, page_size))))
+                .c_str());
+  }
+  struct stat st {};
+  if (::stat(db.path().c_str(), &st) != 0) {
+    throw StateStoreError("state file " + db.path().string() + " vanished right after opening");
+  }
+  impl_->device = st.st_dev;
+  impl_->inode = st.st_ino;
+}
+
+StateStore::Transaction::Transaction(StateStore& store) : store_(store) {
+  store_.impl_->db.Exec("BEGIN IMMEDIATE");
+}
+
+StateStore::Transaction::~Transaction() {
+  if (open_) sqlite3_exec(store_.impl_->db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void StateStore::Transaction::Commit() {
+  store_.impl_->db.Exec("COMMIT");
+  open_ = false;
+}
+
+void StateStore::CheckStillOpen() const {
+  struct stat st {};
+  const auto& file = impl_->db.path();
+  if (::stat(file.c_str(), &st) != 0) {
+    throw StateStoreError("state file " + file.string() +
+                          " was removed while the plugin ran; nothing is changed until the "
+                          "plugin is configured again (SetConfig or a restart)");
+  }
+  if (st.st_dev != impl_->device || st.st_ino != impl_->inode) {
+    throw StateStoreError("state file " + file.string() +
+                          " was replaced by another file while the plugin ran; nothing is "
+                          "changed until the plugin is configured again (SetConfig or a restart)");
+  }
+}
+
+void StateStore::ProbeWrite() {
+  // A pool name no policy can have (prefixes are [a-z0-9-]).
+  static const std::string kProbe = " write probe " + std::string(2048, '.');
+  {
+    Statement s(impl_->db, "INSERT OR REPLACE INTO pools(pool, last_event_ns) VALUES (?, NULL)");
+    s.Bind(kProbe).Run();
+  }
+  Statement s(impl_->db, "DELETE FROM pools WHERE pool = ?");
+  s.Bind(kProbe).Run();
 }
 
 StateStore::~StateStore() = default;

@@ -59,13 +59,37 @@ class StateStore {
   inline static constexpr int kSchemaVersion = 1;
 
   // Opens or creates <state_dir>/state.db. The directory must exist and be
-  // writable. Throws StateStoreError.
-  explicit StateStore(const std::filesystem::path& state_dir);
+  // writable. Throws StateStoreError. `max_bytes` > 0 caps the file's size
+  // (writes beyond it fail as on a full disk).
+  explicit StateStore(const std::filesystem::path& state_dir, std::int64_t max_bytes = 0);
   ~StateStore();
   StateStore(StateStore&&) noexcept;
   StateStore& operator=(StateStore&&) noexcept;
 
   const std::filesystem::path& path() const;
+
+  // Writes made between Begin and Commit land together or not at all (a
+  // Transaction that is destroyed uncommitted rolls them back).
+  class Transaction {
+   public:
+    explicit Transaction(StateStore& store);
+    ~Transaction();
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+    void Commit();
+
+   private:
+    StateStore& store_;
+    bool open_ = true;
+  };
+
+  // Throws when state.db is no longer the file this store opened (removed,
+  // or replaced by another file): acting on a store nobody reads is losing
+  // what is written to it.
+  void CheckStillOpen() const;
+  // A small write and its removal: throws while the disk (or max_bytes) is
+  // full, so a caller can tell when writing works again.
+  void ProbeWrite();
 
   // Operations. RecordOperation replaces a row with the same id.
   void RecordOperation(const StoredOperation& op);

@@ -4,6 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+#include <sys/resource.h>
+
+#include <csignal>
+
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -21,7 +27,7 @@ class StateCacheTest : public ::testing::Test {
  protected:
   mps::testing::CacheClient Spawn(std::shared_ptr<cache::StatusBoard> board = nullptr) {
     cache::CacheOptions o;
-    o.state_dir = dir_.path();
+    o.state_dir = dir_path_override_.empty() ? dir_.path() : dir_path_override_;
     o.board = std::move(board);
     o.first_sync_wait = first_sync_wait_;
     std::uint64_t n = 0;
@@ -67,6 +73,7 @@ class StateCacheTest : public ::testing::Test {
   }
 
   std::chrono::milliseconds first_sync_wait_{200};
+  std::string dir_path_override_;  // another state_dir than dir_
   std::vector<caf::actor> spawned_;
   mps::testing::TempDir dir_;
   caf::actor_system_config config_;
@@ -314,3 +321,98 @@ TEST_F(StateCacheTest, AnUnusableCloudInitFileIsRefusedAtStatusTime) {
 }
 
 }  // namespace
+
+namespace {
+
+// Runs `sql` on state.db through a connection of its own (another process's view).
+void ExecOnStore(const std::string& dir, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir + "/state.db").c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 2000);
+  char* error = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  std::string message = error ? error : "";
+  sqlite3_free(error);
+  sqlite3_close(db);
+  ASSERT_EQ(rc, SQLITE_OK) << message;
+}
+
+// Caps the size of files this process writes until Lift() or destruction.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    ::getrlimit(RLIMIT_FSIZE, &saved_);
+    rlimit capped = saved_;
+    capped.rlim_cur = bytes;
+    EXPECT_EQ(::setrlimit(RLIMIT_FSIZE, &capped), 0);
+  }
+  ~FileSizeLimit() { Lift(); }
+  void Lift() { ::setrlimit(RLIMIT_FSIZE, &saved_); }
+
+ private:
+  rlimit saved_{};
+};
+
+}  // namespace
+
+// Issue 16, defect 3: with state_dir on a full filesystem the cache died for
+// good and every call answered request_receiver_down, naming nothing. Now the
+// Scale is refused naming state_dir, nothing is recorded or planned, Status
+// is answered (not ready, with the reason) and all is well once space returns.
+TEST_F(StateCacheTest, AFullDiskRefusesTheScaleNamingStateDirAndRecoversWhenSpaceReturns) {
+  auto c = Spawn();
+  c.Status(policy_);
+  ObserveWorld(c, json::array());
+  // The store's files cannot grow, as on a full filesystem: the log is
+  // emptied, then this process may not extend any file (RLIMIT_FSIZE; SIGXFSZ
+  // ignored, so the write fails with EFBIG instead of killing the test).
+  ExecOnStore(dir_.path(), "PRAGMA wal_checkpoint(TRUNCATE);");
+  FileSizeLimit full(1024);
+  auto refused = ScaleTo(c, 3, "r1");
+  EXPECT_TRUE(refused.store_failed);
+  EXPECT_NE(refused.error.find("state_dir " + dir_.path()), std::string::npos) << refused.error;
+  EXPECT_NE(refused.error.find("nothing was done"), std::string::npos) << refused.error;
+  EXPECT_FALSE(refused.plan.ShouldExecute() && refused.error.empty());
+  EXPECT_TRUE(scaling::StateStore(dir_.path()).PendingOperations("web").empty());
+  auto s = c.Status(policy_);
+  EXPECT_FALSE(s.ready);
+  EXPECT_EQ(s.count, 0);  // nothing counted from a plan that was not recorded
+  EXPECT_NE(s.meta["mps.not_ready"].find("state_dir"), std::string::npos)
+      << s.meta["mps.not_ready"];
+  // Space returns: the next observation's probe finds the store writable.
+  full.Lift();
+  ObserveWorld(c, json::array());
+  s = c.Status(policy_);
+  EXPECT_TRUE(s.ready) << s.meta["mps.not_ready"];
+  auto planned = ScaleTo(c, 3, "r2");
+  EXPECT_TRUE(planned.error.empty()) << planned.error;
+  EXPECT_TRUE(planned.plan.ShouldExecute()) << planned.plan.message;
+  EXPECT_EQ(scaling::StateStore(dir_.path()).PendingOperations("web").size(), 3u);
+}
+
+// Issue 16, defect 9: state.db removed (or replaced) while the plugin ran was
+// not noticed, and what was written after went nowhere.
+TEST_F(StateCacheTest, AStoreRemovedOrReplacedWhileRunningRefusesToAct) {
+  for (bool replace : {false, true}) {
+    SCOPED_TRACE(replace ? "replaced" : "removed");
+    mps::testing::TempDir dir;
+    dir_path_override_ = dir.path();
+    auto c = Spawn();
+    c.Status(policy_);
+    ObserveWorld(c, json::array());
+    for (const char* f : {"state.db", "state.db-wal", "state.db-shm"})
+      std::filesystem::remove(dir / f);
+    if (replace) {
+      scaling::StateStore other(dir.path());
+    }
+    auto a = ScaleTo(c, 2, "r1");
+    EXPECT_TRUE(a.store_failed);
+    EXPECT_NE(a.error.find(replace ? "replaced" : "removed"), std::string::npos) << a.error;
+    auto s = c.Status(policy_);
+    EXPECT_FALSE(s.ready);
+    EXPECT_EQ(s.count, 0);
+    caf::anon_send_exit(c.actor(), caf::exit_reason::user_shutdown);
+    dir_path_override_.clear();
+  }
+}
