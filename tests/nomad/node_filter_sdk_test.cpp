@@ -16,8 +16,8 @@ using namespace mps::nomad;
 
 namespace {
 
-NodeStub Node(std::string id, std::string cls, std::string status = "ready", bool drain = false,
-              std::string eligibility = "eligible") {
+NodeStub MakeStub(std::string id, std::string cls, std::string status = "ready", bool drain = false,
+                  std::string eligibility = "eligible") {
   NodeStub n;
   n.id = std::move(id);
   n.node_class = std::move(cls);
@@ -30,7 +30,7 @@ NodeStub Node(std::string id, std::string cls, std::string status = "ready", boo
 }
 
 NodeStub Where(std::string cls, std::string dc, std::string pool = "default") {
-  NodeStub n = Node("n", std::move(cls));
+  NodeStub n = MakeStub("n", std::move(cls));
   n.datacenter = std::move(dc);
   n.node_pool = std::move(pool);
   return n;
@@ -52,21 +52,21 @@ using Ids_ = std::vector<std::string>;
 
 // nodepool/class_test.go
 TEST(SdkNodeClass, MembershipCases) {
-  EXPECT_FALSE(Member({{"node_class", "foo"}}, Node("n", "")));     // non-matched empty class
-  EXPECT_FALSE(Member({{"node_class", "foo"}}, Node("n", "bar")));  // non-matched non-empty
-  EXPECT_TRUE(Member({{"node_class", "autoscaler-default-pool"}}, Node("n", "")));  // default
-  EXPECT_TRUE(Member({{"node_class", "foo"}}, Node("n", "foo")));                   // matched
+  EXPECT_FALSE(Member({{"node_class", "foo"}}, MakeStub("n", "")));     // non-matched empty class
+  EXPECT_FALSE(Member({{"node_class", "foo"}}, MakeStub("n", "bar")));  // non-matched non-empty
+  EXPECT_TRUE(Member({{"node_class", "autoscaler-default-pool"}}, MakeStub("n", "")));  // default
+  EXPECT_TRUE(Member({{"node_class", "foo"}}, MakeStub("n", "foo")));                   // matched
 }
 
 // class.go: `NodeClass != "" && NodeClass == id || NodeClass == "" && id == default`.
 TEST(SdkNodeClass, PresentButEmptyClassMatchesNoNode) {
-  EXPECT_FALSE(Member({{"node_class", ""}}, Node("n", "")));
-  EXPECT_FALSE(Member({{"node_class", ""}}, Node("n", "web")));
+  EXPECT_FALSE(Member({{"node_class", ""}}, MakeStub("n", "")));
+  EXPECT_FALSE(Member({{"node_class", ""}}, MakeStub("n", "web")));
   // The default pool's name as a real class is a member too.
-  EXPECT_TRUE(
-      Member({{"node_class", "autoscaler-default-pool"}}, Node("n", "autoscaler-default-pool")));
+  EXPECT_TRUE(Member({{"node_class", "autoscaler-default-pool"}},
+                     MakeStub("n", "autoscaler-default-pool")));
   // An empty class still ANDs: it is an identifier, not "unset".
-  EXPECT_FALSE(Member({{"node_class", ""}, {"datacenter", "dc1"}}, Node("n", "web")));
+  EXPECT_FALSE(Member({{"node_class", ""}, {"datacenter", "dc1"}}, MakeStub("n", "web")));
 }
 
 // nodepool/datacenter_test.go
@@ -139,46 +139,48 @@ TEST(SdkIdentifierList, NeedsAtLeastOnePresentKey) {
 // node_identifier_test.go, Test_FilterNodes
 TEST(SdkFilterNodes, NamedClassFromManyClasses) {
   auto f = NodePoolFilter::FromPolicyConfig({{"node_class", "super-test-class"}});
-  auto r = f.Filter({Node("super-test-class-1", "super-test-class"),
-                     Node("super-test-class-3", "super-test-class"),
-                     Node("worst-test-class-1", "worst-test-class"),
-                     Node("worst-test-class-2", "worst-test-class"), Node("no-test-class-2", "")});
+  auto r = f.Filter({MakeStub("super-test-class-1", "super-test-class"),
+                     MakeStub("super-test-class-3", "super-test-class"),
+                     MakeStub("worst-test-class-1", "worst-test-class"),
+                     MakeStub("worst-test-class-2", "worst-test-class"),
+                     MakeStub("no-test-class-2", "")});
   EXPECT_TRUE(r.ok());
   EXPECT_EQ(Ids(r.kept), (Ids_{"super-test-class-1", "super-test-class-3"}));
 }
 
 TEST(SdkFilterNodes, DefaultClassFromManyClasses) {
   auto f = NodePoolFilter::FromPolicyConfig({{"node_class", "autoscaler-default-pool"}});
-  auto r = f.Filter({Node("super-test-class-1", "super-test-class"),
-                     Node("super-test-class-2", "super-test-class", "down", false, "ineligible"),
-                     Node("super-test-class-3", "super-test-class"),
-                     Node("worst-test-class-1", "worst-test-class"),
-                     Node("worst-test-class-2", "worst-test-class"), Node("no-test-class-1", "")});
+  auto r = f.Filter(
+      {MakeStub("super-test-class-1", "super-test-class"),
+       MakeStub("super-test-class-2", "super-test-class", "down", false, "ineligible"),
+       MakeStub("super-test-class-3", "super-test-class"),
+       MakeStub("worst-test-class-1", "worst-test-class"),
+       MakeStub("worst-test-class-2", "worst-test-class"), MakeStub("no-test-class-1", "")});
   EXPECT_TRUE(r.ok());
   EXPECT_EQ(Ids(r.kept), Ids_{"no-test-class-1"});
 }
 
 TEST(SdkFilterNodes, OnlyReadyAndEligibleNodes) {
   auto f = NodePoolFilter::FromPolicyConfig({{"node_class", "lionel"}});
-  auto r = f.Filter({Node("node-ready-eligible", "lionel"),
-                     Node("node-ready-ineligible", "lionel", "ready", false, "ineligible"),
-                     Node("node-down-eligible", "lionel", "down"),
-                     Node("node-down-ineligible", "lionel", "down", false, "ineligible")});
+  auto r = f.Filter({MakeStub("node-ready-eligible", "lionel"),
+                     MakeStub("node-ready-ineligible", "lionel", "ready", false, "ineligible"),
+                     MakeStub("node-down-eligible", "lionel", "down"),
+                     MakeStub("node-down-ineligible", "lionel", "down", false, "ineligible")});
   EXPECT_TRUE(r.ok());
   EXPECT_EQ(Ids(r.kept), Ids_{"node-ready-eligible"});
 }
 
 TEST(SdkFilterNodes, InitializingNodeIsAnErrorAndEmptiesTheResult) {
   auto f = NodePoolFilter::FromPolicyConfig({{"node_class", "lionel"}});
-  auto r = f.Filter({Node("node1", "lionel"), Node("node2", "lionel", "initializing")});
+  auto r = f.Filter({MakeStub("node1", "lionel"), MakeStub("node2", "lionel", "initializing")});
   EXPECT_EQ(r.errors, Ids_{"node node2 is initializing"});
   EXPECT_TRUE(r.kept.empty());
 }
 
 TEST(SdkFilterNodes, DrainingNodeIsAnErrorAndEmptiesTheResult) {
   auto f = NodePoolFilter::FromPolicyConfig({{"node_class", "lionel"}});
-  auto r =
-      f.Filter({Node("node1", "lionel"), Node("node2", "lionel", "ready", true, "ineligible")});
+  auto r = f.Filter(
+      {MakeStub("node1", "lionel"), MakeStub("node2", "lionel", "ready", true, "ineligible")});
   EXPECT_EQ(r.errors, Ids_{"node node2 is draining"});
   EXPECT_TRUE(r.kept.empty());
 }
@@ -188,7 +190,7 @@ TEST(SdkFilterNodes, AtMostTenErrors) {
   std::vector<NodeStub> nodes;
   Ids_ expected;
   for (int i = 1; i <= 11; ++i) {
-    nodes.push_back(Node("node" + std::to_string(i), "lionel", "ready", true, "ineligible"));
+    nodes.push_back(MakeStub("node" + std::to_string(i), "lionel", "ready", true, "ineligible"));
     if (i <= 10) expected.push_back("node node" + std::to_string(i) + " is draining");
   }
   auto r = f.Filter(nodes);
@@ -199,8 +201,8 @@ TEST(SdkFilterNodes, AtMostTenErrors) {
 // node_identifier_test.go, Test_FilterNodesWithOptions
 TEST(SdkFilterNodesWithOptions, IneligibleNodes) {
   std::vector<NodeStub> nodes = {
-      Node("node-ready-eligible", "lionel"),
-      Node("node-ready-ineligible", "lionel", "ready", false, "ineligible")};
+      MakeStub("node-ready-eligible", "lionel"),
+      MakeStub("node-ready-ineligible", "lionel", "ready", false, "ineligible")};
   auto with = NodePoolFilter::FromPolicyConfig(
       {{"node_class", "lionel"}, {"node_filter_ignore_ineligible", "true"}});
   EXPECT_EQ(Ids(with.Filter(nodes).kept), (Ids_{"node-ready-eligible", "node-ready-ineligible"}));
@@ -209,31 +211,32 @@ TEST(SdkFilterNodesWithOptions, IneligibleNodes) {
       {{"node_class", "lionel"}, {"node_filter_ignore_ineligible", "false"}});
   EXPECT_EQ(Ids(without.Filter(nodes).kept), Ids_{"node-ready-eligible"});
 
-  auto only_ineligible = without.Filter({nodes[1]});
+  auto only_ineligible = without.Filter(std::vector<NodeStub>{nodes[1]});
   EXPECT_TRUE(only_ineligible.ok());
   EXPECT_TRUE(only_ineligible.kept.empty());
 }
 
 // FilterNodesWithOptions tests `initializing` before `draining`.
 TEST(SdkFilterNodesWithOptions, InitializingIsCheckedBeforeDraining) {
-  auto both = Node("n", "web", "initializing", true, "ineligible");
+  auto both = MakeStub("n", "web", "initializing", true, "ineligible");
   auto strict = NodePoolFilter::FromPolicyConfig({{"node_class", "web"}});
-  EXPECT_EQ(strict.Filter({both}).errors, Ids_{"node n is initializing"});
+  EXPECT_EQ(strict.Filter(std::vector<NodeStub>{both}).errors, Ids_{"node n is initializing"});
 
   // Tolerating drains does not tolerate the initializing node.
   auto ignore_drain = NodePoolFilter::FromPolicyConfig(
       {{"node_class", "web"}, {"node_filter_ignore_drain", "true"}});
-  EXPECT_EQ(ignore_drain.Filter({both}).errors, Ids_{"node n is initializing"});
+  EXPECT_EQ(ignore_drain.Filter(std::vector<NodeStub>{both}).errors,
+            Ids_{"node n is initializing"});
 
   // Tolerating initializing nodes still reports the drain.
   auto ignore_init = NodePoolFilter::FromPolicyConfig(
       {{"node_class", "web"}, {"node_filter_ignore_init", "true"}});
-  EXPECT_EQ(ignore_init.Filter({both}).errors, Ids_{"node n is draining"});
+  EXPECT_EQ(ignore_init.Filter(std::vector<NodeStub>{both}).errors, Ids_{"node n is draining"});
 
   auto ignore_both = NodePoolFilter::FromPolicyConfig({{"node_class", "web"},
                                                        {"node_filter_ignore_init", "true"},
                                                        {"node_filter_ignore_drain", "true"}});
-  auto r = ignore_both.Filter({both, Node("ok", "web")});
+  auto r = ignore_both.Filter({both, MakeStub("ok", "web")});
   EXPECT_TRUE(r.ok());
   EXPECT_EQ(Ids(r.kept), Ids_{"ok"});  // tolerated, but never a candidate
 }
@@ -242,8 +245,9 @@ TEST(SdkFilterNodesWithOptions, InitializingIsCheckedBeforeDraining) {
 // FilterNodesWithOptions first, then filterOutNodeID.
 TEST(SdkOwnNode, DroppedFromTheKeptNodes) {
   auto f = NodePoolFilter::FromPolicyConfig({{"node_class", "c"}});
-  std::vector<NodeStub> nodes = {Node("foo1", "c"), Node("foo2", "c"), Node("foo3", "c"),
-                                 Node("foo4", "c"), Node("foo5", "c")};
+  std::vector<NodeStub> nodes = {MakeStub("foo1", "c"), MakeStub("foo2", "c"),
+                                 MakeStub("foo3", "c"), MakeStub("foo4", "c"),
+                                 MakeStub("foo5", "c")};
   EXPECT_EQ(Ids(f.Filter(nodes, "").kept), (Ids_{"foo1", "foo2", "foo3", "foo4", "foo5"}));
   EXPECT_EQ(Ids(f.Filter(nodes, "foo2").kept), (Ids_{"foo1", "foo3", "foo4", "foo5"}));
   EXPECT_EQ(Ids(f.Filter(nodes, "bar1").kept), (Ids_{"foo1", "foo2", "foo3", "foo4", "foo5"}));
@@ -251,10 +255,11 @@ TEST(SdkOwnNode, DroppedFromTheKeptNodes) {
 
 TEST(SdkOwnNode, ItsStateStillCountsAsAnError) {
   auto f = NodePoolFilter::FromPolicyConfig({{"node_class", "c"}});
-  auto r = f.Filter({Node("ready", "c"), Node("self", "c", "ready", true, "ineligible")}, "self");
+  auto r = f.Filter({MakeStub("ready", "c"), MakeStub("self", "c", "ready", true, "ineligible")},
+                    "self");
   EXPECT_EQ(r.errors, Ids_{"node self is draining"});
   EXPECT_TRUE(r.kept.empty());
 
-  auto init = f.Filter({Node("ready", "c"), Node("self", "c", "initializing")}, "self");
+  auto init = f.Filter({MakeStub("ready", "c"), MakeStub("self", "c", "initializing")}, "self");
   EXPECT_EQ(init.errors, Ids_{"node self is initializing"});
 }
