@@ -128,7 +128,7 @@ TokenCapabilities ReadTokenCapabilities(const NomadApi& api) {
     if (!rules.is_object()) {
       throw NomadError(NomadError::Kind::bad_response, 200,
                        "Nomad answered GET /v1/acl/policy/" + name +
-                           " without RulesJSON (Nomad before 1.4?): cannot tell what the token "
+                           " without RulesJSON (Nomad before 0.10): cannot tell what the token "
                            "may read");
     }
     if (rules.contains("Node") && rules["Node"].is_object())

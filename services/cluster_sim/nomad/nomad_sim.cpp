@@ -673,7 +673,11 @@ void NomadSim::State::Routes() {
   });
 
   s.Get("/v1/agent/self", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!Authorized(req, res, Need::any)) return;
+    auto caller = Authorized(req, res, Need::any);
+    if (!caller) return;
+    // agent:read: the sim grants it to every known token, never to anonymous.
+    if (!caller->acl_disabled && !caller->management && !caller->token)
+      return PlainError(res, 403, "Permission denied");
     json body = {
         {"config",
          {{"Region", options.region}, {"Datacenter", "dc1"}, {"Version", {{"Version", "1.7.7"}}}}},
