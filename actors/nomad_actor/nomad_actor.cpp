@@ -11,6 +11,7 @@
 #include "contracts/app_code.h"
 #include "contracts/codec.h"
 #include "contracts/nomad.h"
+#include "nomad/acl_check.h"
 #include "nomad/drain_coordinator.h"
 #include "nomad/node_instance_mapper.h"
 #include "nomad/node_pool_filter.h"
@@ -206,7 +207,11 @@ nm::SelectReply Select(const NomadContext& c, const nm::SelectRequest& r, const 
     instance_of[stub.id] = *instance;
     pool.push_back(std::move(candidate));
   }
-  auto selection = SelectNodes(strategy, pool, static_cast<std::size_t>(r.count));
+  // Allocation lists leave out the namespaces the token cannot read: the
+  // strategies that trust an empty list check the token first.
+  std::string gap;
+  if (TrustsEmptyAllocationLists(strategy)) gap = ReadTokenCapabilities(c.api).JobReadGap();
+  auto selection = SelectNodes(strategy, pool, static_cast<std::size_t>(r.count), gap);
   nm::SelectReply reply;
   for (const auto& id : selection.node_ids) reply.selected.push_back({id, instance_of[id]});
   reply.note = selection.note;

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "config/go_values.h"
+#include "nomad/acl_check.h"
 #include "nomad/nomad_error.h"
 
 namespace mps::nomad {
@@ -77,6 +78,15 @@ void DrainCoordinator::Emit(const char* type, const std::string& node_id,
 
 std::vector<NodeDrainResult> DrainCoordinator::DrainAll(
     const std::vector<std::string>& node_ids) const {
+  if (options_.require_job_read_everywhere && !node_ids.empty()) {
+    auto gap = ReadTokenCapabilities(api_).JobReadGap();
+    if (!gap.empty()) {
+      throw NomadError(NomadError::Kind::forbidden, 403,
+                       "refusing to drain " + std::to_string(node_ids.size()) + " node(s): " + gap +
+                           ", so the drain watch could call a node drained while its "
+                           "allocations still run");
+    }
+  }
   std::vector<NodeDrainResult> results(node_ids.size());
   std::vector<std::exception_ptr> errors(node_ids.size());
   std::vector<std::thread> workers;

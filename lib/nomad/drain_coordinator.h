@@ -23,6 +23,10 @@ struct DrainOptions {
   std::chrono::milliseconds no_deadline_limit = std::chrono::hours(1);
   // Per blocking query; 0 = the connection's block_query_wait.
   std::chrono::milliseconds query_wait{0};
+  // Before draining, check that the token can read jobs in every namespace:
+  // the watch ends when a node's allocation list is empty, which proves
+  // nothing when Nomad leaves some namespaces out of it.
+  bool require_job_read_everywhere = true;
 
   // node_drain_deadline (Go duration, default 15m) and
   // node_drain_ignore_system_jobs (bool); throws NomadConfigError naming the key.
@@ -52,6 +56,9 @@ class DrainCoordinator {
   DrainCoordinator(const NomadApi& api, DrainOptions options, DrainEventSink events = {});
 
   // Starts all drains at once and returns when every node is settled, in input order.
+  // With require_job_read_everywhere, first refuses (NomadError forbidden
+  // naming the namespaces, nothing drained) a token that cannot read jobs in
+  // every namespace.
   // Waits only in Nomad calls, so the API's Cancellation ends it promptly: then
   // it throws NomadError(cancelled) once every worker has returned (the drains
   // stay set in Nomad; no node.drain_failed is published for them).

@@ -14,6 +14,14 @@ std::optional<std::string> NonEmpty(const std::map<std::string, std::string>& m,
   return it->second;
 }
 
+// The SDK tests a pool key by presence: `node_class = ""` is an identifier.
+std::optional<std::string> Present(const std::map<std::string, std::string>& m,
+                                   const std::string& key) {
+  auto it = m.find(key);
+  if (it == m.end()) return std::nullopt;
+  return it->second;
+}
+
 std::optional<bool> BoolKey(const std::map<std::string, std::string>& m, const std::string& key) {
   auto v = NonEmpty(m, key);
   if (!v) return std::nullopt;
@@ -35,9 +43,9 @@ std::string Quoted(const std::string& s) {
 
 NodePoolFilter NodePoolFilter::FromPolicyConfig(const std::map<std::string, std::string>& config) {
   NodePoolFilter f;
-  f.node_class = NonEmpty(config, "node_class");
-  f.datacenter = NonEmpty(config, "datacenter");
-  f.node_pool = NonEmpty(config, "node_pool");
+  f.node_class = Present(config, "node_class");
+  f.datacenter = Present(config, "datacenter");
+  f.node_pool = Present(config, "node_pool");
   if (!f.node_class && !f.datacenter && !f.node_pool) {
     throw NomadConfigError("node_class",
                            "node pool identification method required: set node_class, "
@@ -57,8 +65,11 @@ NodePoolFilter NodePoolFilter::ForScaleIn() const {
 
 bool NodePoolFilter::InPool(const NodeStub& node) const {
   if (node_class) {
-    const std::string want = *node_class == kDefaultClass ? std::string() : *node_class;
-    if (node.node_class != want) return false;
+    // The SDK's class rule: a named class matches nodes of that class; only
+    // kDefaultClass reaches class-less nodes, so an empty class matches none.
+    const bool member =
+        node.node_class.empty() ? *node_class == kDefaultClass : node.node_class == *node_class;
+    if (!member) return false;
   }
   if (datacenter && node.datacenter != *datacenter) return false;
   if (node_pool && node.node_pool != *node_pool) return false;
@@ -67,33 +78,46 @@ bool NodePoolFilter::InPool(const NodeStub& node) const {
 
 NodeFilterResult NodePoolFilter::Filter(const std::vector<NodeStub>& nodes,
                                         const std::string& own_node_id) const {
+  // SDK FilterNodesWithOptions: at most 10 errors, initializing is checked
+  // before draining, and any error empties the result.
   NodeFilterResult r;
-  auto error = [&](std::string msg) {
-    if (r.errors.size() < 10) r.errors.push_back(std::move(msg));
-  };
   for (const auto& n : nodes) {
+    if (r.errors.size() >= 10) break;
     if (!InPool(n)) continue;
-    if (!own_node_id.empty() && n.id == own_node_id) continue;
-    if (n.drain) {
-      if (!ignore_drain.value_or(false)) error("node " + n.id + " is draining");
+    if (!n.drain && n.status == "ready") {
+      if (n.scheduling_eligibility == "eligible" || ignore_ineligible.value_or(false))
+        r.kept.push_back(n);
       continue;
     }
-    if (n.status == "initializing") {
-      if (!ignore_init.value_or(false)) error("node " + n.id + " is initializing");
+    if (n.status == "initializing" && !ignore_init.value_or(false)) {
+      r.errors.push_back("node " + n.id + " is initializing");
       continue;
     }
-    if (n.status != "ready") continue;  // down / disconnected: silently skipped
-    if (n.scheduling_eligibility == "ineligible" && !ignore_ineligible.value_or(false)) continue;
-    r.kept.push_back(n);
+    if (n.drain && !ignore_drain.value_or(false)) {
+      r.errors.push_back("node " + n.id + " is draining");
+      continue;
+    }
+    // down, disconnected, or a tolerated initializing/draining node: skipped
+  }
+  if (!r.errors.empty()) {
+    r.kept.clear();
+    return r;
+  }
+  // The SDK drops its own node only after the filter: it still counts as an error.
+  if (!own_node_id.empty()) {
+    std::erase_if(r.kept, [&](const NodeStub& n) { return n.id == own_node_id; });
   }
   return r;
 }
 
 std::string NodePoolFilter::ServerFilterExpression() const {
   std::vector<std::string> terms;
-  if (node_class) {
-    terms.push_back("NodeClass == " +
-                    Quoted(*node_class == kDefaultClass ? std::string() : *node_class));
+  if (node_class && node_class->empty()) {
+    terms.push_back("NodeClass is empty and NodeClass is not empty");  // none, as InPool
+  } else if (node_class && *node_class == kDefaultClass) {
+    terms.push_back("(NodeClass == \"\" or NodeClass == " + Quoted(kDefaultClass) + ")");
+  } else if (node_class) {
+    terms.push_back("NodeClass == " + Quoted(*node_class));
   }
   if (datacenter) terms.push_back("Datacenter == " + Quoted(*datacenter));
   if (node_pool) terms.push_back("NodePool == " + Quoted(*node_pool));

@@ -1,6 +1,8 @@
 #pragma once
-// Which Nomad nodes belong to a scaling pool, with the SDK's node filter
-// rules (initializing / draining nodes are errors, down nodes are skipped).
+// Which Nomad nodes belong to a scaling pool, with the autoscaler SDK's rules
+// (sdk/helper/scaleutils/nodepool and FilterNodesWithOptions): a pool key
+// counts when present, even empty; initializing, then draining nodes are
+// errors; down nodes are skipped; any error empties the result.
 #include <map>
 #include <optional>
 #include <string>
@@ -21,19 +23,21 @@ struct NodeFilterResult {
 
 class NodePoolFilter {
  public:
-  // The class that matches nodes with an empty NodeClass.
+  // The only class value that matches nodes with an empty NodeClass; an empty
+  // node_class matches no node at all (the SDK's rule).
   static constexpr const char* kDefaultClass = "autoscaler-default-pool";
 
   // Reads node_class, datacenter, node_pool and node_filter_ignore_{init,drain,ineligible}
   // from a policy target map. Throws NomadConfigError naming the key; none of
-  // the three pool keys → "node pool identification method required".
+  // the three pool keys present → "node pool identification method required".
   static NodePoolFilter FromPolicyConfig(const std::map<std::string, std::string>& config);
 
   // The scale-in variant: ineligible nodes are kept unless the policy said otherwise.
   NodePoolFilter ForScaleIn() const;
 
   bool InPool(const NodeStub& node) const;
-  // SDK FilterNodesWithOptions, minus `own_node_id` (the autoscaler's own node).
+  // SDK FilterNodesWithOptions, then `own_node_id` (the autoscaler's own node)
+  // is dropped from what was kept: its state still counts for the errors.
   NodeFilterResult Filter(const std::vector<NodeStub>& nodes,
                           const std::string& own_node_id = "") const;
   // The same pool as a go-bexpr expression for GET /v1/nodes?filter=.

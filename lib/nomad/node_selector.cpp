@@ -129,8 +129,20 @@ std::optional<int> LeastBusyScore(const SelectionCandidate& c) {
   return static_cast<int>(std::ceil((mem_pct + cpu_pct) / 2.0));
 }
 
+bool TrustsEmptyAllocationLists(NodeSelectorStrategy strategy) {
+  return strategy == NodeSelectorStrategy::empty ||
+         strategy == NodeSelectorStrategy::empty_ignore_system;
+}
+
 Selection SelectNodes(NodeSelectorStrategy strategy,
-                      const std::vector<SelectionCandidate>& candidates, std::size_t num) {
+                      const std::vector<SelectionCandidate>& candidates, std::size_t num,
+                      const std::string& allocation_gap) {
+  if (!allocation_gap.empty() && TrustsEmptyAllocationLists(strategy)) {
+    throw NomadError(NomadError::Kind::forbidden, 403,
+                     "node_selector_strategy " + std::string(StrategyName(strategy)) +
+                         " refuses to pick nodes: " + allocation_gap +
+                         " (a busy node would look empty)");
+  }
   Selection s;
   switch (strategy) {
     case NodeSelectorStrategy::least_busy:

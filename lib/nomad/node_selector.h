@@ -40,7 +40,16 @@ struct Selection {
 // nullopt when the node has no resources or zero capacity.
 std::optional<int> LeastBusyScore(const SelectionCandidate& c);
 
+// Whether the strategy takes an empty allocation list as proof of an empty
+// node (empty, empty_ignore_system).
+bool TrustsEmptyAllocationLists(NodeSelectorStrategy strategy);
+
+// `allocation_gap`: why the allocation lists may be incomplete (the token
+// cannot read jobs in some namespace, TokenCapabilities::JobReadGap()); empty
+// when they are complete. A strategy that trusts empty lists then refuses:
+// NomadError(forbidden) naming the gap, instead of picking a busy node.
 Selection SelectNodes(NodeSelectorStrategy strategy,
-                      const std::vector<SelectionCandidate>& candidates, std::size_t num);
+                      const std::vector<SelectionCandidate>& candidates, std::size_t num,
+                      const std::string& allocation_gap = "");
 
 }  // namespace mps::nomad

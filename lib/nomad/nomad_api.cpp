@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cctype>
 #include <memory>
 #include <string>
@@ -121,6 +122,7 @@ const char* CapabilityHint(const char* capability) {
   if (c == "node:write") return "node { policy = \"write\" }";
   if (c == "read-job") return "namespace \"*\" { capabilities = [\"read-job\"] } plus node:read";
   if (c == "agent:read") return "agent { policy = \"read\" }";
+  if (c == "acl:read-own") return "any valid token may read itself and its own policies";
   return "";
 }
 
@@ -206,7 +208,10 @@ NomadApi::Response NomadApi::Call(const std::string& method, const std::string& 
 
   auto timeout = request_timeout_;
   if (!config_.region.empty()) params.emplace_back("region", config_.region);
-  if (!config_.namespace_name.empty()) params.emplace_back("namespace", config_.namespace_name);
+  const bool has_namespace = std::any_of(params.begin(), params.end(),
+                                         [](const auto& p) { return p.first == "namespace"; });
+  if (!config_.namespace_name.empty() && !has_namespace)
+    params.emplace_back("namespace", config_.namespace_name);
   if (block) {
     auto wait =
         block->wait.count() > 0
@@ -409,6 +414,91 @@ nlohmann::json NomadApi::AgentSelf() const {
     throw NomadError(Kind::bad_response, 200, "Nomad response key agent/self: expected an object");
   }
   return j;
+}
+
+std::string NomadApi::Leader() const {
+  auto r = Call("GET", "/v1/status/leader", {}, std::nullopt, std::nullopt, "", "");
+  auto j = ParseBody(r, "GET /v1/status/leader");
+  if (!j.is_string()) {
+    throw NomadError(Kind::bad_response, 200, "Nomad response of status/leader: expected a string");
+  }
+  return j.get<std::string>();
+}
+
+std::optional<nlohmann::json> NomadApi::AclTokenSelf() const {
+  try {
+    auto r = Call("GET", "/v1/acl/token/self", {}, std::nullopt, std::nullopt, "acl:read-own", "");
+    auto j = ParseBody(r, "GET /v1/acl/token/self");
+    if (!j.is_object()) {
+      throw NomadError(Kind::bad_response, 200,
+                       "Nomad response of acl/token/self: expected an object");
+    }
+    return j;
+  } catch (const NomadError& e) {
+    if (e.kind == Kind::bad_request && e.message.find("ACL support disabled") != std::string::npos)
+      return std::nullopt;
+    throw;
+  }
+}
+
+std::optional<nlohmann::json> NomadApi::AclPolicy(const std::string& name) const {
+  const std::string path = "/v1/acl/policy/" + name;
+  try {
+    auto r = Call("GET", path, {}, std::nullopt, std::nullopt, "acl:read-own", "");
+    auto j = ParseBody(r, "GET " + path);
+    if (!j.is_object()) {
+      throw NomadError(Kind::bad_response, 200,
+                       "Nomad response of " + path + ": expected an object");
+    }
+    return j;
+  } catch (const NomadError& e) {
+    if (e.kind == Kind::not_found) return std::nullopt;
+    throw;
+  }
+}
+
+std::optional<nlohmann::json> NomadApi::AclRole(const std::string& id) const {
+  const std::string path = "/v1/acl/role/" + id;
+  try {
+    auto r = Call("GET", path, {}, std::nullopt, std::nullopt, "acl:read-own", "");
+    auto j = ParseBody(r, "GET " + path);
+    if (!j.is_object()) {
+      throw NomadError(Kind::bad_response, 200,
+                       "Nomad response of " + path + ": expected an object");
+    }
+    return j;
+  } catch (const NomadError& e) {
+    if (e.kind == Kind::not_found) return std::nullopt;
+    throw;
+  }
+}
+
+std::vector<std::string> NomadApi::ListNamespaces() const {
+  auto r = Call("GET", "/v1/namespaces", {}, std::nullopt, std::nullopt, "namespace read", "");
+  auto j = ParseBody(r, "GET /v1/namespaces");
+  std::vector<std::string> names;
+  if (j.is_null()) return names;
+  if (!j.is_array()) {
+    throw NomadError(Kind::bad_response, 200, "Nomad response of namespaces: expected an array");
+  }
+  for (const auto& ns : j) {
+    if (ns.is_object() && ns.contains("Name") && ns["Name"].is_string())
+      names.push_back(ns["Name"].get<std::string>());
+  }
+  return names;
+}
+
+bool NomadApi::CanReadJobs(const std::string& ns) const {
+  // An ID no job has: Nomad checks read-job before it looks the job up.
+  const std::string path = "/v1/job/mpscale-read-job-probe-00000000";
+  try {
+    Call("GET", path, {{"namespace", ns}}, std::nullopt, std::nullopt, "read-job", "");
+    return true;  // such a job exists after all: readable
+  } catch (const NomadError& e) {
+    if (e.kind == Kind::not_found) return true;
+    if (e.kind == Kind::forbidden) return false;
+    throw;
+  }
 }
 
 }  // namespace mps::nomad

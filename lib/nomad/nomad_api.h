@@ -67,6 +67,19 @@ class NomadApi {
   std::uint64_t PurgeNode(const std::string& node_id) const;
   Allocation GetAllocation(const std::string& alloc_id) const;
   nlohmann::json AgentSelf() const;
+  // GET /v1/status/leader, which needs no ACL: the leader's RPC address.
+  std::string Leader() const;
+  // GET /v1/acl/token/self; nullopt when Nomad's ACLs are disabled.
+  std::optional<nlohmann::json> AclTokenSelf() const;
+  // GET /v1/acl/policy/:name (RulesJSON is the parsed policy); nullopt = no such policy.
+  std::optional<nlohmann::json> AclPolicy(const std::string& name) const;
+  // GET /v1/acl/role/:id; nullopt = no such role.
+  std::optional<nlohmann::json> AclRole(const std::string& id) const;
+  // GET /v1/namespaces: the names of the namespaces the token can see.
+  std::vector<std::string> ListNamespaces() const;
+  // Whether the token has read-job in `ns`: GET /v1/job/:id of an ID no job
+  // has answers 404 with it and 403 without.
+  bool CanReadJobs(const std::string& ns) const;
 
  private:
   struct Response {

@@ -252,6 +252,19 @@ PoolPolicy ParsePoolPolicy(const std::map<std::string, std::string>& target_conf
   p.node_class = reader.String("node_class");
   p.datacenter = reader.String("datacenter");
   p.node_pool = reader.String("node_pool");
+  // The SDK's node filter tests these keys' presence: set but empty, the key
+  // still filters (node_class = "" matches no node), unlike every other key.
+  for (const char* key : {"node_class", "datacenter", "node_pool"}) {
+    auto it = target_config.find(key);
+    if (it == target_config.end() || !it->second.empty()) continue;
+    reader.Problem(key, std::string("set but empty: the autoscaler's node filter would still "
+                                    "apply it and match ") +
+                            (std::string_view(key) == "node_class"
+                                 ? "no node (class-less nodes are node_class = "
+                                   "\"autoscaler-default-pool\")"
+                                 : "only nodes whose value is empty") +
+                            "; remove the key or give it a value");
+  }
   if (p.node_class.empty() && p.datacenter.empty() && p.node_pool.empty()) {
     reader.Problem("node_class",
                    "node pool identification method required: set at least one of node_class, "

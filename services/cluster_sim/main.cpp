@@ -75,7 +75,8 @@ int Run(int argc, char** argv) {
   unsigned host_cpus = 16, fail_every_nth = 0;
   bool hang = false;
   int nomad_port = -1;
-  std::string nomad_token, join_delay = "1s", migration_delay = "200ms";
+  std::vector<std::string> nomad_tokens;
+  std::string join_delay = "1s", migration_delay = "200ms";
   app.add_option("--state-dir", state_dir,
                  "Directory for multipass_root_cert.pem and the client-cert store "
                  "(default: a fresh temporary directory)");
@@ -105,7 +106,10 @@ int Run(int argc, char** argv) {
                "Launches never finish: the instance stays STARTING until the call is cancelled");
   app.add_option("--nomad-port", nomad_port,
                  "Also serve the simulated Nomad HTTP API on 127.0.0.1:PORT (0: any free port)");
-  app.add_option("--nomad-token", nomad_token, "Enforce ACLs: requests need this X-Nomad-Token");
+  app.add_option("--nomad-token", nomad_tokens,
+                 "Enforce ACLs (repeatable): SECRET is a management token; "
+                 "SECRET=NS[,NS...][;node=read|write|deny] a client token that reads jobs only "
+                 "in those namespaces ('*' globs), node policy write unless given");
   app.add_option("--join-delay", join_delay,
                  "How long after RUNNING an instance's Nomad client joins (Go duration)");
   app.add_option("--migration-delay", migration_delay,
@@ -151,7 +155,13 @@ int Run(int argc, char** argv) {
   NodeJoiner joiner;
   if (nomad_port >= 0) {
     mps::sim::NomadSimOptions nomad_options;
-    nomad_options.acl_token = nomad_token;
+    for (const auto& spec : nomad_tokens) {
+      try {
+        nomad_options.tokens.push_back(mps::sim::ParseSimAclToken(spec));
+      } catch (const std::invalid_argument& e) {
+        throw SimConfigError(std::string("--nomad-token: ") + e.what());
+      }
+    }
     nomad_options.migration_delay = std::chrono::duration_cast<std::chrono::milliseconds>(
         Duration("migration-delay", migration_delay));
     nomad = std::make_unique<mps::sim::NomadSim>(nomad_options);

@@ -1,6 +1,7 @@
 // mpscale: operator CLI. `keygen` writes a Curve key pair; `instances` asks a
 // multipass-hostd for its instances; `status` and `events` read
-// multipass-target's status endpoint.
+// multipass-target's status endpoint; `doctor` checks the way to multipassd
+// and Nomad step by step.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -9,6 +10,7 @@
 
 #include "bus/keys.h"
 #include "mpscale/commands.h"
+#include "mpscale/doctor.h"
 
 namespace {
 
@@ -71,6 +73,41 @@ int main(int argc, char** argv) {
           ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 62));
   auto* events_pool = events->add_option("--pool", pool, "Only events of this pool");
   events->add_flag("--json", json, "One JSON object per line");
+  mps::mpscale::DoctorOptions doctor_options;
+  std::string nomad_address, node_class, datacenter, node_pool;
+  bool skip_multipass = false;
+  auto* doctor = app.add_subcommand(
+      "doctor",
+      "Check step by step that multipassd and Nomad accept us as hostd and the plugin need, "
+      "printing the fix for what fails (exit 1)");
+  auto& mp = doctor_options.multipass;
+  doctor->add_option("--multipass-address", mp.address,
+                     "multipassd, unix:/path or host:port (default: the snap's socket)");
+  doctor->add_option("--multipass-cert", mp.client_cert_file,
+                     "hostd's client certificate PEM (with --multipass-key)");
+  doctor->add_option("--multipass-key", mp.client_key_file, "its private key PEM");
+  doctor->add_option("--multipass-ca", mp.root_ca_file, "CA to verify multipassd's certificate");
+  doctor
+      ->add_option("--multipass-server-name", mp.server_name,
+                   "name expected in multipassd's certificate")
+      ->capture_default_str();
+  doctor->add_option("--multipass-passphrase-file", doctor_options.passphrase_file,
+                     "file holding multipassd's local.passphrase (as given to hostd)");
+  doctor->add_option("--state-dir", mp.state_dir,
+                     "hostd's --state-dir, where its generated client certificate is kept");
+  doctor->add_flag("--skip-multipass", skip_multipass, "Check only Nomad");
+  auto* nomad_address_option = doctor->add_option(
+      "--nomad-address", nomad_address, "Nomad's HTTP API (default: NOMAD_ADDR; unset: skipped)");
+  doctor->add_option("--nomad-token-file", doctor_options.nomad_token_file,
+                     "file holding the autoscaler's Nomad token (default: NOMAD_TOKEN)");
+  doctor->add_option("--nomad-region", doctor_options.nomad_region, "Nomad region");
+  doctor->add_option("--nomad-ca-cert", doctor_options.nomad_ca_cert, "CA bundle for Nomad's TLS");
+  doctor->add_flag("--nomad-skip-verify", doctor_options.nomad_skip_verify,
+                   "Do not verify Nomad's certificate");
+  auto* node_class_option = doctor->add_option(
+      "--node-class", node_class, "The pool's node_class: probe its allocations' namespaces");
+  auto* datacenter_option = doctor->add_option("--datacenter", datacenter, "The pool's datacenter");
+  auto* node_pool_option = doctor->add_option("--node-pool", node_pool, "The pool's node_pool");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -80,6 +117,15 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
   try {
     if (keygen->parsed()) return Keygen(out, name);
+    if (doctor->parsed()) {
+      doctor_options.check_multipass = !skip_multipass;
+      if (nomad_address_option->count()) doctor_options.nomad_address = nomad_address;
+      if (node_class_option->count()) doctor_options.node_class = node_class;
+      if (datacenter_option->count()) doctor_options.datacenter = datacenter;
+      if (node_pool_option->count()) doctor_options.node_pool = node_pool;
+      spdlog::set_level(spdlog::level::err);  // the doctor reports warnings itself
+      return mps::mpscale::RunDoctor(doctor_options, std::cout);
+    }
     if (instances->parsed()) return mps::mpscale::RunInstances(flags, prefix, json);
     if (status->parsed())
       return mps::mpscale::RunStatus(

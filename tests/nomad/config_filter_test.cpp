@@ -153,7 +153,8 @@ TEST(NodePoolFilter, DefaultPoolClassMatchesEmptyClass) {
   auto f = NodePoolFilter::FromPolicyConfig({{"node_class", "autoscaler-default-pool"}});
   EXPECT_TRUE(f.InPool(Stub("a", "")));
   EXPECT_FALSE(f.InPool(Stub("b", "web")));
-  EXPECT_EQ(f.ServerFilterExpression(), "NodeClass == \"\"");
+  EXPECT_EQ(f.ServerFilterExpression(),
+            "(NodeClass == \"\" or NodeClass == \"autoscaler-default-pool\")");
 }
 
 TEST(NodePoolFilter, InitializingAndDrainingNodesAreErrorsDownNodesAreSkipped) {
@@ -170,10 +171,14 @@ TEST(NodePoolFilter, InitializingAndDrainingNodesAreErrorsDownNodesAreSkipped) {
   ASSERT_EQ(r.errors.size(), 2u);
   EXPECT_EQ(r.errors[0], "node init is initializing");
   EXPECT_EQ(r.errors[1], "node draining is draining");
-  ASSERT_EQ(r.kept.size(), 1u);  // ineligible skipped, own node dropped
-  EXPECT_EQ(r.kept[0].id, "ready");
+  EXPECT_TRUE(r.kept.empty());  // any error empties the result, as in the SDK
 
-  auto scale_in = f.ForScaleIn().Filter(nodes, "self");
+  std::vector<NodeStub> settled = {nodes[0], nodes[3], nodes[4], nodes[5], nodes[6], nodes[7]};
+  auto plain = f.Filter(settled, "self");
+  ASSERT_EQ(plain.kept.size(), 1u);  // ineligible skipped, own node dropped
+  EXPECT_EQ(plain.kept[0].id, "ready");
+
+  auto scale_in = f.ForScaleIn().Filter(settled, "self");
   EXPECT_EQ(scale_in.kept.size(), 2u);  // ineligible kept for scale-in
 
   auto relaxed = NodePoolFilter::FromPolicyConfig({{"node_class", "web"},

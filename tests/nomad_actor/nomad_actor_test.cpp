@@ -554,3 +554,44 @@ TEST(NomadActor, StopAllNomadServicesStopsEveryServiceOfTheProcess) {
             bus::ErrorCode::kShuttingDown);
   EXPECT_EQ(sim.NodeCount(), 1u);
 }
+
+// Nomad hides the allocations of namespaces the token cannot read: the empty
+// selectors and drains refuse such a token instead of trusting the lists.
+TEST(NomadActor, TokenBlindToANamespaceIsRefusedByEmptySelectorsAndDrains) {
+  sim::NomadSimOptions o;
+  o.tokens.push_back(sim::ParseSimAclToken("narrow=default"));
+  sim::NomadSim sim(o);
+  sim.Start();
+  auto busy = sim.RegisterNode("web-1", "web");
+  sim.AddAllocation(busy, "service", "running", 100, 256, "secret");
+  for (int i = 0; i < 200 && sim.NodeJson(busy)->at("Status") != "ready"; ++i)
+    std::this_thread::sleep_for(5ms);
+  Served s(nomad::FromConfigMap({{"nomad_address", sim.address()},
+                                 {"nomad_token", "narrow"},
+                                 {"nomad_block-query-wait-time", "2s"}},
+                                nomad::EnvFromMap({})));
+
+  auto select = s.CallFails(nm::SelectRequest::kType,
+                            {{"policy", WebPolicy({{"node_selector_strategy", "empty"}})},
+                             {"count", 1},
+                             {"candidates", {"web-1"}}});
+  EXPECT_EQ(AppCodeOf(select), AppCode::kForbidden);
+  EXPECT_NE(std::string(select.what()).find("node_selector_strategy empty refuses"),
+            std::string::npos)
+      << select.what();
+  EXPECT_NE(std::string(select.what()).find("namespaces other than default"), std::string::npos)
+      << select.what();
+
+  // A strategy that does not rely on emptiness still selects.
+  auto newest = s.Call(nm::SelectRequest::kType,
+                       {{"policy", WebPolicy({{"node_selector_strategy", "newest_create_index"}})},
+                        {"count", 1},
+                        {"candidates", {"web-1"}}});
+  EXPECT_EQ(newest["selected"].size(), 1u) << newest.dump();
+
+  auto drain = s.CallFails(nm::DrainRequest::kType, {{"policy", WebPolicy()}, {"node_ids", {busy}}},
+                           "drain-narrow-1");
+  EXPECT_EQ(AppCodeOf(drain), AppCode::kForbidden);
+  EXPECT_NE(std::string(drain.what()).find("refusing to drain"), std::string::npos) << drain.what();
+  EXPECT_TRUE(sim.NodeJson(busy)->at("DrainStrategy").is_null()) << "nothing may be drained";
+}

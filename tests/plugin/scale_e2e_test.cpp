@@ -168,6 +168,30 @@ TEST(ScaleEndToEnd, OutInParallelThenInKeepsTheBusyNodes) {
   EXPECT_EQ(view["pools"][0]["ready"], true);
 }
 
+// Nomad leaves the allocations of namespaces the token cannot read out of a
+// node's list: with such a token "empty" would remove a busy node. The scale
+// in is refused with the namespaces named, and nothing is drained or deleted.
+TEST(ScaleEndToEnd, EmptySelectorRefusesATokenBlindToANamespace) {
+  mps::test::SimOptions sim;
+  sim.nomad_tokens = {"root", "narrow=default"};
+  mps::test::ScaleWorld world(sim);
+  world.policy["node_selector_strategy"] = "empty";
+  world.StartHostd();
+  world.StartPlugin({{"nomad_token", "narrow"}});
+  auto r = world.Scale(2);
+  ASSERT_TRUE(r["ok"]) << r << world.host_stderr();
+  ASSERT_TRUE(world.Status(15000)["values"]["ready"]) << world.host_stderr();
+  auto nodes = world.Nodes();
+  ASSERT_EQ(nodes.size(), 2u);
+  world.AddAllocation(nodes[0]["ID"], "secret");  // invisible to the plugin's token
+
+  r = world.Scale(1);
+  EXPECT_FALSE(r["ok"]) << r;
+  EXPECT_THAT(r.dump(), HasSubstr("lacks read-job in namespaces other than default")) << r;
+  EXPECT_EQ(world.Instances().size(), 2u);
+  for (const auto& n : world.Nodes()) EXPECT_FALSE(n["Drain"].get<bool>()) << n;
+}
+
 TEST(ScaleEndToEnd, LeastBusyDrainsTheLeastLoadedNode) {
   mps::test::ScaleWorld world;
   world.policy["node_selector_strategy"] = "least_busy";

@@ -34,6 +34,12 @@ ScaleWorld::ScaleWorld(SimOptions sim) {
                                 "--migration-delay",
                                 sim.migration_delay};
   if (sim.hang_launches) argv.push_back("--hang-launches");
+  for (const auto& token : sim.nomad_tokens) {
+    argv.push_back("--nomad-token");
+    argv.push_back(token);
+  }
+  if (!sim.nomad_tokens.empty())
+    nomad_observer_token_ = sim.nomad_tokens.front().substr(0, sim.nomad_tokens.front().find('='));
   if (!sim.passphrase.empty()) {
     for (const auto& a : {std::string("--multipass-tls"), std::string("127.0.0.1:0"),
                           std::string("--passphrase"), sim.passphrase})
@@ -208,16 +214,19 @@ void ScaleWorld::LaunchDirect(const std::string& name, const std::string& cloud_
 
 std::vector<json> ScaleWorld::Nodes() {
   httplib::Client http(nomad_address_);
-  auto r = http.Get("/v1/nodes");
+  httplib::Headers headers;
+  if (!nomad_observer_token_.empty()) headers.emplace("X-Nomad-Token", nomad_observer_token_);
+  auto r = http.Get("/v1/nodes", headers);
   if (!r || r->status != 200) throw std::runtime_error("GET /v1/nodes failed");
   std::vector<json> out;
   for (const auto& n : json::parse(r->body)) out.push_back(n);
   return out;
 }
 
-void ScaleWorld::AddAllocation(const std::string& node_id) {
+void ScaleWorld::AddAllocation(const std::string& node_id, const std::string& ns) {
   httplib::Client http(nomad_address_);
-  auto r = http.Post("/sim/allocations", json{{"node_id", node_id}}.dump(), "application/json");
+  auto r = http.Post("/sim/allocations", json{{"node_id", node_id}, {"namespace", ns}}.dump(),
+                     "application/json");
   if (!r || r->status != 200) throw std::runtime_error("POST /sim/allocations failed");
 }
 

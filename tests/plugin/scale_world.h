@@ -24,6 +24,9 @@ struct SimOptions {
   std::string passphrase;
   // Launches never finish until their call is cancelled.
   bool hang_launches = false;
+  // cluster-sim --nomad-token specs (ACLs on when any); the world's own Nomad
+  // reads use the first, which should be a management token.
+  std::vector<std::string> nomad_tokens = {};
 };
 
 class ScaleWorld {
@@ -62,7 +65,7 @@ class ScaleWorld {
   std::map<std::string, std::string> Instances(const std::string& prefix = "web-");
   // Nodes of the simulated Nomad: {id, name, status, drain}.
   std::vector<nlohmann::json> Nodes();
-  void AddAllocation(const std::string& node_id);
+  void AddAllocation(const std::string& node_id, const std::string& ns = "default");
   void LaunchDirect(const std::string& name, const std::string& cloud_init);
 
   std::string host_stderr() const;
@@ -83,6 +86,7 @@ class ScaleWorld {
   mps::testing::TempDir dir_;
   std::unique_ptr<mps::testing::ChildProcess> sim_, hostd_, host_;
   std::string nomad_address_;
+  std::string nomad_observer_token_;
   std::string tls_address_;
   std::string hostd_endpoint_;
   int plugin_pid_ = -1;

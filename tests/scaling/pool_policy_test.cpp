@@ -138,6 +138,22 @@ TEST(PoolPolicy, EmptyValueCountsAsUnset) {
   EXPECT_FALSE(p.node_purge);
 }
 
+// Not for the pool keys: the autoscaler SDK's node filter tests their presence,
+// so `node_class = ""` would filter every node out; refused, naming the key.
+TEST(PoolPolicy, EmptyPoolKeyIsRefusedNotIgnored) {
+  auto problems =
+      ProblemsOf({{"node_class", ""}, {"datacenter", "dc1"}, {"instance_name_prefix", "edge"}});
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].key, "node_class");
+  EXPECT_THAT(problems[0].message, HasSubstr("set but empty"));
+  EXPECT_THAT(problems[0].message, HasSubstr("autoscaler-default-pool"));
+  auto dc = ProblemsOf({{"node_class", "web"}, {"datacenter", ""}});
+  ASSERT_EQ(dc.size(), 1u);
+  EXPECT_EQ(dc[0].key, "datacenter");
+  EXPECT_NE(ProblemFor(ProblemsOf({{"node_class", "web"}, {"node_pool", ""}}), "node_pool"),
+            nullptr);
+}
+
 TEST(PoolPolicy, AllProblemsReportedAtOnceEachNamingItsKey) {
   Config bad = {{"node_class", "web"},
                 {"instance_name_prefix", "-bad"},

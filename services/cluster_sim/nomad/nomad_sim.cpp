@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -49,6 +50,7 @@ std::int64_t UnixNanos() {
 
 struct SimAlloc {
   std::string id, node_id, job_id, job_type, client_status, desired_status;
+  std::string ns = "default";
   bool migrate = false;
   std::int64_t cpu = 0, memory_mb = 0;
   std::uint64_t create_index = 0, modify_index = 0;
@@ -77,6 +79,71 @@ struct SimNode {
 void PlainError(httplib::Response& res, int status, const std::string& msg) {
   res.status = status;
   res.set_content(msg, "text/plain");
+}
+
+// Nomad's namespace globs: '*' matches any run of characters.
+bool GlobMatch(std::string_view pattern, std::string_view name) {
+  if (pattern.empty()) return name.empty();
+  if (pattern.front() == '*') {
+    for (std::size_t i = 0; i <= name.size(); ++i)
+      if (GlobMatch(pattern.substr(1), name.substr(i))) return true;
+    return false;
+  }
+  return !name.empty() && pattern.front() == name.front() &&
+         GlobMatch(pattern.substr(1), name.substr(1));
+}
+
+// Who is calling: ACLs off, a management token, a client token, or no token
+// (Nomad's anonymous token, which the sim gives no policy).
+struct Caller {
+  bool acl_disabled = false;
+  bool management = false;
+  const SimAclToken* token = nullptr;
+
+  bool ReadsJobs(const std::string& ns) const {
+    if (acl_disabled || management) return true;
+    if (!token) return false;
+    return std::any_of(token->read_job_namespaces.begin(), token->read_job_namespaces.end(),
+                       [&](const std::string& p) { return GlobMatch(p, ns); });
+  }
+  bool Node(bool write) const {
+    if (acl_disabled || management) return true;
+    if (!token) return false;
+    return token->node_policy == "write" || (!write && token->node_policy == "read");
+  }
+};
+
+std::string PolicyName(const SimAclToken& t) {
+  return "sim-policy-" + std::to_string(std::hash<std::string>{}(t.secret) % 100000);
+}
+
+// The policy as Nomad stores it (HCL) and as GET /v1/acl/policy/:name parses it.
+nlohmann::json PolicyJson(const SimAclToken& t) {
+  nlohmann::json namespaces = nlohmann::json::array();
+  std::string rules;
+  for (const auto& ns : t.read_job_namespaces) {
+    namespaces.push_back({{"Name", ns},
+                          {"Policy", ""},
+                          {"Capabilities", {"list-jobs", "read-job"}},
+                          {"Variables", nullptr}});
+    rules += "namespace \"" + ns + "\" {\n  capabilities = [\"list-jobs\", \"read-job\"]\n}\n";
+  }
+  rules += "node {\n  policy = \"" + t.node_policy + "\"\n}\n";
+  return {{"Name", PolicyName(t)},
+          {"Description", "cluster-sim --nomad-token"},
+          {"Rules", rules},
+          {"RulesJSON",
+           {{"Namespaces", namespaces},
+            {"NodePools", nullptr},
+            {"HostVolumes", nullptr},
+            {"Agent", nullptr},
+            {"Node", {{"Policy", t.node_policy}}},
+            {"Operator", nullptr},
+            {"Quota", nullptr},
+            {"Plugin", nullptr}}},
+          {"JobACL", nullptr},
+          {"CreateIndex", 5},
+          {"ModifyIndex", 5}};
 }
 
 }  // namespace
@@ -212,13 +279,12 @@ struct NomadSim::State {
   json AllocJson(const SimAlloc& a) const {
     return {
         {"ID", a.id},
-        {"Namespace", "default"},
+        {"Namespace", a.ns},
         {"EvalID", ""},
         {"Name", a.job_id + ".group[0]"},
         {"NodeID", a.node_id},
         {"JobID", a.job_id},
-        {"Job",
-         {{"ID", a.job_id}, {"Name", a.job_id}, {"Namespace", "default"}, {"Type", a.job_type}}},
+        {"Job", {{"ID", a.job_id}, {"Name", a.job_id}, {"Namespace", a.ns}, {"Type", a.job_type}}},
         {"TaskGroup", "group"},
         {"Resources",
          {{"CPU", a.cpu},
@@ -323,8 +389,15 @@ struct NomadSim::State {
     return true;
   }
 
-  bool Authorized(const httplib::Request& req, httplib::Response& res) const {
-    if (options.acl_token.empty()) return true;
+  bool AclEnabled() const { return !options.acl_token.empty() || !options.tokens.empty(); }
+
+  // nullopt: answered 403 "ACL token not found".
+  std::optional<Caller> Identify(const httplib::Request& req, httplib::Response& res) const {
+    Caller c;
+    if (!AclEnabled()) {
+      c.acl_disabled = true;
+      return c;
+    }
     std::string token = req.get_header_value("X-Nomad-Token");
     if (token.empty()) {
       auto auth = req.get_header_value("Authorization");
@@ -332,15 +405,32 @@ struct NomadSim::State {
         token = auth.substr(7);
       }
     }
-    if (token.empty()) {
+    if (token.empty()) return c;  // anonymous
+    if (token == options.acl_token) {
+      c.management = true;
+      return c;
+    }
+    for (const auto& t : options.tokens) {
+      if (t.secret != token) continue;
+      c.management = t.management;
+      c.token = &t;
+      return c;
+    }
+    PlainError(res, 403, "ACL token not found");
+    return std::nullopt;
+  }
+
+  enum class Need { node_read, node_write, any };
+  // The node endpoints: node:read or node:write, else 403 "Permission denied".
+  std::optional<Caller> Authorized(const httplib::Request& req, httplib::Response& res,
+                                   Need need = Need::node_read) const {
+    auto c = Identify(req, res);
+    if (!c) return std::nullopt;
+    if (need != Need::any && !c->Node(need == Need::node_write)) {
       PlainError(res, 403, "Permission denied");
-      return false;
+      return std::nullopt;
     }
-    if (token != options.acl_token) {
-      PlainError(res, 403, "ACL token not found");
-      return false;
-    }
-    return true;
+    return c;
   }
 
   std::string Register(const std::string& instance, const std::string& node_class,
@@ -372,12 +462,14 @@ struct NomadSim::State {
   }
 
   std::string AddAlloc(const std::string& node_id, const std::string& job_type,
-                       const std::string& client_status, std::int64_t cpu, std::int64_t mem) {
+                       const std::string& client_status, std::int64_t cpu, std::int64_t mem,
+                       const std::string& ns) {
     std::lock_guard lock(mu);
     if (!nodes.count(node_id)) throw std::invalid_argument("unknown node " + node_id);
     SimAlloc a;
     a.id = NewId();
     a.node_id = node_id;
+    a.ns = ns.empty() ? "default" : ns;
     a.job_type = job_type;
     a.job_id = job_type + "-job-" + a.id.substr(0, 8);
     a.client_status = client_status;
@@ -442,13 +534,15 @@ void NomadSim::State::Routes() {
 
   s.Get(R"(/v1/node/([^/]+)/allocations)",
         [this](const httplib::Request& req, httplib::Response& res) {
-          if (!Authorized(req, res) || !CheckQueryParams(req, res)) return;
+          auto caller = Authorized(req, res);
+          if (!caller || !CheckQueryParams(req, res)) return;
           std::string id = req.matches[1];
           std::unique_lock lock(mu);
           Block(lock, req, [&] { return AllocIndexOf(id); });
+          // Nomad's GetAllocs: namespaces without read-job are left out, no 403.
           json out = json::array();
           for (auto& [_, a] : allocs) {
-            if (a.node_id == id) out.push_back(AllocJson(a));
+            if (a.node_id == id && caller->ReadsJobs(a.ns)) out.push_back(AllocJson(a));
           }
           res.set_header("X-Nomad-Index", std::to_string(AllocIndexOf(id)));
           res.set_content(out.dump(), "application/json");
@@ -464,7 +558,7 @@ void NomadSim::State::Routes() {
   };
 
   auto drain = [this, write_reply](const httplib::Request& req, httplib::Response& res) {
-    if (!Authorized(req, res)) return;
+    if (!Authorized(req, res, Need::node_write)) return;
     std::string id = req.matches[1];
     auto body = json::parse(req.body, nullptr, false);
     if (body.is_discarded() || !body.is_object()) {
@@ -523,7 +617,7 @@ void NomadSim::State::Routes() {
   s.Post(R"(/v1/node/([^/]+)/drain)", drain);
 
   auto eligibility = [this, write_reply](const httplib::Request& req, httplib::Response& res) {
-    if (!Authorized(req, res)) return;
+    if (!Authorized(req, res, Need::node_write)) return;
     std::string id = req.matches[1];
     auto body = json::parse(req.body, nullptr, false);
     if (body.is_discarded() || !body.is_object()) {
@@ -547,7 +641,7 @@ void NomadSim::State::Routes() {
   s.Post(R"(/v1/node/([^/]+)/eligibility)", eligibility);
 
   auto purge = [this, write_reply](const httplib::Request& req, httplib::Response& res) {
-    if (!Authorized(req, res)) return;
+    if (!Authorized(req, res, Need::node_write)) return;
     std::string id = req.matches[1];
     std::lock_guard lock(mu);
     auto it = nodes.find(id);
@@ -568,22 +662,106 @@ void NomadSim::State::Routes() {
   s.Post(R"(/v1/node/([^/]+)/purge)", purge);
 
   s.Get(R"(/v1/allocation/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!Authorized(req, res)) return;
+    auto caller = Authorized(req, res, Need::any);
+    if (!caller) return;
     std::lock_guard lock(mu);
     auto it = allocs.find(req.matches[1]);
     if (it == allocs.end()) return PlainError(res, 404, "alloc not found");
+    if (!caller->ReadsJobs(it->second.ns)) return PlainError(res, 403, "Permission denied");
     res.set_header("X-Nomad-Index", std::to_string(it->second.modify_index));
     res.set_content(AllocJson(it->second).dump(), "application/json");
   });
 
   s.Get("/v1/agent/self", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!Authorized(req, res)) return;
+    auto caller = Authorized(req, res, Need::any);
+    if (!caller) return;
+    // agent:read: the sim grants it to every known token, never to anonymous.
+    if (!caller->acl_disabled && !caller->management && !caller->token)
+      return PlainError(res, 403, "Permission denied");
     json body = {
         {"config",
          {{"Region", options.region}, {"Datacenter", "dc1"}, {"Version", {{"Version", "1.7.7"}}}}},
         {"member", {{"Name", "nomad-sim.global"}, {"Addr", "127.0.0.1"}, {"Status", "alive"}}},
         {"stats", {{"nomad", {{"leader", "true"}, {"server", "true"}}}}}};
     res.set_content(body.dump(), "application/json");
+  });
+
+  // No ACL, like Nomad's: where a client checks that Nomad answers at all.
+  s.Get("/v1/status/leader", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("\"127.0.0.1:4647\"", "application/json");
+  });
+
+  s.Get("/v1/acl/token/self", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!AclEnabled()) return PlainError(res, 400, "ACL support disabled");
+    auto caller = Identify(req, res);
+    if (!caller) return;
+    json token = {{"AccessorID", "00000000-0000-0000-0000-000000000000"},
+                  {"SecretID", ""},
+                  {"Name", "Anonymous Token"},
+                  {"Type", "client"},
+                  {"Policies", json::array({"anonymous"})},
+                  {"Roles", json::array()},
+                  {"Global", false},
+                  {"CreateIndex", 0},
+                  {"ModifyIndex", 0}};
+    if (caller->management || caller->token) {
+      token["AccessorID"] = "11111111-2222-3333-4444-" + std::string(12, '5');
+      token["Name"] = caller->management ? "sim management token" : "sim client token";
+      token["Type"] = caller->management ? "management" : "client";
+      token["Policies"] =
+          caller->management ? json::array() : json::array({PolicyName(*caller->token)});
+    }
+    res.set_content(token.dump(), "application/json");
+  });
+
+  // A policy may be read by a management token or a token that has it.
+  s.Get(R"(/v1/acl/policy/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!AclEnabled()) return PlainError(res, 400, "ACL support disabled");
+    auto caller = Identify(req, res);
+    if (!caller) return;
+    std::string name = req.matches[1];
+    if (name == "anonymous") return PlainError(res, 404, "ACL policy not found");
+    for (const auto& t : options.tokens) {
+      if (t.management || PolicyName(t) != name) continue;
+      if (!caller->management && caller->token != &t)
+        return PlainError(res, 403, "Permission denied");
+      return res.set_content(PolicyJson(t).dump(), "application/json");
+    }
+    if (!caller->management) return PlainError(res, 403, "Permission denied");
+    PlainError(res, 404, "ACL policy not found");
+  });
+
+  // The namespaces the caller has any capability in (here: read-job).
+  s.Get("/v1/namespaces", [this](const httplib::Request& req, httplib::Response& res) {
+    auto caller = Authorized(req, res, Need::any);
+    if (!caller) return;
+    std::set<std::string> names = {"default"};
+    {
+      std::lock_guard lock(mu);
+      for (auto& [_, a] : allocs) names.insert(a.ns);
+    }
+    json out = json::array();
+    for (const auto& n : names) {
+      if (!caller->ReadsJobs(n)) continue;
+      out.push_back({{"Name", n}, {"Description", ""}, {"CreateIndex", 1}, {"ModifyIndex", 1}});
+    }
+    res.set_header("X-Nomad-Index", "1");
+    res.set_content(out.dump(), "application/json");
+  });
+
+  // Jobs exist only as the allocations' job IDs; enough for a read-job probe.
+  s.Get(R"(/v1/job/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    auto caller = Authorized(req, res, Need::any);
+    if (!caller) return;
+    std::string ns = req.has_param("namespace") ? req.get_param_value("namespace") : "default";
+    if (!caller->ReadsJobs(ns)) return PlainError(res, 403, "Permission denied");
+    std::lock_guard lock(mu);
+    for (auto& [_, a] : allocs) {
+      if (a.job_id != req.matches[1] || a.ns != ns) continue;
+      json job = {{"ID", a.job_id}, {"Name", a.job_id}, {"Namespace", a.ns}, {"Type", a.job_type}};
+      return res.set_content(job.dump(), "application/json");
+    }
+    PlainError(res, 404, "job not found");
   });
 
   // --- admin surface, not part of Nomad's API ---
@@ -619,12 +797,12 @@ void NomadSim::State::Routes() {
     if (b.is_discarded() || !b.is_object() || !b.value("node_id", json()).is_string()) {
       return PlainError(res, 400,
                         "expected {\"node_id\": string, \"job_type\"?, \"client_status\"?, "
-                        "\"cpu\"?, \"memory_mb\"?}");
+                        "\"cpu\"?, \"memory_mb\"?, \"namespace\"?}");
     }
     try {
       auto id = AddAlloc(b["node_id"], b.value("job_type", "service"),
                          b.value("client_status", "running"), b.value("cpu", std::int64_t{100}),
-                         b.value("memory_mb", std::int64_t{256}));
+                         b.value("memory_mb", std::int64_t{256}), b.value("namespace", "default"));
       res.set_content(json{{"ID", id}}.dump(), "application/json");
     } catch (const std::exception& e) {
       PlainError(res, 404, e.what());
@@ -656,8 +834,8 @@ void WidenListenBacklog(int port) {
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
     sockaddr_in addr{};
     socklen_t alen = sizeof addr;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) == 0 && addr.sin_family == AF_INET &&
-        ntohs(addr.sin_port) == port) {
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) == 0 &&
+        addr.sin_family == AF_INET && ntohs(addr.sin_port) == port) {
       listen(fd, 256);
       return;
     }
@@ -684,7 +862,8 @@ int NomadSim::Start(int port) {
   s.listener = std::thread([&s] { s.server.listen_after_bind(); });
   // httplib's stop() does nothing until the server runs: wait, so that a
   // Stop() right after Start() cannot leave the listener thread behind.
-  for (int i = 0; i < 5000 && !s.server.is_running(); ++i) std::this_thread::sleep_for(milliseconds(1));
+  for (int i = 0; i < 5000 && !s.server.is_running(); ++i)
+    std::this_thread::sleep_for(milliseconds(1));
   s.ticker = std::thread([&s] {
     std::unique_lock lock(s.mu);
     while (!s.stopping) {
@@ -736,8 +915,8 @@ bool NomadSim::MarkDown(const std::string& instance_name) {
 
 std::string NomadSim::AddAllocation(const std::string& node_id, const std::string& job_type,
                                     const std::string& client_status, std::int64_t cpu,
-                                    std::int64_t memory_mb) {
-  return state_->AddAlloc(node_id, job_type, client_status, cpu, memory_mb);
+                                    std::int64_t memory_mb, const std::string& ns) {
+  return state_->AddAlloc(node_id, job_type, client_status, cpu, memory_mb, ns);
 }
 
 void NomadSim::SetMigrationDelay(std::chrono::milliseconds delay) {
@@ -772,6 +951,41 @@ std::vector<nlohmann::json> NomadSim::AllocationsJson(const std::string& node_id
 std::size_t NomadSim::NodeCount() const {
   std::lock_guard lock(state_->mu);
   return state_->nodes.size();
+}
+
+SimAclToken ParseSimAclToken(const std::string& spec) {
+  SimAclToken t;
+  auto eq = spec.find('=');
+  t.secret = spec.substr(0, eq);
+  if (t.secret.empty()) throw std::invalid_argument("empty token secret in \"" + spec + "\"");
+  if (eq == std::string::npos) {
+    t.management = true;
+    return t;
+  }
+  std::string rest = spec.substr(eq + 1);
+  std::string namespaces = rest;
+  if (auto semi = rest.find(';'); semi != std::string::npos) {
+    namespaces = rest.substr(0, semi);
+    std::string node = rest.substr(semi + 1);
+    if (!node.starts_with("node="))
+      throw std::invalid_argument("expected ;node=read|write|deny after the namespaces, got \"" +
+                                  node + "\"");
+    t.node_policy = node.substr(5);
+    if (t.node_policy != "read" && t.node_policy != "write" && t.node_policy != "deny")
+      throw std::invalid_argument("node policy must be read, write or deny, got \"" +
+                                  t.node_policy + "\"");
+  }
+  std::size_t start = 0;
+  while (start <= namespaces.size() && !namespaces.empty()) {
+    auto comma = namespaces.find(',', start);
+    auto ns =
+        namespaces.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (ns.empty()) throw std::invalid_argument("empty namespace in \"" + spec + "\"");
+    t.read_job_namespaces.push_back(ns);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return t;
 }
 
 }  // namespace mps::sim

@@ -14,8 +14,26 @@
 
 namespace mps::sim {
 
+// A token of the simulated ACL system. A management token may do anything; a
+// client token has one policy: `read-job` in the namespaces listed (a name,
+// or a glob with '*': "*" is every namespace) and a node policy. Like Nomad,
+// GET /v1/node/:id/allocations silently leaves out the allocations of
+// namespaces the token cannot read.
+struct SimAclToken {
+  std::string secret;
+  bool management = false;
+  std::vector<std::string> read_job_namespaces;
+  std::string node_policy = "write";  // read, write or deny
+};
+
+// `SECRET` (a management token) or `SECRET=NS[,NS...][;node=read|write|deny]`
+// (a client token; an empty namespace list reads no jobs). Throws
+// std::invalid_argument naming what is wrong.
+SimAclToken ParseSimAclToken(const std::string& spec);
+
 struct NomadSimOptions {
-  std::string acl_token;  // empty = ACLs disabled
+  std::string acl_token;  // a management token; empty and no `tokens` = ACLs disabled
+  std::vector<SimAclToken> tokens;
   // How long a drain takes to move a node's allocations away.
   std::chrono::milliseconds migration_delay{200};
   // How long a registered node stays "initializing".
@@ -52,7 +70,7 @@ class NomadSim {
   // Throws std::invalid_argument for an unknown node.
   std::string AddAllocation(const std::string& node_id, const std::string& job_type,
                             const std::string& client_status = "running", std::int64_t cpu = 100,
-                            std::int64_t memory_mb = 256);
+                            std::int64_t memory_mb = 256, const std::string& ns = "default");
   void SetMigrationDelay(std::chrono::milliseconds delay);
   bool SetNodeMigrationDelay(const std::string& node_id, std::chrono::milliseconds delay);
 
