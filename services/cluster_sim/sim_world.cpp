@@ -322,18 +322,21 @@ std::optional<SimError> SimWorld::Launch(const LaunchSpec& request, const StepSi
 
   auto it = instances_.find(name);
   if (it == instances_.end()) return failed(Error(grpc::StatusCode::ABORTED, "instance vanished"));
+  // multipassd says "Starting NAME", then asks the hypervisor to start the VM;
+  // a failure there is FAILED_PRECONDITION and the instance is removed.
+  auto cannot_start = CheckCapacityLocked(it->second);
   if (inject_failure) {
-    // Realistic mode: the VM was created but the hypervisor failed to start it.
     ++stats_.injected_launch_failures;
     spdlog::info("multipass sim: injected start failure for {}", name);
-    // multipassd reports a start failure in launch as FAILED_PRECONDITION.
-    return abandon(Error(grpc::StatusCode::FAILED_PRECONDITION,
-                         "failed to start \"" + name +
-                             "\": simulated hypervisor failure (--fail-every-nth-launch)"));
+    cannot_start = Error(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        "failed to start \"" + name + "\": simulated hypervisor failure (--fail-every-nth-launch)");
   }
-  if (auto err = CheckCapacityLocked(it->second)) {
-    err->code = grpc::StatusCode::FAILED_PRECONDITION;
-    return abandon(*err);
+  if (cannot_start) {
+    it->second.view.state = InstanceState::kStarting;  // never boots
+    send({LaunchStep::kCreateMessage, "Starting " + name});
+    cannot_start->code = grpc::StatusCode::FAILED_PRECONDITION;
+    return abandon(*cannot_start);
   }
   // STARTING (and listed) before the client hears "Starting NAME".
   BeginBootLocked(it->second);
