@@ -401,8 +401,10 @@ class Controller {
     req.names = {instance};
     Call(run, *links().multipass, req, {60s, "delete:" + instance},
          [this, instance, reason](Run& r, Answer<mp::DeleteReply>& a) {
-           if (a.ok()) {
-             Report(r, OperationKind::kDelete, instance, OpPhase::kSucceeded, reason);
+           // NOT_FOUND: gone already (deleted by a retry or by hand), which is what we wanted.
+           if (a.ok() || contracts::AppCodeOf(*a.error) == AppCode::kNotFound) {
+             Report(r, OperationKind::kDelete, instance, OpPhase::kSucceeded,
+                    a.ok() ? reason : reason + " (already gone)");
              r.changed = true;
              return;
            }
@@ -441,10 +443,13 @@ class Controller {
       run.Fail("launch of " + launch.name + ": " + e.what(), false);
       return;
     }
-    // The daemon's own timeout comes first; ours covers the queue in front of it.
-    // The same key on every attempt and after a restart: the session runs it once.
+    // The daemon's own timeouts come first; ours adds the download and the
+    // queue in front of it. The same key on every attempt and after a
+    // restart: the session runs it once.
     Call(run, *links().multipass, req,
-         {Ms(run.policy.startup_timeout) + st_.options.launch_grace, "launch:" + launch.name},
+         {Ms(run.policy.image_download_timeout) + 2 * Ms(run.policy.startup_timeout) +
+              st_.options.launch_grace,
+          "launch:" + launch.name},
          [this, name = launch.name](Run& r, Answer<mp::LaunchReply>& a) {
            if (a.ok()) {
              Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
