@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -119,6 +120,31 @@ TEST_F(ClusterSimBinary, StrictByDefaultAndReportsTheRpcThreadsBusyTime) {
   EXPECT_EQ(after["ssh_commands"] - before["ssh_commands"], 2);      // the default SSH cost...
   EXPECT_GE(after["rpc_busy_us"] - before["rpc_busy_us"], 100'000);  // ...is 50 ms each
   EXPECT_EQ(after["rpc_calls"] - before["rpc_calls"], 1);
+  c.Signal(SIGTERM);
+  EXPECT_EQ(c.Wait(5s), 0) << c.stderr_text();
+}
+
+TEST_F(ClusterSimBinary, ConcurrentLaunchesShareOneDownloadThatTheTimeoutDoesNotCount) {
+  auto socket = (dir_ / "mp.sock").string();
+  auto state = (dir_ / "state").string();
+  ChildProcess c(SimArgs({"--multipass-socket", socket, "--state-dir", state, "--ssh-delay", "1ms",
+                          "--empty-cert-store", "--download-delay", "1500ms", "--boot-delay",
+                          "200ms", "--cloud-init-delay", "200ms"}));
+  ASSERT_TRUE(c.WaitForLine("ready", 5s)) << c.stderr_text();
+  RawClient client("unix:" + socket, RootOf(state),
+                   mps::sim::CertificateAuthority::SelfSignedClientCertificate("first"));
+  ASSERT_TRUE(client.Version().status.ok());
+  // A 1 s timeout: the 1.5 s download is not counted, SSH-up and cloud-init
+  // each fit in it.
+  auto second = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(300ms);  // joins the download in flight
+    return client.Launch(mps::sim::testing::LaunchOf("b", "jammy", 1), 10s);
+  });
+  auto first = client.Launch(mps::sim::testing::LaunchOf("a", "jammy", 1), 10s);
+  EXPECT_TRUE(first.status.ok()) << first.status.error_message();
+  auto b = second.get();
+  EXPECT_TRUE(b.status.ok()) << b.status.error_message();
+  EXPECT_EQ(Stats(c)["image_downloads"], 1);
   c.Signal(SIGTERM);
   EXPECT_EQ(c.Wait(5s), 0) << c.stderr_text();
 }
