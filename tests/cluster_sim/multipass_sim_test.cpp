@@ -481,7 +481,7 @@ TEST_F(MultipassSimTest, FailEveryNthLaunchAbortsAndRemovesThatInstance) {
   EXPECT_EQ(failed.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   ASSERT_FALSE(failed.replies.empty());
   EXPECT_EQ(failed.replies.front().create_message(), "Creating n2");  // failed after creation
-  EXPECT_EQ(failed.replies.back().create_message(), "Starting n2");  // the hypervisor failed
+  EXPECT_EQ(failed.replies.back().create_message(), "Starting n2");   // the hypervisor failed
   EXPECT_FALSE(Find(*sim_, "n2").has_value());
   EXPECT_TRUE(admin.Launch(LaunchOf("n3")).status.ok());
   EXPECT_EQ(admin.Launch(LaunchOf("n4")).status.error_code(),
