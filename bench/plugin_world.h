@@ -4,6 +4,7 @@
 // as the autoscaler starts it (magic cookie, go-plugin handshake on stdout),
 // driven over its gRPC socket like the autoscaler drives it.
 #include <grpcpp/grpcpp.h>
+#include <signal.h>
 
 #include <chrono>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -37,7 +39,10 @@ using ConfigMap = std::map<std::string, std::string>;
 struct WorldOptions {
   std::string boot_delay = "10ms";
   std::string join_delay = "100ms";
-  int max_parallel_launches = 4;  // hostd's and the plugin's
+  int max_parallel_launches = 4;   // hostd's and the plugin's
+  std::string ssh_delay = "50ms";  // cluster-sim's default: one SSH command in a VM
+  // Extra environment of multipass-target.
+  std::map<std::string, std::string> plugin_env;
 };
 
 // VmRSS of a live process in KiB (0 when it cannot be read).
@@ -61,7 +66,8 @@ class PluginWorld {
     sim_ = std::make_unique<mps::testing::ChildProcess>(std::vector<std::string>{
         bin + "/cluster-sim", "--state-dir", dir() + "/sim", "--multipass-socket",
         dir() + "/mp.sock", "--nomad-port", "0", "--boot-delay", options_.boot_delay,
-        "--join-delay", options_.join_delay, "--host-cpus", "64", "--host-memory", "128G"});
+        "--join-delay", options_.join_delay, "--host-cpus", "64", "--host-memory", "128G",
+        "--ssh-delay", options_.ssh_delay, "--passphrase", "bench-passphrase"});
     for (;;) {
       auto line = sim_->ReadLine(20s);
       if (!line) throw std::runtime_error("cluster-sim did not start: " + sim_->stderr_text());
@@ -75,12 +81,15 @@ class PluginWorld {
     std::ofstream(dir() + "/web.yaml")
         << "#cloud-config\n# nomad client.hcl:\nnode_class = \"web\"\n";
     hostd_endpoint_ = "ipc://" + dir() + "/hostd.sock";
+    // The strict simulator: hostd authenticates with the daemon's passphrase.
+    std::ofstream(dir() + "/passphrase") << "bench-passphrase\n";
     hostd_ = std::make_unique<mps::testing::ChildProcess>(std::vector<std::string>{
         bin + "/multipass-hostd", "--multipass-address", "unix:" + dir() + "/mp.sock", "--bind",
         hostd_endpoint_, "--server-key", dir() + "/keys/hostd/hostd.key", "--authorized-keys",
         dir() + "/keys/clients", "--state-dir", dir() + "/hostd", "--allow-prefix", "web",
         "--allow-prefix", "warm", "--max-parallel-launches",
-        std::to_string(options_.max_parallel_launches)});
+        std::to_string(options_.max_parallel_launches), "--multipass-passphrase-file",
+        dir() + "/passphrase"});
     if (!hostd_->WaitForLine("ready", 20s)) {
       throw std::runtime_error("multipass-hostd did not start: " + hostd_->stderr_text());
     }
@@ -109,6 +118,7 @@ class PluginWorld {
                     "e082fa04d587a6525d683666fa253d6afda00f20c122c54a80a3ed57fec99ff3"},
                    {"PLUGIN_PROTOCOL_VERSIONS", "1"},
                    {"PLUGIN_UNIX_SOCKET_DIR", dir()}};
+    for (const auto& [k, v] : options_.plugin_env) options.env[k] = v;
     plugin_ = std::make_unique<mps::testing::ChildProcess>(
         std::vector<std::string>{mps::testing::BinDir() + "/multipass-target"}, options);
     auto line = plugin_->ReadLine(10s);
@@ -234,6 +244,41 @@ class PluginWorld {
                     {120s, "launch/warm-0"});
   }
 
+  // One multipass.version through hostd (the daemon answers it on its one RPC
+  // thread, so it waits behind whatever runs there); returns its round trip.
+  std::chrono::nanoseconds VersionRoundTrip() {
+    using namespace std::chrono_literals;
+    if (!probe_) {
+      probe_context_ = std::make_unique<mps::bus::BusContext>();
+      mps::bus::ClientOptions co;
+      co.endpoint = hostd_endpoint_;
+      co.curve = mps::bus::CurveClientConfig{client_.secret_z85, server_.public_z85};
+      probe_ = std::make_unique<mps::bus::BusClient>(*probe_context_, co);
+    }
+    auto t0 = Clock::now();
+    probe_->CallSync(std::string(mps::contracts::multipass::VersionRequest::kType),
+                     mps::contracts::Encode(mps::contracts::multipass::VersionRequest{}),
+                     {30s, {}});
+    return Clock::now() - t0;
+  }
+
+  // cluster-sim's counters (SIGUSR2 → "stats k=v ..."): rpc_calls,
+  // rpc_busy_us (the daemon's one RPC thread), ssh_commands, ...
+  std::map<std::string, long> SimStats() {
+    using namespace std::chrono_literals;
+    sim_->Signal(SIGUSR2);
+    std::map<std::string, long> out;
+    auto line = sim_->WaitForLine("stats ", 5s);
+    if (!line) throw std::runtime_error("cluster-sim printed no stats: " + sim_->stderr_text());
+    std::istringstream words(line->substr(6));
+    std::string word;
+    while (words >> word) {
+      auto eq = word.find('=');
+      if (eq != std::string::npos) out[word.substr(0, eq)] = std::stol(word.substr(eq + 1));
+    }
+    return out;
+  }
+
   ConfigMap policy;
 
  private:
@@ -246,6 +291,8 @@ class PluginWorld {
   std::unique_ptr<base_proto::BasePluginService::Stub> base_;
   std::unique_ptr<target_proto::TargetPluginService::Stub> target_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+  std::unique_ptr<mps::bus::BusContext> probe_context_;
+  std::unique_ptr<mps::bus::BusClient> probe_;
 };
 
 }  // namespace mps::bench

@@ -436,8 +436,10 @@ class Controller {
     req.names = {instance};
     Call(run, *links().multipass, req, {60s, "delete:" + instance},
          [this, instance, reason](Run& r, Answer<mp::DeleteReply>& a) {
-           if (a.ok()) {
-             Report(r, OperationKind::kDelete, instance, OpPhase::kSucceeded, reason);
+           // NOT_FOUND: gone already (deleted by a retry or by hand), which is what we wanted.
+           if (a.ok() || contracts::AppCodeOf(*a.error) == AppCode::kNotFound) {
+             Report(r, OperationKind::kDelete, instance, OpPhase::kSucceeded,
+                    a.ok() ? reason : reason + " (already gone)");
              r.changed = true;
              return;
            }
@@ -476,9 +478,11 @@ class Controller {
       run.Fail("launch of " + launch.name + ": " + e.what(), false);
       return;
     }
-    // The daemon's own timeout comes first; ours covers the queue in front of it.
-    // The same key on every attempt and after a restart: the session runs it once.
-    auto budget = Ms(run.policy.startup_timeout) + st_.options.launch_grace;
+    // The daemon's own timeouts come first; ours adds the download and the
+    // queue in front of it. The same key on every attempt and after a
+    // restart: the session runs it once.
+    auto budget = Ms(run.policy.image_download_timeout) + 2 * Ms(run.policy.startup_timeout) +
+                  st_.options.launch_grace;
     auto deadline = std::chrono::steady_clock::now() + budget;
     Call(run, *links().multipass, req, {budget, "launch:" + launch.name},
          [this, name = launch.name, deadline](Run& r, Answer<mp::LaunchReply>& a) {

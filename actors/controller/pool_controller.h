@@ -46,7 +46,9 @@ struct ControllerOptions {
   // on top of this: see CacheOptions::first_sync_wait).
   std::chrono::milliseconds cache_timeout = std::chrono::seconds(5);
   std::chrono::milliseconds first_sync_wait = std::chrono::seconds(60);
-  // On top of a launch's startup_timeout: the daemon's queue in front of it.
+  // A launch's bus deadline is the policy's image_download_timeout + 2 x
+  // startup_timeout (multipassd applies it to SSH-up and again to cloud-init,
+  // after the download) + this: the session's queue in front of the daemon.
   std::chrono::milliseconds launch_grace = std::chrono::seconds(60);
   // On top of a drain's deadline: Nomad's force-stop of what is left.
   std::chrono::milliseconds drain_grace = std::chrono::minutes(2);

@@ -7,12 +7,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include "bus/caf_bridge.h"
 #include "contracts/app_code.h"
 #include "contracts/codec.h"
 #include "contracts/multipass.h"
+#include "multipass/daemon_version.h"
 #include "multipass/launch_scheduler.h"
 
 namespace mps::multipass {
@@ -78,6 +80,12 @@ AppCode AppCodeOf(MultipassError::Kind kind) {
       return AppCode::kOutOfResources;
     case K::launch_timeout:
       return AppCode::kLaunchTimeout;
+    case K::start_failed:
+      return AppCode::kStartFailed;
+    case K::start_timeout:
+      return AppCode::kStartTimeout;
+    case K::unsupported_version:
+      return AppCode::kUnsupportedVersion;
     case K::not_found:
       return AppCode::kNotFound;
     case K::aborted:
@@ -266,6 +274,9 @@ struct SessionState {
   std::shared_ptr<bus::ResponderTable> responders;
   std::uint64_t next_launch = 1;
   std::map<std::uint64_t, caf::typed_response_promise<BusAnswer>> launches;
+  // The daemon's version passed the check (reset never: a downgrade to an
+  // unsupported version shows up as garbage, not as a different answer).
+  mutable bool version_checked = false;
 
   ~SessionState() {
     // First, so that requests arriving while running launches finish are
@@ -294,8 +305,10 @@ struct SessionState {
       return filter->Allows(name) &&
              (prefix.empty() || InstanceNameFilter::MatchesPrefix(name, prefix));
     };
+    CheckVersion();
     mp::ListReply reply;
-    for (const auto& i : client->List(prefix.empty() ? std::string() : prefix + "-"))
+    for (const auto& i :
+         client->List(prefix.empty() ? std::string() : prefix + "-", request.addresses))
       if (matches(i.name))
         reply.instances.push_back(InstanceOf(i.name, i.state, i.ipv4, i.release));
     for (const auto& f : scheduler->InFlightLaunches())
@@ -306,10 +319,22 @@ struct SessionState {
   mp::InfoReply Info(const mp::InfoRequest& request) const {
     RequireNoEmptyName(mp::InfoRequest::kType, request.names);
     for (const auto& n : request.names) CheckAllowed(n);
+    CheckVersion();
     mp::InfoReply reply;
-    for (const auto& d : client->Info(request.names, /*runtime_information=*/true))
-      if (filter->Allows(d.name))
-        reply.instances.push_back(InstanceOf(d.name, d.state, d.ipv4, d.image_release));
+    // Only state is needed: no runtime information, so multipassd does not
+    // SSH into the VMs (and one unreachable VM cannot fail the call).
+    try {
+      for (const auto& d : client->Info(request.names, /*runtime_information=*/false))
+        if (filter->Allows(d.name))
+          reply.instances.push_back(InstanceOf(d.name, d.state, d.ipv4, d.image_release));
+    } catch (const MultipassError& e) {
+      if (e.kind != MultipassError::Kind::not_found || request.names.empty()) throw;
+      // One unknown name fails the whole call: answer for the ones that exist.
+      std::set<std::string> wanted(request.names.begin(), request.names.end());
+      for (const auto& i : client->List({}, /*addresses=*/false))
+        if (wanted.count(i.name) > 0 && filter->Allows(i.name))
+          reply.instances.push_back(InstanceOf(i.name, i.state, {}, i.release));
+    }
     return reply;
   }
 
@@ -318,6 +343,7 @@ struct SessionState {
     RequireNames(r.type, request.names);
     RequireIdempotencyKey(r);
     for (const auto& n : request.names) CheckAllowed(n);
+    CheckVersion();
     mp::DeleteReply reply{client->Delete(request.names)};
     for (const auto& n : reply.deleted) Publish(events, mp::InstanceDeleted{n});
     return reply;
@@ -328,12 +354,38 @@ struct SessionState {
     RequireNames(r.type, request.names);
     RequireIdempotencyKey(r);
     for (const auto& n : request.names) CheckAllowed(n);
+    CheckVersion();
     client->Start(request.names);
     for (const auto& n : request.names) Publish(events, mp::InstanceRunning{n});
     return {request.names};
   }
 
-  mp::VersionReply Version() const { return {client->Version(), client->endpoint().address}; }
+  mp::VersionReply Version() const {
+    auto version = client->Version();
+    if (!version_checked) Judge(version);
+    return {std::move(version), client->endpoint().address};
+  }
+
+  // Before the first call that reaches multipassd: refuse a daemon older than
+  // we speak (its list/info/delete would decode as garbage), warn once for
+  // one newer than tested. Until it passes, every request checks again.
+  void CheckVersion() const {
+    if (!version_checked) Judge(client->Version());
+  }
+
+  void Judge(const std::string& version) const {
+    const auto verdict = JudgeDaemonVersion(version, client->endpoint().address);
+    if (!verdict.supported) {
+      spdlog::error("{}", verdict.message);
+      throw MultipassError(MultipassError::Kind::unsupported_version, verdict.message);
+    }
+    if (verdict.newer_than_tested) {
+      static std::once_flag warned;
+      std::call_once(warned, [&] { spdlog::warn("{}", verdict.message); });
+    }
+    spdlog::info("multipassd at {} is version {}", client->endpoint().address, version);
+    version_checked = true;
+  }
 
   LaunchSpec LaunchSpecOf(const bus::Envelope& r) const {
     auto request = DecodeRequest<mp::LaunchRequest>(r);
@@ -348,6 +400,7 @@ struct SessionState {
     spec.cloud_init_user_data = request.cloud_init;
     if (int t = Bounded(request.timeout_s, "timeout_s"); t > 0)
       spec.timeout = std::chrono::seconds(t);
+    CheckVersion();
     return spec;
   }
 };
@@ -629,6 +682,52 @@ SessionStop StopMultipassSession(caf::actor_system& system, caf::actor& session,
                   std::chrono::duration_cast<std::chrono::seconds>(kExitWait).count());
   }
   return result;
+}
+
+DaemonCheck CheckDaemonAtStart(caf::actor_system& system, const caf::actor& session,
+                               std::chrono::milliseconds timeout) {
+  DaemonCheck check;
+  bus::Envelope probe;
+  probe.type = std::string(mp::VersionRequest::kType);
+  probe.payload = contracts::Encode(mp::VersionRequest{});
+  caf::scoped_actor self{system};
+  self->request(session, timeout, bus::bus_request_atom::value, probe)
+      .receive(
+          [&](const BusAnswer& answer) {
+            if (!answer.error) {
+              auto reply = contracts::DecodeReply<mp::VersionRequest>(answer.payload);
+              check.ok = true;
+              check.message = "multipassd at " + reply.address + " is version " + reply.version;
+              return;
+            }
+            const auto& e = *answer.error;
+            check.message = e.what();
+            switch (contracts::AppCodeOf(e)) {
+              case AppCode::kUnsupportedVersion:
+                check.fatal = true;
+                break;
+              case AppCode::kUnauthenticated:
+                check.fatal = true;
+                check.message +=
+                    "; give multipassd's passphrase (set on the host with `multipass set "
+                    "local.passphrase`) with --multipass-passphrase-file";
+                break;
+              case AppCode::kWrongPassphrase:
+                check.fatal = true;
+                check.message += "; fix the file given with --multipass-passphrase-file";
+                break;
+              case AppCode::kPassphraseNotSet:
+                check.fatal = true;
+                check.message +=
+                    "; set one on the host with `multipass set local.passphrase` and give it "
+                    "with --multipass-passphrase-file";
+                break;
+              default:
+                break;
+            }
+          },
+          [&](const caf::error& e) { check.message = system.render(e); });
+  return check;
 }
 
 void CancelMultipassSession(const caf::actor& session) {

@@ -86,6 +86,22 @@ caf::actor SpawnMultipassSession(caf::actor_system& system, bus::EventPublisher*
 caf::actor ServeMultipassSession(caf::actor_system& system, bus::BusServer& server,
                                  bus::EventPublisher* events, SessionOptions options);
 
+// What the session found when it first reached multipassd (CheckDaemonAtStart).
+struct DaemonCheck {
+  bool ok = false;     // reached, authenticated, a version we speak
+  bool fatal = false;  // too old, or it refuses us: serving would fail every call
+  std::string message;
+};
+
+// Asks the session for the daemon's version (authenticating with the
+// passphrase when the daemon does not know our certificate), the way every
+// later request will. Fatal for a daemon older than kMinimumDaemonVersion
+// and for an authentication problem (the message says what to fix); not
+// fatal when multipassd cannot be reached (the session checks again on its
+// first request).
+DaemonCheck CheckDaemonAtStart(caf::actor_system& system, const caf::actor& session,
+                               std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
 struct SessionStop {
   // The actor is gone: the publisher and the actor system may go now.
   bool stopped = false;

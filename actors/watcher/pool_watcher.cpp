@@ -77,6 +77,8 @@ void List(Self* self, const cache::PoolTarget& target) {
   pool.listing = true;
   mp::ListRequest request;
   request.prefix = target.pool;
+  // States only: addresses cost multipassd an SSH command per running VM.
+  request.addresses = st.options.list_addresses;
   bus::CallContract(
       *st.calls, *st.links.multipass, request, {st.options.list_timeout, {}},
       [self, name = target.pool, epoch = target.epoch](bus::Answer<mp::ListReply>& a) {

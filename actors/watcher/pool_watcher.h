@@ -25,6 +25,10 @@ struct WatcherOptions {
   std::chrono::milliseconds nodes_wait{30000};
   // After a failed node query, before the next.
   std::chrono::milliseconds nodes_retry{1000};
+  // List with addresses, as before issue 12: multipassd SSHes into every
+  // running VM for each listing. Only to measure that cost
+  // (bench/daemon_load_bench); never for production.
+  bool list_addresses = false;
 };
 
 using wake_atom = caf::atom_constant<caf::atom("pwwake")>;

@@ -6,7 +6,7 @@
 namespace mps::contracts {
 namespace {
 
-constexpr std::array<std::pair<AppCode, std::string_view>, 24> kNames{{
+constexpr std::array<std::pair<AppCode, std::string_view>, 27> kNames{{
     {AppCode::kUnreachable, "unreachable"},
     {AppCode::kTimeout, "timeout"},
     {AppCode::kNotFound, "not_found"},
@@ -24,6 +24,9 @@ constexpr std::array<std::pair<AppCode, std::string_view>, 24> kNames{{
     {AppCode::kAborted, "aborted"},
     {AppCode::kCancelled, "cancelled"},
     {AppCode::kNotAllowed, "not_allowed"},
+    {AppCode::kStartFailed, "start_failed"},
+    {AppCode::kStartTimeout, "start_timeout"},
+    {AppCode::kUnsupportedVersion, "unsupported_version"},
     {AppCode::kForbidden, "forbidden"},
     {AppCode::kNodeGone, "node_gone"},
     {AppCode::kBadRequest, "bad_request"},

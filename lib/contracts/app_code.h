@@ -29,7 +29,10 @@ enum class AppCode {
   kLaunchTimeout,
   kAborted,
   kCancelled,
-  kNotAllowed,  // a name outside hostd's --allow-prefix
+  kNotAllowed,          // a name outside hostd's --allow-prefix
+  kStartFailed,         // launch: the VM was made but failed to start; multipassd removed it
+  kStartTimeout,        // start: not up within the timeout; the instance stays
+  kUnsupportedVersion,  // multipassd is older than the oldest version we speak
   // Nomad actor
   kForbidden,
   kNodeGone,

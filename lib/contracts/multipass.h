@@ -53,9 +53,15 @@ struct ListRequest {
   static constexpr std::string_view kType = "multipass.list";
   using Reply = ListReply;
   std::string prefix;  // the pool: names "<prefix>-..."; empty = every allowed name
+  // With each running instance's IPv4 addresses. multipassd gets them with
+  // an SSH command per running VM on its only RPC thread: background
+  // observation sends false; true (the default, for the operator's
+  // `mpscale instances`) only when someone wants to see them.
+  bool addresses = true;
   template <class V>
   void VisitFields(V& v) {
     v.Optional("prefix", prefix);
+    v.Optional("addresses", addresses);
   }
 };
 
@@ -127,6 +133,8 @@ struct InfoReply {
     v.Required("instances", instances);
   }
 };
+// State and image of the named instances, without the daemon's runtime
+// information (no SSH, no addresses); names that do not exist are left out.
 struct InfoRequest : NamesRequestFields {
   static constexpr std::string_view kType = "multipass.info";
   using Reply = InfoReply;

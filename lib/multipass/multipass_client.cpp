@@ -75,6 +75,14 @@ std::string Seconds(std::chrono::milliseconds d) {
   return s.str();
 }
 
+// multipassd 1.16 answers "N/A" for a running VM whose address it could not get.
+std::vector<std::string> Addresses(const google::protobuf::RepeatedPtrField<std::string>& ipv4) {
+  std::vector<std::string> out;
+  for (const auto& a : ipv4)
+    if (!a.empty() && a != "N/A") out.push_back(a);
+  return out;
+}
+
 std::string JoinNames(const std::vector<std::string>& names) {
   std::string out;
   for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
@@ -332,7 +340,8 @@ struct MultipassClient::Impl {
   }
 
   MultipassError LaunchFailure(const grpc::Status& s, const LaunchSpec& spec,
-                               const std::string& launched, std::chrono::milliseconds timeout) {
+                               const std::string& launched, std::chrono::milliseconds timeout,
+                               bool starting) {
     const std::string who = launched.empty() ? spec.name : launched;
     if (cancelled && s.error_code() == grpc::StatusCode::CANCELLED) {
       // multipassd may have made part of the instance: the next listing decides.
@@ -364,6 +373,10 @@ struct MultipassClient::Impl {
       }
       return MultipassError(kind, text, who);
     }
+    // A start failure arrives as FAILED_PRECONDITION after "Starting NAME";
+    // multipassd has removed the instance.
+    if (starting && s.error_code() == grpc::StatusCode::FAILED_PRECONDITION)
+      return MultipassError(Kind::start_failed, text, who);
     switch (s.error_code()) {
       // Without LaunchError details the daemon's only INVALID_ARGUMENT before
       // the stream starts is the name check ("already exists"/"being prepared").
@@ -379,7 +392,8 @@ struct MultipassClient::Impl {
     }
   }
 
-  MultipassError StartFailure(const grpc::Status& s, std::chrono::milliseconds timeout) {
+  MultipassError StartFailure(const grpc::Status& s, std::chrono::milliseconds timeout,
+                              const std::string& names_text) {
     pb::StartError details;
     if (!s.error_details().empty() && details.ParseFromString(s.error_details())) {
       for (const auto& [name, code] : details.instance_errors()) {
@@ -390,6 +404,9 @@ struct MultipassClient::Impl {
         if (code == pb::StartError::OTHER) return MultipassError(Kind::aborted, text, name);
       }
     }
+    // Not up within the daemon's timeout: INVALID_ARGUMENT, the instance stays.
+    if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT)
+      return MultipassError(Kind::start_timeout, "start: " + s.error_message(), names_text);
     return FromStatus(s, "start", {}, timeout);
   }
 };
@@ -424,11 +441,11 @@ std::string MultipassClient::Version() {
   return version;
 }
 
-std::vector<InstanceInfo> MultipassClient::List(std::string_view name_prefix) {
+std::vector<InstanceInfo> MultipassClient::List(std::string_view name_prefix, bool addresses) {
   auto& d = *impl_;
   pb::ListRequest request;
   request.set_verbosity_level(kVerbosity);
-  request.set_request_ipv4(true);
+  request.set_request_ipv4(addresses);
   std::vector<InstanceInfo> out;
   const auto status = d.Call([&] {
     out.clear();
@@ -439,10 +456,8 @@ std::vector<InstanceInfo> MultipassClient::List(std::string_view name_prefix) {
           out.clear();                         // the last list is the answer
           for (const auto& vm : r.instance_list().instances()) {
             if (!vm.name().starts_with(name_prefix)) continue;
-            out.push_back(InstanceInfo{vm.name(),
-                                       FromProto(vm.instance_status().status()),
-                                       {vm.ipv4().begin(), vm.ipv4().end()},
-                                       vm.current_release()});
+            out.push_back(InstanceInfo{vm.name(), FromProto(vm.instance_status().status()),
+                                       Addresses(vm.ipv4()), vm.current_release()});
           }
         });
   });
@@ -475,7 +490,7 @@ std::vector<InstanceDetail> MultipassClient::Info(const std::vector<std::string>
             detail.disk_total = ParseNumber<std::uint64_t>(item.disk_total());
             const auto& vm = item.instance_info();
             detail.image_release = vm.image_release();
-            detail.ipv4.assign(vm.ipv4().begin(), vm.ipv4().end());
+            detail.ipv4 = Addresses(vm.ipv4());
             out.push_back(std::move(detail));
           }
         });
@@ -506,16 +521,19 @@ std::string MultipassClient::Launch(const LaunchSpec& spec,
   request.set_cloud_init_user_data(spec.cloud_init_user_data);
   request.set_timeout(static_cast<std::int32_t>(spec.timeout.count()));
   request.set_verbosity_level(kVerbosity);
+  // The daemon's timeout runs twice (SSH-up, cloud-init), after the download.
   const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-      (spec.timeout.count() > 0 ? spec.timeout : std::chrono::seconds(300)) +
+      2 * (spec.timeout.count() > 0 ? spec.timeout : std::chrono::seconds(300)) +
       d.options.launch_overhead);
 
   auto report = [&](LaunchProgress::Phase phase, std::string text, double percent) {
     if (progress) progress(LaunchProgress{phase, std::move(text), percent});
   };
   std::string launched;
+  bool starting = false;  // the daemon said "Starting NAME": the VM exists
   const auto status = d.Call([&] {
     launched.clear();
+    starting = false;
     return d.Exchange<pb::LaunchRequest, pb::LaunchReply>(
         [&](grpc::ClientContext* c) { return d.stub->launch(c); }, request, timeout,
         [&](const pb::LaunchReply& r) {
@@ -524,6 +542,8 @@ std::string MultipassClient::Launch(const LaunchSpec& spec,
               launched = r.vm_instance_name();
               break;
             case pb::LaunchReply::kCreateMessage:
+              // Stable from 1.13 to HEAD; sent right before the VM is started.
+              if (r.create_message().starts_with("Starting ")) starting = true;
               report(LaunchProgress::Phase::message, r.create_message(), -1);
               break;
             case pb::LaunchReply::kLaunchProgress: {
@@ -548,7 +568,7 @@ std::string MultipassClient::Launch(const LaunchSpec& spec,
           }
         });
   });
-  if (!status.ok()) throw d.LaunchFailure(status, spec, launched, timeout);
+  if (!status.ok()) throw d.LaunchFailure(status, spec, launched, timeout, starting);
   if (launched.empty()) {
     throw MultipassError(
         Kind::internal, "launch " + spec.name + ": multipassd ended without naming the instance",
@@ -573,15 +593,33 @@ std::vector<std::string> MultipassClient::Delete(const std::vector<std::string>&
     }
     request.add_instance_snapshot_pairs()->set_instance_name(n);
   }
+  auto attempt = [&](const pb::DeleteRequest& req, std::vector<std::string>& purged) {
+    return d.Call([&] {
+      purged.clear();
+      return d.Exchange<pb::DeleteRequest, pb::DeleteReply>(
+          [&](grpc::ClientContext* c) { return d.stub->delet(c); }, req, d.options.call_timeout,
+          [&](const pb::DeleteReply& r) {
+            purged.insert(purged.end(), r.purged_instances().begin(), r.purged_instances().end());
+          });
+    });
+  };
   std::vector<std::string> purged;
-  const auto status = d.Call([&] {
-    purged.clear();
-    return d.Exchange<pb::DeleteRequest, pb::DeleteReply>(
-        [&](grpc::ClientContext* c) { return d.stub->delet(c); }, request, d.options.call_timeout,
-        [&](const pb::DeleteReply& r) {
-          purged.insert(purged.end(), r.purged_instances().begin(), r.purged_instances().end());
-        });
-  });
+  auto status = attempt(request, purged);
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND && names.size() > 1) {
+    // One unknown name fails the whole batch and nothing is deleted: delete
+    // the ones that still exist (the others are gone already).
+    std::set<std::string> existing;
+    for (const auto& i : List({}, /*addresses=*/false)) existing.insert(i.name);
+    pb::DeleteRequest retry = request;
+    retry.clear_instance_snapshot_pairs();
+    for (const auto& n : names)
+      if (existing.count(n) > 0) retry.add_instance_snapshot_pairs()->set_instance_name(n);
+    if (retry.instance_snapshot_pairs_size() > 0) {
+      spdlog::info("delete {}: some are gone already; deleting the {} left", JoinNames(names),
+                   retry.instance_snapshot_pairs_size());
+      status = attempt(retry, purged);
+    }
+  }
   if (!status.ok()) {
     throw d.FromStatus(status, "delete " + JoinNames(names), names.size() == 1 ? names[0] : "",
                        d.options.call_timeout);
@@ -600,13 +638,13 @@ void MultipassClient::Start(const std::vector<std::string>& names) {
   request.set_verbosity_level(kVerbosity);
   request.set_timeout(static_cast<std::int32_t>(d.options.start_timeout.count()));
   const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-      d.options.start_timeout + std::chrono::minutes(1));
+      2 * d.options.start_timeout + std::chrono::minutes(1));
   const auto status = d.Call([&] {
     return d.Exchange<pb::StartRequest, pb::StartReply>(
         [&](grpc::ClientContext* c) { return d.stub->start(c); }, request, timeout,
         [](const pb::StartReply&) {});
   });
-  if (!status.ok()) throw d.StartFailure(status, timeout);
+  if (!status.ok()) throw d.StartFailure(status, timeout, names.size() == 1 ? names[0] : "");
 }
 
 void MultipassClient::Stop(const std::vector<std::string>& names) {

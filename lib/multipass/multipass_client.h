@@ -80,8 +80,9 @@ struct MultipassClientOptions {
   std::optional<std::string> passphrase;
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds call_timeout{60000};  // list, info, delete, stop, version, ...
-  // Added to LaunchSpec::timeout (resp. start_timeout) for our own deadline: the
-  // daemon's timeout does not count the image download.
+  // Added to twice LaunchSpec::timeout (resp. start_timeout) for our own
+  // deadline: the daemon's timeout applies to SSH-up and again to cloud-init,
+  // and does not count the image download.
   std::chrono::milliseconds launch_overhead{std::chrono::minutes(15)};
   std::chrono::seconds start_timeout{300};
 };
@@ -104,17 +105,26 @@ class MultipassClient {
 
   std::string Version();
   // Instances whose name starts with name_prefix (all for an empty prefix),
-  // deleted ones included, with their IPv4 addresses.
-  std::vector<InstanceInfo> List(std::string_view name_prefix = {});
+  // deleted ones included. With addresses=true the daemon runs an SSH command
+  // in every running VM, one after the other on its only RPC thread (tens of
+  // milliseconds each): ask for addresses only when someone wants to see
+  // them, never for polling. An address the daemon does not know ("N/A") is
+  // left out.
+  std::vector<InstanceInfo> List(std::string_view name_prefix = {}, bool addresses = true);
   // Details of the named instances (all for an empty list). With
   // runtime_information=false the daemon does not SSH into the VMs (fast), and
   // ipv4 stays empty.
   std::vector<InstanceDetail> Info(const std::vector<std::string>& names,
                                    bool runtime_information = false);
   // Returns the launched instance's name. On launch_timeout the instance exists
-  // and error.leftover_instance names it.
+  // and error.leftover_instance names it; on start_failed the daemon removed it.
+  // Our own deadline: the image download (launch_overhead) plus the daemon's
+  // timeout twice (SSH-up, then cloud-init).
   std::string Launch(const LaunchSpec& spec, const LaunchProgressCallback& progress = {});
-  // Deletes and purges exactly these instances; returns the purged names.
+  // Deletes and purges these instances; returns the purged names. The daemon
+  // refuses a whole batch (NOT_FOUND, nothing deleted) when one name is
+  // unknown: then the names that still exist are deleted and the unknown
+  // ones are left out of the result; not_found only when none exists.
   // Refuses an empty list without any RPC (the daemon would delete everything).
   std::vector<std::string> Delete(const std::vector<std::string>& names);
   // Both refuse an empty list (for the daemon it means every instance).

@@ -34,6 +34,12 @@ std::string_view KindName(MultipassError::Kind kind) {
       return "out_of_resources";
     case K::launch_timeout:
       return "launch_timeout";
+    case K::start_failed:
+      return "start_failed";
+    case K::start_timeout:
+      return "start_timeout";
+    case K::unsupported_version:
+      return "unsupported_version";
     case K::not_found:
       return "not_found";
     case K::aborted:

@@ -34,6 +34,7 @@ const std::set<std::string, std::less<>>& KnownPolicyKeys() {
       "max_instances",
       "max_parallel_launches",
       "startup_timeout",
+      "image_download_timeout",
       "node_registration_timeout",
       "node_drain_deadline",
       "node_drain_ignore_system_jobs",
@@ -305,6 +306,13 @@ PoolPolicy ParsePoolPolicy(const std::map<std::string, std::string>& target_conf
   p.max_parallel_launches =
       reader.PositiveInt("max_parallel_launches").value_or(kDefaultMaxParallelLaunches);
   if (auto d = reader.Duration("startup_timeout", true)) p.startup_timeout = *d;
+  if (auto d = reader.Duration("image_download_timeout", false)) {
+    if (d->count() < 0)
+      reader.Problem("image_download_timeout", "expected a duration of 0 or more, got " +
+                                                   Quoted(config::FormatGoDuration(*d)));
+    else
+      p.image_download_timeout = *d;
+  }
   if (auto d = reader.Duration("node_registration_timeout", true)) {
     p.node_registration_timeout = *d;
   }

@@ -67,6 +67,10 @@ struct PoolPolicy {
   int max_instances = kDefaultMaxInstances;
   int max_parallel_launches = kDefaultMaxParallelLaunches;
   std::chrono::nanoseconds startup_timeout = std::chrono::minutes(10);
+  // How long the first launch of an image may spend downloading it: multipassd
+  // does not count the download in startup_timeout, which it applies twice
+  // (SSH-up, then cloud-init). A launch's deadline is the sum of the three.
+  std::chrono::nanoseconds image_download_timeout = std::chrono::minutes(15);
   std::chrono::nanoseconds node_registration_timeout = std::chrono::minutes(10);
   // Nomad semantics: 0 = no deadline, negative = force drain.
   std::chrono::nanoseconds node_drain_deadline = std::chrono::minutes(15);

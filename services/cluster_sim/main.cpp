@@ -1,7 +1,11 @@
 // cluster-sim: a simulated Multipass daemon for tests and the demo.
 // Prints one line per fact when ready ("multipass unix:...", "multipass-tls
 // 127.0.0.1:PORT", "root-cert PATH", "ready"); SIGUSR1 restarts the gRPC
-// server (dropping every connection), SIGTERM/SIGINT stop it cleanly.
+// server (dropping every connection), SIGUSR2 prints a "stats ..." line (the
+// daemon RPC thread's busy time), SIGTERM/SIGINT stop it cleanly.
+// By default it is as strict as a real multipassd on a used host: one RPC at a
+// time, SSH costs for addresses and runtime information, a cert store that
+// already holds the CLI's certificate (a new client must authenticate).
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -71,6 +75,8 @@ int Run(int argc, char** argv) {
   CLI::App app{"Simulated Multipass daemon (multipass.Rpc over TLS) for tests and the demo"};
   std::string state_dir, socket, tls, passphrase;
   std::string boot_delay = "2s", prep_delay = "0s", download_delay = "0s";
+  std::string ssh_delay = "50ms", cloud_init_delay = "0s", daemon_version = "1.16.3";
+  bool empty_cert_store = false;
   std::string host_memory = "32G";
   unsigned host_cpus = 16, fail_every_nth = 0;
   bool hang = false;
@@ -92,8 +98,26 @@ int Run(int argc, char** argv) {
   app.add_option("--prep-delay", prep_delay,
                  "Time an instance spends being prepared, unlisted (Go duration)")
       ->capture_default_str();
-  app.add_option("--image-download-delay", download_delay,
-                 "Time the first launch of an image spends downloading it (Go duration)")
+  app.add_option("--download-delay,--image-download-delay", download_delay,
+                 "Time an image's download takes; concurrent launches of the image share it, "
+                 "and it is not counted in a launch's timeout (Go duration)")
+      ->capture_default_str();
+  app.add_option("--cloud-init-delay", cloud_init_delay,
+                 "Time from SSH-up (RUNNING) until cloud-init is done; a launch's timeout "
+                 "applies to each of the two waits (Go duration)")
+      ->capture_default_str();
+  app.add_option("--ssh-delay", ssh_delay,
+                 "Cost of one SSH command in a VM, paid on the daemon's only RPC thread: per "
+                 "running VM for list with addresses, twice for info with runtime information "
+                 "(Go duration)")
+      ->capture_default_str();
+  app.add_flag("--empty-cert-store", empty_cert_store,
+               "Start with an empty client-cert store: the first client on the unix socket is "
+               "auto-accepted (a fresh host where the CLI was never used). Default: the store "
+               "holds the CLI's certificate, so a new client must authenticate");
+  app.add_option("--daemon-version", daemon_version,
+                 "Version answered by 'version'; daemon_info exists from 1.15, N/A addresses "
+                 "from 1.16")
       ->capture_default_str();
   app.add_option("--host-cpus", host_cpus, "Host CPUs available to instances")
       ->capture_default_str();
@@ -125,7 +149,15 @@ int Run(int argc, char** argv) {
   if (!passphrase.empty()) options.world.passphrase = passphrase;
   options.world.boot_delay = Duration("boot-delay", boot_delay);
   options.world.prep_delay = Duration("prep-delay", prep_delay);
-  options.world.image_download_delay = Duration("image-download-delay", download_delay);
+  options.world.image_download_delay = Duration("download-delay", download_delay);
+  options.world.cloud_init_delay = Duration("cloud-init-delay", cloud_init_delay);
+  options.world.ssh_delay = Duration("ssh-delay", ssh_delay);
+  options.world.empty_cert_store = empty_cert_store;
+  int major = 0, minor = 0;
+  if (std::sscanf(daemon_version.c_str(), "%d.%d", &major, &minor) != 2)
+    throw SimConfigError("--daemon-version: expected a version such as 1.16.3, got \"" +
+                         daemon_version + "\"");
+  options.world.daemon_version = daemon_version;
   options.world.host_cpus = host_cpus;
   auto memory = mps::sim::ParseSizeBytes(host_memory);
   if (!memory)
@@ -145,6 +177,7 @@ int Run(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGUSR1);
+  sigaddset(&signals, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   mps::sim::MultipassSim sim(options);
@@ -195,6 +228,15 @@ int Run(int argc, char** argv) {
   while (true) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGUSR2) {
+      const auto stats = sim.Snapshot().stats;
+      std::cout << "stats rpc_calls=" << stats.rpc_calls
+                << " rpc_busy_us=" << stats.rpc_busy_ns / 1000
+                << " ssh_commands=" << stats.ssh_commands
+                << " image_downloads=" << stats.image_downloads
+                << " unauthenticated_calls=" << stats.unauthenticated_calls << std::endl;
+      continue;
+    }
     if (sig == SIGUSR1) {
       spdlog::info("cluster-sim: SIGUSR1, restarting the multipass server");
       sim.Restart();

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "multipass/multipass.grpc.pb.h"
@@ -13,7 +14,6 @@
 namespace mps::sim {
 namespace {
 
-constexpr const char* kDaemonVersion = "1.16.3";
 // multipassd <= 1.16.3 wording; clients should match on the status code.
 constexpr const char* kUnauthenticatedMessage =
     "The client is not authenticated with the Multipass service.\n\n"
@@ -87,6 +87,7 @@ class RpcService final : public multipass::Rpc::Service {
 
   grpc::Status launch(grpc::ServerContext* ctx,
                       Stream<multipass::LaunchRequest, multipass::LaunchReply>* s) override {
+    SimWorld::Turn turn(world_);
     if (auto denied = Authorize(ctx)) return *denied;
     multipass::LaunchRequest req;
     s->Read(&req);
@@ -118,22 +119,35 @@ class RpcService final : public multipass::Rpc::Service {
       }
       return s->Write(reply);
     };
-    auto err = world_.Launch(spec, emit, [ctx] { return ctx->IsCancelled(); });
+    auto err = world_.Launch(
+        spec, emit, [ctx] { return ctx->IsCancelled(); }, &turn);
     return err ? ToGrpc(*err) : grpc::Status::OK;
   }
 
   grpc::Status list(grpc::ServerContext* ctx,
                     Stream<multipass::ListRequest, multipass::ListReply>* s) override {
+    SimWorld::Turn turn(world_);
     if (auto denied = Authorize(ctx)) return *denied;
     multipass::ListRequest req;
     s->Read(&req);
     multipass::ListReply reply;
     auto* list = reply.mutable_instance_list();
-    for (const auto& v : world_.List()) {
+    const auto views = world_.List();
+    // request_ipv4: one SSH command in every running VM, on this thread.
+    if (req.request_ipv4())
+      world_.SshExec(std::count_if(views.begin(), views.end(), [](const InstanceView& v) {
+        return v.state == InstanceState::kRunning;
+      }));
+    for (const auto& v : views) {
       auto* item = list->add_instances();
       item->set_name(v.name);
       item->mutable_instance_status()->set_status(ToStatus(v.state));
-      if (req.request_ipv4() && v.state == InstanceState::kRunning) item->add_ipv4(v.ipv4);
+      if (req.request_ipv4() && v.state == InstanceState::kRunning) {
+        if (v.ssh_reachable)
+          item->add_ipv4(v.ipv4);
+        else if (world_.VersionAtLeast(1, 16))
+          item->add_ipv4("N/A");
+      }
       if (v.state == InstanceState::kRunning)
         item->set_current_release("Ubuntu " + v.release + " LTS");
     }
@@ -143,20 +157,34 @@ class RpcService final : public multipass::Rpc::Service {
 
   grpc::Status info(grpc::ServerContext* ctx,
                     Stream<multipass::InfoRequest, multipass::InfoReply>* s) override {
+    SimWorld::Turn turn(world_);
     if (auto denied = Authorize(ctx)) return *denied;
     multipass::InfoRequest req;
     s->Read(&req);
     std::vector<InstanceView> views;
     if (auto err = world_.Info(PairNames(req.instance_snapshot_pairs()), &views))
       return ToGrpc(*err);
+    const bool runtime = !req.no_runtime_information();
+    if (runtime) {
+      // One composite command plus the address query per running VM; one
+      // failed SSH fails the whole call.
+      std::size_t running = 0;
+      std::string unreachable;
+      for (const auto& v : views) {
+        if (v.state != InstanceState::kRunning) continue;
+        ++running;
+        if (!v.ssh_reachable && unreachable.empty()) unreachable = v.name;
+      }
+      world_.SshExec(2 * running);
+      if (!unreachable.empty())
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            "failed to run a command in \"" + unreachable + "\" over SSH");
+    }
     multipass::InfoReply reply;
     for (const auto& v : views) {
       auto* d = reply.add_details();
       d->set_name(v.name);
       d->mutable_instance_status()->set_status(ToStatus(v.state));
-      d->set_memory_total(std::to_string(v.memory_bytes));
-      d->set_disk_total(std::to_string(v.disk_bytes));
-      d->set_cpu_count(std::to_string(v.cpus));
       auto* details = d->mutable_instance_info();
       details->set_image_release(v.release + " LTS");
       details->set_id(ImageId(v.release));
@@ -165,7 +193,11 @@ class RpcService final : public multipass::Rpc::Service {
       details->mutable_creation_timestamp()->set_seconds(secs.count());
       details->mutable_creation_timestamp()->set_nanos(static_cast<int>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - secs).count()));
-      if (v.state == InstanceState::kRunning && !req.no_runtime_information()) {
+      // Totals, usage and addresses come from SSH: only with runtime information.
+      if (v.state == InstanceState::kRunning && runtime) {
+        d->set_memory_total(std::to_string(v.memory_bytes));
+        d->set_disk_total(std::to_string(v.disk_bytes));
+        d->set_cpu_count(std::to_string(v.cpus));
         details->add_ipv4(v.ipv4);
         details->set_current_release("Ubuntu " + v.release + " LTS");
         details->set_load("0.00 0.00 0.00");
@@ -180,6 +212,7 @@ class RpcService final : public multipass::Rpc::Service {
 
   grpc::Status delet(grpc::ServerContext* ctx,
                      Stream<multipass::DeleteRequest, multipass::DeleteReply>* s) override {
+    SimWorld::Turn turn(world_);
     if (auto denied = Authorize(ctx)) return *denied;
     multipass::DeleteRequest req;
     s->Read(&req);
@@ -194,6 +227,7 @@ class RpcService final : public multipass::Rpc::Service {
 
   grpc::Status purge(grpc::ServerContext* ctx,
                      Stream<multipass::PurgeRequest, multipass::PurgeReply>* s) override {
+    SimWorld::Turn turn(world_);
     if (auto denied = Authorize(ctx)) return *denied;
     multipass::PurgeRequest req;
     s->Read(&req);
@@ -205,17 +239,20 @@ class RpcService final : public multipass::Rpc::Service {
 
   grpc::Status start(grpc::ServerContext* ctx,
                      Stream<multipass::StartRequest, multipass::StartReply>* s) override {
+    SimWorld::Turn turn(world_);
     if (auto denied = Authorize(ctx)) return *denied;
     multipass::StartRequest req;
     s->Read(&req);
     std::vector<std::string> names(req.instance_names().instance_name().begin(),
                                    req.instance_names().instance_name().end());
-    auto err = world_.Start(names, req.timeout(), [ctx] { return ctx->IsCancelled(); });
+    auto err = world_.Start(
+        names, req.timeout(), [ctx] { return ctx->IsCancelled(); }, &turn);
     return err ? ToGrpc(*err) : grpc::Status::OK;
   }
 
   grpc::Status stop(grpc::ServerContext* ctx,
                     Stream<multipass::StopRequest, multipass::StopReply>* s) override {
+    SimWorld::Turn turn(world_);
     if (auto denied = Authorize(ctx)) return *denied;
     multipass::StopRequest req;
     s->Read(&req);
@@ -227,11 +264,12 @@ class RpcService final : public multipass::Rpc::Service {
 
   grpc::Status version(grpc::ServerContext* ctx,
                        Stream<multipass::VersionRequest, multipass::VersionReply>* s) override {
+    SimWorld::Turn turn(world_);
     if (auto denied = Authorize(ctx)) return *denied;
     multipass::VersionRequest req;
     s->Read(&req);
     multipass::VersionReply reply;
-    reply.set_version(kDaemonVersion);
+    reply.set_version(world_.options().daemon_version);
     s->Write(reply);
     return grpc::Status::OK;
   }
@@ -239,6 +277,9 @@ class RpcService final : public multipass::Rpc::Service {
   grpc::Status daemon_info(
       grpc::ServerContext* ctx,
       Stream<multipass::DaemonInfoRequest, multipass::DaemonInfoReply>* s) override {
+    SimWorld::Turn turn(world_);
+    if (!world_.VersionAtLeast(1, 15))  // the RPC does not exist before 1.15
+      return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "");
     if (auto denied = Authorize(ctx)) return *denied;
     multipass::DaemonInfoRequest req;
     s->Read(&req);
@@ -253,6 +294,7 @@ class RpcService final : public multipass::Rpc::Service {
   grpc::Status authenticate(
       grpc::ServerContext* ctx,
       Stream<multipass::AuthenticateRequest, multipass::AuthenticateReply>* s) override {
+    SimWorld::Turn turn(world_);
     multipass::AuthenticateRequest req;
     s->Read(&req);
     auto err = world_.Authenticate(req.passphrase(), ClientCertificate(ctx));
@@ -261,6 +303,7 @@ class RpcService final : public multipass::Rpc::Service {
 
   grpc::Status ping(grpc::ServerContext* ctx, const multipass::PingRequest*,
                     multipass::PingReply*) override {
+    SimWorld::Turn turn(world_);
     if (world_.IsKnownCertificate(ClientCertificate(ctx))) return grpc::Status::OK;
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "");
   }

@@ -3,8 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 
+#include "cluster_sim/certificate_authority.h"
 #include "cluster_sim/launch_validation.h"
 
 namespace mps::sim {
@@ -21,7 +23,6 @@ constexpr int kProgressWaiting = 3;
 // StartError.ErrorCode numbers.
 constexpr int kStartDoesNotExist = 1;
 constexpr int kStartInstanceDeleted = 2;
-constexpr int kStartOther = 3;
 
 SimError Error(grpc::StatusCode code, std::string message) {
   SimError e;
@@ -64,7 +65,53 @@ const char* ToString(InstanceState s) {
 }
 
 SimWorld::SimWorld(WorldOptions options) : options_(std::move(options)) {
+  if (!options_.empty_cert_store) {
+    // A real host where someone has used the multipass CLI: its certificate
+    // is in the store, so nobody else is auto-accepted.
+    certificates_.insert(
+        CertificateAuthority::SelfSignedClientCertificate("multipass-cli").certificate_pem);
+    SaveCertificatesLocked();
+  }
   ticker_ = std::thread([this] { TickerLoop(); });
+}
+
+SimWorld::Turn::Turn(SimWorld& world) : world_(world) {
+  world_.rpc_thread_.lock();
+  started_ = Clock::now();
+}
+
+SimWorld::Turn::~Turn() {
+  Release();
+}
+
+void SimWorld::Turn::Release() {
+  if (!held_) return;
+  held_ = false;
+  auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started_);
+  // Atomics, not mutex_: a launch releases its turn while holding mutex_.
+  ++world_.rpc_calls_;
+  world_.rpc_busy_ns_ += static_cast<std::uint64_t>(busy.count());
+  world_.rpc_thread_.unlock();
+}
+
+void SimWorld::SshExec(std::size_t count) {
+  if (count == 0) return;
+  ssh_commands_ += count;
+  if (options_.ssh_delay > Clock::duration::zero())
+    std::this_thread::sleep_for(options_.ssh_delay * static_cast<long>(count));
+}
+
+bool SimWorld::VersionAtLeast(int major, int minor) const {
+  int have_major = 0, have_minor = 0;
+  if (std::sscanf(options_.daemon_version.c_str(), "%d.%d", &have_major, &have_minor) != 2)
+    return true;
+  return have_major > major || (have_major == major && have_minor >= minor);
+}
+
+void SimWorld::SetSshReachable(const std::string& name, bool reachable) {
+  std::lock_guard lock(mutex_);
+  if (auto it = instances_.find(name); it != instances_.end())
+    it->second.view.ssh_reachable = reachable;
 }
 
 SimWorld::~SimWorld() {
@@ -186,11 +233,11 @@ void SimWorld::BeginBootLocked(Instance& inst) {
 }
 
 std::optional<SimError> SimWorld::Launch(const LaunchSpec& request, const StepSink& emit,
-                                         const CancelledFn& cancelled) {
+                                         const CancelledFn& cancelled, Turn* turn) {
   LaunchSpec spec = request;
-  const auto call_deadline =
-      Clock::now() + std::chrono::seconds(spec.timeout_seconds > 0 ? spec.timeout_seconds
-                                                                   : kDefaultTimeoutSeconds);
+  // Applies to SSH-up and then again to cloud-init; the download is not counted.
+  const auto timeout = std::chrono::seconds(spec.timeout_seconds > 0 ? spec.timeout_seconds
+                                                                     : kDefaultTimeoutSeconds);
   std::unique_lock lock(mutex_);
   ++stats_.launch_requests;
   auto failed = [&](SimError e) -> std::optional<SimError> {
@@ -220,6 +267,8 @@ std::optional<SimError> SimWorld::Launch(const LaunchSpec& request, const StepSi
   inst.view.created_at = std::chrono::system_clock::now();
   instances_[spec.name] = inst;
   ++stats_.launches_created;
+  // The request is taken: the rest runs asynchronously, off the RPC thread.
+  if (turn != nullptr) turn->Release();
   const bool inject_failure =
       options_.fail_every_nth_launch > 0 && ++launch_counter_ % options_.fail_every_nth_launch == 0;
   const std::string& name = spec.name;
@@ -234,39 +283,35 @@ std::optional<SimError> SimWorld::Launch(const LaunchSpec& request, const StepSi
 
   if (!send({LaunchStep::kCreateMessage, "Creating " + name})) return gone();
 
-  // Image cache: the first launch of a release downloads it; a second launch of
-  // the same release while that download runs hits the daemon's race and fails.
-  ImageCacheEntry& image = image_cache_[release];
-  if (image.downloading)
-    return abandon(Error(grpc::StatusCode::FAILED_PRECONDITION, "Cannot resize instance image"));
-  if (!image.cached) {
-    image.downloading = true;
-    const auto start = Clock::now();
-    const auto done_at = start + options_.image_download_delay;
+  // Image cache: the first launch of a release downloads it; launches of the
+  // same release meanwhile wait for that one download (default_vm_image_vault).
+  {
+    ImageCacheEntry& image = image_cache_[release];
+    if (!image.cached && !image.downloading) {
+      image.downloading = true;
+      image.started = Clock::now();
+      image.done_at = image.started + options_.image_download_delay;
+      ++stats_.image_downloads;
+    }
+  }
+  if (!image_cache_[release].cached) {
     int reported = -1;
     while (true) {
+      ImageCacheEntry& image = image_cache_[release];
       auto now = Clock::now();
-      int percent =
-          now >= done_at
-              ? 100
-              : static_cast<int>(100 * (now - start) /
-                                 std::max(options_.image_download_delay, Clock::duration(1)));
+      if (now >= image.done_at) image = {true, false, image.started, image.done_at};
+      const auto total = std::max(image.done_at - image.started, Clock::duration(1));
+      int percent = image.cached ? 100 : static_cast<int>(100 * (now - image.started) / total);
       if (percent / 25 != reported / 25 || percent == 100) {
         reported = percent;
-        if (!send({LaunchStep::kProgress, std::to_string(percent), kProgressImage})) {
-          image_cache_[release].downloading = false;
-          return gone();
-        }
+        if (!send({LaunchStep::kProgress, std::to_string(percent), kProgressImage})) return gone();
       }
       if (percent >= 100) break;
-      WaitLocked(lock, std::min(done_at, Clock::now() + options_.image_download_delay / 4),
-                 cancelled, [] { return false; });
-      if (cancelled()) {
-        image_cache_[release].downloading = false;
-        return gone();
-      }
+      const auto done_at = image_cache_[release].done_at;
+      WaitLocked(lock, std::min(done_at, Clock::now() + total / 4), cancelled,
+                 [] { return false; });
+      if (cancelled()) return gone();
     }
-    image_cache_[release] = {true, false};
   }
 
   if (!send({LaunchStep::kProgress, "-1", kProgressWaiting})) return gone();
@@ -277,15 +322,22 @@ std::optional<SimError> SimWorld::Launch(const LaunchSpec& request, const StepSi
 
   auto it = instances_.find(name);
   if (it == instances_.end()) return failed(Error(grpc::StatusCode::ABORTED, "instance vanished"));
+  // multipassd says "Starting NAME", then asks the hypervisor to start the VM;
+  // a failure there is FAILED_PRECONDITION and the instance is removed.
+  auto cannot_start = CheckCapacityLocked(it->second);
   if (inject_failure) {
-    // Realistic mode: the VM was created but the hypervisor failed to start it.
     ++stats_.injected_launch_failures;
     spdlog::info("multipass sim: injected start failure for {}", name);
-    return abandon(Error(grpc::StatusCode::ABORTED,
-                         "failed to start \"" + name +
-                             "\": simulated hypervisor failure (--fail-every-nth-launch)"));
+    cannot_start = Error(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        "failed to start \"" + name + "\": simulated hypervisor failure (--fail-every-nth-launch)");
   }
-  if (auto err = CheckCapacityLocked(it->second)) return abandon(*err);
+  if (cannot_start) {
+    it->second.view.state = InstanceState::kStarting;  // never boots
+    send({LaunchStep::kCreateMessage, "Starting " + name});
+    cannot_start->code = grpc::StatusCode::FAILED_PRECONDITION;
+    return abandon(*cannot_start);
+  }
   // STARTING (and listed) before the client hears "Starting NAME".
   BeginBootLocked(it->second);
   if (!send({LaunchStep::kCreateMessage, "Starting " + name}))
@@ -295,20 +347,27 @@ std::optional<SimError> SimWorld::Launch(const LaunchSpec& request, const StepSi
     auto i = instances_.find(name);
     return i == instances_.end() ? InstanceState::kDeleted : i->second.view.state;
   };
-  bool running = WaitLocked(lock, call_deadline, cancelled,
+  bool running = WaitLocked(lock, Clock::now() + timeout, cancelled,
                             [&] { return state() != InstanceState::kStarting; });
   if (cancelled()) return failed(Error(grpc::StatusCode::CANCELLED, "launch cancelled"));
   if (running && state() != InstanceState::kRunning)
     return failed(Error(grpc::StatusCode::ABORTED,
                         "instance \"" + name + "\" was deleted or stopped while starting"));
-  if (!running) {
-    // The daemon names the instance, then reports the timeout; the VM stays.
+  // The daemon names the instance, then reports the timeout; the VM stays.
+  auto timed_out = [&](const std::string& what) {
     send({LaunchStep::kInstanceName, name});
-    return failed(Error(grpc::StatusCode::INVALID_ARGUMENT,
-                        ManyErrors({name + ": timed out waiting for initialization to complete"})));
-  }
+    return failed(Error(grpc::StatusCode::INVALID_ARGUMENT, ManyErrors({name + ": " + what})));
+  };
+  if (!running) return timed_out("timed out waiting for response");
   if (!send({LaunchStep::kReplyMessage, "Waiting for initialization to complete"}))
     return failed(Error(grpc::StatusCode::CANCELLED, "launch cancelled"));
+  // cloud-init, with the timeout again.
+  const auto now = Clock::now();
+  const bool initialized = options_.cloud_init_delay <= timeout;
+  WaitLocked(lock, now + std::min<Clock::duration>(options_.cloud_init_delay, timeout), cancelled,
+             [] { return false; });
+  if (cancelled()) return failed(Error(grpc::StatusCode::CANCELLED, "launch cancelled"));
+  if (!initialized) return timed_out("timed out waiting for initialization to complete");
   if (!send({LaunchStep::kInstanceName, name}))
     return failed(Error(grpc::StatusCode::CANCELLED, "launch cancelled"));
   ++stats_.launches_succeeded;
@@ -467,7 +526,7 @@ std::vector<std::string> SimWorld::PurgeDeleted() {
 // ---------------------------------------------------------------- start / stop
 
 std::optional<SimError> SimWorld::Start(const std::vector<std::string>& names, int timeout_seconds,
-                                        const CancelledFn& cancelled) {
+                                        const CancelledFn& cancelled, Turn* turn) {
   const auto deadline =
       Clock::now() +
       std::chrono::seconds(timeout_seconds > 0 ? timeout_seconds : kDefaultTimeoutSeconds);
@@ -496,11 +555,13 @@ std::optional<SimError> SimWorld::Start(const std::vector<std::string>& names, i
     Instance& inst = instances_[n];
     if (inst.view.state != InstanceState::kStopped) continue;
     if (auto cap = CheckCapacityLocked(inst)) {
-      cap->start_errors[n] = kStartOther;
+      // StartError::OTHER is never sent: the failure is FAILED_PRECONDITION.
+      cap->code = grpc::StatusCode::FAILED_PRECONDITION;
       return cap;
     }
     BeginBootLocked(inst);
   }
+  if (turn != nullptr) turn->Release();
   bool done = WaitLocked(lock, deadline, cancelled, [&] {
     for (const auto& n : selected) {
       auto it = instances_.find(n);
@@ -508,9 +569,17 @@ std::optional<SimError> SimWorld::Start(const std::vector<std::string>& names, i
     }
     return true;
   });
-  if (!done)
-    return Error(cancelled() ? grpc::StatusCode::CANCELLED : grpc::StatusCode::DEADLINE_EXCEEDED,
-                 "timed out waiting for instances to start");
+  if (!done && cancelled()) return Error(grpc::StatusCode::CANCELLED, "start cancelled");
+  if (!done) {
+    // As multipassd: INVALID_ARGUMENT, and the instances stay (starting).
+    std::vector<std::string> late;
+    for (const auto& n : selected) {
+      auto it = instances_.find(n);
+      if (it != instances_.end() && it->second.view.state == InstanceState::kStarting)
+        late.push_back(n + ": timed out waiting for response");
+    }
+    return Error(grpc::StatusCode::INVALID_ARGUMENT, ManyErrors(late));
+  }
   return std::nullopt;
 }
 
@@ -569,6 +638,9 @@ WorldSnapshot SimWorld::Snapshot() const {
   WorldSnapshot snap;
   for (const auto& [name, inst] : instances_) snap.instances.push_back(inst.view);
   snap.stats = stats_;
+  snap.stats.rpc_calls = rpc_calls_;
+  snap.stats.rpc_busy_ns = rpc_busy_ns_;
+  snap.stats.ssh_commands = ssh_commands_;
   snap.authorized_certificates = certificates_.size();
   return snap;
 }

@@ -5,6 +5,7 @@
 // rules can be read (and tested) without the transport.
 #include <grpcpp/support/status_code_enum.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -27,7 +28,21 @@ struct WorldOptions {
   std::optional<std::string> passphrase;
   Clock::duration boot_delay = std::chrono::seconds(2);
   Clock::duration prep_delay = Clock::duration::zero();
+  // Shared by every launch of the image while it runs; not counted in a launch's timeout.
   Clock::duration image_download_delay = Clock::duration::zero();
+  // After SSH is up (RUNNING): how long cloud-init takes. A launch's timeout
+  // applies to SSH-up and then again to this.
+  Clock::duration cloud_init_delay = Clock::duration::zero();
+  // One SSH command in a running VM, paid on the daemon's only RPC thread: per
+  // VM by `list` with request_ipv4 and twice per VM by `info` with runtime
+  // information.
+  Clock::duration ssh_delay = std::chrono::milliseconds(50);
+  // false (real host): the store already holds the CLI's certificate, so a new
+  // client must authenticate. true: the first unix-socket client is auto-accepted.
+  bool empty_cert_store = false;
+  // Answered by `version`; shapes which RPCs exist (daemon_info from 1.15) and
+  // how list/info report a running VM without address ("N/A" from 1.16).
+  std::string daemon_version = "1.16.3";
   unsigned host_cpus = 16;
   std::uint64_t host_memory_bytes = 32ull << 30;
   std::uint64_t host_disk_bytes = 200ull << 30;
@@ -54,6 +69,7 @@ struct InstanceView {
   std::string ipv4;  // a label only; nothing listens there
   std::string cloud_init_user_data;
   std::chrono::system_clock::time_point created_at;
+  bool ssh_reachable = true;  // false: SSH into it fails (fault injection)
 };
 
 struct SimStats {
@@ -68,6 +84,12 @@ struct SimStats {
   std::uint64_t unauthenticated_calls = 0;
   std::uint64_t auto_accepted_certificates = 0;
   std::uint64_t restarts = 0;
+  std::uint64_t image_downloads = 0;  // downloads started (concurrent launches share one)
+  // The daemon's one RPC thread: calls handled and the time spent on them
+  // (a launch's or start's asynchronous part is not counted).
+  std::uint64_t rpc_calls = 0;
+  std::uint64_t rpc_busy_ns = 0;
+  std::uint64_t ssh_commands = 0;
 };
 
 struct WorldSnapshot {
@@ -115,6 +137,27 @@ class SimWorld {
   SimWorld(const SimWorld&) = delete;
   SimWorld& operator=(const SimWorld&) = delete;
 
+  // multipassd handles RPCs one at a time on its main thread. A Turn holds
+  // that thread from construction until Release() (or destruction); its time
+  // is counted in SimStats::rpc_busy_ns. Take it before any other call below.
+  class Turn {
+   public:
+    explicit Turn(SimWorld& world);
+    ~Turn();
+    Turn(const Turn&) = delete;
+    Turn& operator=(const Turn&) = delete;
+    void Release();  // the rest of the call continues asynchronously
+
+   private:
+    SimWorld& world_;
+    Clock::time_point started_;
+    bool held_ = true;
+  };
+  // Runs `count` SSH commands in VMs (ssh_delay each) on the caller's turn.
+  void SshExec(std::size_t count);
+  // daemon_version >= major.minor (an unparsable version counts as the newest).
+  bool VersionAtLeast(int major, int minor) const;
+
   // --- authorization (reference §4) ---
   enum class AuthResult { kAllowed, kUnauthenticated, kInvalidCertificate };
   AuthResult AuthorizeCall(const std::string& client_cert_pem, bool on_unix_socket);
@@ -123,16 +166,18 @@ class SimWorld {
   bool IsKnownCertificate(const std::string& client_cert_pem) const;
 
   // --- methods ---
+  // Releases `turn` once the request is taken (validated, instance made).
   std::optional<SimError> Launch(const LaunchSpec& spec, const StepSink& emit,
-                                 const CancelledFn& cancelled);
+                                 const CancelledFn& cancelled, Turn* turn = nullptr);
   std::vector<InstanceView> List() const;  // operative first, then deleted
   std::optional<SimError> Info(const std::vector<std::string>& names,
                                std::vector<InstanceView>* out) const;
   std::optional<SimError> Delete(const std::vector<std::string>& names, bool purge,
                                  std::vector<std::string>* purged);
   std::vector<std::string> PurgeDeleted();
+  // Releases `turn` once the instances are booting.
   std::optional<SimError> Start(const std::vector<std::string>& names, int timeout_seconds,
-                                const CancelledFn& cancelled);
+                                const CancelledFn& cancelled, Turn* turn = nullptr);
   std::optional<SimError> Stop(const std::vector<std::string>& names);
 
   // --- hooks, faults, inspection ---
@@ -140,6 +185,9 @@ class SimWorld {
   void OnInstanceDeleted(DeletedHook hook);
   void SetFailEveryNthLaunch(unsigned n);
   void SetHangLaunches(bool hang);
+  // SSH into `name` fails from now on (or works again): list shows no address
+  // ("N/A" from 1.16), info with runtime information fails FAILED_PRECONDITION.
+  void SetSshReachable(const std::string& name, bool reachable);
   void CountRestart();
   WorldSnapshot Snapshot() const;
   const WorldOptions& options() const { return options_; }
@@ -152,6 +200,8 @@ class SimWorld {
   struct ImageCacheEntry {
     bool cached = false;
     bool downloading = false;
+    Clock::time_point started;
+    Clock::time_point done_at;
   };
 
   std::optional<SimError> ValidateLaunchLocked(LaunchSpec& spec, std::uint64_t* memory,
@@ -168,6 +218,10 @@ class SimWorld {
 
   WorldOptions options_;
   mutable std::mutex mutex_;
+  std::mutex rpc_thread_;  // the daemon's one RPC thread (Turn)
+  std::atomic<std::uint64_t> rpc_calls_{0};
+  std::atomic<std::uint64_t> rpc_busy_ns_{0};
+  std::atomic<std::uint64_t> ssh_commands_{0};
   std::condition_variable changed_;
   std::map<std::string, Instance> instances_;
   std::map<std::string, ImageCacheEntry> image_cache_;

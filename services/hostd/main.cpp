@@ -222,6 +222,18 @@ int Run(int argc, char** argv) {
   } catch (const mps::multipass::MultipassError& e) {
     throw StartupError("multipassd client: " + e.message);
   }
+  // The daemon's version and whether it accepts us, before serving anything.
+  auto daemon = mps::multipass::CheckDaemonAtStart(sys, actor);
+  if (daemon.fatal) {
+    server.reset();
+    mps::multipass::StopMultipassSession(sys, actor);
+    throw StartupError(daemon.message);
+  }
+  if (daemon.ok)
+    spdlog::info("{}", daemon.message);
+  else
+    spdlog::warn("multipassd not checked yet ({}); checking again on the first request",
+                 daemon.message);
   try {
     server->Start();
     publisher->Start();

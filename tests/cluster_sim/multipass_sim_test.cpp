@@ -52,6 +52,8 @@ class MultipassSimTest : public ::testing::Test {
   void SetUp() override {
     options_.world.state_dir = dir_ / "state";
     options_.world.boot_delay = 50ms;
+    options_.world.ssh_delay = 1ms;  // strict, but fast
+    options_.world.passphrase = "sesame";
     options_.unix_socket = dir_ / "multipass_socket";
     options_.tls_address = "127.0.0.1:0";
   }
@@ -67,9 +69,13 @@ class MultipassSimTest : public ::testing::Test {
   RawClient TlsClient(const std::optional<KeyCertPair>& id) {
     return RawClient(sim_->tls_address(), sim_->root_cert_pem(), id);
   }
-  // The first unix client: auto-accepted by its first call.
+  // A trusted client: on a used host (the default) it authenticates with the
+  // passphrase; with an empty store its first call is auto-accepted.
   RawClient Admin() {
     auto c = UnixClient(admin_id_);
+    if (!options_.world.empty_cert_store) {
+      EXPECT_TRUE(c.Authenticate("sesame").ok());
+    }
     EXPECT_TRUE(c.Version().status.ok());
     return c;
   }
@@ -103,6 +109,7 @@ TEST_F(MultipassSimTest, RootCertificateIsWrittenToStateDir) {
 }
 
 TEST_F(MultipassSimTest, UnixSocketAutoAcceptsOnlyTheFirstClient) {
+  options_.world.empty_cert_store = true;
   Start();
   auto first = UnixClient(admin_id_);
   EXPECT_EQ(first.Ping().error_code(), grpc::StatusCode::UNAUTHENTICATED);  // ping never accepts
@@ -122,6 +129,7 @@ TEST_F(MultipassSimTest, UnixSocketAutoAcceptsOnlyTheFirstClient) {
 }
 
 TEST_F(MultipassSimTest, UnixClientWithoutCertificateIsInvalidWhileStoreIsEmpty) {
+  options_.world.empty_cert_store = true;
   Start();
   auto anonymous = UnixClient(std::nullopt);
   auto r = anonymous.Version();
@@ -153,6 +161,7 @@ TEST_F(MultipassSimTest, TlsNeedsAuthenticateWithTheRightPassphrase) {
 }
 
 TEST_F(MultipassSimTest, AuthenticateWithoutConfiguredPassphraseIsFailedPrecondition) {
+  options_.world.passphrase.reset();
   Start();
   auto c = TlsClient(mps::sim::CertificateAuthority::SelfSignedClientCertificate("remote"));
   EXPECT_EQ(c.Authenticate("anything").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
@@ -301,7 +310,8 @@ TEST_F(MultipassSimTest, NameClashesImagesAndCapacity) {
   auto big = LaunchOf("big");
   big.set_num_cores(4);
   auto cap = admin.Launch(big);
-  EXPECT_EQ(cap.status.error_code(), grpc::StatusCode::ABORTED);
+  // A start failure during launch: FAILED_PRECONDITION, the instance removed.
+  EXPECT_EQ(cap.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(cap.status.error_message().find("not enough host resources"), std::string::npos);
   EXPECT_FALSE(Find(*sim_, "big").has_value());
 }
@@ -321,7 +331,7 @@ TEST_F(MultipassSimTest, SameNameWhileBeingPreparedIsReported) {
   EXPECT_TRUE(first.get().status.ok());
 }
 
-TEST_F(MultipassSimTest, SecondLaunchOfAnImageStillDownloadingFails) {
+TEST_F(MultipassSimTest, ConcurrentLaunchesOfAnImageShareOneDownload) {
   options_.world.image_download_delay = 300ms;
   Start();
   auto admin = Admin();
@@ -329,13 +339,13 @@ TEST_F(MultipassSimTest, SecondLaunchOfAnImageStillDownloadingFails) {
       std::async(std::launch::async, [&] { return admin.Launch(LaunchOf("j1", "jammy")); });
   ASSERT_TRUE(WaitFor([&] { return Find(*sim_, "j1").has_value(); }));
   auto second = UnixClient(admin_id_).Launch(LaunchOf("j2", "22.04"));  // same release
-  EXPECT_EQ(second.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_EQ(second.status.error_message(), "Cannot resize instance image");
-  EXPECT_FALSE(Find(*sim_, "j2").has_value());
+  ASSERT_TRUE(second.status.ok()) << second.status.error_message();
   auto r1 = first.get();
   ASSERT_TRUE(r1.status.ok()) << r1.status.error_message();
-  EXPECT_GT(ImageProgressReplies(r1), 0u);  // it downloaded the image
-  // Once cached, launches of that image no longer download and run side by side.
+  EXPECT_GT(ImageProgressReplies(r1), 0u);
+  EXPECT_GT(ImageProgressReplies(second), 0u);  // it waited for the same download
+  EXPECT_EQ(sim_->Snapshot().stats.image_downloads, 1u);
+  // Once cached, launches of that image no longer download.
   auto a = std::async(std::launch::async, [&] { return admin.Launch(LaunchOf("j3", "jammy")); });
   auto b = UnixClient(admin_id_).Launch(LaunchOf("j4", "jammy"));
   auto ra = a.get();
@@ -343,6 +353,36 @@ TEST_F(MultipassSimTest, SecondLaunchOfAnImageStillDownloadingFails) {
   EXPECT_TRUE(b.status.ok()) << b.status.error_message();
   EXPECT_EQ(ImageProgressReplies(ra), 0u);
   EXPECT_EQ(ImageProgressReplies(b), 0u);
+  EXPECT_EQ(sim_->Snapshot().stats.image_downloads, 1u);
+}
+
+TEST_F(MultipassSimTest, LaunchTimeoutAppliesToSshUpAndAgainToCloudInitButNotTheDownload) {
+  options_.world.image_download_delay = 1200ms;
+  options_.world.boot_delay = 700ms;
+  options_.world.cloud_init_delay = 700ms;
+  Start();
+  auto admin = Admin();
+  // 1.2 s download + 0.7 s SSH-up + 0.7 s cloud-init with a 1 s timeout: fine.
+  auto ok = admin.Launch(LaunchOf("t1", "jammy", 1), 10s);
+  ASSERT_TRUE(ok.status.ok()) << ok.status.error_message();
+  EXPECT_EQ(ok.replies.back().vm_instance_name(), "t1");
+
+  // cloud-init longer than the timeout: named, then INVALID_ARGUMENT; the VM stays.
+  // Options are fixed at start: a second simulator for the slow case.
+  sim_.reset();
+  options_.world.image_download_delay = 0ms;
+  options_.world.cloud_init_delay = 1500ms;
+  options_.world.state_dir = dir_ / "state2";
+  Start();
+  auto admin2 = Admin();
+  auto late = admin2.Launch(LaunchOf("t2", "", 1), 10s);
+  EXPECT_EQ(late.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(late.status.error_message().find("initialization"), std::string::npos)
+      << late.status.error_message();
+  ASSERT_FALSE(late.replies.empty());
+  EXPECT_EQ(late.replies.back().vm_instance_name(), "t2");
+  ASSERT_TRUE(Find(*sim_, "t2").has_value());
+  EXPECT_EQ(Find(*sim_, "t2")->state, InstanceState::kRunning);
 }
 
 // ------------------------------------------------------------------ delete / purge
@@ -438,12 +478,14 @@ TEST_F(MultipassSimTest, FailEveryNthLaunchAbortsAndRemovesThatInstance) {
   auto admin = Admin();
   EXPECT_TRUE(admin.Launch(LaunchOf("n1")).status.ok());
   auto failed = admin.Launch(LaunchOf("n2"));
-  EXPECT_EQ(failed.status.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(failed.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   ASSERT_FALSE(failed.replies.empty());
   EXPECT_EQ(failed.replies.front().create_message(), "Creating n2");  // failed after creation
+  EXPECT_EQ(failed.replies.back().create_message(), "Starting n2");   // the hypervisor failed
   EXPECT_FALSE(Find(*sim_, "n2").has_value());
   EXPECT_TRUE(admin.Launch(LaunchOf("n3")).status.ok());
-  EXPECT_EQ(admin.Launch(LaunchOf("n4")).status.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(admin.Launch(LaunchOf("n4")).status.error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(sim_->Snapshot().stats.injected_launch_failures, 2u);
   EXPECT_EQ(Listed(admin).size(), 2u);
 }
@@ -495,6 +537,108 @@ TEST_F(MultipassSimTest, DaemonInfoReportsHostCapacity) {
   ASSERT_TRUE(r.status.ok());
   EXPECT_EQ(r.replies.back().cpus(), 6u);
   EXPECT_EQ(r.replies.back().memory(), 8ull << 30);
+}
+
+// ------------------------------------------------------------------ the real daemon's costs
+
+TEST_F(MultipassSimTest, RpcsRunOneAtATimeAndListWithAddressesPaysOneSshPerRunningVm) {
+  options_.world.ssh_delay = 100ms;
+  Start();
+  auto admin = Admin();
+  for (auto n : {"a", "b", "c"}) ASSERT_TRUE(admin.Launch(LaunchOf(n)).status.ok());
+  const auto before = sim_->Snapshot().stats;
+
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(admin.List(false).status.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 200ms);  // no SSH without addresses
+  EXPECT_EQ(sim_->Snapshot().stats.ssh_commands, before.ssh_commands);
+
+  // While one list with addresses runs (3 x 100 ms), a version call waits for it.
+  auto listing = std::async(std::launch::async, [&] {
+    auto c = UnixClient(admin_id_);
+    return c.List(true);
+  });
+  ASSERT_TRUE(WaitFor([&] { return sim_->Snapshot().stats.ssh_commands > before.ssh_commands; }));
+  auto t1 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(admin.Version().status.ok());
+  EXPECT_GE(std::chrono::steady_clock::now() - t1, 150ms);
+  auto listed = listing.get();
+  ASSERT_TRUE(listed.status.ok());
+  EXPECT_EQ(listed.replies.back().instance_list().instances(0).ipv4_size(), 1);
+  const auto after = sim_->Snapshot().stats;
+  EXPECT_EQ(after.ssh_commands - before.ssh_commands, 3u);
+  EXPECT_GE(after.rpc_busy_ns - before.rpc_busy_ns, 300'000'000u);
+}
+
+TEST_F(MultipassSimTest, RuntimeInfoFailsWhenOneSshFailsAndListShowsNaFrom116) {
+  Start();
+  auto admin = Admin();
+  ASSERT_TRUE(admin.Launch(LaunchOf("ok")).status.ok());
+  ASSERT_TRUE(admin.Launch(LaunchOf("cut")).status.ok());
+  sim_->world().SetSshReachable("cut", false);
+
+  multipass::InfoRequest runtime;
+  auto r = admin.Call(&multipass::Rpc::Stub::info, runtime);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  multipass::InfoRequest state_only;
+  state_only.set_no_runtime_information(true);
+  auto s = admin.Call(&multipass::Rpc::Stub::info, state_only);
+  ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+  ASSERT_EQ(s.replies.back().details_size(), 2);
+  EXPECT_TRUE(s.replies.back().details(0).memory_total().empty());  // only from SSH
+  EXPECT_EQ(s.replies.back().details(0).instance_info().ipv4_size(), 0);
+
+  auto list = admin.List(true);
+  ASSERT_TRUE(list.status.ok());
+  for (const auto& i : list.replies.back().instance_list().instances()) {
+    ASSERT_EQ(i.ipv4_size(), 1) << i.name();
+    EXPECT_EQ(i.ipv4(0) == "N/A", i.name() == "cut") << i.name() << " " << i.ipv4(0);
+  }
+}
+
+TEST_F(MultipassSimTest, OnAUsedHostANewClientMustAuthenticate) {
+  Start();  // default: the store already holds the CLI's certificate
+  EXPECT_EQ(sim_->Snapshot().authorized_certificates, 1u);
+  auto c = UnixClient(admin_id_);
+  EXPECT_EQ(c.Version().status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(c.Authenticate("guess").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(c.Authenticate("sesame").error_code(), grpc::StatusCode::OK);
+  EXPECT_TRUE(c.Version().status.ok());
+  EXPECT_EQ(sim_->Snapshot().stats.auto_accepted_certificates, 0u);
+  EXPECT_EQ(sim_->Snapshot().authorized_certificates, 2u);
+}
+
+TEST_F(MultipassSimTest, StartTimeoutIsInvalidArgumentAndTheInstanceStays) {
+  Start();
+  auto admin = Admin();
+  ASSERT_TRUE(admin.Launch(LaunchOf("s")).status.ok());
+  multipass::StopRequest stop;
+  stop.mutable_instance_names()->add_instance_name("s");
+  ASSERT_TRUE(admin.Call(&multipass::Rpc::Stub::stop, stop).status.ok());
+  sim_->SetHangLaunches(true);  // boots never finish
+  multipass::StartRequest start;
+  start.mutable_instance_names()->add_instance_name("s");
+  start.set_timeout(1);
+  auto r = admin.Call(&multipass::Rpc::Stub::start, start);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(Find(*sim_, "s").has_value());
+  EXPECT_EQ(Find(*sim_, "s")->state, InstanceState::kStarting);
+}
+
+TEST_F(MultipassSimTest, DaemonVersionIsAnsweredAndShapesWhichRpcsExist) {
+  options_.world.daemon_version = "1.14.1";
+  Start();
+  auto admin = Admin();
+  auto v = admin.Version();
+  ASSERT_TRUE(v.status.ok());
+  EXPECT_EQ(v.replies.back().version(), "1.14.1");
+  auto info = admin.Call(&multipass::Rpc::Stub::daemon_info, multipass::DaemonInfoRequest{});
+  EXPECT_EQ(info.status.error_code(), grpc::StatusCode::UNIMPLEMENTED);  // from 1.15
+  ASSERT_TRUE(admin.Launch(LaunchOf("x")).status.ok());
+  sim_->world().SetSshReachable("x", false);
+  auto list = admin.List(true);
+  ASSERT_TRUE(list.status.ok());
+  EXPECT_EQ(list.replies.back().instance_list().instances(0).ipv4_size(), 0);  // no "N/A" yet
 }
 
 TEST(MultipassSimConfig, RefusesNonLoopbackTlsAddress) {

@@ -36,10 +36,10 @@ json WaitForNodes(httplib::Client& nomad, std::size_t n, std::chrono::millisecon
 
 TEST(ClusterSimOneWorld, InstancesJoinNomadByTheirCloudInitAndGoDownWhenDeleted) {
   mps::testing::TempDir dir;
-  mps::testing::ChildProcess sim({mps::testing::BinDir() + "/cluster-sim", "--state-dir",
-                                  dir.path() + "/sim", "--multipass-socket",
-                                  dir.path() + "/mp.sock", "--boot-delay", "50ms", "--nomad-port",
-                                  "0", "--join-delay", "200ms"});
+  mps::testing::ChildProcess sim(
+      {mps::testing::BinDir() + "/cluster-sim", "--state-dir", dir.path() + "/sim",
+       "--multipass-socket", dir.path() + "/mp.sock", "--boot-delay", "50ms", "--nomad-port", "0",
+       "--join-delay", "200ms", "--passphrase", "sesame", "--ssh-delay", "1ms"});
   std::string nomad_address;
   for (;;) {
     auto line = sim.ReadLine(20s);
@@ -53,6 +53,7 @@ TEST(ClusterSimOneWorld, InstancesJoinNomadByTheirCloudInitAndGoDownWhenDeleted)
   mps::multipass::MultipassClientOptions o;
   o.address = "unix:" + dir.path() + "/mp.sock";
   o.state_dir = dir.path() + "/client";
+  o.passphrase = "sesame";  // a used host: the daemon knows only the CLI
   mps::multipass::MultipassClient client(o);
   mps::multipass::LaunchSpec joins;
   joins.name = "web-j1";

@@ -137,9 +137,10 @@ class ControllerTest : public ::testing::Test {
   caf::actor cache_;
   caf::actor controller_;
   caf::actor watcher_;
-  cache::ConfigMap policy_{{"node_class", "web"},          {"instance_image_name", "noble"},
-                           {"max_parallel_launches", "2"}, {"startup_timeout", "1s"},
-                           {"node_drain_deadline", "1s"},  {"node_purge", "true"}};
+  cache::ConfigMap policy_{
+      {"node_class", "web"},     {"instance_image_name", "noble"}, {"max_parallel_launches", "2"},
+      {"startup_timeout", "1s"}, {"image_download_timeout", "0s"}, {"node_drain_deadline", "1s"},
+      {"node_purge", "true"}};
 };
 
 // A cache that takes every message, counts it and never answers.
@@ -207,7 +208,7 @@ TEST_F(ControllerTest, ALaunchThatNeverAnswersCostsItsDeadlineAndIsResolvedLater
   Start();
   Observe();
   multipass_->Set("multipass.launch", testing::Answering::kNever);
-  auto outcome = Scale(1, "r1");  // deadline: startup_timeout 1 s + 300 ms
+  auto outcome = Scale(1, "r1");  // deadline: 2 x startup_timeout 1 s + 300 ms
   EXPECT_EQ(outcome.status, ScaleStatus::kUnavailable) << outcome.message;
   EXPECT_NE(outcome.message.find("outcome unknown"), std::string::npos) << outcome.message;
   // The launch stays recorded for the next listing to resolve.

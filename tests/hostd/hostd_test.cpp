@@ -13,7 +13,9 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "bus/caf_bridge.h"
@@ -85,7 +87,9 @@ Sim StartSim(const TempDir& dir, const std::string& boot_delay,
                                 "--boot-delay",
                                 boot_delay,
                                 "--passphrase",
-                                "sesame"};
+                                "sesame",
+                                "--ssh-delay",
+                                "5ms"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   sim.proc = std::make_unique<ChildProcess>(argv);
   EXPECT_TRUE(sim.proc->WaitForLine("ready", 10s)) << sim.proc->stderr_text();
@@ -448,6 +452,132 @@ TEST_F(HostdTest, SigtermLogsLaunchesInFlightAndStopsWithinTheGrace) {
   auto log = hostd_.proc->stderr_text();
   EXPECT_NE(log.find("1 launch(es) in flight: stuck-1 (running)"), std::string::npos) << log;
   hostd_.proc.reset();
+}
+
+// cluster-sim's counters: SIGUSR2 prints "stats k=v ...".
+std::map<std::string, long> SimStats(ChildProcess& sim) {
+  sim.Signal(SIGUSR2);
+  std::map<std::string, long> out;
+  auto line = sim.WaitForLine("stats ", 5s);
+  EXPECT_TRUE(line) << sim.stderr_text();
+  if (!line) return out;
+  std::istringstream words(line->substr(6));
+  std::string word;
+  while (words >> word) {
+    auto eq = word.find('=');
+    out[word.substr(0, eq)] = std::stol(word.substr(eq + 1));
+  }
+  return out;
+}
+
+TEST_F(HostdTest, ListingWithoutAddressesCostsTheDaemonNoSsh) {
+  Start("10ms");
+  auto& c = *client_;
+  for (auto n : {"web-1", "web-2"})
+    c.CallSync(std::string(mp::LaunchRequest::kType), {{"name", n}}, Mutating(n));
+  auto before = SimStats(*sim_.proc);
+  // The watcher's listing: states only.
+  auto states =
+      c.CallSync(std::string(mp::ListRequest::kType), {{"prefix", "web"}, {"addresses", false}});
+  ASSERT_EQ(Names(states), (std::vector<std::string>{"web-1", "web-2"}));
+  EXPECT_TRUE(states["instances"][0]["ipv4"].empty());
+  auto middle = SimStats(*sim_.proc);
+  EXPECT_EQ(middle["ssh_commands"], before["ssh_commands"]);
+  // Someone asks to see addresses (mpscale instances): one SSH per running VM.
+  auto full = c.CallSync(std::string(mp::ListRequest::kType), {{"prefix", "web"}});
+  EXPECT_FALSE(full["instances"][0]["ipv4"].empty());
+  EXPECT_EQ(SimStats(*sim_.proc)["ssh_commands"] - middle["ssh_commands"], 2);
+  // info only needs state: no runtime information, so no SSH either.
+  auto info = c.CallSync(std::string(mp::InfoRequest::kType), {{"names", {"web-1"}}});
+  EXPECT_EQ(info["instances"][0]["state"], "running");
+  EXPECT_EQ(SimStats(*sim_.proc)["ssh_commands"] - middle["ssh_commands"], 2);
+}
+
+TEST_F(HostdTest, BatchesWithAGoneNameStillWork) {
+  Start("10ms");
+  auto& c = *client_;
+  for (auto n : {"web-1", "web-2", "web-3"})
+    c.CallSync(std::string(mp::LaunchRequest::kType), {{"name", n}}, Mutating(n));
+  // multipassd answers NOT_FOUND for the whole batch and deletes nothing;
+  // the session deletes the ones that exist.
+  auto deleted = c.CallSync(std::string(mp::DeleteRequest::kType),
+                            {{"names", {"web-1", "web-ghost"}}}, Mutating("delete-batch"));
+  EXPECT_EQ(deleted["deleted"], nlohmann::json::array({"web-1"}));
+  EXPECT_EQ(Names(c.CallSync(std::string(mp::ListRequest::kType), {{"prefix", "web"}})),
+            (std::vector<std::string>{"web-2", "web-3"}));
+  // Only unknown names: not_found.
+  EXPECT_EQ(AppCodeOf(CallError(c, mp::DeleteRequest::kType, {{"names", {"web-ghost"}}},
+                                Mutating("delete-ghost"))),
+            AppCode::kNotFound);
+  // info answers for the names that exist.
+  auto info = c.CallSync(std::string(mp::InfoRequest::kType), {{"names", {"web-2", "web-ghost"}}});
+  EXPECT_EQ(Names(info), std::vector<std::string>{"web-2"});
+}
+
+TEST_F(HostdTest, AStartFailureDuringLaunchIsLabelledStartFailed) {
+  Start("10ms", {}, {"--fail-every-nth-launch", "1"});
+  auto e = CallError(*client_, mp::LaunchRequest::kType, {{"name", "web-1"}},
+                     Mutating("launch-web-1", 10s));
+  EXPECT_EQ(AppCodeOf(e), AppCode::kStartFailed) << e.what();
+  // multipassd removed it: nothing left to clean up.
+  EXPECT_TRUE(
+      Names(client_->CallSync(std::string(mp::ListRequest::kType), {{"prefix", "web"}})).empty());
+}
+
+TEST(HostdStartup, RefusesADaemonOlderThan113NamingBothVersions) {
+  TempDir dir;
+  auto sim = StartSim(dir, "10ms", {"--daemon-version", "1.12.0"});
+  auto keys = MakeKeys(dir);
+  { std::ofstream(dir.path() + "/passphrase") << "sesame\n"; }
+  ChildProcess hostd({BinDir() + "/multipass-hostd", "--multipass-address", sim.address,
+                      "--multipass-passphrase-file", dir.path() + "/passphrase", "--bind",
+                      "ipc://" + dir.path() + "/hostd.sock"});
+  EXPECT_EQ(hostd.Wait(20s), 2) << hostd.stderr_text();
+  const auto err = hostd.stderr_text();
+  EXPECT_NE(err.find("version 1.12.0"), std::string::npos) << err;
+  EXPECT_NE(err.find("minimum supported is 1.13.0"), std::string::npos) << err;
+}
+
+TEST(HostdStartup, WarnsOnceForADaemonNewerThanTested) {
+  TempDir dir;
+  auto sim = StartSim(dir, "10ms", {"--daemon-version", "1.17.0"});
+  auto keys = MakeKeys(dir);
+  auto hostd = StartHostd(dir, sim, keys);
+  mps::bus::BusContext ctx;
+  auto client = Connect(ctx, hostd, keys, keys.client_key);
+  for (int i = 0; i < 3; ++i)
+    client->CallSync(std::string(mp::VersionRequest::kType), nlohmann::json::object());
+  client.reset();
+  hostd.proc->Signal(SIGTERM);
+  EXPECT_EQ(hostd.proc->Wait(10s), 0);
+  const auto err = hostd.proc->stderr_text();
+  auto first = err.find("newer than 1.16.3");
+  ASSERT_NE(first, std::string::npos) << err;
+  EXPECT_EQ(err.find("newer than 1.16.3", first + 1), std::string::npos) << err;
+}
+
+TEST(HostdStartup, OnAUsedHostItNeedsTheRightPassphrase) {
+  TempDir dir;
+  auto sim = StartSim(dir, "10ms");
+  // No passphrase: the daemon knows only the CLI's certificate.
+  ChildProcess none({BinDir() + "/multipass-hostd", "--multipass-address", sim.address, "--bind",
+                     "ipc://" + dir.path() + "/a.sock", "--state-dir", dir.path() + "/a"});
+  EXPECT_EQ(none.Wait(20s), 2) << none.stderr_text();
+  EXPECT_NE(none.stderr_text().find("--multipass-passphrase-file"), std::string::npos)
+      << none.stderr_text();
+  { std::ofstream(dir.path() + "/wrong") << "open sesame\n"; }
+  ChildProcess wrong({BinDir() + "/multipass-hostd", "--multipass-address", sim.address,
+                      "--multipass-passphrase-file", dir.path() + "/wrong", "--bind",
+                      "ipc://" + dir.path() + "/b.sock", "--state-dir", dir.path() + "/b"});
+  EXPECT_EQ(wrong.Wait(20s), 2) << wrong.stderr_text();
+  EXPECT_NE(wrong.stderr_text().find("rejected the passphrase"), std::string::npos)
+      << wrong.stderr_text();
+  // With the right one hostd authenticates and serves (StartHostd checks "ready").
+  auto keys = MakeKeys(dir);
+  auto hostd = StartHostd(dir, sim, keys);
+  EXPECT_EQ(SimStats(*sim.proc)["unauthenticated_calls"], 3);  // one per hostd above
+  hostd.proc->Signal(SIGTERM);
+  EXPECT_EQ(hostd.proc->Wait(10s), 0);
 }
 
 TEST(HostdStartup, RefusesTcpWithoutCurveKeysOrWithBadKeyFiles) {

@@ -231,6 +231,63 @@ TEST_F(ClientTest, LaunchErrorsMapOnCodesAndDetails) {
   }
 }
 
+TEST_F(ClientTest, AStartFailureAfterStartingIsStartFailedNotImageNotFound) {
+  fake_->With([](State& s) {
+    s.launch_failures["n-vm"] =
+        grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "failed to start \"n-vm\"");
+    s.announce_start.insert("n-vm");
+  });
+  MultipassClient client(Options());
+  LaunchSpec spec;
+  spec.name = "n-vm";
+  const auto e = CatchError([&] { client.Launch(spec); });
+  EXPECT_EQ(e.kind, Kind::start_failed) << e.message;
+  EXPECT_FALSE(e.leftover_instance);  // multipassd removed it
+}
+
+TEST_F(ClientTest, ListsWithoutAddressesWhenAskedAndDropsNa) {
+  fake_->With([](State& s) {
+    s.instances["web-1"] = {pb::InstanceStatus::RUNNING, {"N/A"}};
+    s.instances["web-2"] = {pb::InstanceStatus::RUNNING, {"10.0.0.7"}};
+  });
+  MultipassClient client(Options());
+  const auto plain = client.List("web-", /*addresses=*/false);
+  ASSERT_EQ(plain.size(), 2u);
+  EXPECT_TRUE(plain[1].ipv4.empty());
+  fake_->With([](State& s) { EXPECT_FALSE(s.list_requests.back().request_ipv4()); });
+  const auto full = client.List("web-");
+  EXPECT_TRUE(full[0].ipv4.empty());  // "N/A": the daemon could not get it
+  EXPECT_THAT(full[1].ipv4, ElementsAre("10.0.0.7"));
+}
+
+TEST_F(ClientTest, DeleteOfABatchWithAGoneNameDeletesTheRest) {
+  fake_->With([](State& s) {
+    s.instances["a"] = {};
+    s.instances["b"] = {};
+  });
+  MultipassClient client(Options());
+  EXPECT_THAT(client.Delete({"a", "gone", "b"}), ElementsAre("a", "b"));
+  fake_->With([](State& s) {
+    EXPECT_TRUE(s.instances.empty());
+    ASSERT_EQ(s.delete_requests.size(), 2u);  // refused whole, then without "gone"
+    EXPECT_EQ(s.delete_requests.back().instance_snapshot_pairs_size(), 2);
+    EXPECT_FALSE(s.list_requests.back().request_ipv4());
+  });
+  EXPECT_EQ(CatchError([&] { client.Delete({"gone", "also-gone"}); }).kind, Kind::not_found);
+}
+
+TEST_F(ClientTest, StartTimeoutIsLabelledAndLeavesTheInstance) {
+  fake_->With([](State& s) {
+    s.instances["a"] = {pb::InstanceStatus::STOPPED, {}};
+    s.start_failures["a"] = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                         "The following errors occurred:\na: timed out");
+  });
+  MultipassClient client(Options());
+  const auto e = CatchError([&] { client.Start({"a"}); });
+  EXPECT_EQ(e.kind, Kind::start_timeout) << e.message;
+  EXPECT_EQ(e.instance, "a");
+}
+
 TEST_F(ClientTest, TimeoutAfterInstanceNamedLeavesLeftover) {
   fake_->With([](State& s) { s.timeout_after_name.insert("slow-1"); });
   MultipassClient client(Options());

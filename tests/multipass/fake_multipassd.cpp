@@ -85,6 +85,11 @@ grpc::Status FakeMultipassd::launch(Ctx* ctx, Stream<pb::LaunchReply, pb::Launch
     reply.mutable_launch_progress()->set_percent_complete(percent);
     stream->Write(reply);
   }
+  if (With([&](State& s) { return s.announce_start.contains(name); })) {
+    reply.Clear();
+    reply.set_create_message("Starting " + name);
+    stream->Write(reply);
+  }
   reply.Clear();
   reply.set_reply_message("Waiting for initialization to complete");
   stream->Write(reply);

@@ -42,6 +42,8 @@ class FakeMultipassd final : public ::multipass::Rpc::Service {
     bool release_all = false;
     std::map<std::string, grpc::Status> launch_failures;  // by instance name
     std::set<std::string> timeout_after_name;
+    // Send "Starting NAME" (the VM exists) before the launch's outcome.
+    std::set<std::string> announce_start;
     std::map<std::string, grpc::Status> start_failures;  // by first instance name
     // recordings
     int authenticate_calls = 0;

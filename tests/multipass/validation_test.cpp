@@ -6,6 +6,7 @@
 
 #include "multipass/client_identity.h"
 #include "multipass/daemon_endpoint.h"
+#include "multipass/daemon_version.h"
 #include "multipass/launch_validation.h"
 #include "multipass/multipass_error.h"
 #include "test_pki.h"
@@ -172,3 +173,42 @@ TEST(Identity, GeneratedIdentityIsPersistedAndReused) {
 
 }  // namespace
 }  // namespace mps::multipass
+
+namespace {
+
+using mps::multipass::JudgeDaemonVersion;
+using mps::multipass::ParseDaemonVersion;
+
+TEST(DaemonVersion, ParsesReleasesAndDevelopmentBuilds) {
+  auto v = ParseDaemonVersion("1.16.3");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->major, 1);
+  EXPECT_EQ(v->minor, 16);
+  EXPECT_EQ(v->patch, 3);
+  auto dev = ParseDaemonVersion("1.17.0-dev.2345+g9b0af2ec");
+  ASSERT_TRUE(dev);
+  EXPECT_EQ(dev->minor, 17);
+  EXPECT_TRUE(ParseDaemonVersion("1.15"));
+  EXPECT_FALSE(ParseDaemonVersion("multipassd"));
+  EXPECT_FALSE(ParseDaemonVersion(""));
+}
+
+TEST(DaemonVersion, RefusesBelow113AndWarnsAboveTheNewestTested) {
+  auto old = JudgeDaemonVersion("1.12.2", "unix:/sock");
+  EXPECT_FALSE(old.supported);
+  EXPECT_NE(old.message.find("1.12.2"), std::string::npos) << old.message;
+  EXPECT_NE(old.message.find("1.13.0"), std::string::npos) << old.message;
+  for (const char* ok : {"1.13.0", "1.14.1", "1.15.0", "1.16.0", "1.16.9"}) {
+    auto v = JudgeDaemonVersion(ok, "unix:/sock");
+    EXPECT_TRUE(v.supported) << ok;
+    EXPECT_FALSE(v.newer_than_tested) << ok;
+  }
+  auto newer = JudgeDaemonVersion("1.17.0", "unix:/sock");
+  EXPECT_TRUE(newer.supported);
+  EXPECT_TRUE(newer.newer_than_tested);
+  EXPECT_NE(newer.message.find("1.16.3"), std::string::npos) << newer.message;
+  EXPECT_TRUE(JudgeDaemonVersion("2.0.0", "x").newer_than_tested);
+  EXPECT_TRUE(JudgeDaemonVersion("garbage", "x").supported);
+}
+
+}  // namespace

@@ -40,9 +40,15 @@ ScaleWorld::ScaleWorld(SimOptions sim) {
   }
   if (!sim.nomad_tokens.empty())
     nomad_observer_token_ = sim.nomad_tokens.front().substr(0, sim.nomad_tokens.front().find('='));
+  // The strict simulator, as a used host: the cert store already holds the
+  // CLI's certificate, so hostd authenticates with local.passphrase. SSH
+  // stays cheap to keep the tests fast.
+  passphrase_ = sim.passphrase.empty() ? "sesame" : sim.passphrase;
+  for (const auto& a :
+       {std::string("--passphrase"), passphrase_, std::string("--ssh-delay"), std::string("1ms")})
+    argv.push_back(a);
   if (!sim.passphrase.empty()) {
-    for (const auto& a : {std::string("--multipass-tls"), std::string("127.0.0.1:0"),
-                          std::string("--passphrase"), sim.passphrase})
+    for (const auto& a : {std::string("--multipass-tls"), std::string("127.0.0.1:0")})
       argv.push_back(a);
   }
   sim_ = std::make_unique<mps::testing::ChildProcess>(argv);
@@ -59,10 +65,15 @@ ScaleWorld::ScaleWorld(SimOptions sim) {
   std::ofstream(dir() + "/web.yaml")
       << "#cloud-config\n# nomad client.hcl:\nnode_class = \"web\"\n";
   hostd_endpoint_ = "ipc://" + dir() + "/hostd.sock";
-  policy = {{"node_class", "web"},          {"instance_image_name", "noble"},
-            {"instance_size", "c1-m1"},     {"cloud_init_user_data_path", dir() + "/web.yaml"},
-            {"startup_timeout", "20s"},     {"node_registration_timeout", "20s"},
-            {"node_drain_deadline", "10s"}, {"node_purge", "true"},
+  policy = {{"node_class", "web"},
+            {"instance_image_name", "noble"},
+            {"instance_size", "c1-m1"},
+            {"cloud_init_user_data_path", dir() + "/web.yaml"},
+            {"startup_timeout", "20s"},
+            {"node_registration_timeout", "20s"},
+            {"image_download_timeout", "10s"},
+            {"node_drain_deadline", "10s"},
+            {"node_purge", "true"},
             {"max_instances", "6"}};
 }
 
@@ -93,11 +104,13 @@ json ScaleWorld::DirectPluginConfig() const {
 }
 
 void ScaleWorld::StartHostd() {
+  std::ofstream(dir() + "/passphrase") << passphrase_ << "\n";
   hostd_ = std::make_unique<mps::testing::ChildProcess>(std::vector<std::string>{
       mps::testing::BinDir() + "/multipass-hostd", "--multipass-address",
       "unix:" + dir() + "/mp.sock", "--bind", hostd_endpoint_, "--server-key",
       dir() + "/keys/hostd/hostd.key", "--authorized-keys", dir() + "/keys/clients", "--state-dir",
-      dir() + "/hostd", "--allow-prefix", "web"});
+      dir() + "/hostd", "--allow-prefix", "web", "--multipass-passphrase-file",
+      dir() + "/passphrase"});
   if (!hostd_->WaitForLine("ready", 20s)) {
     throw std::runtime_error("multipass-hostd did not start: " + hostd_->stderr_text());
   }
@@ -189,6 +202,7 @@ mps::multipass::MultipassClientOptions ScaleWorld::ObserverOptions() const {
   mps::multipass::MultipassClientOptions o;
   o.address = "unix:" + dir() + "/mp.sock";
   o.state_dir = dir() + "/hostd";  // the accepted client certificate is hostd's
+  o.passphrase = passphrase_;
   return o;
 }
 

@@ -20,7 +20,8 @@ struct SimOptions {
   std::string boot_delay = "300ms";
   std::string join_delay = "200ms";
   std::string migration_delay = "300ms";
-  // Also serve multipassd on TLS tcp with this passphrase (direct mode).
+  // Also serve multipassd on TLS tcp (direct mode); the daemon's passphrase
+  // ("sesame" when empty; hostd authenticates with it).
   std::string passphrase;
   // Launches never finish until their call is cancelled.
   bool hang_launches = false;
@@ -88,6 +89,7 @@ class ScaleWorld {
   std::string nomad_address_;
   std::string nomad_observer_token_;
   std::string tls_address_;
+  std::string passphrase_;
   std::string hostd_endpoint_;
   int plugin_pid_ = -1;
   int next_id_ = 1;

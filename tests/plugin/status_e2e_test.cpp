@@ -29,7 +29,7 @@ class StatusEndToEnd : public testing::Test {
         mps::testing::BinDir() + "/cluster-sim", "--state-dir", dir_.path() + "/sim",
         "--multipass-socket", dir_.path() + "/mp.sock", "--multipass-tls", "127.0.0.1:0",
         "--passphrase", "sesame", "--boot-delay", "50ms", "--nomad-port", "0", "--join-delay",
-        "50ms"});
+        "50ms", "--ssh-delay", "1ms"});
     for (;;) {
       auto line = sim_->ReadLine(20s);
       ASSERT_TRUE(line) << sim_->stderr_text();
@@ -41,6 +41,7 @@ class StatusEndToEnd : public testing::Test {
     mps::multipass::MultipassClientOptions o;
     o.address = "unix:" + dir_.path() + "/mp.sock";
     o.state_dir = dir_.path() + "/seed";
+    o.passphrase = "sesame";  // the store holds the CLI's certificate: authenticate
     mps::multipass::MultipassClient seed(o);
     for (const char* name : {"web-a1", "web-b2", "webapp-1"}) {
       mps::multipass::LaunchSpec spec;
