@@ -516,7 +516,9 @@ std::string PoolOf(const std::string& name, const std::vector<std::string>& pref
 void Probe(SessionState& s) {
   const auto* registry = s.metrics.registry.get();
   try {
-    auto listed = s.client->List();
+    // No addresses: with them multipassd runs an SSH command in every VM on
+    // its only RPC thread.
+    auto listed = s.client->List({}, /*addresses=*/false);
     std::map<std::pair<std::string, std::string>, double> counts;  // pool, state
     std::vector<std::string> names;
     for (const auto& i : listed) {

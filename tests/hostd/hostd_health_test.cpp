@@ -11,6 +11,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -68,11 +69,15 @@ struct Hostd {
 Hostd StartHostd(const TempDir& dir, const std::string& multipass_address,
                  const std::string& notify_socket) {
   Hostd h;
+  // The strict simulator's cert store already trusts the CLI: hostd
+  // authenticates with the passphrase, as on a real host.
+  { std::ofstream(dir.path() + "/passphrase") << "sesame\n"; }
   h.proc = std::make_unique<ChildProcess>(
-      std::vector<std::string>{BinDir() + "/multipass-hostd", "--multipass-address",
-                               multipass_address, "--bind", "ipc://" + dir.path() + "/hostd.sock",
-                               "--state-dir", dir.path() + "/hostd", "--allow-prefix", "web",
-                               "--metrics-address", "0", "--probe-interval", "1"},
+      std::vector<std::string>{
+          BinDir() + "/multipass-hostd", "--multipass-address", multipass_address,
+          "--multipass-passphrase-file", dir.path() + "/passphrase", "--bind",
+          "ipc://" + dir.path() + "/hostd.sock", "--state-dir", dir.path() + "/hostd",
+          "--allow-prefix", "web", "--metrics-address", "0", "--probe-interval", "1"},
       mps::testing::ChildOptions{
           .env = {{"NOTIFY_SOCKET", notify_socket}, {"WATCHDOG_USEC", "400000"}},
           .unset_env_prefixes = {},
@@ -87,7 +92,8 @@ Hostd StartHostd(const TempDir& dir, const std::string& multipass_address,
 TEST(HostdHealth, NotifiesSystemdAndIsReadyWithMultipassd) {
   TempDir dir;
   ChildProcess sim({BinDir() + "/cluster-sim", "--multipass-socket", dir.path() + "/mp.sock",
-                    "--state-dir", dir.path() + "/sim"});
+                    "--state-dir", dir.path() + "/sim", "--passphrase", "sesame", "--ssh-delay",
+                    "1ms"});
   ASSERT_TRUE(sim.WaitForLine("ready", 10s)) << sim.stderr_text();
   NotifySocket notify(dir.path() + "/notify");
   auto hostd = StartHostd(dir, "unix:" + dir.path() + "/mp.sock", notify.path());
