@@ -183,13 +183,32 @@ void BusServer::Loop() {
         if (!drop.more()) break;
       }
       if (extra) {
-        rejections_.Record("bad_frame", "a message with more than one body frame");
+        RejectMultiFrame(id.to_string(), body);
         continue;
       }
       OnFrame(id.to_string(), body, std::move(peer));
     }
     Flush();
   }
+}
+
+// A request is one frame. One that came in several is answered, not
+// dropped: the caller learns why instead of waiting for its deadline. The
+// first frame is read only for its correlation id (within our limits).
+void BusServer::RejectMultiFrame(const std::string& routing_id, const zmq::message_t& first) {
+  const std::string why = "a request is one frame; this one came in several";
+  rejections_.Record("bad_frame", why);
+  Envelope stub;
+  DecodeLimits limits;
+  limits.max_frame_bytes = options_.limits.max_message_bytes;
+  try {
+    stub.correlation_id =
+        Decode(std::string_view(static_cast<const char*>(first.data()), first.size()), limits)
+            .correlation_id;
+  } catch (const DecodeError& e) {
+    stub.correlation_id = e.correlation_id();
+  }
+  Send(routing_id, MakeErrorReply(stub, BusError(ErrorCode::kBadFrame, why), options_.name));
 }
 
 void BusServer::OnFrame(const std::string& routing_id, const zmq::message_t& body,

@@ -97,6 +97,7 @@ class BusServer {
  private:
   friend class Responder;
   void Loop();
+  void RejectMultiFrame(const std::string& routing_id, const zmq::message_t& first);
   void OnFrame(const std::string& routing_id, const zmq::message_t& body, std::string peer_key);
   void Send(const std::string& routing_id, Envelope reply);
   void Flush();

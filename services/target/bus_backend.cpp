@@ -205,8 +205,13 @@ std::shared_ptr<bus::BusClient> NomadClient(BusTargetBackend::Link& link,
 
 fs::path StateDir(const plugin::PluginConfig& config) {
   if (config.state_dir) {
+    // Made here so that the error says why (read-only, not a directory...),
+    // not only that it does not exist.
     std::error_code ec;
     fs::create_directories(*config.state_dir, ec);
+    if (ec) {
+      throw Invalid("state_dir: cannot create " + config.state_dir->string() + ": " + ec.message());
+    }
     return *config.state_dir;
   }
   fs::path dir = fs::temp_directory_path() / ("multipass-target-" + std::to_string(::getuid()));

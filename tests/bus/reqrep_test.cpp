@@ -147,6 +147,21 @@ TEST(BusRequestReply, GarbageAndExpiredFramesAreAnsweredNotExecuted) {
     EXPECT_TRUE(dealer.recv(m));
     return Decode(m.to_string_view());
   };
+  // Issue 16 defect 11: a request in two frames was dropped without an answer.
+  {
+    Envelope two;
+    two.type = "work";
+    two.correlation_id = 42;
+    two.deadline_ms = NowUnixMs() + 5000;
+    dealer.send(zmq::buffer(Encode(two)), zmq::send_flags::sndmore);
+    dealer.send(zmq::buffer(std::string("tail")));
+    zmq::message_t m;
+    ASSERT_TRUE(dealer.recv(m));
+    auto answer = Decode(m.to_string_view());
+    EXPECT_EQ(answer.correlation_id, 42u);
+    EXPECT_EQ(answer.payload["code"], "bad_frame");
+    EXPECT_NE(answer.payload.dump().find("one frame"), std::string::npos) << answer.payload;
+  }
   auto garbage = roundtrip(std::string("\xc1\xc1\xc1", 3));
   EXPECT_EQ(garbage.type, kErrorType);
   EXPECT_EQ(garbage.payload["code"], "bad_frame");
@@ -170,7 +185,7 @@ TEST(BusRequestReply, GarbageAndExpiredFramesAreAnsweredNotExecuted) {
   EXPECT_EQ(roundtrip(Encode(good)).type, "work.reply");
   EXPECT_EQ(ran.load(), 1);
   auto stats = server.stats();
-  EXPECT_EQ(stats.rejected["bad_frame"], 1u);
+  EXPECT_EQ(stats.rejected["bad_frame"], 2u);
   EXPECT_EQ(stats.rejected["deadline_expired"], 1u);
   EXPECT_EQ(stats.rejected["bad_version"], 1u);
 }

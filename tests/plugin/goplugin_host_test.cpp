@@ -124,6 +124,19 @@ TEST_F(GoHostTest, SetConfigBadNamesEveryProblemAtOnce) {
   EXPECT_THAT(none, testing::HasSubstr("multipass_address"));
 }
 
+// Issue 16 defect 11: a state_dir that cannot be made said "does not exist"
+// instead of why.
+TEST_F(GoHostTest, AStateDirThatCannotBeMadeSaysWhy) {
+  auto config = SplitToNowhere();
+  config["state_dir"] = (Write("a-file", "x") / "state").string();
+  auto r = Run(json::array({{{"op", "SetConfig"}, {"config", config}}, {{"op", "Kill"}}}));
+  ASSERT_EQ(r.size(), 3u) << host_stderr_;
+  EXPECT_EQ(r[1]["code"], "InvalidArgument") << r[1];
+  std::string msg = r[1]["message"];
+  EXPECT_THAT(msg, testing::HasSubstr("state_dir: cannot create"));
+  EXPECT_THAT(msg, testing::HasSubstr("Not a directory"));
+}
+
 TEST_F(GoHostTest, StatusBeforeSetConfigIsFailedPrecondition) {
   auto r = Run(
       json::array({{{"op", "Status"}, {"config", {{"node_class", "web"}}}, {"timeout_ms", 2000}},
