@@ -409,3 +409,47 @@ TEST(PluginProcess, ExitsWhenParentDies) {
   close(out[0]);
   prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
+
+// Issue 16, defect 6: two plugin processes on one state_dir both scaled
+// (targets 3 and 5 gave 7 instances). The second now refuses, naming the
+// holder's pid; once the first is gone the second may take it.
+TEST(PluginProcess, ASecondProcessOnTheSameStateDirIsRefusedNamingTheHolder) {
+  TempDir dir;
+  std::string cert = (dir / "c.pem").string(), key = (dir / "k.pem").string();
+  auto identity = mps::sim::CertificateAuthority::SelfSignedClientCertificate("plugin");
+  std::ofstream(cert) << identity.certificate_pem;
+  std::ofstream(key) << identity.private_key_pem;
+  auto set_config = [&](RunningPlugin& p) {
+    grpc::ClientContext ctx;
+    hashicorp::nomad_autoscaler::plugins::base::proto::v1::SetConfigRequest req;
+    auto& m = *req.mutable_config();
+    m["multipass_address"] = "127.0.0.1:50051";
+    m["client_cert_path"] = cert;
+    m["client_key_path"] = key;
+    m["passphrase"] = "sesame";
+    m["state_dir"] = (dir / "state").string();
+    hashicorp::nomad_autoscaler::plugins::base::proto::v1::SetConfigResponse resp;
+    return hashicorp::nomad_autoscaler::plugins::base::proto::v1::BasePluginService::NewStub(
+               p.channel)
+        ->SetConfig(&ctx, req, &resp);
+  };
+  RunningPlugin first;
+  auto st = set_config(first);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  {
+    RunningPlugin second;
+    auto refused = set_config(second);
+    EXPECT_FALSE(refused.ok());
+    EXPECT_THAT(refused.error_message(), testing::HasSubstr("state_dir"));
+    EXPECT_THAT(refused.error_message(),
+                testing::HasSubstr("pid " + std::to_string(first.child.pid())));
+    second.Shutdown();
+    EXPECT_EQ(second.child.Wait(5s), 0);
+  }
+  first.Shutdown();
+  EXPECT_EQ(first.child.Wait(5s), 0);
+  RunningPlugin third;
+  auto taken = set_config(third);
+  EXPECT_TRUE(taken.ok()) << taken.error_message();
+  third.Shutdown();
+}
