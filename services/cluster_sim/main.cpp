@@ -175,6 +175,12 @@ int Run(int argc, char** argv) {
       });
     });
     sim.OnInstanceDeleted([&nomad](const std::string& name) { nomad->MarkDown(name); });
+    // POST /sim/faults also reaches the Multipass side: {"fail_every_nth_launch": N}.
+    nomad->OnFault([&sim](const nlohmann::json& faults) {
+      if (faults.contains("fail_every_nth_launch")) {
+        sim.SetFailEveryNthLaunch(faults["fail_every_nth_launch"].get<unsigned>());
+      }
+    });
   }
   if (nomad) std::cout << "nomad " << nomad->address() << "\n";
   if (!sim.unix_target().empty()) std::cout << "multipass " << sim.unix_target() << "\n";

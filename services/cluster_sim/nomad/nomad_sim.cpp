@@ -9,6 +9,7 @@
 
 #include <condition_variable>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -97,6 +98,13 @@ struct NomadSim::State {
   httplib::Server server;
   std::thread listener, ticker;
   int port = 0;
+
+  // Faults set through POST /sim/faults (tests): every /v1/ request is
+  // answered 500 "No cluster leader" (outage) or 403 (forbidden).
+  bool outage = false, forbidden = false;
+  std::function<void(const json&)> fault_hook;
+  // Instances deleted while their live node was still eligible (never drained).
+  std::vector<json> undrained_deletions;
 
   // --- helpers, all under mu ---
   std::string NewId() {
@@ -397,6 +405,19 @@ struct NomadSim::State {
 
 void NomadSim::State::Routes() {
   auto& s = server;
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
+    std::lock_guard lock(mu);
+    if (outage) {
+      PlainError(res, 500, "No cluster leader");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (forbidden) {
+      PlainError(res, 403, "Permission denied");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   s.Get("/v1/nodes", [this](const httplib::Request& req, httplib::Response& res) {
     if (!Authorized(req, res) || !CheckQueryParams(req, res)) return;
     bool resources = false;
@@ -614,6 +635,33 @@ void NomadSim::State::Routes() {
     }
     PlainError(res, 404, "no live node for instance");
   });
+  // {"outage"?: bool, "forbidden"?: bool, "migration_delay_ms"?: int, ...}:
+  // what is given changes; the rest of the body goes to the fault hook
+  // (cluster-sim passes launch faults on to its Multipass world).
+  s.Post("/sim/faults", [this](const httplib::Request& req, httplib::Response& res) {
+    auto b = json::parse(req.body, nullptr, false);
+    if (b.is_discarded() || !b.is_object()) return PlainError(res, 400, "expected an object");
+    std::function<void(const json&)> hook;
+    {
+      std::lock_guard lock(mu);
+      if (b.contains("outage")) outage = b["outage"].get<bool>();
+      if (b.contains("forbidden")) forbidden = b["forbidden"].get<bool>();
+      if (b.contains("migration_delay_ms")) {
+        options.migration_delay = milliseconds(b["migration_delay_ms"].get<std::int64_t>());
+      }
+      hook = fault_hook;
+    }
+    try {
+      if (hook) hook(b);
+    } catch (const std::exception& e) {
+      return PlainError(res, 400, e.what());
+    }
+    res.set_content("{}", "application/json");
+  });
+  s.Get("/sim/undrained_deletions", [this](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard lock(mu);
+    res.set_content(json(undrained_deletions).dump(), "application/json");
+  });
   s.Post("/sim/allocations", [this](const httplib::Request& req, httplib::Response& res) {
     auto b = json::parse(req.body, nullptr, false);
     if (b.is_discarded() || !b.is_object() || !b.value("node_id", json()).is_string()) {
@@ -656,8 +704,8 @@ void WidenListenBacklog(int port) {
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
     sockaddr_in addr{};
     socklen_t alen = sizeof addr;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) == 0 && addr.sin_family == AF_INET &&
-        ntohs(addr.sin_port) == port) {
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) == 0 &&
+        addr.sin_family == AF_INET && ntohs(addr.sin_port) == port) {
       listen(fd, 256);
       return;
     }
@@ -684,7 +732,8 @@ int NomadSim::Start(int port) {
   s.listener = std::thread([&s] { s.server.listen_after_bind(); });
   // httplib's stop() does nothing until the server runs: wait, so that a
   // Stop() right after Start() cannot leave the listener thread behind.
-  for (int i = 0; i < 5000 && !s.server.is_running(); ++i) std::this_thread::sleep_for(milliseconds(1));
+  for (int i = 0; i < 5000 && !s.server.is_running(); ++i)
+    std::this_thread::sleep_for(milliseconds(1));
   s.ticker = std::thread([&s] {
     std::unique_lock lock(s.mu);
     while (!s.stopping) {
@@ -725,6 +774,10 @@ bool NomadSim::MarkDown(const std::string& instance_name) {
   std::lock_guard lock(state_->mu);
   for (auto& [_, n] : state_->nodes) {
     if (n.instance == instance_name && n.status != "down") {
+      if (n.eligibility == "eligible" && n.status == "ready") {
+        state_->undrained_deletions.push_back(
+            {{"instance", instance_name}, {"node_id", n.id}, {"at", Rfc3339Now()}});
+      }
       n.status = "down";
       state_->NodeEvent(n, "Cluster", "Node heartbeat missed");
       state_->BumpNode(n);
@@ -738,6 +791,11 @@ std::string NomadSim::AddAllocation(const std::string& node_id, const std::strin
                                     const std::string& client_status, std::int64_t cpu,
                                     std::int64_t memory_mb) {
   return state_->AddAlloc(node_id, job_type, client_status, cpu, memory_mb);
+}
+
+void NomadSim::OnFault(std::function<void(const nlohmann::json&)> hook) {
+  std::lock_guard lock(state_->mu);
+  state_->fault_hook = std::move(hook);
 }
 
 void NomadSim::SetMigrationDelay(std::chrono::milliseconds delay) {

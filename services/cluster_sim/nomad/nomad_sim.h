@@ -5,6 +5,7 @@
 // The world API below and the admin surface under /sim/ are not Nomad's.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +55,9 @@ class NomadSim {
                             const std::string& client_status = "running", std::int64_t cpu = 100,
                             std::int64_t memory_mb = 256);
   void SetMigrationDelay(std::chrono::milliseconds delay);
+  // Called with the body of every POST /sim/faults (after the Nomad faults
+  // it names are applied); a throw answers 400.
+  void OnFault(std::function<void(const nlohmann::json&)> hook);
   bool SetNodeMigrationDelay(const std::string& node_id, std::chrono::milliseconds delay);
 
   // --- inspection (tests, demo) ---
