@@ -71,6 +71,7 @@ struct SimNode {
   std::uint64_t create_index = 0, modify_index = 0;
   std::int64_t status_updated_at = 0;
   Clock::time_point ready_at;
+  Clock::time_point registered_at = Clock::now();
   std::optional<milliseconds> migration_delay;
   std::optional<Clock::time_point> migrate_at, force_at;
 };
@@ -770,13 +771,16 @@ std::string NomadSim::RegisterNode(const std::string& instance_name, const std::
   return state_->Register(instance_name, node_class, datacenter, node_pool, cpu_shares, memory_mb);
 }
 
-bool NomadSim::MarkDown(const std::string& instance_name) {
+bool NomadSim::MarkDown(const std::string& instance_name, bool record_undrained) {
   std::lock_guard lock(state_->mu);
   for (auto& [_, n] : state_->nodes) {
     if (n.instance == instance_name && n.status != "down") {
-      if (n.eligibility == "eligible" && n.status == "ready") {
-        state_->undrained_deletions.push_back(
-            {{"instance", instance_name}, {"node_id", n.id}, {"at", Rfc3339Now()}});
+      if (record_undrained && n.eligibility == "eligible" && n.status == "ready") {
+        auto age = std::chrono::duration_cast<milliseconds>(Clock::now() - n.registered_at);
+        state_->undrained_deletions.push_back({{"instance", instance_name},
+                                               {"node_id", n.id},
+                                               {"at", Rfc3339Now()},
+                                               {"node_age_ms", age.count()}});
       }
       n.status = "down";
       state_->NodeEvent(n, "Cluster", "Node heartbeat missed");

@@ -49,7 +49,9 @@ class NomadSim {
                            const std::string& node_pool = "default", std::int64_t cpu_shares = 2500,
                            std::int64_t memory_mb = 2048);
   // The instance's live node goes down (its VM vanished). false = no such node.
-  bool MarkDown(const std::string& instance_name);
+  // With record_undrained, a node still ready and eligible (never drained)
+  // is listed in GET /sim/undrained_deletions.
+  bool MarkDown(const std::string& instance_name, bool record_undrained = true);
   // Throws std::invalid_argument for an unknown node.
   std::string AddAllocation(const std::string& node_id, const std::string& job_type,
                             const std::string& client_status = "running", std::int64_t cpu = 100,
