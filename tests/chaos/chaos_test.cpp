@@ -438,6 +438,12 @@ class ChaosRun {
           Clock::time_point arrived{Clock::duration((*r)["arrived_ns"].get<std::int64_t>())};
           c.elapsed_ms = std::chrono::duration<double, std::milli>(arrived - c.sent).count();
         }
+        if (c.elapsed_ms > static_cast<double>(kScaleBound.count())) {
+          violations_.push_back(
+              "Scale " + c.pool + " -> " + std::to_string(c.target) + " answered after " +
+              std::to_string(static_cast<int>(c.elapsed_ms)) + " ms, longer than its bound (" +
+              std::to_string(kScaleBound.count()) + " ms)");
+        }
         // Every policy of the test is valid: INVALID_ARGUMENT blames the
         // autoscaler's policy for something else.
         if (r->value("code", "") == "InvalidArgument") {
