@@ -690,9 +690,13 @@ class ChaosRun {
 
   std::string Report(int round, const std::vector<Event>& schedule) {
     std::ostringstream out;
+    // The schedule depends on the fault kinds: the replay names them.
+    std::string kinds;
+    for (Kind k : faults_) kinds += (kinds.empty() ? "" : ",") + NameOf(k);
+    if (faults_.size() == kFaultNames.size()) kinds = "all";
     out << "\n===== chaos: round " << round << " of seed " << seed_
         << " broke an invariant (replay: make chaos SEED=" << seed_ << " ROUNDS=" << round + 1
-        << ") =====\n"
+        << " FAULTS=" << kinds << ") =====\n"
         << Story(schedule);
     out << "violations:\n";
     for (const auto& v : violations_) out << "  - " << v << "\n";
