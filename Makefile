@@ -43,3 +43,30 @@ format:
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+
+# The chaos test with the seed, round count and fault kinds you give (ctest
+# runs seed 22, 5 rounds, every kind but disk_full): make chaos SEED=7
+# ROUNDS=50. A failing round prints its seed, schedule and the event log.
+.PHONY: chaos fuzz
+SEED   ?= 22
+ROUNDS ?= 20
+FAULTS ?= all
+chaos: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target chaos_test
+	MPS_CHAOS_SEED=$(SEED) MPS_CHAOS_ROUNDS=$(ROUNDS) MPS_CHAOS_FAULTS=$(FAULTS) $(BUILD_DIR)/bin/chaos_test
+
+# 10^6 inputs (FUZZ_RUNS) of each libFuzzer target under ASan/UBSan: the
+# envelope decoder, the plugin config parser, the policy parser (ctest runs
+# a short run of each). Crash inputs land in $(BUILD_DIR)/fuzz-artifacts.
+FUZZ_RUNS ?= 1000000
+fuzz: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target fuzz_envelope fuzz_plugin_config fuzz_pool_policy
+	mkdir -p $(BUILD_DIR)/fuzz-artifacts
+	for f in fuzz_envelope fuzz_plugin_config fuzz_pool_policy; do \
+	  echo "== $$f: $(FUZZ_RUNS) inputs"; log=$(BUILD_DIR)/fuzz-artifacts/$$f.log; \
+	  /usr/bin/time -f "$$f: %e s wall, %M KiB max RSS" $(BUILD_DIR)/bin/$$f -runs=$(FUZZ_RUNS) \
+	    -max_len=2048 -seed=1 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD_DIR)/fuzz-artifacts/$$f- >$$log 2>&1; rc=$$?; \
+	  grep -E '^(#[0-9]+.*DONE|Done|stat::peak_rss_mb|.*s wall)' $$log; \
+	  if [ $$rc != 0 ]; then tail -40 $$log; exit 1; fi; \
+	done

@@ -188,6 +188,28 @@ class PluginWorld {
     return resp;
   }
 
+  // Status and Scale that report failure instead of throwing (the soak
+  // counts errors); safe from several threads (gRPC stubs are).
+  grpc::Status TryStatus(target_proto::StatusResponse* resp, std::chrono::milliseconds deadline) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+    target_proto::StatusRequest req;
+    for (const auto& [k, v] : policy) (*req.mutable_config())[k] = v;
+    return target_->Status(&ctx, req, resp);
+  }
+  grpc::Status TryScale(std::int64_t count, std::chrono::milliseconds deadline) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+    target_proto::ScaleRequest req;
+    for (const auto& [k, v] : policy) (*req.mutable_config())[k] = v;
+    req.mutable_action()->set_count(count);
+    req.mutable_action()->set_reason("soak");
+    req.mutable_action()->set_direction(
+        hashicorp::nomad_autoscaler::plugins::shared::proto::v1::SCALING_DIRECTION_UP);
+    target_proto::ScaleResponse resp;
+    return target_->Scale(&ctx, req, &resp);
+  }
+
   // Polls Status until ready with `count` instances; returns when it was seen.
   Clock::time_point WaitReady(std::int64_t count, std::chrono::milliseconds timeout) {
     using namespace std::chrono_literals;

@@ -201,23 +201,38 @@ int Run(int argc, char** argv) {
     nomad->Start(nomad_port);
     auto delay =
         std::chrono::duration_cast<std::chrono::milliseconds>(Duration("join-delay", join_delay));
-    sim.OnInstanceRunning([&joiner, &nomad, delay](const std::string& name,
-                                                   const std::string& user_data) {
+    sim.OnInstanceRunning([&joiner, &nomad, &sim, delay](const std::string& name,
+                                                         const std::string& user_data) {
       auto node_class = mps::sim::NodeClassFromCloudInit(user_data);
       if (!node_class) {
         spdlog::info("cluster-sim: {} has no Nomad node_class in its cloud-init; it will not join",
                      name);
         return;
       }
-      joiner.After(delay, [&nomad, name, cls = *node_class] {
+      joiner.After(delay, [&nomad, &sim, name, cls = *node_class] {
+        // A VM deleted (or stopped) before its Nomad client came up never
+        // joins; one deleted while it was joining goes down again.
+        auto running = [&] {
+          std::vector<mps::sim::InstanceView> found;
+          return !sim.world().Info({name}, &found) && !found.empty() &&
+                 found.front().state == mps::sim::InstanceState::kRunning;
+        };
+        if (!running()) return;
         try {
           nomad->RegisterNode(name, cls);
         } catch (const std::exception& e) {
           spdlog::warn("cluster-sim: {} could not join Nomad: {}", name, e.what());
         }
+        if (!running()) nomad->MarkDown(name, /*record_undrained=*/false);
       });
     });
     sim.OnInstanceDeleted([&nomad](const std::string& name) { nomad->MarkDown(name); });
+    // POST /sim/faults also reaches the Multipass side: {"fail_every_nth_launch": N}.
+    nomad->OnFault([&sim](const nlohmann::json& faults) {
+      if (faults.contains("fail_every_nth_launch")) {
+        sim.SetFailEveryNthLaunch(faults["fail_every_nth_launch"].get<unsigned>());
+      }
+    });
   }
   if (nomad) std::cout << "nomad " << nomad->address() << "\n";
   if (!sim.unix_target().empty()) std::cout << "multipass " << sim.unix_target() << "\n";

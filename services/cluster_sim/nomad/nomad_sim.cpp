@@ -9,6 +9,7 @@
 
 #include <condition_variable>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -72,6 +73,7 @@ struct SimNode {
   std::uint64_t create_index = 0, modify_index = 0;
   std::int64_t status_updated_at = 0;
   Clock::time_point ready_at;
+  Clock::time_point registered_at = Clock::now();
   std::optional<milliseconds> migration_delay;
   std::optional<Clock::time_point> migrate_at, force_at;
 };
@@ -164,6 +166,13 @@ struct NomadSim::State {
   httplib::Server server;
   std::thread listener, ticker;
   int port = 0;
+
+  // Faults set through POST /sim/faults (tests): every /v1/ request is
+  // answered 500 "No cluster leader" (outage) or 403 (forbidden).
+  bool outage = false, forbidden = false;
+  std::function<void(const json&)> fault_hook;
+  // Instances deleted while their live node was still eligible (never drained).
+  std::vector<json> undrained_deletions;
 
   // --- helpers, all under mu ---
   std::string NewId() {
@@ -489,6 +498,19 @@ struct NomadSim::State {
 
 void NomadSim::State::Routes() {
   auto& s = server;
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
+    std::lock_guard lock(mu);
+    if (outage) {
+      PlainError(res, 500, "No cluster leader");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (forbidden) {
+      PlainError(res, 403, "Permission denied");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   s.Get("/v1/nodes", [this](const httplib::Request& req, httplib::Response& res) {
     if (!Authorized(req, res) || !CheckQueryParams(req, res)) return;
     bool resources = false;
@@ -792,6 +814,33 @@ void NomadSim::State::Routes() {
     }
     PlainError(res, 404, "no live node for instance");
   });
+  // {"outage"?: bool, "forbidden"?: bool, "migration_delay_ms"?: int, ...}:
+  // what is given changes; the rest of the body goes to the fault hook
+  // (cluster-sim passes launch faults on to its Multipass world).
+  s.Post("/sim/faults", [this](const httplib::Request& req, httplib::Response& res) {
+    auto b = json::parse(req.body, nullptr, false);
+    if (b.is_discarded() || !b.is_object()) return PlainError(res, 400, "expected an object");
+    std::function<void(const json&)> hook;
+    {
+      std::lock_guard lock(mu);
+      if (b.contains("outage")) outage = b["outage"].get<bool>();
+      if (b.contains("forbidden")) forbidden = b["forbidden"].get<bool>();
+      if (b.contains("migration_delay_ms")) {
+        options.migration_delay = milliseconds(b["migration_delay_ms"].get<std::int64_t>());
+      }
+      hook = fault_hook;
+    }
+    try {
+      if (hook) hook(b);
+    } catch (const std::exception& e) {
+      return PlainError(res, 400, e.what());
+    }
+    res.set_content("{}", "application/json");
+  });
+  s.Get("/sim/undrained_deletions", [this](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard lock(mu);
+    res.set_content(json(undrained_deletions).dump(), "application/json");
+  });
   s.Post("/sim/allocations", [this](const httplib::Request& req, httplib::Response& res) {
     auto b = json::parse(req.body, nullptr, false);
     if (b.is_discarded() || !b.is_object() || !b.value("node_id", json()).is_string()) {
@@ -900,10 +949,17 @@ std::string NomadSim::RegisterNode(const std::string& instance_name, const std::
   return state_->Register(instance_name, node_class, datacenter, node_pool, cpu_shares, memory_mb);
 }
 
-bool NomadSim::MarkDown(const std::string& instance_name) {
+bool NomadSim::MarkDown(const std::string& instance_name, bool record_undrained) {
   std::lock_guard lock(state_->mu);
   for (auto& [_, n] : state_->nodes) {
     if (n.instance == instance_name && n.status != "down") {
+      if (record_undrained && n.eligibility == "eligible" && n.status == "ready") {
+        auto age = std::chrono::duration_cast<milliseconds>(Clock::now() - n.registered_at);
+        state_->undrained_deletions.push_back({{"instance", instance_name},
+                                               {"node_id", n.id},
+                                               {"at", Rfc3339Now()},
+                                               {"node_age_ms", age.count()}});
+      }
       n.status = "down";
       state_->NodeEvent(n, "Cluster", "Node heartbeat missed");
       state_->BumpNode(n);
@@ -917,6 +973,11 @@ std::string NomadSim::AddAllocation(const std::string& node_id, const std::strin
                                     const std::string& client_status, std::int64_t cpu,
                                     std::int64_t memory_mb, const std::string& ns) {
   return state_->AddAlloc(node_id, job_type, client_status, cpu, memory_mb, ns);
+}
+
+void NomadSim::OnFault(std::function<void(const nlohmann::json&)> hook) {
+  std::lock_guard lock(state_->mu);
+  state_->fault_hook = std::move(hook);
 }
 
 void NomadSim::SetMigrationDelay(std::chrono::milliseconds delay) {

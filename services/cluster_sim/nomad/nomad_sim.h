@@ -5,6 +5,7 @@
 // The world API below and the admin surface under /sim/ are not Nomad's.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,12 +67,17 @@ class NomadSim {
                            const std::string& node_pool = "default", std::int64_t cpu_shares = 2500,
                            std::int64_t memory_mb = 2048);
   // The instance's live node goes down (its VM vanished). false = no such node.
-  bool MarkDown(const std::string& instance_name);
+  // With record_undrained, a node still ready and eligible (never drained)
+  // is listed in GET /sim/undrained_deletions.
+  bool MarkDown(const std::string& instance_name, bool record_undrained = true);
   // Throws std::invalid_argument for an unknown node.
   std::string AddAllocation(const std::string& node_id, const std::string& job_type,
                             const std::string& client_status = "running", std::int64_t cpu = 100,
                             std::int64_t memory_mb = 256, const std::string& ns = "default");
   void SetMigrationDelay(std::chrono::milliseconds delay);
+  // Called with the body of every POST /sim/faults (after the Nomad faults
+  // it names are applied); a throw answers 400.
+  void OnFault(std::function<void(const nlohmann::json&)> hook);
   bool SetNodeMigrationDelay(const std::string& node_id, std::chrono::milliseconds delay);
 
   // --- inspection (tests, demo) ---
