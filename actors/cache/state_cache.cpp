@@ -527,14 +527,27 @@ class CacheState {
   template <class Event>
   void Publish(const Event& event) {
     if (!options_.events) return;
-    options_.events->Publish(std::string(Event::kType), contracts::Encode(event));
+    // The event log is for watchers: its failure (e.g. a full disk under
+    // events.db) is logged, never the failure of the scale that emitted it.
+    try {
+      options_.events->Publish(std::string(Event::kType), contracts::Encode(event));
+      if (event_error_) {
+        spdlog::info("state cache: the event log is written again");
+        event_error_ = false;
+      }
+    } catch (const std::exception& e) {
+      if (!event_error_)
+        spdlog::error("state cache: event {} not logged: {}", Event::kType, e.what());
+      event_error_ = true;
+    }
   }
 
   CacheOptions options_;
   scaling::StateStore store_;
   scaling::InstanceNamer namer_;
   scaling::ScalePlanner planner_;
-  std::string store_error_;  // the last failed write, while writes fail
+  std::string store_error_;   // the last failed write, while writes fail
+  bool event_error_ = false;  // the event log failed last time (logged once)
   std::map<std::string, Pool> pools_;
 };
 

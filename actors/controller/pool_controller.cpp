@@ -502,7 +502,8 @@ class Controller {
            }
            // multipassd unreachable or timing out mid-launch (e.g. restarted): the daemon may
            // have gone on with it, so it is no launch failure either (no backoff).
-           if (LinkBroke(e) || code == AppCode::kUnreachable || code == AppCode::kTimeout) {
+           if (LinkBroke(e) || code == AppCode::kUnreachable || code == AppCode::kTimeout ||
+               code == AppCode::kCancelled) {
              Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, e.what());
              r.Fail("launch of " + name + ": outcome unknown (" + e.what() +
                         "); it is resolved once " + links().multipass_where + " answers again",

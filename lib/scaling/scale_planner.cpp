@@ -178,10 +178,16 @@ void PlanScaleIn(const PoolState& state, const PoolPolicy& policy, TimePoint now
   take(gone, [](const Instance& i) {
     return "Nomad node " + i.node->id + " is " + std::string(ToString(i.node->status));
   });
-  take(registering, [](const Instance&) { return std::string("not registered with Nomad yet"); });
   AddSoftDeletedPurges(state, plan.actions);
 
+  // Ready nodes before instances not registered yet: an instance "not
+  // registered" in our view may have just registered (the view lags Nomad
+  // by a moment), and deleting it would skip its drain.
   std::int64_t drained = 0;
+  std::int64_t drainable = std::min<std::int64_t>(remove, std::ssize(drain_candidates));
+  remove -= drainable;
+  take(registering, [](const Instance&) { return std::string("not registered with Nomad yet"); });
+  remove += drainable;
   if (remove > 0 && !drain_candidates.empty()) {
     SelectAndDrainAction drain;
     drained = std::min<std::int64_t>(remove, static_cast<std::int64_t>(drain_candidates.size()));

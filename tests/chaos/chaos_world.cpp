@@ -109,23 +109,14 @@ void PluginDriver::Shutdown() {
 // --- ChaosWorld ---
 
 ChaosWorld::ChaosWorld(std::vector<std::string> pools) : pools_(std::move(pools)) {
-  std::vector<std::string> argv{mps::testing::BinDir() + "/cluster-sim",
-                                "--state-dir",
-                                dir() + "/sim",
-                                "--multipass-socket",
-                                dir() + "/mp.sock",
-                                "--nomad-port",
-                                "0",
-                                "--boot-delay",
-                                "300ms",
-                                "--join-delay",
-                                "200ms",
-                                "--migration-delay",
-                                "200ms",
-                                "--host-cpus",
-                                "64",
-                                "--host-memory",
-                                "128G"};
+  std::vector<std::string> argv{
+      mps::testing::BinDir() + "/cluster-sim", "--state-dir", dir() + "/sim", "--multipass-socket",
+      dir() + "/mp.sock", "--nomad-port", "0", "--boot-delay", "300ms", "--join-delay", "200ms",
+      "--migration-delay", "200ms", "--host-cpus", "64", "--host-memory", "128G",
+      // The strict simulator as a used host: hostd
+      // authenticates; SSH kept cheap for speed.
+      "--passphrase", "sesame", "--ssh-delay", "1ms"};
+  { std::ofstream(dir() + "/passphrase") << "sesame\n"; }
   sim_ = std::make_unique<mps::testing::ChildProcess>(argv);
   for (;;) {
     auto line = sim_->ReadLine(20s);
@@ -178,6 +169,8 @@ void ChaosWorld::StartHostd() {
   std::vector<std::string> argv{mps::testing::BinDir() + "/multipass-hostd",
                                 "--multipass-address",
                                 "unix:" + dir() + "/mp.sock",
+                                "--multipass-passphrase-file",
+                                dir() + "/passphrase",
                                 "--bind",
                                 hostd_endpoint_,
                                 "--server-key",
