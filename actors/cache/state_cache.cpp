@@ -390,6 +390,7 @@ class CacheState {
     auto it = pools_.find(name);
     if (it == pools_.end() || !it->second.synced()) return work;
     Pool& pool = it->second;
+    DropLaunchesBeyondMaxInstances(pool);
     for (const auto& op : pool.state.operations) {
       if (pool.undriven.contains(op.instance)) out.push_back(op);
     }
@@ -399,6 +400,31 @@ class CacheState {
       pool.state.active_scale_request_id = out.front().request_id;
     }
     return work;
+  }
+
+  // Launches left by an earlier process are resumed under the current
+  // policy: those that never reached multipassd and would take the pool
+  // past max_instances (lowered since) are given up, not launched.
+  void DropLaunchesBeyondMaxInstances(Pool& pool) {
+    auto& state = pool.state;
+    auto count = scaling::ComputeStatus(state, pool.policy, scaling::Clock::now()).count;
+    auto excess = count - pool.policy.max_instances;
+    if (excess <= 0) return;
+    std::vector<std::string> dropped;
+    for (auto op = state.operations.rbegin(); op != state.operations.rend() && excess > 0; ++op) {
+      if (op->kind != OperationKind::kLaunch || state.Find(op->instance) ||
+          !pool.undriven.contains(op->instance))
+        continue;
+      dropped.push_back(op->instance);
+      --excess;
+    }
+    std::string why = "not resumed: the pool would exceed max_instances " +
+                      std::to_string(pool.policy.max_instances);
+    for (const auto& name : dropped) {
+      RemoveOperations(pool, name, scaling::OperationStatus::kFailed);
+      Publish(ev::InstanceFailed{state.prefix, name, why});
+    }
+    spdlog::warn("pool {}: {} pending launch(es) {}", state.prefix, dropped.size(), why);
   }
 
   ev::PoolsReply View(const std::string& filter) const {

@@ -170,6 +170,26 @@ TEST_F(StateCacheTest, ANewProcessResumesWhatTheOldOneLeftPending) {
   EXPECT_EQ(ScaleTo(c, 3, "r2").plan.outcome, scaling::PlanOutcome::kRefused);
 }
 
+// Issue 16, defect 2: after a restart with a lower max_instances the plugin
+// resumed every pending launch of the old request.
+TEST_F(StateCacheTest, AResumedPlanRespectsTheCurrentMaxInstances) {
+  {
+    auto c = Spawn();
+    c.Status(policy_);
+    ObserveWorld(c, json::array());
+    ASSERT_TRUE(ScaleTo(c, 6, "r1").plan.ShouldExecute());
+    // ... and the process dies here; it comes back with max_instances 2.
+  }
+  policy_["max_instances"] = "2";
+  auto c = Spawn();
+  c.Status(policy_);
+  ObserveWorld(c, json::array());
+  auto work = c.TakeUndriven("web");
+  EXPECT_EQ(work.operations.size(), 2u);
+  EXPECT_EQ(scaling::StateStore(dir_.path()).PendingOperations("web").size(), 2u);
+  EXPECT_EQ(c.Status(policy_).count, 2);
+}
+
 TEST_F(StateCacheTest, FailedLaunchBacksOffAndUnreachableNomadIsNotReady) {
   auto c = Spawn();
   c.Status(policy_);
