@@ -1,5 +1,6 @@
 #include "scaling/pool_observation.h"
 
+#include <algorithm>
 #include <map>
 
 #include "contracts/codec.h"
@@ -53,6 +54,24 @@ std::vector<std::string> ApplyInstanceList(scaling::PoolState& state, const json
     if (instance.state == InstanceState::kRunning && before != InstanceState::kRunning) {
       now_running.push_back(name);
     }
+    fresh.push_back(std::move(instance));
+  }
+  // Launches multipassd (through hostd) is still making that we have no
+  // record of (an earlier process, or another state_dir, asked for them) are
+  // capacity on its way: counted, so a scale out does not launch them twice.
+  for (const auto& item : list.value("in_flight", json::array())) {
+    std::string name = item.value("name", "");
+    if (!scaling::BelongsToPool(state.prefix, name) || state.OperationOn(name)) continue;
+    bool listed = std::any_of(fresh.begin(), fresh.end(),
+                              [&](const scaling::Instance& i) { return i.name == name; });
+    if (listed) continue;
+    scaling::Instance instance;
+    if (auto it = known.find(name); it != known.end()) instance = std::move(it->second);
+    instance.name = name;
+    instance.state = InstanceState::kPreparing;
+    // Its clock (startup and registration timeouts) starts when hostd is done
+    // with it: while hostd runs the launch, hostd's own deadline governs it.
+    instance.launched_at = now;
     fresh.push_back(std::move(instance));
   }
   state.instances = std::move(fresh);

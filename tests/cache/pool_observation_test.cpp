@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include "scaling/pool_policy.h"
+#include "scaling/pool_status.h"
+
 using namespace mps;
 using cache::PendingLaunch;
 using json = nlohmann::json;
@@ -41,6 +44,29 @@ TEST(ApplyInstanceList, KeepsOnlyThePoolAndRemembersFirstRunning) {
   running = cache::ApplyInstanceList(state, List({{"web-b", "stopped"}}), t1);
   EXPECT_EQ(state.Find("web-a"), nullptr);
   EXPECT_EQ(state.Find("web-b")->state, scaling::InstanceState::kStopped);
+}
+
+// Issue 16, defect 7: SetConfig moved state_dir mid-scale; the new store
+// knew nothing of the launches hostd was still running and a Scale to 6 made
+// 7. Launches hostd lists as in flight are counted, ours or not.
+TEST(ApplyInstanceList, CountsLaunchesHostdStillRunsThatWeHaveNoRecordOf) {
+  scaling::PoolState state;
+  state.prefix = "web";
+  auto t0 = scaling::Clock::now();
+  json list = List({{"web-a", "running"}});
+  list["in_flight"] = json::array({{{"name", "web-b"}, {"image", "noble"}, {"submitted_ms", 1}},
+                                   {{"name", "other-c"}, {"image", "noble"}, {"submitted_ms", 1}}});
+  cache::ApplyInstanceList(state, list, t0);
+  ASSERT_NE(state.Find("web-b"), nullptr);
+  EXPECT_EQ(state.Find("web-b")->state, scaling::InstanceState::kPreparing);
+  EXPECT_EQ(state.Find("other-c"), nullptr);
+  scaling::PoolPolicy policy;
+  policy.instance_name_prefix = "web";
+  EXPECT_EQ(scaling::ComputeStatus(state, policy, t0).count, 2);
+  // Once it is listed, it is the instance the listing says.
+  cache::ApplyInstanceList(state, List({{"web-a", "running"}, {"web-b", "running"}}), t0);
+  EXPECT_EQ(state.Find("web-b")->state, scaling::InstanceState::kRunning);
+  EXPECT_EQ(scaling::ComputeStatus(state, policy, t0).count, 2);
 }
 
 TEST(ApplyPoolNodes, AttachesNodesReportsRegistrationsAndOrphans) {
