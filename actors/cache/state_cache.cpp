@@ -33,6 +33,10 @@ struct Pool {
   std::uint64_t epoch = 0;  // bumped by every change this process makes or learns of
   std::map<std::string, scaling::TimePoint> launch_times;
   std::set<std::string> undriven;  // instance names whose operation nobody drives
+  // The latest node list: a listing that brings an instance after its node
+  // was seen attaches it at once (the blocking query may not answer again
+  // for minutes, nothing having changed in Nomad).
+  std::optional<contracts::nomad::PoolNodesReply> last_nodes;
 
   bool synced() const { return multipass_synced && nomad_synced; }
   // The launch time this process (or its predecessor) recorded, if any.
@@ -329,7 +333,14 @@ class CacheState {
       SetReachable(state.multipass, o.multipass_error, "multipassd", o.pool);
       pool.multipass_tried = true;
     }
+    if (o.instances && !stale && !o.nodes && pool.last_nodes) {
+      for (const auto& [instance, node] :
+           ApplyPoolNodes(state, contracts::Encode(*pool.last_nodes)).registered) {
+        Publish(ev::NodeRegistered{o.pool, instance, node});
+      }
+    }
     if (o.nodes) {
+      pool.last_nodes = *o.nodes;
       auto changes = ApplyPoolNodes(state, contracts::Encode(*o.nodes));
       for (const auto& [instance, node] : changes.registered) {
         Publish(ev::NodeRegistered{o.pool, instance, node});
@@ -372,9 +383,11 @@ class CacheState {
     for (const auto& id : ids) Publish(ev::NodePurged{pool, id});
     if (auto it = pools_.find(pool); it != pools_.end()) {
       ++it->second.epoch;
-      std::erase_if(it->second.state.orphan_nodes, [&](const scaling::NomadNode& n) {
+      auto purged = [&](const auto& n) {
         return std::find(ids.begin(), ids.end(), n.id) != ids.end();
-      });
+      };
+      std::erase_if(it->second.state.orphan_nodes, purged);
+      if (it->second.last_nodes) std::erase_if(it->second.last_nodes->nodes, purged);
     }
   }
 

@@ -141,6 +141,13 @@ PoolStatus ComputeStatus(const PoolState& state, const PoolPolicy& policy, TimeP
         not_ready("Nomad node " + instance.node->id + " of " + instance.name + " is initializing");
       } else if (instance.node->draining) {
         not_ready("Nomad node " + instance.node->id + " of " + instance.name + " is draining");
+      } else if (!instance.node->eligible) {
+        // Only our drains make nodes ineligible, and none is recorded: a
+        // drain whose record was lost (state.db emptied or replaced), or a
+        // node marked by hand. It takes no work, so it is no ready capacity.
+        not_ready("Nomad node " + instance.node->id + " of " + instance.name +
+                  " is ineligible and no drain of it is recorded (a lost state.db, or marked by "
+                  "hand): scale in to remove it, or mark it eligible");
       }
     }
   }

@@ -190,6 +190,27 @@ TEST_F(StateCacheTest, AResumedPlanRespectsTheCurrentMaxInstances) {
   EXPECT_EQ(c.Status(policy_).count, 2);
 }
 
+// A node list that arrives before the listing that brings its instance still
+// attaches (seen as "running, its Nomad node has not registered yet" for
+// minutes: the blocking query answers again only when Nomad changes).
+TEST_F(StateCacheTest, ANodeSeenBeforeItsInstanceIsAttachedWhenTheInstanceIsListed) {
+  auto c = Spawn();
+  c.Status(policy_);
+  cache::Observation nodes;
+  nodes.pool = "web";
+  for (const auto& p : c.Pools()) nodes.epoch = p.epoch;
+  nodes.nodes = Nodes({{{"id", "n1"}, {"instance", "web-a"}, {"status", "ready"}}});
+  c.Observe(nodes);
+  cache::Observation listing;
+  listing.pool = "web";
+  for (const auto& p : c.Pools()) listing.epoch = p.epoch;
+  listing.instances = Listing({{{"name", "web-a"}, {"state", "running"}}});
+  c.Observe(listing);
+  auto s = c.Status(policy_);
+  EXPECT_TRUE(s.ready) << s.meta["mps.not_ready"];
+  EXPECT_EQ(s.count, 1);
+}
+
 TEST_F(StateCacheTest, FailedLaunchBacksOffAndUnreachableNomadIsNotReady) {
   auto c = Spawn();
   c.Status(policy_);

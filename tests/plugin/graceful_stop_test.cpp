@@ -48,7 +48,8 @@ TEST(GracefulStop, KillAfterScaleOutAndInWithNomadWatchedExitsWithinOneSecondTwe
   for (int run = 0; run < 20; ++run) {
     SCOPED_TRACE("run " + std::to_string(run));
     world.StartPlugin();
-    ASSERT_EQ(world.Status(10000)["values"]["ready"], true) << world.host_stderr();
+    auto ready = world.Status(10000);
+    ASSERT_EQ(ready["values"]["ready"], true) << NotReady(ready);
     auto out = world.Scale(2);
     ASSERT_TRUE(out["ok"]) << out << world.host_stderr();
     auto in = world.Scale(1);

@@ -138,6 +138,17 @@ TEST(PoolStatus, InitializingOrForeignDrainingNodeIsNotReady) {
                                           "Nomad node node-web-b of web-b is draining"));
 }
 
+// Issue 16, defect 9: with state.db emptied between runs, a node our lost
+// drain had made ineligible was counted as ready capacity.
+TEST(PoolStatus, AnIneligibleNodeWithoutARecordedDrainIsNotReadyCapacity) {
+  auto state = State({Ready("web-a"), Ready("web-b")});
+  state.instances[1].node->eligible = false;
+  auto status = ComputeStatus(state, Policy(), Now());
+  EXPECT_FALSE(status.ready);
+  ASSERT_EQ(status.reasons.size(), 1u);
+  EXPECT_THAT(status.reasons[0], HasSubstr("node-web-b of web-b is ineligible and no drain"));
+}
+
 TEST(PoolStatus, UnreachableBackendsAreNotReady) {
   auto state = State({Ready("web-a")});
   state.multipass = {false, "connect: no such file /run/multipass_socket"};
