@@ -441,8 +441,8 @@ std::optional<nlohmann::json> NomadApi::AclTokenSelf() const {
   }
 }
 
-std::optional<nlohmann::json> NomadApi::AclPolicy(const std::string& name) const {
-  const std::string path = "/v1/acl/policy/" + name;
+// GET of an ACL object under `path`: the object, or nullopt when Nomad has none.
+std::optional<nlohmann::json> NomadApi::AclObject(const std::string& path) const {
   try {
     auto r = Call("GET", path, {}, std::nullopt, std::nullopt, "acl:read-own", "");
     auto j = ParseBody(r, "GET " + path);
@@ -457,20 +457,12 @@ std::optional<nlohmann::json> NomadApi::AclPolicy(const std::string& name) const
   }
 }
 
+std::optional<nlohmann::json> NomadApi::AclPolicy(const std::string& name) const {
+  return AclObject("/v1/acl/policy/" + name);
+}
+
 std::optional<nlohmann::json> NomadApi::AclRole(const std::string& id) const {
-  const std::string path = "/v1/acl/role/" + id;
-  try {
-    auto r = Call("GET", path, {}, std::nullopt, std::nullopt, "acl:read-own", "");
-    auto j = ParseBody(r, "GET " + path);
-    if (!j.is_object()) {
-      throw NomadError(Kind::bad_response, 200,
-                       "Nomad response of " + path + ": expected an object");
-    }
-    return j;
-  } catch (const NomadError& e) {
-    if (e.kind == Kind::not_found) return std::nullopt;
-    throw;
-  }
+  return AclObject("/v1/acl/role/" + id);
 }
 
 std::vector<std::string> NomadApi::ListNamespaces() const {

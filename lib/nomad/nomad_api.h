@@ -82,6 +82,7 @@ class NomadApi {
   bool CanReadJobs(const std::string& ns) const;
 
  private:
+  std::optional<nlohmann::json> AclObject(const std::string& path) const;
   struct Response {
     long status = 0;
     std::string body;

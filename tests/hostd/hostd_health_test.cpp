@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "support/child_process.h"
+#include "support/notify_socket.h"
 #include "support/temp_dir.h"
 
 namespace {
@@ -28,38 +29,7 @@ using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-// Stands in for systemd's notification socket.
-class NotifySocket {
- public:
-  explicit NotifySocket(const std::string& path) : path_(path) {
-    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    timeval tv{0, 100000};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  }
-  ~NotifySocket() { ::close(fd_); }
-  const std::string& path() const { return path_; }
-  // Datagrams until one starts with `prefix` (included) or `timeout`.
-  std::vector<std::string> Until(const std::string& prefix, std::chrono::milliseconds timeout) {
-    std::vector<std::string> out;
-    auto end = std::chrono::steady_clock::now() + timeout;
-    char buf[4096];
-    while (std::chrono::steady_clock::now() < end) {
-      auto n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) continue;
-      out.emplace_back(buf, static_cast<std::size_t>(n));
-      if (out.back().rfind(prefix, 0) == 0) break;
-    }
-    return out;
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-};
+using mps::testing::NotifySocket;
 
 struct Hostd {
   std::unique_ptr<ChildProcess> proc;

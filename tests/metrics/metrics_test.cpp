@@ -23,6 +23,7 @@
 #include "metrics/systemd_notify.h"
 #include "plugin/plugin_config.h"
 #include "support/child_process.h"
+#include "support/notify_socket.h"
 #include "support/temp_dir.h"
 
 namespace {
@@ -120,35 +121,7 @@ TEST(HttpEndpoint, AnAddressInUseIsReported) {
   }
 }
 
-// A datagram socket standing in for systemd's notification socket.
-class NotifySocket {
- public:
-  explicit NotifySocket(const std::string& path) : path_(path) {
-    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    timeval tv{0, 200000};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  }
-  ~NotifySocket() { ::close(fd_); }
-  // Every datagram received within `for_how_long`.
-  std::vector<std::string> Receive(std::chrono::milliseconds for_how_long) {
-    std::vector<std::string> out;
-    auto end = std::chrono::steady_clock::now() + for_how_long;
-    char buf[4096];
-    while (std::chrono::steady_clock::now() < end) {
-      auto n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n > 0) out.emplace_back(buf, static_cast<std::size_t>(n));
-    }
-    return out;
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-};
+using mps::testing::NotifySocket;
 
 TEST(SystemdNotifier, SendsReadyStatusAndRateLimitedWatchdogKicks) {
   mps::testing::TempDir dir;
