@@ -1,0 +1,79 @@
+#pragma once
+// Where new instances of a pool go when the pool spans several Multipass
+// hosts (issue 13): a pure function of the hosts' capacity and health, the
+// instance's shape and the pool's restrictions. No sockets, no clocks.
+//
+// Rules, in order: a host takes an instance only if it is healthy, allowed
+// for the pool (`hosts`, `zones`) and the instance fits its headroom (CPUs x
+// cpu_allocation_ratio, memory x memory_allocation_ratio - reserve_memory,
+// disk - reserve_disk, max_instances). Among those, `spread` (the default)
+// picks the zone with the fewest instances of the pool, then in it the host
+// with the fewest instances of the pool, then the most free memory; `pack`
+// picks the host with the least free memory that still fits. Ties go to the
+// host named first in alphabetical order, so a placement is reproducible.
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace mps::scaling {
+
+struct HostCapacity {
+  std::string name;
+  std::string zone;  // empty: a zone of its own
+  bool healthy = true;
+  std::string unhealthy_reason;
+  // What the host has, and what its instances (of every pool) have taken.
+  std::int64_t cpus = 0;
+  std::int64_t memory_bytes = 0;
+  std::int64_t disk_bytes = 0;
+  std::int64_t allocated_cpus = 0;
+  std::int64_t allocated_memory_bytes = 0;
+  std::int64_t allocated_disk_bytes = 0;
+  std::int64_t instances = 0;  // of every pool
+  // Headroom rules set on the host's hostd.
+  double cpu_allocation_ratio = 1.0;
+  double memory_allocation_ratio = 1.0;
+  std::int64_t reserve_memory_bytes = 0;
+  std::int64_t reserve_disk_bytes = 0;
+  std::int64_t max_instances = 0;  // 0: no limit
+  // Instances of the pool being placed already on this host.
+  std::int64_t pool_instances = 0;
+};
+
+struct InstanceShape {
+  std::int64_t cpus = 1;
+  std::int64_t memory_bytes = 1LL << 30;
+  std::int64_t disk_bytes = 5LL << 30;
+};
+
+enum class PlacementStrategy { kSpread, kPack };
+
+struct PlacementRequest {
+  InstanceShape shape;
+  std::int64_t count = 0;
+  PlacementStrategy strategy = PlacementStrategy::kSpread;
+  std::set<std::string> allowed_hosts;  // empty: every host
+  std::set<std::string> allowed_zones;  // empty: every zone
+};
+
+struct Placement {
+  std::vector<std::string> hosts;  // one per placed instance, in placing order
+  std::int64_t unplaced = 0;
+  // For every host that took fewer than it was offered: why it stopped
+  // (unhealthy, not allowed, or which resource ran out).
+  std::map<std::string, std::string> refusals;
+  // "placed 7 of 9 (host-a 3, host-b 4); 2 not placed: host-c: memory ..."
+  std::string Summary() const;
+};
+
+Placement PlaceInstances(const std::vector<HostCapacity>& hosts, const PlacementRequest& request);
+
+// Scale in keeps the balance: of `candidates` (instance -> its host), the
+// order to remove them in, the host with the most instances of the pool
+// first (ties: the order of `candidates`).
+std::vector<std::string> RemovalOrder(
+    const std::vector<std::pair<std::string, std::string>>& candidates);
+
+}  // namespace mps::scaling
