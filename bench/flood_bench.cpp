@@ -5,8 +5,8 @@
 // legitimate client (its own long-lived connection) calls multipass.version
 // every 50 ms with a 5 s deadline. FLOOD_GDB_TRIM=1: after phase 1, gdb
 // calls malloc_trim(0) in hostd (was the growth freed memory malloc kept?). Printed: hostd's RSS
-// before, after each phase and 3 s later, its log lines (all, and refusal warnings), and the
-// legitimate client's answers and latency.
+// before, after each phase and some seconds later, its log lines (all, and refusal warnings), and
+// the legitimate client's answers and latency.
 //
 // usage: flood_bench [LISTED, default 20000] [UNLISTED, default 30000] [THREADS, default 4]
 //                    [WAIT_MS, default 500: how long a flood connection waits for its
