@@ -65,13 +65,15 @@ int Run(int listed, int unlisted, int threads, int wait_ms, int hold) {
   }
   fo.connections = unlisted;
   fo.client_secret_z85.reset();
-  // Unlisted connections are never answered: each thread keeps 100 open
-  // while their handshakes reach the ZAP handler.
-  fo.wait_reply = 100ms;
-  fo.hold = 100;
+  // Unlisted connections are never answered: each thread keeps 500 open,
+  // the last for a second, while their handshakes reach the ZAP handler.
+  fo.wait_reply = 1000ms;
+  fo.hold = 500;
   auto b = mps::testing::RunFlood(fo);
   row("after unlisted", &b);
-  std::this_thread::sleep_for(11s);  // past the refusal log's interval: its summary is out
+  std::this_thread::sleep_for(3s);
+  row("unlisted + 3 s", nullptr);
+  std::this_thread::sleep_for(8s);  // past the refusal log's interval: its summary is out
   row("unlisted + 11 s", nullptr);
   steady.Stop();
   auto log = world.hostd_stderr();
