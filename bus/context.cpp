@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
+#include <vector>
+
 #include <zmq_addon.hpp>
 
 namespace mps::bus {
@@ -38,6 +41,11 @@ void BusContext::SetMetrics(std::shared_ptr<metrics::Registry> metrics) {
   metrics_ = std::move(metrics);
 }
 
+void BusContext::SetRefusalLogLimits(RefusalLogLimits limits) {
+  std::lock_guard lock(mutex_);
+  refusals_ = RefusalLog(limits);
+}
+
 void BusContext::RevokeDomain(const std::string& domain) {
   std::lock_guard lock(mutex_);
   domains_.erase(domain);
@@ -47,7 +55,15 @@ void BusContext::ZapLoop(zmq::socket_t& rep) {
   while (!stopping_) {
     zmq::pollitem_t item{rep.handle(), 0, ZMQ_POLLIN, 0};
     try {
-      if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) {
+        std::optional<std::string> summary;
+        {
+          std::lock_guard lock(mutex_);
+          summary = refusals_.Tick(RefusalLog::Clock::now());
+        }
+        if (summary) spdlog::warn("{}", *summary);
+        continue;
+      }
     } catch (const zmq::error_t&) {
       break;
     }
@@ -65,6 +81,7 @@ void BusContext::ZapLoop(zmq::socket_t& rep) {
       key_z85 = buf;
     }
     bool ok = false;
+    std::vector<std::string> log;
     {
       std::lock_guard lock(mutex_);
       auto it = domains_.find(domain);
@@ -74,13 +91,16 @@ void BusContext::ZapLoop(zmq::socket_t& rep) {
         metrics::Inc(metrics_.get(), "mps_bus_refused_keys_total",
                      "Curve clients refused by the ZAP handler (key not authorized), by server",
                      {{"server", domain.substr(0, domain.find('#'))}});
-        // Log a refused key once, not once per reconnect attempt.
+        // A refused key is logged once (not once per reconnect attempt), and a
+        // flood of fresh keys gives a few lines and a count.
         std::string who = key_z85.empty() ? mechanism + " client without a Curve key" : key_z85;
-        if (logged_refusals_.insert(domain + "|" + who).second)
-          spdlog::warn("bus: refused {} from {} on {} (not an authorized key)", who, address,
-                       domain);
+        log = refusals_.Record(domain + "|" + who,
+                               "bus: refused " + who + " from " + address + " on " + domain +
+                                   " (not an authorized key)",
+                               RefusalLog::Clock::now());
       }
     }
+    for (const auto& line : log) spdlog::warn("{}", line);
     std::array<zmq::const_buffer, 6> reply = {
         zmq::str_buffer("1.0"),
         zmq::buffer(request_id),

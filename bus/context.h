@@ -11,6 +11,7 @@
 
 #include <zmq.hpp>
 
+#include "bus/rejection_log.h"
 #include "metrics/registry.h"
 
 namespace mps::bus {
@@ -31,6 +32,9 @@ class BusContext {
   std::uint64_t refused_count() const { return refused_.load(); }
   // Counts refused Curve keys by ZAP domain (mps_bus_refused_keys_total).
   void SetMetrics(std::shared_ptr<metrics::Registry> metrics);
+  // How refused keys are logged: each once while remembered, a few lines per
+  // interval, the rest summed up (a flood of fresh keys cannot flood the log).
+  void SetRefusalLogLimits(RefusalLogLimits limits);
 
  private:
   void ZapLoop(zmq::socket_t& rep);
@@ -38,7 +42,7 @@ class BusContext {
   zmq::context_t context_;
   std::mutex mutex_;
   std::map<std::string, std::set<std::string>> domains_;
-  std::set<std::string> logged_refusals_;
+  RefusalLog refusals_;  // guarded by mutex_
   std::thread zap_thread_;
   std::atomic<bool> zap_started_{false};
   std::atomic<bool> stopping_{false};

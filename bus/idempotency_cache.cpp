@@ -34,6 +34,8 @@ IdempotencyCache::Lookup IdempotencyCache::Begin(const std::string& key, const R
     return Lookup::kNew;
   }
   if (!it->second.done) {
+    // The first execution's own address is waiting[0]: it counts too.
+    if (it->second.waiting.size() > max_waiting_) return Lookup::kTooManyWaiting;
     it->second.waiting.push_back(who);
     return Lookup::kInProgress;
   }

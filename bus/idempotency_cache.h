@@ -21,12 +21,16 @@ struct ReplyAddress {
 class IdempotencyCache {
  public:
   using Clock = std::chrono::steady_clock;
-  IdempotencyCache(std::size_t capacity, std::chrono::milliseconds ttl)
-      : capacity_(capacity), ttl_(ttl) {}
+  // A key in progress keeps at most `max_waiting` repeats waiting for its
+  // reply: a peer repeating one key while it runs cannot grow it without bound.
+  IdempotencyCache(std::size_t capacity, std::chrono::milliseconds ttl,
+                   std::size_t max_waiting = 64)
+      : capacity_(capacity), ttl_(ttl), max_waiting_(max_waiting) {}
 
-  enum class Lookup { kNew, kInProgress, kDone };
+  enum class Lookup { kNew, kInProgress, kDone, kTooManyWaiting };
   // kNew: the caller runs the request. kInProgress: `who` will get the reply
   // when it completes. kDone: `cached` holds the first reply.
+  // kTooManyWaiting: in progress, and `who` was not added (answer it now).
   Lookup Begin(const std::string& key, const ReplyAddress& who, Envelope* cached,
                Clock::time_point now);
   // Stores the reply and returns every address waiting for it.
@@ -47,6 +51,7 @@ class IdempotencyCache {
 
   std::size_t capacity_;
   std::chrono::milliseconds ttl_;
+  std::size_t max_waiting_;
   std::unordered_map<std::string, Entry> entries_;
   std::list<std::string> order_;  // oldest first
 };

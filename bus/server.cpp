@@ -280,6 +280,16 @@ void BusServer::OnFrame(const std::string& routing_id, const zmq::message_t& bod
         ++stats_.idempotent_replays;
         return;  // answered when the first execution completes
       }
+      case IdempotencyCache::Lookup::kTooManyWaiting: {
+        const std::string why = "'" + request.type + "' with idempotency key '" +
+                                request.idempotency_key +
+                                "' is already running and enough repeats of it are waiting "
+                                "for its answer; this one was not queued";
+        rejections_.Record("idempotency_repeats", why);
+        Send(routing_id,
+             MakeErrorReply(request, BusError(ErrorCode::kHandlerFailed, why), options_.name));
+        return;
+      }
       case IdempotencyCache::Lookup::kDone: {
         {
           std::lock_guard lock(stats_mutex_);

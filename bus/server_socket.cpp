@@ -16,6 +16,13 @@ BoundSocket BindServerSocket(BusContext& context, zmq::socket_type type,
                                             "and admits only listed client keys");
   BoundSocket bound{zmq::socket_t(context.zmq(), type), {}, {}};
   ApplySocketOptions(bound.socket, limits);
+  // Per-connection state is bounded in time as well as by the message size:
+  // a peer that connects and never completes its handshake is dropped after
+  // kServerHandshake (not ZeroMQ's default 30 s), and one that goes silent
+  // (host gone, no FIN) is dropped when it misses its heartbeats.
+  bound.socket.set(zmq::sockopt::handshake_ivl, static_cast<int>(kServerHandshake.count()));
+  bound.socket.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(kServerHeartbeat.count()));
+  bound.socket.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(3 * kServerHeartbeat.count()));
   if (curve) {
     static std::atomic<int> counter{0};
     bound.zap_domain = name + "#" + std::to_string(counter++);

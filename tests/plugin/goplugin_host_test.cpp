@@ -76,7 +76,8 @@ TEST_F(GoHostTest, SetConfigGoodThenUnreachableHostdAndBadReloadKeepsConfig) {
                 {"bus_key_path", Write("bus.key", sec + "  \n").string()},
                 {"nomad_address", "http://127.0.0.1:4646"},
                 {"nomad_skip-verify", "true"},
-                {"nomad_block-query-wait-time", "5m0s"}};
+                {"nomad_block-query-wait-time", "5m0s"},
+                {"state_dir", (dir_ / "state").string()}};
   auto r = Run(
       json::array({{{"op", "SetConfig"}, {"config", split}},
                    {{"op", "SetConfig"}, {"config", GoodDirectConfig()}},
