@@ -32,22 +32,22 @@ class AuthMonitor : public zmq::monitor_t {
 
  private:
   void Up(bool up) {
+    bool again = up && ever_up_;
     if (up && lost_) reconnected_ = true;
     if (!up && ever_up_) lost_ = true;
-    if (up) lost_ = false;
-    auto* m = options_.metrics.get();
-    if (!m) {
-      if (up) ever_up_ = true;
-      return;
+    if (up) {
+      lost_ = false;
+      ever_up_ = true;
     }
+    auto* m = options_.metrics.get();
+    if (!m) return;
     metrics::Labels link{{"client", options_.name}, {"endpoint", options_.endpoint}};
     m->Gauge("mps_bus_link_up", "1 while the bus client is connected to its server", link)
         .Set(up ? 1 : 0);
-    if (up && ever_up_)
+    if (again)
       m->Counter("mps_bus_reconnects_total", "Times the bus client connected again after a loss",
                  link)
           .Increment();
-    if (up) ever_up_ = true;
   }
   std::atomic<bool>& refused_;
   const ClientOptions& options_;

@@ -90,7 +90,7 @@ class CacheState {
  public:
   CacheState(CacheOptions options)
       : options_(std::move(options)),
-        store_(options_.state_dir, options_.state_max_bytes),
+        store_(options_.state_dir),
         namer_(options_.random ? scaling::InstanceNamer(options_.random)
                                : scaling::InstanceNamer::FromRandomDevice()) {}
 
@@ -196,7 +196,6 @@ class CacheState {
       StoreFailed(e.what());
     }
   }
-  bool StoreHealthy() const { return store_error_.empty(); }
   std::string StateDir() const { return options_.state_dir.string(); }
 
   PlanAnswer Plan(const PlanQuery& query) {

@@ -33,8 +33,6 @@ struct CacheOptions {
   // observation before it is answered "not synced".
   std::chrono::milliseconds first_sync_wait = std::chrono::seconds(60);
   std::shared_ptr<metrics::Registry> metrics;  // the pool gauges (pool_metrics.h); may be null
-  // Caps state.db's size (0: no cap); past it writes fail as on a full disk.
-  std::int64_t state_max_bytes = 0;
 };
 
 // The Status answers the cache actor posts after every message it handles

@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <system_error>
 
 namespace mps::scaling {
@@ -167,7 +166,7 @@ struct StateStore::Impl {
   ino_t inode = 0;
 };
 
-StateStore::StateStore(const std::filesystem::path& state_dir, std::int64_t max_bytes)
+StateStore::StateStore(const std::filesystem::path& state_dir)
     : impl_(std::make_unique<Impl>(CheckedDatabasePath(state_dir))) {
   const SqliteDb& db = impl_->db;
   // The first read of the header is where a corrupt file shows.
@@ -191,16 +190,6 @@ StateStore::StateStore(const std::filesystem::path& state_dir, std::int64_t max_
     db.Exec(kSchemaV1);
     db.Exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
     db.Exec("COMMIT");
-  }
-  if (max_bytes > 0) {
-    std::int64_t page_size = 4096;
-    {
-      Statement q(db, "PRAGMA page_size");
-      if (q.Step()) page_size = q.Int(0);
-    }
-    db.Exec(("PRAGMA max_page_count=" + std::to_string(std::max<std::int64_t>(
-                                            1, max_bytes / std::max<std::int64_t>(1, page_size))))
-                .c_str());
   }
   struct stat st {};
   if (::stat(db.path().c_str(), &st) != 0) {

@@ -59,9 +59,8 @@ class StateStore {
   inline static constexpr int kSchemaVersion = 1;
 
   // Opens or creates <state_dir>/state.db. The directory must exist and be
-  // writable. Throws StateStoreError. `max_bytes` > 0 caps the file's size
-  // (writes beyond it fail as on a full disk).
-  explicit StateStore(const std::filesystem::path& state_dir, std::int64_t max_bytes = 0);
+  // writable. Throws StateStoreError.
+  explicit StateStore(const std::filesystem::path& state_dir);
   ~StateStore();
   StateStore(StateStore&&) noexcept;
   StateStore& operator=(StateStore&&) noexcept;
@@ -87,7 +86,7 @@ class StateStore {
   // or replaced by another file): acting on a store nobody reads is losing
   // what is written to it.
   void CheckStillOpen() const;
-  // A small write and its removal: throws while the disk (or max_bytes) is
+  // A small write and its removal: throws while the disk is
   // full, so a caller can tell when writing works again.
   void ProbeWrite();
 
