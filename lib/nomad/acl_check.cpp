@@ -1,5 +1,7 @@
 #include "nomad/acl_check.h"
 
+#include "config/glob_match.h"
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -34,21 +36,10 @@ void MergeNodePolicy(std::string& into, const std::string& p) {
   if (rank(p) > rank(into)) into = p;
 }
 
-bool GlobMatch(std::string_view pattern, std::string_view name) {
-  if (pattern.empty()) return name.empty();
-  if (pattern.front() == '*') {
-    for (std::size_t i = 0; i <= name.size(); ++i)
-      if (GlobMatch(pattern.substr(1), name.substr(i))) return true;
-    return false;
-  }
-  return !name.empty() && pattern.front() == name.front() &&
-         GlobMatch(pattern.substr(1), name.substr(1));
-}
-
 }  // namespace
 
 bool NamespaceGlobMatch(const std::string& pattern, const std::string& name) {
-  return GlobMatch(pattern, name);
+  return config::GlobMatch(pattern, name);
 }
 
 bool TokenCapabilities::NodeRead() const {

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "cluster_sim/nomad/node_filter_expression.h"
+#include "config/glob_match.h"
 #include "config/go_values.h"
 
 namespace mps::sim {
@@ -83,18 +84,6 @@ void PlainError(httplib::Response& res, int status, const std::string& msg) {
   res.set_content(msg, "text/plain");
 }
 
-// Nomad's namespace globs: '*' matches any run of characters.
-bool GlobMatch(std::string_view pattern, std::string_view name) {
-  if (pattern.empty()) return name.empty();
-  if (pattern.front() == '*') {
-    for (std::size_t i = 0; i <= name.size(); ++i)
-      if (GlobMatch(pattern.substr(1), name.substr(i))) return true;
-    return false;
-  }
-  return !name.empty() && pattern.front() == name.front() &&
-         GlobMatch(pattern.substr(1), name.substr(1));
-}
-
 // Who is calling: ACLs off, a management token, a client token, or no token
 // (Nomad's anonymous token, which the sim gives no policy).
 struct Caller {
@@ -106,7 +95,7 @@ struct Caller {
     if (acl_disabled || management) return true;
     if (!token) return false;
     return std::any_of(token->read_job_namespaces.begin(), token->read_job_namespaces.end(),
-                       [&](const std::string& p) { return GlobMatch(p, ns); });
+                       [&](const std::string& p) { return mps::config::GlobMatch(p, ns); });
   }
   bool Node(bool write) const {
     if (acl_disabled || management) return true;
