@@ -1069,3 +1069,92 @@ TEST(HostdStartup, RefusesBadHeadroomFlagsNamingThem) {
 }
 
 }  // namespace
+
+namespace {
+
+// `mpscale hosts` over two real hosts (each a cluster-sim with its own
+// hostd and key) and one whose hostd is not running.
+TEST(MpscaleHosts, ListsEveryHostFromTheHostsFileAndNamesTheOneThatDoesNotAnswer) {
+  TempDir a_dir, b_dir;
+  auto a_sim = StartSim(a_dir, "10ms", {"--host-cpus", "8", "--host-memory", "16G"});
+  auto b_sim = StartSim(b_dir, "10ms");
+  auto a_keys = MakeKeys(a_dir);
+  auto b_keys = MakeKeys(b_dir);
+  // The operator's key (a's "plugin") is admitted by both hostds.
+  std::filesystem::copy_file(a_dir.path() + "/clients/plugin.pub",
+                             b_dir.path() + "/clients/operator.pub");
+  auto a_hostd =
+      StartHostd(a_dir, a_sim, a_keys, {"--reserve-memory", "2G", "--max-instances", "4"});
+  auto b_hostd = StartHostd(b_dir, b_sim, b_keys);
+  mps::bus::BusContext ctx;
+  auto a_client = Connect(ctx, a_hostd, a_keys, a_keys.client_key);
+  WaitUntilDaemonAnswers(*a_client);
+  WaitUntilDaemonAnswers(*Connect(ctx, b_hostd, b_keys, b_keys.client_key));
+  a_client->CallSync(std::string(mp::LaunchRequest::kType),
+                     {{"name", "web-1"}, {"cpus", 2}, {"memory", "4G"}}, Mutating("launch-web-1"));
+
+  auto hosts_file = a_dir.path() + "/hosts.json";
+  std::ofstream(hosts_file) << nlohmann::json{
+      {"hosts",
+       {{{"name", "mp-a"},
+         {"zone", "z1"},
+         {"hostd_address", a_hostd.endpoint},
+         {"hostd_server_key_path", a_keys.server_pub}},
+        {{"name", "mp-b"},
+         {"hostd_address", b_hostd.endpoint},
+         {"hostd_server_key_path", b_keys.server_pub}},
+        {{"name", "mp-gone"},
+         {"hostd_address", "tcp://127.0.0.1:" + std::to_string(FreePortPair())},
+         {"hostd_server_key_path",
+          b_keys.server_pub}}}}}.dump();
+
+  ChildProcess table({BinDir() + "/mpscale", "hosts", "--hosts-file", hosts_file, "--key",
+                      a_keys.client_key, "--timeout", "2"});
+  std::vector<std::string> lines;
+  while (auto line = table.ReadLine(15s)) lines.push_back(*line);
+  EXPECT_EQ(table.Wait(15s), 1);
+  ASSERT_EQ(lines.size(), 4u) << table.stderr_text();
+  EXPECT_EQ(lines[0].rfind("HOST", 0), 0u) << lines[0];
+  // 8 CPUs less 2; 16 GiB less the 2 GiB reserve and 4 GiB.
+  EXPECT_EQ(lines[1].rfind("mp-a ", 0), 0u) << lines[1];
+  for (const char* part : {" z1 ", " 1/4 ", "6 of 8", "10.0 GiB of 14.0 GiB", " ok"})
+    EXPECT_NE(lines[1].find(part), std::string::npos) << part << " in " << lines[1];
+  EXPECT_EQ(lines[2].rfind("mp-b ", 0), 0u) << lines[2];
+  for (const char* part : {"16 of 16", "32.0 GiB of 32.0 GiB", " ok"})
+    EXPECT_NE(lines[2].find(part), std::string::npos) << part << " in " << lines[2];
+  EXPECT_EQ(lines[3].rfind("mp-gone ", 0), 0u) << lines[3];
+  EXPECT_NE(lines[3].find("unreachable"), std::string::npos) << lines[3];
+  EXPECT_NE(table.stderr_text().find("host mp-gone: no answer from tcp://127.0.0.1:"),
+            std::string::npos)
+      << table.stderr_text();
+
+  // One host by address, as JSON.
+  ChildProcess json({BinDir() + "/mpscale", "hosts", "--hostd", b_hostd.endpoint, "--server-key",
+                     b_keys.server_pub, "--key", a_keys.client_key, "--json"});
+  std::string text;
+  while (auto line = json.ReadLine(15s)) text += *line + "\n";
+  EXPECT_EQ(json.Wait(15s), 0) << json.stderr_text();
+  auto parsed = nlohmann::json::parse(text);
+  ASSERT_EQ(parsed.size(), 1u);
+  EXPECT_EQ(parsed[0]["name"], b_hostd.endpoint);
+  EXPECT_EQ(parsed[0]["healthy"], true);
+  EXPECT_EQ(parsed[0]["capacity"]["totals"]["cpus"], 16);
+  EXPECT_EQ(parsed[0]["free"]["cpus"], 16);
+
+  // A bad hosts file is a usage error naming the entry.
+  std::ofstream(hosts_file) << R"({"hosts": [{"name": "mp-a"}]})";
+  ChildProcess bad(
+      {BinDir() + "/mpscale", "hosts", "--hosts-file", hosts_file, "--key", a_keys.client_key});
+  EXPECT_EQ(bad.Wait(10s), 2);
+  EXPECT_NE(bad.stderr_text().find("hosts[0] (\"mp-a\"): hostd_address: missing"),
+            std::string::npos)
+      << bad.stderr_text();
+
+  a_client.reset();
+  for (auto* h : {&a_hostd, &b_hostd}) {
+    h->proc->Signal(SIGTERM);
+    EXPECT_EQ(h->proc->Wait(10s), 0) << h->proc->stderr_text();
+  }
+}
+
+}  // namespace
