@@ -69,7 +69,9 @@ TEST(NomadSimApi, ListsStubsAndReadsFullNodes) {
 
 TEST(NomadSimApi, NodesGoFromInitializingToReady) {
   NomadSimOptions o;
-  o.ready_delay = 100ms;
+  // Long enough that the reads below see "initializing" on a loaded machine
+  // (at 100 ms they did not always).
+  o.ready_delay = 1s;
   NomadSim sim(o);
   sim.Start();
   auto id = sim.RegisterNode("web-1", "web");
@@ -79,7 +81,7 @@ TEST(NomadSimApi, NodesGoFromInitializingToReady) {
   auto f = NodePoolFilter::FromPolicyConfig({{"node_class", "web"}});
   EXPECT_FALSE(f.Filter(api.ListNodes(false)).ok());
   // A blocking query on the node returns when it becomes ready.
-  auto next = api.GetNode(id, BlockingQuery{n.index, 3s});
+  auto next = api.GetNode(id, BlockingQuery{n.index, 10s});
   EXPECT_EQ(next.value.status, "ready");
   EXPECT_TRUE(f.Filter(api.ListNodes(false)).ok());
 }
