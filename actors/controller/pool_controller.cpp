@@ -7,6 +7,7 @@
 
 #include "bus/async_call.h"
 #include "cache/messages.h"
+#include "config/go_values.h"
 #include "contracts/app_code.h"
 #include "controller/launch_payload.h"
 #include "scaling/pool_observation.h"
@@ -266,6 +267,9 @@ class Controller {
         case OperationKind::kDelete:
           first.push_back([this, name](Run& r) { Delete(r, name, "resumed after a restart"); });
           break;
+        case OperationKind::kStop:  // into the warm pool; stopping twice is harmless
+          first.push_back([this, name](Run& r) { StopWarm(r, name, {}); });
+          break;
         case OperationKind::kDrain: {
           std::string node_id;
           for (const auto& n : t.nodes.nodes) {
@@ -317,7 +321,8 @@ class Controller {
     std::vector<scaling::LaunchAction> launches;
     for (const auto& action : plan.actions) {
       if (std::holds_alternative<scaling::DeleteAction>(action) ||
-          std::holds_alternative<scaling::StartAction>(action)) {
+          std::holds_alternative<scaling::StartAction>(action) ||
+          std::holds_alternative<scaling::PrepareWarmAction>(action)) {
         first.push_back(action);
       } else if (const auto* l = std::get_if<scaling::LaunchAction>(&action)) {
         launches.push_back(*l);
@@ -330,7 +335,16 @@ class Controller {
         for (const auto& action : first) {
           if (const auto* d = std::get_if<scaling::DeleteAction>(&action))
             Delete(r, d->name, d->reason);
-          if (const auto* s = std::get_if<scaling::StartAction>(&action)) Start(r, s->name);
+          if (const auto* s = std::get_if<scaling::StartAction>(&action)) {
+            if (s->warm) {
+              WarmStart(r, *s);
+            } else {
+              Start(r, s->name);
+            }
+          }
+          if (const auto* p = std::get_if<scaling::PrepareWarmAction>(&action)) {
+            PrepareWarm(r, p->name);
+          }
         }
       });
     }
@@ -469,6 +483,147 @@ class Controller {
          });
   }
 
+  // -- Warm pool (issue 14) -------------------------------------------------
+
+  // Looks for `name`'s Nomad node every 500 ms until it is ready (then
+  // `found(run, node id)`) or `timeout` has passed (`found(run, "")`).
+  void WaitForNode(Run& run, const std::string& name, std::chrono::steady_clock::time_point until,
+                   std::function<void(Run&, const std::string&)> found) {
+    nm::PoolNodesRequest req;
+    req.policy = run.config;
+    Call(run, *links().nomad, req, {10s, {}},
+         [this, name, until, found](Run& r, Answer<nm::PoolNodesReply>& a) {
+           if (a.ok()) {
+             for (const auto& n : a.value.nodes) {
+               if (n.instance == name && n.status == "ready") {
+                 found(r, n.id);
+                 return;
+               }
+             }
+           }
+           if (std::chrono::steady_clock::now() + 500ms >= until) {
+             found(r, "");
+             return;
+           }
+           Later(r, 500ms,
+                 [this, name, until, found](Run& r2) { WaitForNode(r2, name, until, found); });
+         });
+  }
+
+  std::chrono::steady_clock::time_point RegistrationDeadline(const Run& run) const {
+    return std::chrono::steady_clock::now() +
+           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+               run.policy.node_registration_timeout);
+  }
+
+  // A warming instance runs: once its node has registered, the node is made
+  // ineligible and the VM stopped; it is then warm. A node that never
+  // registers costs the instance (deleted; the refill launches another).
+  void PrepareWarm(Run& run, const std::string& name) {
+    WaitForNode(
+        run, name, RegistrationDeadline(run), [this, name](Run& r, const std::string& node) {
+          if (node.empty()) {
+            Delete(r, name,
+                   "warm instance: its Nomad node did not register within " +
+                       config::FormatGoDuration(r.policy.node_registration_timeout));
+            return;
+          }
+          nm::MarkEligibleRequest req;
+          req.node_ids = {node};
+          req.eligible = false;
+          Call(r, *links().nomad, req, {30s, {}},
+               [this, name, node](Run& r2, Answer<nm::MarkEligibleReply>& a) {
+                 if (!a.ok()) {
+                   r2.Fail("warm instance " + name + ": marking node " + node + " ineligible via " +
+                               links().nomad_where + ": " + a.error->what(),
+                           PeerUnavailable(*a.error));
+                   return;  // still warming: the next reconciliation retries
+                 }
+                 StopWarm(r2, name, node);
+               });
+        });
+  }
+
+  // Stops `name` into the warm pool (write-ahead: the stop, and the
+  // instance's membership of the warm pool, are recorded first).
+  void StopWarm(Run& run, const std::string& name, const std::string& node) {
+    Report(run, OperationKind::kStop, name, OpPhase::kStarted, {}, node);
+    mp::StopRequest req;
+    req.names = {name};
+    Call(run, *links().multipass, req, {Ms(run.policy.startup_timeout) + 30s, "stop:" + name},
+         [this, name, node](Run& r, Answer<mp::StopReply>& a) {
+           if (a.ok()) {
+             Report(r, OperationKind::kStop, name, OpPhase::kSucceeded, {}, node);
+             return;
+           }
+           Report(r, OperationKind::kStop, name, OpPhase::kFailed, a.error->what(), node);
+           r.Fail("stop of warm instance " + name + ": " + a.error->what(),
+                  PeerUnavailable(*a.error));
+         });
+  }
+
+  // A warm instance taken by a scale out: start it, wait for its node to be
+  // ready again, mark it eligible. A start that fails or a node that does not
+  // come back within node_registration_timeout costs the instance: it is
+  // deleted (its node purged) and a cold launch under the plan's reserved
+  // name replaces it within this run.
+  void WarmStart(Run& run, const scaling::StartAction& action) {
+    const std::string name = action.name;
+    Report(run, OperationKind::kStart, name, OpPhase::kStarted);
+    mp::StartRequest req;
+    req.names = {name};
+    auto replace = [this, name, replacement = action.replacement](Run& r, const std::string& why,
+                                                                  const std::string& node) {
+      spdlog::warn("pool {}: warm instance {}: {}; replacing it with a cold launch", r.pool, name,
+                   why);
+      Report(r, OperationKind::kStart, name, OpPhase::kFailed, why);
+      Delete(r, name, "warm start failed: " + why);
+      if (!node.empty()) Purge(r, {node});
+      if (replacement.empty()) {
+        r.Fail("warm instance " + name + ": " + why + "; no replacement name was reserved", false);
+        return;
+      }
+      Report(r, OperationKind::kLaunch, replacement, OpPhase::kStarted);
+      r.launches.push_back(scaling::LaunchActionFor(r.policy, replacement));
+    };
+    Call(run, *links().multipass, req,
+         {Ms(run.policy.startup_timeout) + 30s, "start:" + name + ":" + run.request_id},
+         [this, name, replace](Run& r, Answer<mp::StartReply>& a) {
+           if (!a.ok()) {
+             if (LinkBroke(*a.error)) {
+               Report(r, OperationKind::kStart, name, OpPhase::kUnresolved, a.error->what());
+               r.Fail("start of " + name + ": " + a.error->what(), true);
+               return;
+             }
+             replace(r, std::string("start failed: ") + a.error->what(), "");
+             return;
+           }
+           r.changed = true;
+           WaitForNode(r, name, RegistrationDeadline(r),
+                       [this, name, replace](Run& r2, const std::string& node) {
+                         if (node.empty()) {
+                           replace(
+                               r2,
+                               "its Nomad node did not come back within " +
+                                   config::FormatGoDuration(r2.policy.node_registration_timeout),
+                               "");
+                           return;
+                         }
+                         nm::MarkEligibleRequest eligible;
+                         eligible.node_ids = {node};
+                         Call(r2, *links().nomad, eligible, {30s, {}},
+                              [this, name](Run& r3, Answer<nm::MarkEligibleReply>& e) {
+                                if (!e.ok()) {
+                                  r3.Fail("warm instance " + name +
+                                              ": marking its node eligible: " + e.error->what(),
+                                          PeerUnavailable(*e.error));
+                                }
+                                Report(r3, OperationKind::kStart, name, OpPhase::kSucceeded);
+                              });
+                       });
+         });
+  }
+
   void Launch(Run& run, const scaling::LaunchAction& launch) {
     mp::LaunchRequest req;
     try {
@@ -485,11 +640,13 @@ class Controller {
                   st_.options.launch_grace;
     auto deadline = std::chrono::steady_clock::now() + budget;
     Call(run, *links().multipass, req, {budget, "launch:" + launch.name},
-         [this, name = launch.name, deadline](Run& r, Answer<mp::LaunchReply>& a) {
+         [this, name = launch.name, deadline, warm = launch.warm](Run& r,
+                                                                  Answer<mp::LaunchReply>& a) {
            if (a.ok()) {
              ++r.launches_succeeded;
              Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
              r.changed = true;
+             if (warm) PrepareWarm(r, name);
              return;
            }
            const auto& e = *a.error;
@@ -635,12 +792,12 @@ class Controller {
                false);
         return;
       }
-      Drain(r, nodes, action.purge_nodes);
+      Drain(r, nodes, action.purge_nodes, action.reuse);
     });
   }
 
   void Drain(Run& run, const std::vector<std::pair<std::string, std::string>>& nodes,
-             bool purge_nodes) {
+             bool purge_nodes, std::int64_t reuse = 0) {
     nm::DrainRequest req;
     req.policy = run.config;
     std::string key = "drain:" + run.request_id;
@@ -665,16 +822,16 @@ class Controller {
                   MakeReport(run, OperationKind::kDrain, nodes[last].first, OpPhase::kStarted, {},
                              nodes[last].second))
         .then(
-            [this, id, req, key, wait, nodes, purge_nodes](cache::ack_atom) {
+            [this, id, req, key, wait, nodes, purge_nodes, reuse](cache::ack_atom) {
               WithRun(id, [&](Run& r) {
                 Call(r, *links().nomad, req, {wait, key},
-                     [this, nodes, purge_nodes, began = std::chrono::steady_clock::now()](
+                     [this, nodes, purge_nodes, reuse, began = std::chrono::steady_clock::now()](
                          Run& r2, Answer<nm::DrainReply>& a) {
                        metrics::Observe(metrics(), "mps_drain_duration_seconds",
                                         "Drains from the request to Nomad to its answer",
                                         metrics::LongDurationBuckets(), {{"pool", r2.pool}},
                                         metrics::Seconds(std::chrono::steady_clock::now() - began));
-                       OnDrained(r2, nodes, purge_nodes, a);
+                       OnDrained(r2, nodes, purge_nodes, a, reuse);
                      });
               });
             },
@@ -691,7 +848,7 @@ class Controller {
   }
 
   void OnDrained(Run& run, const std::vector<std::pair<std::string, std::string>>& nodes,
-                 bool purge_nodes, Answer<nm::DrainReply>& a) {
+                 bool purge_nodes, Answer<nm::DrainReply>& a, std::int64_t reuse = 0) {
     CountDrains(run, nodes, a);
     if (!a.ok()) {
       for (const auto& [instance, node] : nodes) {
@@ -713,6 +870,14 @@ class Controller {
       if (drained) {
         std::string outcome = it->second->outcome == nm::DrainOutcome::kGone ? "gone" : "drained";
         Report(run, OperationKind::kDrain, instance, OpPhase::kSucceeded, outcome, node);
+        if (reuse > 0 && outcome == "drained") {
+          // warm_pool_reuse_on_scale_in: a drained node stays ineligible;
+          // its VM is stopped and joins the warm pool instead of going.
+          --reuse;
+          run.changed = true;
+          StopWarm(run, instance, node);
+          continue;
+        }
         Delete(run, instance, "node " + node + " " + outcome);
         if (purge_nodes) purge.push_back(node);
       } else {
@@ -783,6 +948,7 @@ class Controller {
             if constexpr (std::is_same_v<T, scaling::StartAction>) return "start";
             if constexpr (std::is_same_v<T, scaling::DeleteAction>) return "delete";
             if constexpr (std::is_same_v<T, scaling::SelectAndDrainAction>) return "drain";
+            if constexpr (std::is_same_v<T, scaling::PrepareWarmAction>) return "prepare_warm";
             return "purge";
           },
           action);

@@ -360,6 +360,16 @@ struct SessionState {
     return {request.names};
   }
 
+  mp::StopReply Stop(const bus::Envelope& r) const {
+    auto request = DecodeRequest<mp::StopRequest>(r);
+    RequireNames(r.type, request.names);
+    RequireIdempotencyKey(r);
+    for (const auto& n : request.names) CheckAllowed(n);
+    CheckVersion();
+    client->Stop(request.names);
+    return {request.names};
+  }
+
   mp::VersionReply Version() const {
     auto version = client->Version();
     if (!version_checked) Judge(version);
@@ -447,6 +457,7 @@ std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
       return ok(s.Version());
     }
     if (r.type == mp::StartRequest::kType) return ok(s.Start(r));
+    if (r.type == mp::StopRequest::kType) return ok(s.Stop(r));
     if (r.type != mp::LaunchRequest::kType)
       return BusAnswer::Fail(BusError(ErrorCode::kUnknownType,
                                       "the multipass session does not serve '" + r.type + "'"));
@@ -654,7 +665,8 @@ caf::actor ServeMultipassSession(caf::actor_system& system, bus::BusServer& serv
   // actor system busy for the full bus deadline after shutdown (hostd took
   // 10 s to exit); the session answers through the Responders itself.
   for (auto type : {mp::ListRequest::kType, mp::LaunchRequest::kType, mp::DeleteRequest::kType,
-                    mp::InfoRequest::kType, mp::VersionRequest::kType, mp::StartRequest::kType})
+                    mp::InfoRequest::kType, mp::VersionRequest::kType, mp::StartRequest::kType,
+                    mp::StopRequest::kType})
     bus::ServeWithResponders(server, std::string(type), session, responders);
   return session;
 }
