@@ -16,6 +16,7 @@
 #include <functional>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -74,7 +75,7 @@ class NodeJoiner {
 int Run(int argc, char** argv) {
   CLI::App app{"Simulated Multipass daemon (multipass.Rpc over TLS) for tests and the demo"};
   std::string state_dir, socket, tls, passphrase;
-  std::string boot_delay = "2s", prep_delay = "0s", download_delay = "0s";
+  std::string boot_delay = "2s", start_delay, prep_delay = "0s", download_delay = "0s";
   std::string ssh_delay = "50ms", cloud_init_delay = "0s", daemon_version = "1.16.3";
   bool empty_cert_store = false;
   std::string host_memory = "32G";
@@ -82,7 +83,8 @@ int Run(int argc, char** argv) {
   bool hang = false;
   int nomad_port = -1;
   std::vector<std::string> nomad_tokens;
-  std::string join_delay = "1s", migration_delay = "200ms";
+  std::string join_delay = "1s", restart_join_delay, heartbeat_delay = "1s",
+              migration_delay = "200ms";
   app.add_option("--state-dir", state_dir,
                  "Directory for multipass_root_cert.pem and the client-cert store "
                  "(default: a fresh temporary directory)");
@@ -93,8 +95,12 @@ int Run(int argc, char** argv) {
   app.add_option("--passphrase", passphrase,
                  "Passphrase accepted by 'authenticate' (unset: authenticate fails with "
                  "FAILED_PRECONDITION)");
-  app.add_option("--boot-delay", boot_delay, "STARTING → RUNNING delay (Go duration)")
+  app.add_option("--boot-delay", boot_delay,
+                 "STARTING → RUNNING delay of an instance's first boot (Go duration)")
       ->capture_default_str();
+  app.add_option("--start-delay", start_delay,
+                 "STARTING → RUNNING delay when a stopped instance is started again (Go "
+                 "duration; default: --boot-delay)");
   app.add_option("--prep-delay", prep_delay,
                  "Time an instance spends being prepared, unlisted (Go duration)")
       ->capture_default_str();
@@ -103,8 +109,8 @@ int Run(int argc, char** argv) {
                  "and it is not counted in a launch's timeout (Go duration)")
       ->capture_default_str();
   app.add_option("--cloud-init-delay", cloud_init_delay,
-                 "Time from SSH-up (RUNNING) until cloud-init is done; a launch's timeout "
-                 "applies to each of the two waits (Go duration)")
+                 "Time from SSH-up (RUNNING) until cloud-init is done, on an instance's first "
+                 "boot only; a launch's timeout applies to each of the two waits (Go duration)")
       ->capture_default_str();
   app.add_option("--ssh-delay", ssh_delay,
                  "Cost of one SSH command in a VM, paid on the daemon's only RPC thread: per "
@@ -135,7 +141,15 @@ int Run(int argc, char** argv) {
                  "SECRET=NS[,NS...][;node=read|write|deny] a client token that reads jobs only "
                  "in those namespaces ('*' globs), node policy write unless given");
   app.add_option("--join-delay", join_delay,
-                 "How long after RUNNING an instance's Nomad client joins (Go duration)");
+                 "How long after its first boot (RUNNING) an instance's Nomad client joins (Go "
+                 "duration)");
+  app.add_option("--restart-join-delay", restart_join_delay,
+                 "How long after a restarted instance is RUNNING its node (same ID) is ready "
+                 "again (Go duration; default: --join-delay)");
+  app.add_option("--heartbeat-delay", heartbeat_delay,
+                 "How long after an instance stops its Nomad node goes down (missed heartbeats; "
+                 "Go duration)")
+      ->capture_default_str();
   app.add_option("--migration-delay", migration_delay,
                  "How long a drain takes to move a node's allocations away (Go duration)");
   try {
@@ -148,6 +162,8 @@ int Run(int argc, char** argv) {
   options.world.state_dir = state_dir;
   if (!passphrase.empty()) options.world.passphrase = passphrase;
   options.world.boot_delay = Duration("boot-delay", boot_delay);
+  options.world.start_delay =
+      start_delay.empty() ? options.world.boot_delay : Duration("start-delay", start_delay);
   options.world.prep_delay = Duration("prep-delay", prep_delay);
   options.world.image_download_delay = Duration("download-delay", download_delay);
   options.world.cloud_init_delay = Duration("cloud-init-delay", cloud_init_delay);
@@ -199,38 +215,79 @@ int Run(int argc, char** argv) {
         Duration("migration-delay", migration_delay));
     nomad = std::make_unique<mps::sim::NomadSim>(nomad_options);
     nomad->Start(nomad_port);
-    auto delay =
-        std::chrono::duration_cast<std::chrono::milliseconds>(Duration("join-delay", join_delay));
-    sim.OnInstanceRunning([&joiner, &nomad, &sim, delay](const std::string& name,
-                                                         const std::string& user_data) {
+    using std::chrono::milliseconds;
+    const auto delay = std::chrono::duration_cast<milliseconds>(Duration("join-delay", join_delay));
+    const auto rejoin_delay = restart_join_delay.empty()
+                                  ? delay
+                                  : std::chrono::duration_cast<milliseconds>(
+                                        Duration("restart-join-delay", restart_join_delay));
+    const auto down_delay =
+        std::chrono::duration_cast<milliseconds>(Duration("heartbeat-delay", heartbeat_delay));
+    // The instance's state and boot count now: a delayed reaction acts only
+    // if the VM has not moved on since (stopped and started again, deleted).
+    auto observe = [&sim](const std::string& name) -> std::optional<mps::sim::InstanceView> {
+      std::vector<mps::sim::InstanceView> found;
+      if (sim.world().Info({name}, &found) || found.empty()) return std::nullopt;
+      return found.front();
+    };
+    sim.OnInstanceRunning([&joiner, &nomad, observe, delay, rejoin_delay](
+                              const std::string& name, const std::string& user_data,
+                              bool first_boot) {
       auto node_class = mps::sim::NodeClassFromCloudInit(user_data);
       if (!node_class) {
-        spdlog::info("cluster-sim: {} has no Nomad node_class in its cloud-init; it will not join",
-                     name);
+        if (first_boot)
+          spdlog::info(
+              "cluster-sim: {} has no Nomad node_class in its cloud-init; it will not join", name);
         return;
       }
-      joiner.After(delay, [&nomad, &sim, name, cls = *node_class] {
+      // The hook runs just before RUNNING is visible: the boot it reports is
+      // the one after the current count.
+      const auto boot = observe(name) ? observe(name)->boots + 1 : 1;
+      auto still_up = [observe, name, boot] {
+        auto v = observe(name);
+        return v && v->state == mps::sim::InstanceState::kRunning && v->boots == boot;
+      };
+      if (!first_boot) {
+        joiner.After(rejoin_delay, [&nomad, still_up, name, cls = *node_class] {
+          if (!still_up()) return;
+          nomad->Rejoin(name, cls);
+          if (!still_up()) nomad->MarkDown(name, /*record_undrained=*/false);
+        });
+        return;
+      }
+      joiner.After(delay, [&nomad, still_up, name, cls = *node_class] {
         // A VM deleted (or stopped) before its Nomad client came up never
         // joins; one deleted while it was joining goes down again.
-        auto running = [&] {
-          std::vector<mps::sim::InstanceView> found;
-          return !sim.world().Info({name}, &found) && !found.empty() &&
-                 found.front().state == mps::sim::InstanceState::kRunning;
-        };
-        if (!running()) return;
+        if (!still_up()) return;
         try {
           nomad->RegisterNode(name, cls);
         } catch (const std::exception& e) {
           spdlog::warn("cluster-sim: {} could not join Nomad: {}", name, e.what());
         }
-        if (!running()) nomad->MarkDown(name, /*record_undrained=*/false);
+        if (!still_up()) nomad->MarkDown(name, /*record_undrained=*/false);
+      });
+    });
+    // A stopped VM's client stops heartbeating: Nomad marks its node down
+    // once the heartbeat TTL runs out, unless the VM came back meanwhile.
+    sim.OnInstanceStopped([&joiner, &nomad, observe, down_delay](const std::string& name) {
+      auto stopped = observe(name);
+      if (!stopped) return;
+      const auto boots = stopped->boots;
+      joiner.After(down_delay, [&nomad, observe, name, boots] {
+        auto v = observe(name);
+        if (!v || v->state != mps::sim::InstanceState::kStopped || v->boots != boots) return;
+        nomad->MarkDown(name);
       });
     });
     sim.OnInstanceDeleted([&nomad](const std::string& name) { nomad->MarkDown(name); });
-    // POST /sim/faults also reaches the Multipass side: {"fail_every_nth_launch": N}.
+    // POST /sim/faults also reaches the Multipass side:
+    // {"fail_every_nth_launch": N, "fail_every_nth_start": N}.
     nomad->OnFault([&sim](const nlohmann::json& faults) {
       if (faults.contains("fail_every_nth_launch")) {
         sim.SetFailEveryNthLaunch(faults["fail_every_nth_launch"].get<unsigned>());
+      }
+      if (faults.contains("fail_every_nth_start")) {
+        sim.world().SetFailEveryNthStart(faults["fail_every_nth_start"].get<unsigned>());
       }
     });
   }

@@ -489,9 +489,12 @@ const CertificateAuthority& MultipassSim::certificate_authority() const {
   return impl_->ca;
 }
 
-void MultipassSim::OnInstanceRunning(
-    std::function<void(const std::string&, const std::string&)> hook) {
+void MultipassSim::OnInstanceRunning(SimWorld::RunningHook hook) {
   impl_->world->OnInstanceRunning(std::move(hook));
+}
+
+void MultipassSim::OnInstanceStopped(std::function<void(const std::string&)> hook) {
+  impl_->world->OnInstanceStopped(std::move(hook));
 }
 
 void MultipassSim::OnInstanceDeleted(std::function<void(const std::string&)> hook) {

@@ -60,9 +60,9 @@ class MultipassSim {
   const CertificateAuthority& certificate_authority() const;
 
   // World hooks, called from a simulator thread without locks held.
-  void OnInstanceRunning(
-      std::function<void(const std::string& name, const std::string& cloud_init_user_data)> hook);
+  void OnInstanceRunning(SimWorld::RunningHook hook);
   void OnInstanceDeleted(std::function<void(const std::string& name)> hook);
+  void OnInstanceStopped(std::function<void(const std::string& name)> hook);
 
   WorldSnapshot Snapshot() const;
   void SetFailEveryNthLaunch(unsigned n);

@@ -224,11 +224,10 @@ std::optional<SimError> SimWorld::CheckCapacityLocked(const Instance& candidate)
                    " of " + std::to_string(options_.host_memory_bytes) + " bytes of memory)");
 }
 
-void SimWorld::BeginBootLocked(Instance& inst) {
+void SimWorld::BeginBootLocked(Instance& inst, Clock::duration delay) {
   inst.view.state = InstanceState::kStarting;
   if (inst.view.ipv4.empty()) inst.view.ipv4 = NextIpv4Locked();
-  inst.ready_at =
-      options_.hang_launches ? Clock::time_point::max() : Clock::now() + options_.boot_delay;
+  inst.ready_at = options_.hang_launches ? Clock::time_point::max() : Clock::now() + delay;
   changed_.notify_all();
 }
 
@@ -339,7 +338,7 @@ std::optional<SimError> SimWorld::Launch(const LaunchSpec& request, const StepSi
     return abandon(*cannot_start);
   }
   // STARTING (and listed) before the client hears "Starting NAME".
-  BeginBootLocked(it->second);
+  BeginBootLocked(it->second, options_.boot_delay);
   if (!send({LaunchStep::kCreateMessage, "Starting " + name}))
     return failed(Error(grpc::StatusCode::CANCELLED, "launch cancelled"));
 
@@ -390,12 +389,16 @@ void SimWorld::TickerLoop() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     auto next = Clock::time_point::max();
-    std::vector<std::pair<std::string, std::string>> due;
+    struct Due {
+      std::string name, user_data;
+      bool first_boot;
+    };
+    std::vector<Due> due;
     const auto now = Clock::now();
     for (auto& [name, inst] : instances_) {
       if (inst.view.state != InstanceState::kStarting) continue;
       if (inst.ready_at <= now)
-        due.emplace_back(name, inst.view.cloud_init_user_data);
+        due.push_back({name, inst.view.cloud_init_user_data, inst.view.boots == 0});
       else
         next = std::min(next, inst.ready_at);
     }
@@ -404,13 +407,15 @@ void SimWorld::TickerLoop() {
       // (a launch call returning OK) also sees the hook's effect.
       RunningHook hook = on_running_;
       lock.unlock();
-      for (const auto& [name, user_data] : due)
-        if (hook) hook(name, user_data);
+      for (const auto& d : due)
+        if (hook) hook(d.name, d.user_data, d.first_boot);
       lock.lock();
-      for (const auto& [name, user_data] : due) {
-        auto it = instances_.find(name);
+      for (const auto& d : due) {
+        auto it = instances_.find(d.name);
         if (it == instances_.end() || it->second.view.state != InstanceState::kStarting) continue;
         it->second.view.state = InstanceState::kRunning;
+        ++it->second.view.boots;
+        const auto& name = d.name;
         spdlog::info("multipass sim: {} is RUNNING", name);
       }
       changed_.notify_all();
@@ -535,22 +540,17 @@ std::optional<SimError> SimWorld::Start(const std::vector<std::string>& names, i
   if (selected.empty())
     for (const auto& [name, inst] : instances_)
       if (IsOperative(inst.view.state)) selected.push_back(name);
-  SimError err = Error(grpc::StatusCode::ABORTED, "");
-  std::vector<std::string> lines;
+  // multipassd answers a missing or deleted name with this one message; the
+  // names are in the StartError details.
+  SimError err = Error(grpc::StatusCode::ABORTED, "instance(s) missing");
   for (const auto& n : selected) {
     auto it = instances_.find(n);
-    if (it == instances_.end() || it->second.view.state == InstanceState::kPreparing) {
+    if (it == instances_.end() || it->second.view.state == InstanceState::kPreparing)
       err.start_errors[n] = kStartDoesNotExist;
-      lines.push_back("instance \"" + n + "\" does not exist");
-    } else if (it->second.view.state == InstanceState::kDeleted) {
+    else if (it->second.view.state == InstanceState::kDeleted)
       err.start_errors[n] = kStartInstanceDeleted;
-      lines.push_back("instance \"" + n + "\" is deleted");
-    }
   }
-  if (!lines.empty()) {
-    err.message = ManyErrors(lines);
-    return err;
-  }
+  if (!err.start_errors.empty()) return err;
   for (const auto& n : selected) {
     Instance& inst = instances_[n];
     if (inst.view.state != InstanceState::kStopped) continue;
@@ -559,7 +559,15 @@ std::optional<SimError> SimWorld::Start(const std::vector<std::string>& names, i
       cap->code = grpc::StatusCode::FAILED_PRECONDITION;
       return cap;
     }
-    BeginBootLocked(inst);
+    if (options_.fail_every_nth_start > 0 &&
+        ++start_counter_ % options_.fail_every_nth_start == 0) {
+      ++stats_.injected_start_failures;
+      spdlog::info("multipass sim: injected start failure for {}", n);
+      return Error(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          "failed to start \"" + n + "\": simulated hypervisor failure (fail_every_nth_start)");
+    }
+    BeginBootLocked(inst, options_.start_delay);
   }
   if (turn != nullptr) turn->Release();
   bool done = WaitLocked(lock, deadline, cancelled, [&] {
@@ -584,25 +592,54 @@ std::optional<SimError> SimWorld::Start(const std::vector<std::string>& names, i
 }
 
 std::optional<SimError> SimWorld::Stop(const std::vector<std::string>& names) {
-  std::lock_guard lock(mutex_);
-  std::vector<std::string> selected = names;
-  if (selected.empty())
-    for (const auto& [name, inst] : instances_)
-      if (IsOperative(inst.view.state)) selected.push_back(name);
-  for (const auto& n : selected) {
-    auto it = instances_.find(n);
-    if (it == instances_.end() || it->second.view.state == InstanceState::kPreparing)
-      return Error(grpc::StatusCode::NOT_FOUND, "instance \"" + n + "\" does not exist");
-    if (it->second.view.state == InstanceState::kDeleted)
-      return Error(grpc::StatusCode::INVALID_ARGUMENT, "instance \"" + n + "\" is deleted");
+  std::vector<std::string> stopped;
+  std::optional<SimError> refusal;
+  StoppedHook hook;
+  {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> selected = names;
+    if (selected.empty())
+      for (const auto& [name, inst] : instances_)
+        if (IsOperative(inst.view.state)) selected.push_back(name);
+    // Every bad name is reported; the code is the last kind found (deleted
+    // names are listed before missing ones, as the daemon's selection does).
+    std::vector<std::string> deleted, missing;
+    for (const auto& n : selected) {
+      auto it = instances_.find(n);
+      if (it == instances_.end() || it->second.view.state == InstanceState::kPreparing)
+        missing.push_back("instance \"" + n + "\" does not exist");
+      else if (it->second.view.state == InstanceState::kDeleted)
+        deleted.push_back("instance \"" + n + "\" is deleted");
+    }
+    if (!deleted.empty() || !missing.empty()) {
+      std::vector<std::string> lines = deleted;
+      lines.insert(lines.end(), missing.begin(), missing.end());
+      return Error(
+          missing.empty() ? grpc::StatusCode::INVALID_ARGUMENT : grpc::StatusCode::NOT_FOUND,
+          ManyErrors(lines));
+    }
+    // The daemon shuts the selected VMs down one by one and stops at the
+    // first that refuses: those before it are stopped.
+    for (const auto& n : selected) {
+      Instance& inst = instances_[n];
+      if (inst.view.state == InstanceState::kStopped) continue;
+      if (inst.view.state == InstanceState::kStarting) {
+        refusal = Error(grpc::StatusCode::FAILED_PRECONDITION,
+                        "Cannot shut down instance " + n + " while starting.");
+        break;
+      }
+      inst.view.state = InstanceState::kStopped;
+      inst.ready_at = Clock::time_point::max();
+      stopped.push_back(n);
+    }
+    changed_.notify_all();
+    hook = on_stopped_;
   }
-  for (const auto& n : selected) {
-    Instance& inst = instances_[n];
-    inst.view.state = InstanceState::kStopped;
-    inst.ready_at = Clock::time_point::max();
+  for (const auto& n : stopped) {
+    spdlog::info("multipass sim: {} stopped", n);
+    if (hook) hook(n);
   }
-  changed_.notify_all();
-  return std::nullopt;
+  return refusal;
 }
 
 // ---------------------------------------------------------------- misc
@@ -617,10 +654,21 @@ void SimWorld::OnInstanceDeleted(DeletedHook hook) {
   on_deleted_ = std::move(hook);
 }
 
+void SimWorld::OnInstanceStopped(StoppedHook hook) {
+  std::lock_guard lock(mutex_);
+  on_stopped_ = std::move(hook);
+}
+
 void SimWorld::SetFailEveryNthLaunch(unsigned n) {
   std::lock_guard lock(mutex_);
   options_.fail_every_nth_launch = n;
   launch_counter_ = 0;
+}
+
+void SimWorld::SetFailEveryNthStart(unsigned n) {
+  std::lock_guard lock(mutex_);
+  options_.fail_every_nth_start = n;
+  start_counter_ = 0;
 }
 
 void SimWorld::SetHangLaunches(bool hang) {

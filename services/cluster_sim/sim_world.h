@@ -26,12 +26,17 @@ using Clock = std::chrono::steady_clock;
 struct WorldOptions {
   std::filesystem::path state_dir;  // authenticated-certs/ lives here
   std::optional<std::string> passphrase;
+  // STARTING → RUNNING on an instance's first boot (launch).
   Clock::duration boot_delay = std::chrono::seconds(2);
+  // STARTING → RUNNING when a stopped instance is started again: no image to
+  // unpack, no first-boot work, so usually much shorter than boot_delay.
+  Clock::duration start_delay = std::chrono::seconds(2);
   Clock::duration prep_delay = Clock::duration::zero();
   // Shared by every launch of the image while it runs; not counted in a launch's timeout.
   Clock::duration image_download_delay = Clock::duration::zero();
   // After SSH is up (RUNNING): how long cloud-init takes. A launch's timeout
-  // applies to SSH-up and then again to this.
+  // applies to SSH-up and then again to this. Only a first boot pays it:
+  // cloud-init runs once per instance.
   Clock::duration cloud_init_delay = Clock::duration::zero();
   // One SSH command in a running VM, paid on the daemon's only RPC thread: per
   // VM by `list` with request_ipv4 and twice per VM by `info` with runtime
@@ -47,6 +52,9 @@ struct WorldOptions {
   std::uint64_t host_memory_bytes = 32ull << 30;
   std::uint64_t host_disk_bytes = 200ull << 30;
   unsigned fail_every_nth_launch = 0;  // 0 = never
+  // Every Nth start of a stopped instance fails as a hypervisor refusal
+  // would (FAILED_PRECONDITION, the instance stays stopped); 0 = never.
+  unsigned fail_every_nth_start = 0;
   bool hang_launches = false;
   // Image alias → release it resolves to (also the image-cache key).
   std::map<std::string, std::string> images = {{"", "24.04"},      {"lts", "24.04"},
@@ -70,6 +78,9 @@ struct InstanceView {
   std::string cloud_init_user_data;
   std::chrono::system_clock::time_point created_at;
   bool ssh_reachable = true;  // false: SSH into it fails (fault injection)
+  // Times it reached RUNNING: tells a restart from the first boot, and lets a
+  // delayed reaction to a stop or start see whether the VM moved on since.
+  std::uint64_t boots = 0;
 };
 
 struct SimStats {
@@ -78,6 +89,7 @@ struct SimStats {
   std::uint64_t launches_succeeded = 0;  // returned OK (RUNNING)
   std::uint64_t launches_failed = 0;     // any non-OK launch status
   std::uint64_t injected_launch_failures = 0;
+  std::uint64_t injected_start_failures = 0;
   std::uint64_t delete_requests = 0;
   std::uint64_t empty_delete_requests = 0;  // a DeleteRequest with no names: deletes ALL
   std::uint64_t purge_requests = 0;         // the purge RPC
@@ -126,8 +138,10 @@ struct LaunchStep {
 
 class SimWorld {
  public:
-  using RunningHook = std::function<void(const std::string&, const std::string&)>;
+  // (name, cloud-init user data, first boot)
+  using RunningHook = std::function<void(const std::string&, const std::string&, bool)>;
   using DeletedHook = std::function<void(const std::string&)>;
+  using StoppedHook = std::function<void(const std::string&)>;
   // Returns false once the caller is gone (write failed or call cancelled).
   using StepSink = std::function<bool(const LaunchStep&)>;
   using CancelledFn = std::function<bool()>;
@@ -178,12 +192,17 @@ class SimWorld {
   // Releases `turn` once the instances are booting.
   std::optional<SimError> Start(const std::vector<std::string>& names, int timeout_seconds,
                                 const CancelledFn& cancelled, Turn* turn = nullptr);
+  // As multipassd's stop without delay: an already stopped instance is left
+  // alone, a starting one refuses (FAILED_PRECONDITION).
   std::optional<SimError> Stop(const std::vector<std::string>& names);
 
   // --- hooks, faults, inspection ---
   void OnInstanceRunning(RunningHook hook);
   void OnInstanceDeleted(DeletedHook hook);
+  // Called once per instance that went from running to stopped.
+  void OnInstanceStopped(StoppedHook hook);
   void SetFailEveryNthLaunch(unsigned n);
+  void SetFailEveryNthStart(unsigned n);
   void SetHangLaunches(bool hang);
   // SSH into `name` fails from now on (or works again): list shows no address
   // ("N/A" from 1.16), info with runtime information fails FAILED_PRECONDITION.
@@ -207,7 +226,7 @@ class SimWorld {
   std::optional<SimError> ValidateLaunchLocked(LaunchSpec& spec, std::uint64_t* memory,
                                                std::uint64_t* disk, std::string* release);
   std::optional<SimError> CheckCapacityLocked(const Instance& candidate) const;
-  void BeginBootLocked(Instance& inst);
+  void BeginBootLocked(Instance& inst, Clock::duration delay);
   std::string NewPetNameLocked();
   std::string NextIpv4Locked();
   // Waits until `pred` holds, `deadline` passes or `cancelled` says so; true if pred held.
@@ -228,10 +247,12 @@ class SimWorld {
   std::set<std::string> certificates_;
   SimStats stats_;
   std::uint64_t launch_counter_ = 0;
+  std::uint64_t start_counter_ = 0;
   std::uint64_t ip_counter_ = 0;
   std::uint64_t pet_counter_ = 0;
   RunningHook on_running_;
   DeletedHook on_deleted_;
+  StoppedHook on_stopped_;
   bool stopping_ = false;
   std::thread ticker_;
 };

@@ -49,7 +49,7 @@ TEST(SimWorld, HooksSeeRunningWithUserDataAndDeletion) {
   std::mutex m;
   std::vector<std::string> running, deleted;
   std::string user_data;
-  world.OnInstanceRunning([&](const std::string& n, const std::string& ud) {
+  world.OnInstanceRunning([&](const std::string& n, const std::string& ud, bool) {
     std::lock_guard l(m);
     running.push_back(n);
     user_data = ud;
@@ -101,6 +101,93 @@ TEST(SimWorld, GeneratedNamesAreValidAndUnique) {
   ASSERT_EQ(list.size(), 2u);
   EXPECT_NE(list[0].name, list[1].name);
   EXPECT_EQ(list[0].state, InstanceState::kRunning);
+}
+
+TEST(SimWorld, StopAndStartFollowTheDaemonsStateRules) {
+  WorldOptions o = FastOptions();
+  o.start_delay = 10ms;
+  SimWorld world(o);
+  std::mutex m;
+  std::vector<std::pair<std::string, bool>> running;  // (name, first boot)
+  std::vector<std::string> stopped;
+  world.OnInstanceRunning([&](const std::string& n, const std::string&, bool first_boot) {
+    std::lock_guard l(m);
+    running.emplace_back(n, first_boot);
+  });
+  world.OnInstanceStopped([&](const std::string& n) {
+    std::lock_guard l(m);
+    stopped.push_back(n);
+  });
+  Recorder rec;
+  ASSERT_FALSE(world.Launch(Spec("a"), rec.sink(), kNever).has_value());
+  ASSERT_FALSE(world.Launch(Spec("gone"), rec.sink(), kNever).has_value());
+  std::vector<std::string> purged;
+  ASSERT_FALSE(world.Delete({"gone"}, false, &purged).has_value());
+
+  ASSERT_FALSE(world.Stop({"a"}).has_value());
+  ASSERT_FALSE(world.Stop({"a"}).has_value());  // already stopped: left alone, no second report
+  auto deleted = world.Stop({"gone"});
+  ASSERT_TRUE(deleted.has_value());
+  EXPECT_EQ(deleted->code, grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(deleted->message.find("instance \"gone\" is deleted"), std::string::npos);
+  auto missing = world.Stop({"gone", "ghost"});
+  ASSERT_TRUE(missing.has_value());
+  EXPECT_EQ(missing->code, grpc::StatusCode::NOT_FOUND);  // the last kind found wins
+  EXPECT_NE(missing->message.find("instance \"ghost\" does not exist"), std::string::npos);
+
+  auto not_there = world.Start({"a", "gone", "ghost"}, 5, kNever);
+  ASSERT_TRUE(not_there.has_value());
+  EXPECT_EQ(not_there->code, grpc::StatusCode::ABORTED);
+  EXPECT_EQ(not_there->message, "instance(s) missing");
+  EXPECT_EQ(not_there->start_errors.at("gone"), 2);                // StartError::INSTANCE_DELETED
+  EXPECT_EQ(not_there->start_errors.at("ghost"), 1);               // StartError::DOES_NOT_EXIST
+  EXPECT_EQ(world.List().front().state, InstanceState::kStopped);  // nothing was started
+
+  ASSERT_FALSE(world.Start({"a"}, 5, kNever).has_value());
+  ASSERT_FALSE(world.Start({"a"}, 5, kNever).has_value());  // running: nothing to do
+  std::lock_guard l(m);
+  EXPECT_EQ(running,
+            (std::vector<std::pair<std::string, bool>>{{"a", true}, {"gone", true}, {"a", false}}));
+  EXPECT_EQ(stopped, std::vector<std::string>{"a"});
+  EXPECT_EQ(world.List().front().boots, 2u);
+}
+
+TEST(SimWorld, StartPaysTheStartDelayNotTheBootDelayAndAStartingVmCannotStop) {
+  WorldOptions o = FastOptions();
+  o.start_delay = std::chrono::hours(1);  // a start that never finishes within its timeout
+  SimWorld world(o);
+  Recorder rec;
+  // The launch boots in boot_delay: the first boot does not pay start_delay.
+  ASSERT_FALSE(world.Launch(Spec("a"), rec.sink(), kNever).has_value());
+  ASSERT_FALSE(world.Stop({"a"}).has_value());
+  auto late = world.Start({"a"}, 1, kNever);
+  ASSERT_TRUE(late.has_value());
+  EXPECT_EQ(late->code, grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(late->message.find("a: timed out waiting for response"), std::string::npos);
+  EXPECT_EQ(world.List().front().state, InstanceState::kStarting);  // the VM stays, starting
+  auto refused = world.Stop({"a"});
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->code, grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(refused->message, "Cannot shut down instance a while starting.");
+}
+
+TEST(SimWorld, OnlyTheFirstBootPaysCloudInit) {
+  WorldOptions o = FastOptions();
+  o.cloud_init_delay = std::chrono::hours(1);
+  o.start_delay = 10ms;
+  SimWorld world(o);
+  Recorder rec;
+  // cloud-init longer than the launch's timeout: the launch fails after SSH-up
+  // with the VM left in place (RUNNING), as multipassd's does.
+  LaunchSpec spec = Spec("a");
+  spec.timeout_seconds = 1;
+  auto launch = world.Launch(spec, rec.sink(), kNever);
+  ASSERT_TRUE(launch.has_value());
+  EXPECT_NE(launch->message.find("timed out waiting for initialization"), std::string::npos);
+  ASSERT_FALSE(world.Stop({"a"}).has_value());
+  // A restart waits only for SSH-up, not for cloud-init again.
+  EXPECT_FALSE(world.Start({"a"}, 1, kNever).has_value());
+  EXPECT_EQ(world.List().front().state, InstanceState::kRunning);
 }
 
 }  // namespace

@@ -147,6 +147,9 @@ struct NomadSim::State {
   std::condition_variable changed;
   bool stopping = false;
   std::map<std::string, SimNode> nodes;  // by ID: the list order of GET /v1/nodes
+  // instance → the node ID its Nomad client keeps in its data dir: a client
+  // that comes back re-registers under it, even after its node was purged.
+  std::map<std::string, std::string> client_node_ids;
   std::map<std::string, SimAlloc> allocs;
   std::uint64_t raft_index = 10;
   std::uint64_t nodes_index = 10, allocs_index = 10;
@@ -440,8 +443,15 @@ struct NomadSim::State {
         throw std::invalid_argument("instance " + instance + " already has live node " + n.id);
       }
     }
+    return RegisterLocked(instance, node_class, dc, pool, cpu, mem, NewId());
+  }
+
+  std::string RegisterLocked(const std::string& instance, const std::string& node_class,
+                             const std::string& dc, const std::string& pool, std::int64_t cpu,
+                             std::int64_t mem, const std::string& id_to_use) {
     SimNode n;
-    n.id = NewId();
+    n.id = id_to_use;
+    client_node_ids[instance] = n.id;
     n.instance = instance;
     n.node_class = node_class;
     n.datacenter = dc.empty() ? "dc1" : dc;
@@ -936,6 +946,29 @@ std::string NomadSim::RegisterNode(const std::string& instance_name, const std::
                                    const std::string& datacenter, const std::string& node_pool,
                                    std::int64_t cpu_shares, std::int64_t memory_mb) {
   return state_->Register(instance_name, node_class, datacenter, node_pool, cpu_shares, memory_mb);
+}
+
+std::string NomadSim::Rejoin(const std::string& instance_name, const std::string& node_class) {
+  std::lock_guard lock(state_->mu);
+  auto& s = *state_;
+  auto known = s.client_node_ids.find(instance_name);
+  if (known == s.client_node_ids.end())
+    return s.RegisterLocked(instance_name, node_class, "dc1", "default", 2500, 2048, s.NewId());
+  auto it = s.nodes.find(known->second);
+  if (it == s.nodes.end())
+    return s.RegisterLocked(instance_name, node_class, "dc1", "default", 2500, 2048, known->second);
+  SimNode& n = it->second;
+  // Still up (it came back before its heartbeat was missed): nothing changes.
+  if (n.status != "down") return n.id;
+  // Nomad keeps a re-registering node's eligibility and drain: the server
+  // owns them, not the client.
+  n.status = "initializing";
+  n.ready_at = Clock::now() + s.options.ready_delay;
+  n.status_updated_at = UnixNanos() / 1000000000;
+  s.NodeEvent(n, "Cluster", "Node re-registered");
+  s.BumpNode(n);
+  s.changed.notify_all();
+  return n.id;
 }
 
 bool NomadSim::MarkDown(const std::string& instance_name, bool record_undrained) {

@@ -66,6 +66,11 @@ class NomadSim {
                            const std::string& datacenter = "dc1",
                            const std::string& node_pool = "default", std::int64_t cpu_shares = 2500,
                            std::int64_t memory_mb = 2048);
+  // The instance's Nomad client came back after a restart: its node (same
+  // ID, eligibility and drain kept) is initializing again, then ready after
+  // ready_delay. A node purged meanwhile is registered again under its old
+  // ID; an instance that never had a node registers a new one. Returns the ID.
+  std::string Rejoin(const std::string& instance_name, const std::string& node_class);
   // The instance's live node goes down (its VM vanished). false = no such node.
   // With record_undrained, a node still ready and eligible (never drained)
   // is listed in GET /sim/undrained_deletions.
