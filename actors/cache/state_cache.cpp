@@ -1,5 +1,6 @@
 #include "cache/state_cache.h"
 
+#include <algorithm>
 #include <set>
 #include <stdexcept>
 
@@ -321,6 +322,10 @@ class CacheState {
         if (r.kind == OperationKind::kDrain) {
           Publish(ev::NodeDraining{r.pool, r.instance, r.node_id});
         }
+        if (r.kind == OperationKind::kDelete && r.warm_failure) {
+          pool.state.RecordLaunchFailure(r.detail, now, r.request_id);
+          Publish(ev::InstanceFailed{r.pool, r.instance, r.detail});
+        }
         return;
       case OpPhase::kUnresolved:
         pool.undriven.insert(r.instance);
@@ -437,8 +442,12 @@ class CacheState {
       if (pool.undriven.contains(op.instance)) out.push_back(op);
     }
     pool.undriven.clear();
-    // Resuming is a scale of its own: nothing else may plan meanwhile.
-    if (!out.empty() && !pool.state.active_scale_request_id) {
+    // Resuming is a scale of its own: nothing else may plan meanwhile,
+    // unless all of it is the warm pool's own upkeep (its instances are not
+    // counted, and a Scale only takes warm instances no operation owns).
+    bool warm_upkeep_only = std::all_of(
+        out.begin(), out.end(), [&](const auto& op) { return pool.state.IsWarmPool(op.instance); });
+    if (!out.empty() && !warm_upkeep_only && !pool.state.active_scale_request_id) {
       pool.state.active_scale_request_id = out.front().request_id;
     }
     return work;

@@ -116,7 +116,10 @@ void PlanScaleOut(const PoolState& state, const PoolPolicy& policy, TimePoint no
       if (!BelongsToPool(state.prefix, instance.name) || state.OperationOn(instance.name) ||
           !wanted(instance))
         continue;
-      starts.push_back(StartAction{instance.name, state.IsWarmPool(instance.name), {}});
+      starts.push_back(StartAction{instance.name,
+                                   state.IsWarmPool(instance.name),
+                                   {},
+                                   instance.node ? instance.node->id : std::string()});
       --missing;
     }
   };
@@ -258,8 +261,11 @@ void PlanScaleIn(const PoolState& state, const PoolPolicy& policy, TimePoint now
 
 // The warm pool's upkeep, only when nothing else needs repair: the rest of
 // the reconciliation goes first, and the warm pool never holds it up.
+// refill_only: a Scale is in flight and owns the pool's instances; only
+// warm launches are planned.
 void PlanWarmPool(const PoolState& state, const PoolPolicy& policy, TimePoint now,
-                  InstanceNamer& namer, ScalePlan& plan, std::vector<std::string>& notes) {
+                  InstanceNamer& namer, ScalePlan& plan, std::vector<std::string>& notes,
+                  bool refill_only) {
   std::int64_t warm_count = 0;
   std::int64_t counted = plan.current_count;
   for (const auto& [name, phase] : state.warm) {
@@ -285,15 +291,15 @@ void PlanWarmPool(const PoolState& state, const PoolPolicy& policy, TimePoint no
           continue;
         }
       }
-      if (instance->state == InstanceState::kRunning ||
-          instance->state == InstanceState::kStopped) {
-        plan.actions.push_back(PrepareWarmAction{name});
+      if (!refill_only && (instance->state == InstanceState::kRunning ||
+                           instance->state == InstanceState::kStopped)) {
+        plan.actions.push_back(PrepareWarmAction{name, instance->state == InstanceState::kStopped});
       }
       ++warm_count;
       continue;
     }
     // Warm: beyond warm_pool_size (lowered, or turned off) it is deleted.
-    if (warm_count >= policy.warm_pool_size) {
+    if (!refill_only && warm_count >= policy.warm_pool_size) {
       plan.actions.push_back(DeleteAction{name, "warm pool holds more than warm_pool_size " +
                                                     std::to_string(policy.warm_pool_size)});
       if (instance->node && policy.node_purge) {
@@ -303,8 +309,14 @@ void PlanWarmPool(const PoolState& state, const PoolPolicy& policy, TimePoint no
     }
     ++warm_count;
   }
-  std::int64_t wanted = policy.warm_pool_size - warm_count;
-  std::int64_t room = policy.WarmMaxPrepared() - counted - warm_count;
+  // Instances being drained are capacity until deleted, and with reuse
+  // they may come back as warm ones: the refill leaves room for them.
+  std::int64_t draining = 0;
+  for (const auto& op : state.operations)
+    if (op.kind == OperationKind::kDrain && !state.IsWarmPool(op.instance)) ++draining;
+  std::int64_t wanted =
+      policy.warm_pool_size - warm_count - (policy.warm_pool_reuse_on_scale_in ? draining : 0);
+  std::int64_t room = policy.WarmMaxPrepared() - counted - warm_count - draining;
   std::int64_t launches = std::min(wanted, room);
   if (launches <= 0 || !plan.actions.empty()) return;
   if (policy.instance_image_name.empty()) {
@@ -422,15 +434,25 @@ ScalePlan ScalePlanner::ReconcilePlan(const PoolState& state, const PoolPolicy& 
   plan.max_parallel_launches = policy.max_parallel_launches;
   plan.current_count = ComputeStatus(state, policy, now).count;
   plan.target = plan.current_count;
+  std::vector<std::string> notes;
   if (state.active_scale_request_id) {
-    plan.message = "scale request " + *state.active_scale_request_id + " in progress";
+    // The refill does not wait for the Scale: its launches only take launch
+    // slots the Scale leaves free (the controller's rule).
+    if (state.multipass.reachable)
+      PlanWarmPool(state, policy, now, namer, plan, notes, /*refill_only=*/true);
+    plan.background = true;
+    if (plan.actions.empty()) {
+      plan.message = "scale request " + *state.active_scale_request_id + " in progress";
+      return plan;
+    }
+    plan.outcome = PlanOutcome::kExecute;
+    plan.message = "pool " + state.prefix + ": " + notes.back();
     return plan;
   }
   if (!state.multipass.reachable) {
     return Refuse(std::move(plan), "multipassd unreachable: " + state.multipass.reason);
   }
 
-  std::vector<std::string> notes;
   std::int64_t replacements = 0;
   // "Never registered" is only known while Nomad can be read.
   for (const auto& instance : state.instances) {
@@ -466,7 +488,7 @@ ScalePlan ScalePlanner::ReconcilePlan(const PoolState& state, const PoolPolicy& 
     plan.actions.push_back(std::move(purge));
   }
   if (plan.actions.empty()) {
-    PlanWarmPool(state, policy, now, namer, plan, notes);
+    PlanWarmPool(state, policy, now, namer, plan, notes, /*refill_only=*/false);
     plan.background = !plan.actions.empty();
   }
   if (plan.actions.empty()) {

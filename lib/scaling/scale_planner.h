@@ -63,11 +63,13 @@ struct StartAction {
   std::string name;
   bool warm = false;
   std::string replacement;  // warm: the fresh name of the cold launch replacing a failure
+  std::string node_id;      // warm: its (down) node, purged if the start fails
   template <class V>
   void VisitFields(V& v) {
     v.Required("name", name);
     v.Optional("warm", warm);
     v.Optional("replacement", replacement);
+    v.Optional("node_id", node_id);
   }
 };
 
@@ -76,9 +78,13 @@ struct StartAction {
 // ineligible, stop the VM.
 struct PrepareWarmAction {
   std::string name;
+  // Already stopped (a crash came between the stop and its record): only
+  // the stop is recorded again.
+  bool stopped = false;
   template <class V>
   void VisitFields(V& v) {
     v.Required("name", name);
+    v.Optional("stopped", stopped);
   }
 };
 
@@ -198,6 +204,8 @@ class ScalePlanner {
   // warm instances that failed to prepare or exceed warm_pool_size, and
   // launches warm instances up to warm_pool_size (never past
   // warm_pool_max_prepared or max_instances, never in launch backoff).
+  // While a Scale is in flight only the warm pool's refill launches are
+  // planned (as a background plan): the Scale owns everything else.
   ScalePlan ReconcilePlan(const PoolState& state, const PoolPolicy& policy, TimePoint now,
                           InstanceNamer& namer) const;
 };

@@ -517,12 +517,30 @@ TEST_F(ScalePlannerTest, RefillNeverPassesMaxPreparedNorMaxInstances) {
   EXPECT_EQ(ActionsOf<LaunchAction>(plan).size(), 1u);
 }
 
-TEST_F(ScalePlannerTest, RefillNeverWhileAScaleRuns) {
-  auto state = WarmState({}, {});
+TEST_F(ScalePlannerTest, WhileAScaleRunsOnlyTheRefillIsPlannedAndInTheBackground) {
+  // A counted instance that never registered: a repair, but not while the
+  // Scale owns the pool.
+  auto state = WarmState({Unregistered("web-1", 2h)}, {});
   state.active_scale_request_id = "req-9";
-  auto plan = planner_.ReconcilePlan(state, Policy({{"warm_pool_size", "3"}}), Now(), namer_);
-  EXPECT_EQ(plan.outcome, PlanOutcome::kNoop);
-  EXPECT_TRUE(plan.actions.empty());
+  auto policy = Policy({{"warm_pool_size", "3"}});
+  auto plan = planner_.ReconcilePlan(state, policy, Now(), namer_);
+  ASSERT_EQ(plan.outcome, PlanOutcome::kExecute) << plan.message;
+  EXPECT_TRUE(plan.background);  // it does not take the pool's Scale slot
+  auto launches = ActionsOf<LaunchAction>(plan);
+  EXPECT_EQ(launches.size(), 3u);
+  EXPECT_EQ(launches.size(), plan.actions.size());
+  for (const auto& l : launches) EXPECT_TRUE(l.warm);
+
+  // Instances the Scale is draining may come back to the warm pool
+  // (reuse) and are still capacity until deleted: the refill leaves room.
+  state = WarmState({Ready("web-1"), Ready("web-2")}, {});
+  state.active_scale_request_id = "req-9";
+  state.operations.push_back({OperationKind::kDrain, "web-1", Now(), "req-9"});
+  state.operations.push_back({OperationKind::kDrain, "web-2", Now(), "req-9"});
+  policy = Policy(
+      {{"warm_pool_size", "3"}, {"max_instances", "4"}, {"warm_pool_reuse_on_scale_in", "true"}});
+  plan = planner_.ReconcilePlan(state, policy, Now(), namer_);
+  EXPECT_EQ(ActionsOf<LaunchAction>(plan).size(), 1u) << plan.message;
 }
 
 TEST_F(ScalePlannerTest, RefillWaitsForOtherRepairsAndBackoff) {
