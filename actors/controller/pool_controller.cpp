@@ -26,6 +26,8 @@ using scaling::OperationKind;
 using namespace std::chrono_literals;
 // A launch slot of a pool came free.
 using kick_atom = caf::atom_constant<caf::atom("pckick")>;
+// A pool's node watch tries again after a failed query.
+using watch_atom = caf::atom_constant<caf::atom("pcwatch")>;
 
 // The peer, not the request, failed: the outcome is unknown.
 bool LinkBroke(const bus::BusError& e) {
@@ -85,6 +87,19 @@ struct Run {
   }
 };
 
+// A run waiting for an instance's node to be ready.
+struct NodeWaiter {
+  std::uint64_t run = 0;
+  std::string instance;
+  std::chrono::steady_clock::time_point until;
+  std::function<void(Run&, const std::string&)> found;
+};
+struct NodeWatch {
+  ConfigMap config;  // the latest waiter's policy
+  std::vector<NodeWaiter> waiters;
+  bool in_flight = false;  // a query (or its retry timer) is under way
+};
+
 struct ControllerState {
   static inline const char* name = "pool-controller";
   ControllerOptions options;
@@ -104,6 +119,8 @@ struct ControllerState {
   std::string key_nonce = std::to_string(std::chrono::system_clock::now().time_since_epoch() /
                                          std::chrono::microseconds(1));
   std::uint64_t next_stop = 1;
+  // Nodes awaited per pool (warm pools), served by one blocking query.
+  std::map<std::string, NodeWatch> node_watches;
 };
 
 using Self = caf::stateful_actor<ControllerState>;
@@ -569,43 +586,77 @@ class Controller {
 
   // -- Warm pool -------------------------------------------------------------
 
-  // Follows Nomad's node table with blocking queries (no polling) until
-  // `name`'s node is ready: then `found(run, node id)`; once `until` has
-  // passed, `found(run, "")`.
+  // Waits until `name`'s node is ready: then `found(run, node id)`; once
+  // `until` has passed, `found(run, "")`. The run waits for it.
   void WaitForNode(Run& run, const std::string& name, std::chrono::steady_clock::time_point until,
-                   std::uint64_t index, std::function<void(Run&, const std::string&)> found) {
+                   std::function<void(Run&, const std::string&)> found) {
+    run.pending++;
+    auto& watch = st_.node_watches[run.pool];
+    watch.config = run.config;
+    watch.waiters.push_back({run.id, name, until, std::move(found)});
+    if (!watch.in_flight) WatchNodes(run.pool, 0);
+  }
+
+ public:
+  // One blocking query on the pool's node table serves every node awaited
+  // in the pool (a warm scale out awaits many at once, and each query costs
+  // Nomad a list and a read per node); it runs while anyone waits.
+  void WatchNodes(const std::string& pool, std::uint64_t index) {
+    auto it = st_.node_watches.find(pool);
+    if (it == st_.node_watches.end() || it->second.waiters.empty()) {
+      if (it != st_.node_watches.end()) st_.node_watches.erase(it);
+      return;
+    }
+    auto& watch = it->second;
+    auto now = std::chrono::steady_clock::now();
+    auto earliest = now + 10s;
+    for (const auto& w : watch.waiters) earliest = std::min(earliest, w.until);
+    auto wait = std::clamp<std::chrono::milliseconds>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(earliest - now), 1ms, 10s);
     nm::PoolNodesRequest req;
-    req.policy = run.config;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - std::chrono::steady_clock::now());
-    auto wait = std::clamp<std::chrono::milliseconds>(left, 1ms, 10s);
+    req.policy = watch.config;
     if (index > 0) {
       req.index = index;
       req.wait_ms = wait.count();
     }
-    Call(run, *links().nomad, req, {wait + 10s, {}},
-         [this, name, until, found](Run& r, Answer<nm::PoolNodesReply>& a) {
-           if (a.ok()) {
-             for (const auto& n : a.value.nodes) {
-               if (n.instance == name && n.status == "ready") {
-                 found(r, n.id);
-                 return;
-               }
-             }
-           }
-           if (std::chrono::steady_clock::now() >= until) {
-             found(r, "");
-             return;
-           }
-           std::uint64_t next = a.ok() ? a.value.index.value_or(0) : 0;
-           if (next == 0) {
-             // No index to block on (Nomad failed to answer): try again shortly.
-             Later(r, 500ms,
-                   [this, name, until, found](Run& r2) { WaitForNode(r2, name, until, 0, found); });
-             return;
-           }
-           WaitForNode(r, name, until, next, found);
-         });
+    watch.in_flight = true;
+    bus::CallContract<nm::PoolNodesRequest>(
+        *st_.calls, *links().nomad, req, {wait + 10s, {}},
+        [this, pool](Answer<nm::PoolNodesReply>& a) { OnNodes(pool, a); });
+  }
+
+ private:
+  void OnNodes(const std::string& pool, Answer<nm::PoolNodesReply>& a) {
+    auto it = st_.node_watches.find(pool);
+    if (it == st_.node_watches.end()) return;
+    auto& watch = it->second;
+    watch.in_flight = false;
+    auto now = std::chrono::steady_clock::now();
+    std::vector<std::pair<NodeWaiter, std::string>> resolved;
+    for (auto w = watch.waiters.begin(); w != watch.waiters.end();) {
+      std::string ready;
+      if (a.ok()) {
+        for (const auto& n : a.value.nodes)
+          if (n.instance == w->instance && n.status == "ready") ready = n.id;
+      }
+      if (ready.empty() && now < w->until) {
+        ++w;
+        continue;
+      }
+      resolved.emplace_back(std::move(*w), ready);
+      w = watch.waiters.erase(w);
+    }
+    std::uint64_t next = a.ok() ? a.value.index.value_or(0) : 0;
+    if (next == 0) {
+      // No index to block on (Nomad failed to answer): try again shortly.
+      watch.in_flight = true;
+      self_->delayed_send(self_, 500ms, watch_atom::value, pool, std::uint64_t{0});
+    } else {
+      WatchNodes(pool, next);
+    }
+    for (auto& entry : resolved) {
+      WithRun(entry.first.run, [&](Run& r) { entry.first.found(r, entry.second); });
+    }
   }
 
   std::chrono::steady_clock::time_point RegistrationDeadline(const Run& run) const {
@@ -621,7 +672,7 @@ class Controller {
   // warm pool that keeps failing backs off), and the refill launches another.
   void PrepareWarm(Run& run, const std::string& name) {
     WaitForNode(
-        run, name, RegistrationDeadline(run), 0, [this, name](Run& r, const std::string& node) {
+        run, name, RegistrationDeadline(run), [this, name](Run& r, const std::string& node) {
           if (node.empty()) {
             r.Fail("warm instance " + name + ": its Nomad node did not register within " +
                        config::FormatGoDuration(r.policy.node_registration_timeout) + "; deleted",
@@ -737,7 +788,7 @@ class Controller {
            }
            r.changed = true;
            WaitForNode(
-               r, name, RegistrationDeadline(r), 0,
+               r, name, RegistrationDeadline(r),
                [this, name, replace](Run& r2, const std::string& node) {
                  if (node.empty()) {
                    replace(r2,
@@ -1218,6 +1269,7 @@ class Controller {
     st_.runs.clear();
     st_.tending.clear();
     st_.launches_in_flight.clear();
+    st_.node_watches.clear();
     st_.timers.clear();
     st_.calls->Forget();
   }
@@ -1238,6 +1290,9 @@ caf::behavior PoolController(Self* self, ControllerOptions options) {
       [controller](tend_atom, const TendRequest& tend) { controller->Tend(tend); },
       [controller](later_atom, std::uint64_t timer) { controller->Fire(timer); },
       [controller](kick_atom, const std::string& pool) { controller->Kick(pool); },
+      [controller](watch_atom, const std::string& pool, std::uint64_t index) {
+        controller->WatchNodes(pool, index);
+      },
       [self](bus::bus_done_atom, std::uint64_t id, bus::CallResult& result) {
         self->state.calls->Complete(id, result);
       },

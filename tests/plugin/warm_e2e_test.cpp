@@ -159,7 +159,9 @@ TEST(WarmPoolEndToEnd, ScaleInWithReuseReturnsDrainedInstancesToTheWarmPool) {
   world.StartPlugin();
   ASSERT_EQ(UntilWarm(world, 3).warm.size(), 3u) << world.host_stderr();
   ASSERT_TRUE(world.Scale(5)["ok"]) << world.host_stderr();
-  auto v = View(world);
+  // The cold launches' nodes join a moment after the Scale returns.
+  auto v = Until(
+      world, [](const PoolView& p) { return p.count == 5 && p.status["values"]["ready"] == true; });
   EXPECT_TRUE(v.warm.empty()) << v.status;
   std::set<std::string> node_ids;
   for (const auto& n : world.Nodes()) node_ids.insert(n["ID"].get<std::string>());
