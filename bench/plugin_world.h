@@ -43,6 +43,8 @@ struct WorldOptions {
   std::string ssh_delay = "50ms";  // cluster-sim's default: one SSH command in a VM
   // Extra environment of multipass-target.
   std::map<std::string, std::string> plugin_env;
+  // More cluster-sim flags (--cloud-init-delay, --start-delay, ...).
+  std::vector<std::string> sim_args;
 };
 
 // VmRSS of a live process in KiB (0 when it cannot be read).
@@ -63,11 +65,27 @@ class PluginWorld {
     using namespace std::chrono_literals;
     namespace fs = std::filesystem;
     auto bin = mps::testing::BinDir();
-    sim_ = std::make_unique<mps::testing::ChildProcess>(std::vector<std::string>{
-        bin + "/cluster-sim", "--state-dir", dir() + "/sim", "--multipass-socket",
-        dir() + "/mp.sock", "--nomad-port", "0", "--boot-delay", options_.boot_delay,
-        "--join-delay", options_.join_delay, "--host-cpus", "64", "--host-memory", "128G",
-        "--ssh-delay", options_.ssh_delay, "--passphrase", "bench-passphrase"});
+    std::vector<std::string> sim_argv{bin + "/cluster-sim",
+                                      "--state-dir",
+                                      dir() + "/sim",
+                                      "--multipass-socket",
+                                      dir() + "/mp.sock",
+                                      "--nomad-port",
+                                      "0",
+                                      "--boot-delay",
+                                      options_.boot_delay,
+                                      "--join-delay",
+                                      options_.join_delay,
+                                      "--host-cpus",
+                                      "64",
+                                      "--host-memory",
+                                      "128G",
+                                      "--ssh-delay",
+                                      options_.ssh_delay,
+                                      "--passphrase",
+                                      "bench-passphrase"};
+    sim_argv.insert(sim_argv.end(), options_.sim_args.begin(), options_.sim_args.end());
+    sim_ = std::make_unique<mps::testing::ChildProcess>(sim_argv);
     for (;;) {
       auto line = sim_->ReadLine(20s);
       if (!line) throw std::runtime_error("cluster-sim did not start: " + sim_->stderr_text());
@@ -104,6 +122,7 @@ class PluginWorld {
   }
 
   const std::string& dir() const { return dir_.path(); }
+  const std::string& nomad_address() const { return nomad_address_; }
   pid_t hostd_pid() const { return hostd_->pid(); }
   pid_t plugin_pid() const { return plugin_ ? plugin_->pid() : -1; }
 

@@ -120,6 +120,9 @@ struct OpReport {
   std::string detail;     // error or reason
   std::string node_id;    // drains
   bool leftover = false;  // a failed launch left an instance behind
+  // A delete of a warm-pool instance that failed to prepare or to start: it
+  // counts as a launch failure, so a warm pool that keeps failing backs off.
+  bool warm_failure = false;
   template <class V>
   void VisitFields(V& v) {
     v.Required("pool", pool);
@@ -130,6 +133,7 @@ struct OpReport {
     v.Optional("detail", detail);
     v.Optional("node_id", node_id);
     v.Optional("leftover", leftover);
+    v.Optional("warm_failure", warm_failure);
   }
 };
 

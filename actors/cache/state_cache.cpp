@@ -1,5 +1,6 @@
 #include "cache/state_cache.h"
 
+#include <algorithm>
 #include <set>
 #include <stdexcept>
 
@@ -70,15 +71,20 @@ std::string Describe(const scaling::ScaleAction& action) {
       [](const auto& a) -> std::string {
         using T = std::decay_t<decltype(a)>;
         if constexpr (std::is_same_v<T, scaling::LaunchAction>) {
-          return "launch " + a.name + " (" + (a.image.empty() ? "default image" : a.image) + ")";
+          return std::string(a.warm ? "launch warm " : "launch ") + a.name + " (" +
+                 (a.image.empty() ? "default image" : a.image) + ")";
         } else if constexpr (std::is_same_v<T, scaling::StartAction>) {
-          return "start " + a.name;
+          return std::string(a.warm ? "start warm " : "start ") + a.name;
+        } else if constexpr (std::is_same_v<T, scaling::PrepareWarmAction>) {
+          return "finish preparing warm " + a.name;
         } else if constexpr (std::is_same_v<T, scaling::DeleteAction>) {
           return "delete " + a.name + ": " + a.reason;
         } else if constexpr (std::is_same_v<T, scaling::SelectAndDrainAction>) {
           return "select " + std::to_string(a.count) + " of " +
                  std::to_string(a.candidates.size()) + " node(s) by " +
-                 std::string(ToString(a.strategy)) + " and drain them";
+                 std::string(ToString(a.strategy)) + " and drain them" +
+                 (a.reuse > 0 ? " (up to " + std::to_string(a.reuse) + " back to the warm pool)"
+                              : std::string());
         } else {
           return "purge " + std::to_string(a.node_ids.size()) + " node(s): " + a.reason;
         }
@@ -236,11 +242,16 @@ class CacheState {
     // operations in the store, and a store that cannot take them (disk full,
     // file removed) means nothing is done and the memory is left as it was.
     std::vector<std::pair<OperationKind, std::string>> operations;
+    // The warm pool's changes land in the same transaction as the
+    // operations: a warm launch joins it, a warm start leaves it.
+    std::vector<std::string> warming, leaving_warm;
     for (const auto& action : plan.actions) {
       if (const auto* launch = std::get_if<scaling::LaunchAction>(&action)) {
         operations.emplace_back(OperationKind::kLaunch, launch->name);
+        if (launch->warm) warming.push_back(launch->name);
       } else if (const auto* start = std::get_if<scaling::StartAction>(&action)) {
         operations.emplace_back(OperationKind::kStart, start->name);
+        if (state.IsWarmPool(start->name)) leaving_warm.push_back(start->name);
       } else if (const auto* del = std::get_if<scaling::DeleteAction>(&action)) {
         operations.emplace_back(OperationKind::kDelete, del->name);
       }
@@ -254,6 +265,9 @@ class CacheState {
                                 instance, id, now, scaling::OperationStatus::kPending});
         if (kind == OperationKind::kLaunch) store_.RecordLaunchTime(answer.pool, instance, now);
       }
+      for (const auto& name : warming)
+        store_.SetWarm(answer.pool, name, scaling::WarmPhase::kWarming);
+      for (const auto& name : leaving_warm) store_.ForgetWarm(answer.pool, name);
       transaction.Commit();
     } catch (const std::exception& e) {
       StoreFailed(e.what());
@@ -266,7 +280,12 @@ class CacheState {
     }
     StoreWorked();
     ++pool->epoch;
-    state.active_scale_request_id = id;
+    if (!plan.background) state.active_scale_request_id = id;
+    for (const auto& name : warming) {
+      state.warm[name] = scaling::WarmPhase::kWarming;
+      Publish(ev::InstanceWarming{answer.pool, name});
+    }
+    for (const auto& name : leaving_warm) state.warm.erase(name);
     for (const auto& [kind, instance] : operations) {
       pool->state.operations.push_back({kind, instance, now, id});
       if (kind == OperationKind::kLaunch) pool->launch_times[instance] = now;
@@ -288,9 +307,24 @@ class CacheState {
       case OpPhase::kStarted:
         // A drained instance's delete replaces its drain operation.
         RemoveOperations(pool, r.instance);
+        if (r.kind == OperationKind::kStop && !pool.state.IsWarmPool(r.instance)) {
+          // A drained instance going back to the warm pool: the stop and its
+          // membership are written together.
+          scaling::StateStore::Transaction transaction(store_);
+          AddOperation(pool, r.kind, r.instance, r.request_id, now);
+          store_.SetWarm(r.pool, r.instance, scaling::WarmPhase::kWarming);
+          transaction.Commit();
+          pool.state.warm[r.instance] = scaling::WarmPhase::kWarming;
+          Publish(ev::InstanceWarming{r.pool, r.instance});
+          return;
+        }
         AddOperation(pool, r.kind, r.instance, r.request_id, now);
         if (r.kind == OperationKind::kDrain) {
           Publish(ev::NodeDraining{r.pool, r.instance, r.node_id});
+        }
+        if (r.kind == OperationKind::kDelete && r.warm_failure) {
+          pool.state.RecordLaunchFailure(r.detail, now, r.request_id);
+          Publish(ev::InstanceFailed{r.pool, r.instance, r.detail});
         }
         return;
       case OpPhase::kUnresolved:
@@ -325,6 +359,7 @@ class CacheState {
       // Leftovers the daemon no longer lists are gone.
       std::erase_if(state.failed_launch_leftovers,
                     [&](const std::string& n) { return !state.Find(n); });
+      ForgetVanishedWarm(pool);
       SetReachable(state.multipass, "", "multipassd", o.pool);
       pool.multipass_synced = true;
       pool.multipass_tried = true;
@@ -407,8 +442,12 @@ class CacheState {
       if (pool.undriven.contains(op.instance)) out.push_back(op);
     }
     pool.undriven.clear();
-    // Resuming is a scale of its own: nothing else may plan meanwhile.
-    if (!out.empty() && !pool.state.active_scale_request_id) {
+    // Resuming is a scale of its own: nothing else may plan meanwhile,
+    // unless all of it is the warm pool's own upkeep (its instances are not
+    // counted, and a Scale only takes warm instances no operation owns).
+    bool warm_upkeep_only = std::all_of(
+        out.begin(), out.end(), [&](const auto& op) { return pool.state.IsWarmPool(op.instance); });
+    if (!out.empty() && !warm_upkeep_only && !pool.state.active_scale_request_id) {
       pool.state.active_scale_request_id = out.front().request_id;
     }
     return work;
@@ -454,6 +493,7 @@ class CacheState {
     pool.state.prefix = name;
     pool.state.last_event_ns = store_.LastEvent(name);
     pool.launch_times = store_.LaunchTimes(name);
+    pool.state.warm = store_.WarmInstances(name);
     for (const auto& stored : store_.PendingOperations(name)) {
       pool.state.operations.push_back(
           {stored.kind, stored.instance, stored.started_at, stored.request_id});
@@ -464,6 +504,21 @@ class CacheState {
           "pool {}: {} operation(s) left pending by an earlier process; resuming them "
           "after reconciling",
           name, pool.undriven.size());
+    }
+  }
+
+  // Warm-pool members multipassd no longer lists and no operation owns
+  // (deleted by hand, or a warm launch that never happened) are forgotten.
+  void ForgetVanishedWarm(Pool& pool) {
+    auto& state = pool.state;
+    for (auto it = state.warm.begin(); it != state.warm.end();) {
+      if (state.Find(it->first) || state.OperationOn(it->first)) {
+        ++it;
+        continue;
+      }
+      spdlog::info("pool {}: warm instance {} no longer exists", state.prefix, it->first);
+      store_.ForgetWarm(state.prefix, it->first);
+      it = state.warm.erase(it);
     }
   }
 
@@ -516,7 +571,18 @@ class CacheState {
         // The delete that follows replaces the operation.
         Publish(ev::NodeDrained{r.pool, r.instance, r.node_id});
         return;
+      case OperationKind::kStop: {
+        RemoveOperations(pool, r.instance);
+        if (auto* instance = const_cast<scaling::Instance*>(state.Find(r.instance)))
+          instance->state = scaling::InstanceState::kStopped;
+        store_.SetWarm(r.pool, r.instance, scaling::WarmPhase::kWarm);
+        state.warm[r.instance] = scaling::WarmPhase::kWarm;
+        Publish(ev::InstanceWarm{r.pool, r.instance, r.node_id});
+        return;
+      }
       case OperationKind::kDelete:
+        store_.ForgetWarm(r.pool, r.instance);
+        state.warm.erase(r.instance);
         RemoveOperations(pool, r.instance);
         std::erase_if(state.instances,
                       [&](const scaling::Instance& i) { return i.name == r.instance; });
@@ -532,6 +598,10 @@ class CacheState {
     RemoveOperations(pool, r.instance, scaling::OperationStatus::kFailed);
     switch (r.kind) {
       case OperationKind::kLaunch:
+        if (pool.state.IsWarmPool(r.instance)) {
+          store_.ForgetWarm(r.pool, r.instance);
+          pool.state.warm.erase(r.instance);
+        }
         pool.state.RecordLaunchFailure(r.detail, now, r.request_id);
         if (r.leftover) pool.state.failed_launch_leftovers.push_back(r.instance);
         Publish(ev::InstanceFailed{r.pool, r.instance, r.detail});
@@ -544,6 +614,10 @@ class CacheState {
         return;
       case OperationKind::kDelete:
         spdlog::warn("pool {}: delete of {} failed: {}", r.pool, r.instance, r.detail);
+        return;
+      case OperationKind::kStop:
+        // Still warming: the reconciliation finishes (or deletes) it.
+        Publish(ev::InstanceFailed{r.pool, r.instance, "stop for the warm pool: " + r.detail});
         return;
     }
   }

@@ -1,5 +1,6 @@
 #include "controller/pool_controller.h"
 
+#include <algorithm>
 #include <deque>
 #include <set>
 
@@ -7,6 +8,7 @@
 
 #include "bus/async_call.h"
 #include "cache/messages.h"
+#include "config/go_values.h"
 #include "contracts/app_code.h"
 #include "controller/launch_payload.h"
 #include "scaling/pool_observation.h"
@@ -22,6 +24,10 @@ using cache::OpPhase;
 using contracts::AppCode;
 using scaling::OperationKind;
 using namespace std::chrono_literals;
+// A launch slot of a pool came free.
+using kick_atom = caf::atom_constant<caf::atom("pckick")>;
+// A pool's node watch tries again after a failed query.
+using watch_atom = caf::atom_constant<caf::atom("pcwatch")>;
 
 // The peer, not the request, failed: the outcome is unknown.
 bool LinkBroke(const bus::BusError& e) {
@@ -81,18 +87,40 @@ struct Run {
   }
 };
 
+// A run waiting for an instance's node to be ready.
+struct NodeWaiter {
+  std::uint64_t run = 0;
+  std::string instance;
+  std::chrono::steady_clock::time_point until;
+  std::function<void(Run&, const std::string&)> found;
+};
+struct NodeWatch {
+  ConfigMap config;  // the latest waiter's policy
+  std::vector<NodeWaiter> waiters;
+  bool in_flight = false;  // a query (or its retry timer) is under way
+};
+
 struct ControllerState {
   static inline const char* name = "pool-controller";
   ControllerOptions options;
   std::unique_ptr<bus::PendingCalls> calls;
   std::map<std::uint64_t, std::unique_ptr<Run>> runs;
-  std::set<std::string> busy;  // pools with a run, or whose tend is being decided
+  std::set<std::string> tending;  // pools whose background work is being decided
+  // Launches in flight per pool, across its runs: a Scale and the warm
+  // pool's refill share the pool's max_parallel_launches.
+  std::map<std::string, int> launches_in_flight;
   std::uint64_t next_run = 1;
   std::uint64_t next_reconcile = 1;
   bool stopping = false;
   // Steps waiting for a timer (Later), by timer id: the run and the step.
   std::map<std::uint64_t, std::pair<std::uint64_t, std::function<void(Run&)>>> timers;
   std::uint64_t next_timer = 1;
+  // Makes this process's stop keys unlike any earlier process's.
+  std::string key_nonce = std::to_string(std::chrono::system_clock::now().time_since_epoch() /
+                                         std::chrono::microseconds(1));
+  std::uint64_t next_stop = 1;
+  // Nodes awaited per pool (warm pools), served by one blocking query.
+  std::map<std::string, NodeWatch> node_watches;
 };
 
 using Self = caf::stateful_actor<ControllerState>;
@@ -184,15 +212,23 @@ class Controller {
   // -- Background work -----------------------------------------------------
 
   void Tend(const TendRequest& t) {
-    if (st_.stopping || st_.busy.contains(t.pool)) return;
-    st_.busy.insert(t.pool);
-    auto release = [this, pool = t.pool] { st_.busy.erase(pool); };
+    if (st_.stopping || st_.tending.contains(t.pool) || HasRun(t.pool, /*scale=*/false)) return;
+    st_.tending.insert(t.pool);
+    auto release = [this, pool = t.pool] { st_.tending.erase(pool); };
+    // While a Scale runs, only the warm pool's refill may be planned next to
+    // it (the cache answers a noop for anything else); undriven operations
+    // wait for the Scale to end.
+    if (HasRun(t.pool, /*scale=*/true)) {
+      Reconcile(t, release);
+      return;
+    }
     self_
         ->request(st_.options.cache, st_.options.cache_timeout, cache::undriven_atom::value, t.pool)
         .then(
             [this, t, release](cache::UndrivenWork& work) {
               if (!work.operations.empty()) {
-                if (!Guard("resuming pool " + t.pool, [&] { Resume(t, work); })) release();
+                Guard("resuming pool " + t.pool, [&] { Resume(t, work); });
+                release();
                 return;
               }
               Reconcile(t, release);
@@ -213,14 +249,14 @@ class Controller {
                 release();
                 return;
               }
-              bool ok = Guard("reconciling pool " + t.pool, [&] {
+              Guard("reconciling pool " + t.pool, [&] {
                 auto& run = NewRun(a.pool, a.request_id, t.policy, nullptr);
                 run.summary = a.plan.message;
-                run.kind = "reconcile";
+                run.kind = a.plan.background ? "warm_pool" : "reconcile";
                 CountActions(run, a.plan);
                 Execute(run, a.plan);
               });
-              if (!ok) release();
+              release();
             },
             [release](caf::error&) { release(); });
   }
@@ -261,10 +297,20 @@ class Controller {
           }
           break;
         case OperationKind::kStart:
-          first.push_back([this, name](Run& r) { Start(r, name); });
+          // It may be a warm instance taken by a Scale before the crash: its
+          // node is ineligible until made eligible, so the start is followed
+          // to a ready, eligible node like a warm start (with no reserved
+          // name for a cold replacement: a failure lowers the count, and the
+          // autoscaler's next Scale restores it).
+          first.push_back([this, name](Run& r) {
+            WarmStart(r, scaling::StartAction{name, true, {}, {}});
+          });
           break;
         case OperationKind::kDelete:
           first.push_back([this, name](Run& r) { Delete(r, name, "resumed after a restart"); });
+          break;
+        case OperationKind::kStop:  // into the warm pool; stopping twice is harmless
+          first.push_back([this, name](Run& r) { StopWarm(r, name, {}); });
           break;
         case OperationKind::kDrain: {
           std::string node_id;
@@ -303,7 +349,6 @@ class Controller {
     run->config = config;
     run->policy = scaling::ParsePoolPolicy(config);  // the cache parsed it already: cannot fail
     run->requester = std::move(requester);
-    st_.busy.insert(pool);
     auto& ref = *run;
     st_.runs.emplace(ref.id, std::move(run));
     return ref;
@@ -317,7 +362,8 @@ class Controller {
     std::vector<scaling::LaunchAction> launches;
     for (const auto& action : plan.actions) {
       if (std::holds_alternative<scaling::DeleteAction>(action) ||
-          std::holds_alternative<scaling::StartAction>(action)) {
+          std::holds_alternative<scaling::StartAction>(action) ||
+          std::holds_alternative<scaling::PrepareWarmAction>(action)) {
         first.push_back(action);
       } else if (const auto* l = std::get_if<scaling::LaunchAction>(&action)) {
         launches.push_back(*l);
@@ -325,12 +371,34 @@ class Controller {
         last.push_back(action);
       }
     }
+    // Warm starts wait for their nodes (seconds): the cold launches of the
+    // same Scale are not held back behind them.
+    bool warm_starts = std::any_of(first.begin(), first.end(), [](const scaling::ScaleAction& a) {
+      const auto* s = std::get_if<scaling::StartAction>(&a);
+      return s && s->warm;
+    });
+    std::vector<scaling::LaunchAction> alongside;
+    if (warm_starts) alongside.swap(launches);
     if (!first.empty()) {
-      run.stages.push_back([this, first](Run& r) {
+      run.stages.push_back([this, first, alongside](Run& r) {
+        r.launches.insert(r.launches.end(), alongside.begin(), alongside.end());
         for (const auto& action : first) {
           if (const auto* d = std::get_if<scaling::DeleteAction>(&action))
             Delete(r, d->name, d->reason);
-          if (const auto* s = std::get_if<scaling::StartAction>(&action)) Start(r, s->name);
+          if (const auto* s = std::get_if<scaling::StartAction>(&action)) {
+            if (s->warm) {
+              WarmStart(r, *s);
+            } else {
+              Start(r, s->name);
+            }
+          }
+          if (const auto* p = std::get_if<scaling::PrepareWarmAction>(&action)) {
+            if (p->stopped) {
+              StopWarm(r, p->name, {});
+            } else {
+              PrepareWarm(r, p->name);
+            }
+          }
         }
       });
     }
@@ -353,6 +421,48 @@ class Controller {
     });
   }
 
+  // Whether `pool` has a Scale's run (scale) or a background run (!scale).
+  bool HasRun(const std::string& pool, bool scale) const {
+    return std::any_of(st_.runs.begin(), st_.runs.end(), [&](const auto& entry) {
+      const Run& r = *entry.second;
+      return r.pool == pool && !r.finishing && (r.requester != nullptr) == scale;
+    });
+  }
+
+  // The pool's launch slots are shared by its runs, and a Scale's launches
+  // come first: a background run (the warm pool's refill) takes a free slot
+  // only while no Scale of the pool has a launch waiting, so a Scale never
+  // queues behind a refill's launches (only behind those already running).
+  bool MayLaunch(const Run& run) const {
+    auto in_flight = st_.launches_in_flight.find(run.pool);
+    if (in_flight != st_.launches_in_flight.end() && in_flight->second >= run.parallel)
+      return false;
+    if (run.requester) return true;
+    return !std::any_of(st_.runs.begin(), st_.runs.end(), [&](const auto& entry) {
+      const Run& r = *entry.second;
+      return r.pool == run.pool && r.requester && !r.finishing && !r.launches.empty();
+    });
+  }
+
+ public:
+  // A launch slot of `pool` came free: every run of the pool waiting for one
+  // tries again, Scales first (a message to self, so it runs after the
+  // step that freed the slot has completed).
+  void Kick(const std::string& pool) {
+    std::vector<std::uint64_t> scales, background;
+    for (const auto& [id, run] : st_.runs) {
+      if (run->pool != pool || run->finishing || run->launches.empty()) continue;
+      (run->requester ? scales : background).push_back(id);
+    }
+    for (const auto& ids : {scales, background}) {
+      for (auto id : ids) {
+        auto it = st_.runs.find(id);
+        if (it != st_.runs.end()) Advance(*it->second);
+      }
+    }
+  }
+
+ private:
   // A run whose first `parallel` (at least 3) launches all failed stops
   // launching: the rest would fail the same way (bad image, full host) and a
   // large Scale would send thousands of doomed launches to multipassd.
@@ -378,7 +488,7 @@ class Controller {
     for (;;) {
       if (run.finishing) return;
       if (!run.launches.empty() && LaunchesKeepFailing(run)) AbandonQueuedLaunches(run);
-      while (!run.launches.empty() && run.pending < run.parallel) {
+      while (!run.launches.empty() && MayLaunch(run)) {
         auto launch = std::move(run.launches.front());
         run.launches.pop_front();
         Launch(run, launch);
@@ -416,7 +526,6 @@ class Controller {
       } else if (!r.errors.empty()) {
         spdlog::warn("pool {}: {}: {}", r.pool, r.request_id, r.Errors());
       }
-      st_.busy.erase(r.pool);
       st_.runs.erase(it);
     };
     self_->request(st_.options.cache, st_.options.cache_timeout, cache::finish_atom::value, finish)
@@ -430,17 +539,23 @@ class Controller {
 
   // -- Steps ---------------------------------------------------------------
 
-  void Delete(Run& run, const std::string& instance, const std::string& reason) {
-    Report(run, OperationKind::kDelete, instance, OpPhase::kStarted);
+  // warm_failure: a warm instance that failed to prepare or to start; it
+  // counts as a launch failure. `after` runs once the instance is gone.
+  void Delete(Run& run, const std::string& instance, const std::string& reason,
+              bool warm_failure = false, std::function<void(Run&)> after = {}) {
+    auto started = MakeReport(run, OperationKind::kDelete, instance, OpPhase::kStarted, reason);
+    started.warm_failure = warm_failure;
+    self_->send(st_.options.cache, cache::report_atom::value, started);
     mp::DeleteRequest req;
     req.names = {instance};
     Call(run, *links().multipass, req, {60s, "delete:" + instance},
-         [this, instance, reason](Run& r, Answer<mp::DeleteReply>& a) {
+         [this, instance, reason, after](Run& r, Answer<mp::DeleteReply>& a) {
            // NOT_FOUND: gone already (deleted by a retry or by hand), which is what we wanted.
            if (a.ok() || contracts::AppCodeOf(*a.error) == AppCode::kNotFound) {
              Report(r, OperationKind::kDelete, instance, OpPhase::kSucceeded,
                     a.ok() ? reason : reason + " (already gone)");
              r.changed = true;
+             if (after) after(r);
              return;
            }
            Report(r, OperationKind::kDelete, instance,
@@ -469,6 +584,239 @@ class Controller {
          });
   }
 
+  // -- Warm pool -------------------------------------------------------------
+
+  // Waits until `name`'s node is ready: then `found(run, node id)`; once
+  // `until` has passed, `found(run, "")`. The run waits for it.
+  void WaitForNode(Run& run, const std::string& name, std::chrono::steady_clock::time_point until,
+                   std::function<void(Run&, const std::string&)> found) {
+    run.pending++;
+    auto& watch = st_.node_watches[run.pool];
+    watch.config = run.config;
+    watch.waiters.push_back({run.id, name, until, std::move(found)});
+    if (!watch.in_flight) WatchNodes(run.pool, 0);
+  }
+
+ public:
+  // One blocking query on the pool's node table serves every node awaited
+  // in the pool (a warm scale out awaits many at once, and each query costs
+  // Nomad a list and a read per node); it runs while anyone waits.
+  void WatchNodes(const std::string& pool, std::uint64_t index) {
+    auto it = st_.node_watches.find(pool);
+    if (it == st_.node_watches.end() || it->second.waiters.empty()) {
+      if (it != st_.node_watches.end()) st_.node_watches.erase(it);
+      return;
+    }
+    auto& watch = it->second;
+    auto now = std::chrono::steady_clock::now();
+    auto earliest = now + 10s;
+    for (const auto& w : watch.waiters) earliest = std::min(earliest, w.until);
+    auto wait = std::clamp<std::chrono::milliseconds>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(earliest - now), 1ms, 10s);
+    nm::PoolNodesRequest req;
+    req.policy = watch.config;
+    if (index > 0) {
+      req.index = index;
+      req.wait_ms = wait.count();
+    }
+    watch.in_flight = true;
+    bus::CallContract<nm::PoolNodesRequest>(
+        *st_.calls, *links().nomad, req, {wait + 10s, {}},
+        [this, pool](Answer<nm::PoolNodesReply>& a) { OnNodes(pool, a); });
+  }
+
+ private:
+  void OnNodes(const std::string& pool, Answer<nm::PoolNodesReply>& a) {
+    auto it = st_.node_watches.find(pool);
+    if (it == st_.node_watches.end()) return;
+    auto& watch = it->second;
+    watch.in_flight = false;
+    auto now = std::chrono::steady_clock::now();
+    std::vector<std::pair<NodeWaiter, std::string>> resolved;
+    for (auto w = watch.waiters.begin(); w != watch.waiters.end();) {
+      std::string ready;
+      if (a.ok()) {
+        for (const auto& n : a.value.nodes)
+          if (n.instance == w->instance && n.status == "ready") ready = n.id;
+      }
+      if (ready.empty() && now < w->until) {
+        ++w;
+        continue;
+      }
+      resolved.emplace_back(std::move(*w), ready);
+      w = watch.waiters.erase(w);
+    }
+    std::uint64_t next = a.ok() ? a.value.index.value_or(0) : 0;
+    if (next == 0) {
+      // No index to block on (Nomad failed to answer): try again shortly.
+      watch.in_flight = true;
+      self_->delayed_send(self_, 500ms, watch_atom::value, pool, std::uint64_t{0});
+    } else {
+      WatchNodes(pool, next);
+    }
+    for (auto& entry : resolved) {
+      WithRun(entry.first.run, [&](Run& r) { entry.first.found(r, entry.second); });
+    }
+  }
+
+  std::chrono::steady_clock::time_point RegistrationDeadline(const Run& run) const {
+    return std::chrono::steady_clock::now() +
+           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+               run.policy.node_registration_timeout);
+  }
+
+  // A warming instance runs: once its node has registered (cloud-init has
+  // installed and started Nomad, and the node ID exists) the node is made
+  // ineligible and the VM stopped; it is then warm. A node that never
+  // registers costs the instance: deleted, counted as a launch failure (a
+  // warm pool that keeps failing backs off), and the refill launches another.
+  void PrepareWarm(Run& run, const std::string& name) {
+    WaitForNode(
+        run, name, RegistrationDeadline(run), [this, name](Run& r, const std::string& node) {
+          if (node.empty()) {
+            r.Fail("warm instance " + name + ": its Nomad node did not register within " +
+                       config::FormatGoDuration(r.policy.node_registration_timeout) + "; deleted",
+                   false);
+            Delete(r, name,
+                   "warm instance: its Nomad node did not register within " +
+                       config::FormatGoDuration(r.policy.node_registration_timeout),
+                   /*warm_failure=*/true);
+            return;
+          }
+          nm::MarkEligibleRequest req;
+          req.node_ids = {node};
+          req.eligible = false;
+          Call(r, *links().nomad, req, {30s, {}},
+               [this, name, node](Run& r2, Answer<nm::MarkEligibleReply>& a) {
+                 if (!a.ok()) {
+                   r2.Fail("warm instance " + name + ": marking node " + node + " ineligible via " +
+                               links().nomad_where + ": " + a.error->what(),
+                           PeerUnavailable(*a.error));
+                   return;  // still warming: the next reconciliation tries again
+                 }
+                 StopWarm(r2, name, node);
+               });
+        });
+  }
+
+  // Stops `name` into the warm pool. Write-ahead: the stop, and for a
+  // drained instance its joining the warm pool, are in the store before
+  // multipassd is asked, so a crash leaves it warming (finished or deleted
+  // by the reconciliation), never counted and stopped, never forgotten.
+  void StopWarm(Run& run, const std::string& name, const std::string& node) {
+    run.pending++;
+    auto id = run.id;
+    self_
+        ->request(st_.options.cache, st_.options.cache_timeout, cache::report_atom::value,
+                  MakeReport(run, OperationKind::kStop, name, OpPhase::kStarted, {}, node))
+        .then(
+            [this, id, name, node](cache::ack_atom) {
+              WithRun(id, [&](Run& r) {
+                mp::StopRequest req;
+                req.names = {name};
+                // A key of its own per stop: an instance is stopped when
+                // prepared and again each time a scale in returns it (and
+                // reconciliation ids restart with each process), while the
+                // session answers a repeated key from its cache. Stopping a
+                // stopped VM is harmless, so a resumed stop need not join
+                // the one a crash interrupted.
+                Call(r, *links().multipass, req,
+                     {60s,
+                      "stop:" + name + ":" + st_.key_nonce + ":" + std::to_string(st_.next_stop++)},
+                     [this, name, node](Run& r2, Answer<mp::StopReply>& a) {
+                       if (a.ok()) {
+                         Report(r2, OperationKind::kStop, name, OpPhase::kSucceeded, {}, node);
+                         r2.changed = true;
+                         return;
+                       }
+                       Report(r2, OperationKind::kStop, name,
+                              LinkBroke(*a.error) ? OpPhase::kUnresolved : OpPhase::kFailed,
+                              a.error->what(), node);
+                       r2.Fail("stop of warm instance " + name + " via " + links().multipass_where +
+                                   ": " + a.error->what(),
+                               PeerUnavailable(*a.error));
+                     });
+              });
+            },
+            [this, id, name](caf::error& e) {
+              WithRun(id, [&](Run& r) {
+                r.Fail("the state cache did not record the stop of " + name + " (" +
+                           self_->system().render(e) + "); it was not stopped",
+                       true);
+              });
+            });
+  }
+
+  // A warm instance taken by a Scale (or a start resumed after a restart):
+  // start it, wait until its node is ready again, mark it eligible. A start
+  // that fails, or a node that does not come back within
+  // node_registration_timeout, costs the instance: deleted, its node purged,
+  // and a cold launch under the plan's reserved name replaces it in this run.
+  void WarmStart(Run& run, const scaling::StartAction& action) {
+    const std::string name = action.name;
+    Report(run, OperationKind::kStart, name, OpPhase::kStarted);
+    auto replace = [this, name, replacement = action.replacement, known_node = action.node_id](
+                       Run& r, const std::string& why, const std::string& seen_node) {
+      spdlog::warn("pool {}: warm instance {}: {}; deleting it{}", r.pool, name, why,
+                   replacement.empty() ? "" : " and launching " + replacement + " instead");
+      const std::string node = seen_node.empty() ? known_node : seen_node;
+      // The node goes only once the VM is gone: a client still running
+      // would register it again.
+      Delete(r, name, "warm start failed: " + why, /*warm_failure=*/true, [this, node](Run& r2) {
+        if (!node.empty()) Purge(r2, {node});
+      });
+      if (replacement.empty()) {
+        r.Fail("warm instance " + name + ": " + why + "; deleted", false);
+        return;
+      }
+      Report(r, OperationKind::kLaunch, replacement, OpPhase::kStarted);
+      r.launches.push_back(scaling::LaunchActionFor(r.policy, replacement));
+    };
+    mp::StartRequest req;
+    req.names = {name};
+    Call(run, *links().multipass, req,
+         {Ms(run.policy.startup_timeout) + 30s, "start:" + name + ":" + run.request_id},
+         [this, name, replace](Run& r, Answer<mp::StartReply>& a) {
+           if (!a.ok()) {
+             if (LinkBroke(*a.error)) {
+               Report(r, OperationKind::kStart, name, OpPhase::kUnresolved, a.error->what());
+               r.Fail("start of " + name + ": " + a.error->what(), true);
+               return;
+             }
+             replace(r, std::string("start failed: ") + a.error->what(), "");
+             return;
+           }
+           r.changed = true;
+           WaitForNode(
+               r, name, RegistrationDeadline(r),
+               [this, name, replace](Run& r2, const std::string& node) {
+                 if (node.empty()) {
+                   replace(r2,
+                           "its Nomad node did not come back within " +
+                               config::FormatGoDuration(r2.policy.node_registration_timeout),
+                           "");
+                   return;
+                 }
+                 nm::MarkEligibleRequest eligible;
+                 eligible.node_ids = {node};
+                 Call(r2, *links().nomad, eligible, {30s, {}},
+                      [this, name](Run& r3, Answer<nm::MarkEligibleReply>& e) {
+                        if (!e.ok()) {
+                          // Still started: resumed (and made eligible) by the
+                          // next process or listing.
+                          Report(r3, OperationKind::kStart, name, OpPhase::kUnresolved,
+                                 e.error->what());
+                          r3.Fail("warm instance " + name + ": marking its node eligible via " +
+                                      links().nomad_where + ": " + e.error->what(),
+                                  PeerUnavailable(*e.error));
+                          return;
+                        }
+                        Report(r3, OperationKind::kStart, name, OpPhase::kSucceeded);
+                      });
+               });
+         });
+  }
+
   void Launch(Run& run, const scaling::LaunchAction& launch) {
     mp::LaunchRequest req;
     try {
@@ -484,12 +832,16 @@ class Controller {
     auto budget = Ms(run.policy.image_download_timeout) + 2 * Ms(run.policy.startup_timeout) +
                   st_.options.launch_grace;
     auto deadline = std::chrono::steady_clock::now() + budget;
+    ++st_.launches_in_flight[run.pool];
     Call(run, *links().multipass, req, {budget, "launch:" + launch.name},
-         [this, name = launch.name, deadline](Run& r, Answer<mp::LaunchReply>& a) {
+         [this, name = launch.name, deadline, warm = launch.warm](Run& r,
+                                                                  Answer<mp::LaunchReply>& a) {
            if (a.ok()) {
+             FreeLaunchSlot(r);
              ++r.launches_succeeded;
              Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
              r.changed = true;
+             if (warm) PrepareWarm(r, name);
              return;
            }
            const auto& e = *a.error;
@@ -504,6 +856,7 @@ class Controller {
            // have gone on with it, so it is no launch failure either (no backoff).
            if (LinkBroke(e) || code == AppCode::kUnreachable || code == AppCode::kTimeout ||
                code == AppCode::kCancelled) {
+             FreeLaunchSlot(r);
              Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, e.what());
              r.Fail("launch of " + name + ": outcome unknown (" + e.what() +
                         "); it is resolved once " + links().multipass_where + " answers again",
@@ -528,6 +881,7 @@ class Controller {
                                    : std::string(a.ok() ? "gone" : a.error->what());
            if (state == "running") {
              spdlog::info("pool {}: {} was launched by an earlier attempt and runs", r.pool, name);
+             FreeLaunchSlot(r);
              ++r.launches_succeeded;
              Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
              r.changed = true;
@@ -539,6 +893,7 @@ class Controller {
              });
              return;
            }
+           FreeLaunchSlot(r);
            Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, why + "; " + state);
            r.Fail("launch of " + name + ": outcome unknown (" + why + "; instance " + state +
                       "); it is resolved by the next listing",
@@ -605,7 +960,16 @@ class Controller {
          });
   }
 
+  // A launch holds its slot until its outcome is settled (a failed one's
+  // leftover looked up and removed), so a run that keeps failing has its
+  // failures counted before it sends more.
+  void FreeLaunchSlot(Run& run) {
+    if (--st_.launches_in_flight[run.pool] <= 0) st_.launches_in_flight.erase(run.pool);
+    self_->send(self_, kick_atom::value, run.pool);
+  }
+
   void LaunchFailed(Run& run, const std::string& name, const std::string& detail, bool leftover) {
+    FreeLaunchSlot(run);
     cache::OpReport report =
         MakeReport(run, OperationKind::kLaunch, name, OpPhase::kFailed, detail);
     report.leftover = leftover;  // reconciliation deletes it later
@@ -635,12 +999,12 @@ class Controller {
                false);
         return;
       }
-      Drain(r, nodes, action.purge_nodes);
+      Drain(r, nodes, action.purge_nodes, action.reuse);
     });
   }
 
   void Drain(Run& run, const std::vector<std::pair<std::string, std::string>>& nodes,
-             bool purge_nodes) {
+             bool purge_nodes, std::int64_t reuse = 0) {
     nm::DrainRequest req;
     req.policy = run.config;
     std::string key = "drain:" + run.request_id;
@@ -665,16 +1029,16 @@ class Controller {
                   MakeReport(run, OperationKind::kDrain, nodes[last].first, OpPhase::kStarted, {},
                              nodes[last].second))
         .then(
-            [this, id, req, key, wait, nodes, purge_nodes](cache::ack_atom) {
+            [this, id, req, key, wait, nodes, purge_nodes, reuse](cache::ack_atom) {
               WithRun(id, [&](Run& r) {
                 Call(r, *links().nomad, req, {wait, key},
-                     [this, nodes, purge_nodes, began = std::chrono::steady_clock::now()](
+                     [this, nodes, purge_nodes, reuse, began = std::chrono::steady_clock::now()](
                          Run& r2, Answer<nm::DrainReply>& a) {
                        metrics::Observe(metrics(), "mps_drain_duration_seconds",
                                         "Drains from the request to Nomad to its answer",
                                         metrics::LongDurationBuckets(), {{"pool", r2.pool}},
                                         metrics::Seconds(std::chrono::steady_clock::now() - began));
-                       OnDrained(r2, nodes, purge_nodes, a);
+                       OnDrained(r2, nodes, purge_nodes, a, reuse);
                      });
               });
             },
@@ -691,7 +1055,7 @@ class Controller {
   }
 
   void OnDrained(Run& run, const std::vector<std::pair<std::string, std::string>>& nodes,
-                 bool purge_nodes, Answer<nm::DrainReply>& a) {
+                 bool purge_nodes, Answer<nm::DrainReply>& a, std::int64_t reuse = 0) {
     CountDrains(run, nodes, a);
     if (!a.ok()) {
       for (const auto& [instance, node] : nodes) {
@@ -713,6 +1077,14 @@ class Controller {
       if (drained) {
         std::string outcome = it->second->outcome == nm::DrainOutcome::kGone ? "gone" : "drained";
         Report(run, OperationKind::kDrain, instance, OpPhase::kSucceeded, outcome, node);
+        if (reuse > 0 && outcome == "drained") {
+          // warm_pool_reuse_on_scale_in: a drained node stays ineligible;
+          // its VM is stopped and joins the warm pool instead of going.
+          --reuse;
+          run.changed = true;
+          StopWarm(run, instance, node);
+          continue;
+        }
         Delete(run, instance, "node " + node + " " + outcome);
         if (purge_nodes) purge.push_back(node);
       } else {
@@ -783,6 +1155,7 @@ class Controller {
             if constexpr (std::is_same_v<T, scaling::StartAction>) return "start";
             if constexpr (std::is_same_v<T, scaling::DeleteAction>) return "delete";
             if constexpr (std::is_same_v<T, scaling::SelectAndDrainAction>) return "drain";
+            if constexpr (std::is_same_v<T, scaling::PrepareWarmAction>) return "prepare_warm";
             return "purge";
           },
           action);
@@ -894,7 +1267,9 @@ class Controller {
                  "plugin process resumes them"});
     }
     st_.runs.clear();
-    st_.busy.clear();
+    st_.tending.clear();
+    st_.launches_in_flight.clear();
+    st_.node_watches.clear();
     st_.timers.clear();
     st_.calls->Forget();
   }
@@ -914,6 +1289,10 @@ caf::behavior PoolController(Self* self, ControllerOptions options) {
       [controller](scale_atom, const ScaleCommand& command) { controller->Scale(command); },
       [controller](tend_atom, const TendRequest& tend) { controller->Tend(tend); },
       [controller](later_atom, std::uint64_t timer) { controller->Fire(timer); },
+      [controller](kick_atom, const std::string& pool) { controller->Kick(pool); },
+      [controller](watch_atom, const std::string& pool, std::uint64_t index) {
+        controller->WatchNodes(pool, index);
+      },
       [self](bus::bus_done_atom, std::uint64_t id, bus::CallResult& result) {
         self->state.calls->Complete(id, result);
       },

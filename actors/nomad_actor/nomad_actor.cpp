@@ -261,7 +261,20 @@ nm::MarkEligibleReply MarkEligible(const NomadContext& c, const nm::MarkEligible
   RequireNonEmpty(r.kType, "node_ids", r.node_ids);
   DrainCoordinator nodes(c.api, DrainOptions{}, PublishTo(c.events));
   nm::MarkEligibleReply reply;
-  for (const auto& id : r.node_ids) (nodes.MarkEligible(id) ? reply.ok : reply.gone).push_back(id);
+  for (const auto& id : r.node_ids) {
+    bool found = true;
+    if (r.eligible) {
+      found = nodes.MarkEligible(id);
+    } else {
+      try {
+        c.api.SetEligibility(id, false);
+      } catch (const NomadError& e) {
+        if (e.kind != NomadError::Kind::node_gone) throw;
+        found = false;
+      }
+    }
+    (found ? reply.ok : reply.gone).push_back(id);
+  }
   return reply;
 }
 

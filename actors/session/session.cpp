@@ -224,6 +224,7 @@ std::string_view RpcOf(std::string_view type) {
 struct SessionControl {
   std::shared_ptr<MultipassClient> client;
   std::shared_ptr<LaunchScheduler> scheduler;
+  std::shared_ptr<LaunchScheduler> starts;
   std::atomic<bool> stopping{false};
 
   // Refuses new requests, cancels queued launches, gives the running ones up
@@ -248,6 +249,9 @@ struct SessionControl {
       for (const auto& n : interrupted) names += (names.empty() ? "" : ", ") + n;
       spdlog::warn("cancelling the launch(es) still running: {}", names);
     }
+    // Starts are not waited for: a stopped VM left starting is resumed by
+    // whoever asked (its start is recorded on their side).
+    starts->Stop(std::chrono::milliseconds(0));
     client->CancelAll();
     return interrupted;
   }
@@ -270,6 +274,9 @@ struct SessionState {
   SessionMetrics metrics;
   std::shared_ptr<MultipassClient> client;
   std::shared_ptr<LaunchScheduler> scheduler;
+  // Starts wait for the VMs to boot (seconds): on threads of their own, so
+  // a warm pool's starts run in parallel and the session keeps answering.
+  std::shared_ptr<LaunchScheduler> starts;
   std::unique_ptr<InstanceNameFilter> filter;
   std::vector<std::string> prefixes;  // the allowed ones, for the pool label
   bus::EventPublisher* events = nullptr;
@@ -308,6 +315,7 @@ struct SessionState {
     // Launches still running here were not cancelled (the actor was not
     // stopped through StopMultipassSession): they report their real outcome.
     if (scheduler) scheduler->Shutdown();
+    if (starts) starts->Shutdown();
   }
 
   void CheckAllowed(const std::string& name) const {
@@ -369,14 +377,23 @@ struct SessionState {
     return reply;
   }
 
-  mp::StartReply Start(const bus::Envelope& r) const {
+  // The names a start may go ahead with (checked, version known).
+  std::vector<std::string> StartNames(const bus::Envelope& r) const {
     auto request = DecodeRequest<mp::StartRequest>(r);
     RequireNames(r.type, request.names);
     RequireIdempotencyKey(r);
     for (const auto& n : request.names) CheckAllowed(n);
     CheckVersion();
-    client->Start(request.names);
-    for (const auto& n : request.names) Publish(events, mp::InstanceRunning{n});
+    return request.names;
+  }
+
+  mp::StopReply Stop(const bus::Envelope& r) const {
+    auto request = DecodeRequest<mp::StopRequest>(r);
+    RequireNames(r.type, request.names);
+    RequireIdempotencyKey(r);
+    for (const auto& n : request.names) CheckAllowed(n);
+    CheckVersion();
+    client->Stop(request.names);
     return {request.names};
   }
 
@@ -499,6 +516,44 @@ std::optional<BusAnswer> HandleCounted(SessionState& s, const bus::Envelope& r,
   }
 }
 
+// Starts every name on the start scheduler's threads and answers once all
+// have ended: the reply, or the first error.
+void StartOnWorkers(SessionState& s, const std::vector<std::string>& names, DeferredReply reply) {
+  struct Pending {
+    std::mutex mutex;
+    std::size_t left = 0;
+    std::optional<MultipassError> error;
+  };
+  std::set<std::string> unique(names.begin(), names.end());
+  auto pending = std::make_shared<Pending>();
+  pending->left = unique.size();
+  auto done = [pending, reply, names, pub = s.events, counted = s.metrics](
+                  const LaunchSpec& started, const std::optional<MultipassError>& error) {
+    if (!error) Publish(pub, mp::InstanceRunning{started.name});
+    std::unique_lock lock(pending->mutex);
+    if (error && !pending->error) pending->error = error;
+    if (--pending->left > 0) return;
+    auto failed = pending->error;
+    lock.unlock();
+    if (failed) {
+      counted.Failed("start", *failed);
+      reply(BusAnswer::Fail(FromMultipass(*failed)));
+    } else {
+      counted.Ok();
+      reply(Answer(mp::StartReply{names}));
+    }
+  };
+  for (const auto& name : unique) {
+    LaunchSpec spec;
+    spec.name = name;
+    try {
+      s.starts->Submit(spec, done);
+    } catch (const MultipassError& e) {
+      done(spec, e);  // a start of that name already runs, or the session stops
+    }
+  }
+}
+
 std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
                                        const std::function<DeferredReply()>& make_deferred) {
   try {
@@ -517,7 +572,11 @@ std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
       DecodeRequest<mp::VersionRequest>(r);  // no fields: refuses unknown ones
       return ok(s.Version());
     }
-    if (r.type == mp::StartRequest::kType) return ok(s.Start(r));
+    if (r.type == mp::StartRequest::kType) {
+      StartOnWorkers(s, s.StartNames(r), make_deferred());
+      return std::nullopt;
+    }
+    if (r.type == mp::StopRequest::kType) return ok(s.Stop(r));
     if (r.type == ch::CapacityRequest::kType) {
       DecodeRequest<ch::CapacityRequest>(r);  // no fields: refuses unknown ones
       auto observed = s.Observe();
@@ -652,6 +711,13 @@ caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublish
   st.control = std::make_shared<SessionControl>();
   st.control->client = st.client;
   st.control->scheduler = st.scheduler;
+  st.starts = std::make_shared<LaunchScheduler>(
+      [client = st.client](const LaunchSpec& spec) {
+        client->Start({spec.name});
+        return spec.name;
+      },
+      options.max_parallel_launches, /*first_of_an_image_alone=*/false);
+  st.control->starts = st.starts;
   st.key = self->address();
   {
     std::lock_guard lock(registry_mutex);
@@ -759,7 +825,7 @@ caf::actor ServeMultipassSession(caf::actor_system& system, bus::BusServer& serv
   // 10 s to exit); the session answers through the Responders itself.
   for (auto type : {mp::ListRequest::kType, mp::LaunchRequest::kType, mp::DeleteRequest::kType,
                     mp::InfoRequest::kType, mp::VersionRequest::kType, mp::StartRequest::kType,
-                    ch::CapacityRequest::kType})
+                    mp::StopRequest::kType, ch::CapacityRequest::kType})
     bus::ServeWithResponders(server, std::string(type), session, responders);
   return session;
 }

@@ -126,6 +126,19 @@ struct StartRequest : NamesRequestFields {  // names non-empty
   using Reply = StartReply;
 };
 
+struct StopReply {
+  std::vector<std::string> stopped;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("stopped", stopped);
+  }
+};
+// Stops running instances (a warm-pool instance once prepared, issue 14).
+struct StopRequest : NamesRequestFields {  // names non-empty
+  static constexpr std::string_view kType = "multipass.stop";
+  using Reply = StopReply;
+};
+
 struct InfoReply {
   std::vector<Instance> instances;  // only those that exist
   template <class V>

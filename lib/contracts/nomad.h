@@ -181,9 +181,12 @@ struct MarkEligibleRequest {
   static constexpr std::string_view kType = "nomad.mark_eligible";
   using Reply = MarkEligibleReply;
   std::vector<std::string> node_ids;
+  // false: mark the nodes ineligible (a warm-pool instance about to stop).
+  bool eligible = true;
   template <class V>
   void VisitFields(V& v) {
     v.Required("node_ids", node_ids);
+    v.Optional("eligible", eligible);
   }
 };
 

@@ -16,13 +16,14 @@
 
 namespace mps::contracts::status {
 
-enum class OperationKind { kLaunch, kStart, kDrain, kDelete };
-inline constexpr std::array<std::pair<OperationKind, std::string_view>, 4> EnumNames(
+enum class OperationKind { kLaunch, kStart, kDrain, kDelete, kStop };
+inline constexpr std::array<std::pair<OperationKind, std::string_view>, 5> EnumNames(
     OperationKind) {
   return {{{OperationKind::kLaunch, "launch"},
            {OperationKind::kStart, "start"},
            {OperationKind::kDrain, "drain"},
-           {OperationKind::kDelete, "delete"}}};
+           {OperationKind::kDelete, "delete"},
+           {OperationKind::kStop, "stop"}}};
 }
 
 // An operation of a Scale in flight.
@@ -42,7 +43,7 @@ struct Operation {
 
 struct InstanceView {
   std::string name;
-  std::string state;     // "running", "starting", "stopped", ...
+  std::string state;     // "running", "starting", "stopped", ..., "warming", "warm"
   bool counted = false;  // counts toward the pool's count
   std::optional<std::string> node_id;
   std::optional<std::string> node_status;  // "ready", "draining", "down", ...
@@ -207,6 +208,30 @@ struct InstanceFailed {
     v.Required("pool", pool);
     v.Required("name", name);
     v.Required("error", error);
+  }
+};
+// The warm pool (issue 14): an instance is being prepared (launched or
+// resumed preparing), and is prepared (node ineligible, VM stopped).
+struct InstanceWarming {
+  static constexpr std::string_view kType = "instance.warming";
+  std::string pool;
+  std::string name;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("name", name);
+  }
+};
+struct InstanceWarm {
+  static constexpr std::string_view kType = "instance.warm";
+  std::string pool;
+  std::string name;
+  std::string node_id;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("pool", pool);
+    v.Required("name", name);
+    v.Optional("node_id", node_id);
   }
 };
 struct InstanceDeleted {

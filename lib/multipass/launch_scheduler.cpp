@@ -9,8 +9,11 @@
 
 namespace mps::multipass {
 
-LaunchScheduler::LaunchScheduler(Launcher launcher, std::size_t max_parallel)
-    : launcher_(std::move(launcher)), max_parallel_(std::max<std::size_t>(1, max_parallel)) {
+LaunchScheduler::LaunchScheduler(Launcher launcher, std::size_t max_parallel,
+                                 bool first_of_an_image_alone)
+    : launcher_(std::move(launcher)),
+      max_parallel_(std::max<std::size_t>(1, max_parallel)),
+      first_of_an_image_alone_(first_of_an_image_alone) {
   workers_.reserve(max_parallel_);
   for (std::size_t i = 0; i < max_parallel_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
@@ -55,7 +58,8 @@ std::vector<LaunchScheduler::InFlight> LaunchScheduler::InFlightLaunches() const
 
 std::deque<LaunchScheduler::Job>::iterator LaunchScheduler::NextRunnable() {
   return std::find_if(queue_.begin(), queue_.end(), [&](const Job& j) {
-    return proven_images_.contains(j.spec.image) || !first_launch_running_.contains(j.spec.image);
+    return !first_of_an_image_alone_ || proven_images_.contains(j.spec.image) ||
+           !first_launch_running_.contains(j.spec.image);
   });
 }
 
@@ -73,7 +77,7 @@ void LaunchScheduler::WorkerLoop() {
     Job job = std::move(*it);
     queue_.erase(it);
     const std::string image = job.spec.image;
-    const bool first = !proven_images_.contains(image);
+    const bool first = first_of_an_image_alone_ && !proven_images_.contains(image);
     if (first) first_launch_running_.insert(image);
     job.started_at = Clock::now();
     const std::string name = job.spec.name;
@@ -95,7 +99,7 @@ void LaunchScheduler::WorkerLoop() {
     lock.lock();
     running_.erase(name);
     if (first) first_launch_running_.erase(image);
-    if (!error) proven_images_.insert(image);
+    if (!error && first_of_an_image_alone_) proven_images_.insert(image);
     if (first && error) {
       spdlog::info("first launch of image '{}' failed; the next launch of it runs alone",
                    image.empty() ? "(default)" : image);

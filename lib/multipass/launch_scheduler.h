@@ -41,7 +41,9 @@ class LaunchScheduler {
     std::optional<Clock::time_point> started_at;  // empty while waiting for a slot/first launch
   };
 
-  LaunchScheduler(Launcher launcher, std::size_t max_parallel);
+  // first_of_an_image_alone false: jobs that are no launches (starts of
+  // stopped instances) run in submission order with no image rule.
+  LaunchScheduler(Launcher launcher, std::size_t max_parallel, bool first_of_an_image_alone = true);
   // Launches through client.Launch (no progress callback).
   LaunchScheduler(MultipassClient& client, std::size_t max_parallel);
   ~LaunchScheduler();  // Shutdown()
@@ -82,6 +84,7 @@ class LaunchScheduler {
 
   Launcher launcher_;
   std::size_t max_parallel_;
+  bool first_of_an_image_alone_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> queue_;                       // waiting, in submission order

@@ -154,6 +154,8 @@ contracts::status::OperationKind KindOf(scaling::OperationKind kind) {
       return K::kDrain;
     case scaling::OperationKind::kDelete:
       return K::kDelete;
+    case scaling::OperationKind::kStop:
+      return K::kStop;
   }
   return K::kLaunch;
 }
@@ -177,6 +179,7 @@ contracts::status::PoolView PoolViewOf(const scaling::PoolState& state,
     contracts::status::InstanceView item;
     item.name = i.name;
     item.state = std::string(ToString(i.state));
+    if (auto phase = state.WarmPhaseOf(i.name)) item.state = std::string(ToString(*phase));
     item.counted = scaling::IsCounted(state, i);
     if (i.node) {
       item.node_id = i.node->id;

@@ -46,6 +46,9 @@ const std::set<std::string, std::less<>>& KnownPolicyKeys() {
       "node_filter_ignore_ineligible",
       "hosts",
       "zones",
+      "warm_pool_size",
+      "warm_pool_max_prepared",
+      "warm_pool_reuse_on_scale_in",
       "dry-run",
       "_nomad_autoscaler_grpc_timeout",
   };
@@ -222,6 +225,39 @@ void ApplyInstanceSize(TargetReader& reader, PoolPolicy& policy) {
   policy.instance_cpus = size->cpus;
   policy.instance_memory_bytes = size->memory_bytes;
   if (size->disk_bytes) policy.instance_disk_bytes = size->disk_bytes;
+}
+
+// warm_pool_*: the warm pool's size is a non-negative integer; warm and
+// running instances together never exceed max_instances.
+void ParseWarmPool(TargetReader& reader, PoolPolicy& p) {
+  if (auto text = reader.Get("warm_pool_size")) {
+    auto v = ParseDecimal(*text);
+    if (!v || *v < 0) {
+      reader.Problem("warm_pool_size",
+                     "expected a non-negative integer (0 = no warm pool), got " + Quoted(*text));
+    } else if (*v > p.max_instances) {
+      reader.Problem("warm_pool_size", "expected at most max_instances (" +
+                                           std::to_string(p.max_instances) + "), got " +
+                                           Quoted(*text));
+    } else {
+      p.warm_pool_size = static_cast<int>(*v);
+    }
+  }
+  if (auto v = reader.PositiveInt("warm_pool_max_prepared", kMaxMaxInstances)) {
+    if (*v > p.max_instances) {
+      reader.Problem("warm_pool_max_prepared",
+                     "expected at most max_instances (" + std::to_string(p.max_instances) +
+                         "): warm and running instances never exceed it, got \"" +
+                         std::to_string(*v) + "\"");
+    } else if (*v < p.warm_pool_size) {
+      reader.Problem("warm_pool_max_prepared", "expected at least warm_pool_size (" +
+                                                   std::to_string(p.warm_pool_size) + "), got \"" +
+                                                   std::to_string(*v) + "\"");
+    } else {
+      p.warm_pool_max_prepared = *v;
+    }
+  }
+  p.warm_pool_reuse_on_scale_in = reader.Bool("warm_pool_reuse_on_scale_in").value_or(false);
 }
 
 }  // namespace
@@ -402,6 +438,7 @@ PoolPolicy ParsePoolPolicy(const std::map<std::string, std::string>& target_conf
   p.node_filter_ignore_drain = reader.Bool("node_filter_ignore_drain");
   p.node_filter_ignore_ineligible = reader.Bool("node_filter_ignore_ineligible");
   p.dry_run = reader.Bool("dry-run").value_or(false);
+  ParseWarmPool(reader, p);
   p.grpc_timeout = reader.Duration("_nomad_autoscaler_grpc_timeout", true);
 
   for (const auto& [key, value] : target_config) {

@@ -2,6 +2,7 @@
 // A scaling policy's target block, parsed and validated once. Status and Scale
 // both receive the same map; Status must not fail for keys only Scale needs
 // (instance_image_name), so such checks happen in the planner.
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -91,6 +92,21 @@ struct PoolPolicy {
   std::set<std::string> zones;
   bool dry_run = false;
   std::optional<std::chrono::nanoseconds> grpc_timeout;  // _nomad_autoscaler_grpc_timeout
+
+  // Warm pool (issue 14): stopped instances the plugin prepared (launched,
+  // node registered, node ineligible, VM stopped), kept beyond the count and
+  // taken first by a scale out. 0 = no warm pool.
+  int warm_pool_size = 0;
+  // Cap on warm + running instances; never above max_instances. Unset:
+  // max_instances.
+  std::optional<int> warm_pool_max_prepared;
+  // A drained instance of a scale in is stopped and returned to the warm
+  // pool (up to warm_pool_size) instead of deleted.
+  bool warm_pool_reuse_on_scale_in = false;
+  // warm_pool_max_prepared, or max_instances when unset.
+  int WarmMaxPrepared() const {
+    return std::min(warm_pool_max_prepared.value_or(max_instances), max_instances);
+  }
 
   // Keys that were not recognised (the autoscaler may pass extras).
   std::vector<std::string> warnings;

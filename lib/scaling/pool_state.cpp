@@ -44,6 +44,12 @@ std::string_view ToString(OperationKind k) {
   return "unknown";
 }
 
+std::string_view ToString(WarmPhase p) {
+  for (const auto& [value, name] : EnumNames(p))
+    if (value == p) return name;
+  return "unknown";
+}
+
 std::chrono::seconds LaunchBackoff(int consecutive_failures) {
   if (consecutive_failures <= 0) return std::chrono::seconds(0);
   std::chrono::seconds backoff = kFirstLaunchBackoff;

@@ -6,6 +6,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,13 +48,15 @@ struct Instance {
   std::optional<TimePoint> first_seen_running_at;
 };
 
-enum class OperationKind { kLaunch, kStart, kDrain, kDelete };
-inline constexpr std::array<std::pair<OperationKind, std::string_view>, 4> EnumNames(
+// kStop: a VM stopped to become (or go back to being) a warm instance.
+enum class OperationKind { kLaunch, kStart, kDrain, kDelete, kStop };
+inline constexpr std::array<std::pair<OperationKind, std::string_view>, 5> EnumNames(
     OperationKind) {
   return {{{OperationKind::kLaunch, "launch"},
            {OperationKind::kStart, "start"},
            {OperationKind::kDrain, "drain"},
-           {OperationKind::kDelete, "delete"}}};
+           {OperationKind::kDelete, "delete"},
+           {OperationKind::kStop, "stop"}}};
 }
 std::string_view ToString(OperationKind k);
 
@@ -89,6 +92,15 @@ struct Reachability {
   std::string reason;  // why not, when not reachable
 };
 
+// A warm-pool instance (issue 14): being prepared (launched, waiting for its
+// node, made ineligible, stopped), or prepared and stopped. Either way it is
+// not capacity: never counted, never scaled in.
+enum class WarmPhase { kWarming, kWarm };
+inline constexpr std::array<std::pair<WarmPhase, std::string_view>, 2> EnumNames(WarmPhase) {
+  return {{{WarmPhase::kWarming, "warming"}, {WarmPhase::kWarm, "warm"}}};
+}
+std::string_view ToString(WarmPhase p);
+
 struct PoolState {
   std::string prefix;  // the pool's instance_name_prefix
   // Instances of the pool (names that BelongsToPool); others are ignored.
@@ -104,6 +116,14 @@ struct PoolState {
   std::optional<std::int64_t> last_event_ns;  // last completed scaling event
   Reachability multipass;
   Reachability nomad;
+  // Warm-pool instances by name (persisted; see StateStore::WarmInstances).
+  std::map<std::string, WarmPhase, std::less<>> warm;
+
+  bool IsWarmPool(std::string_view name) const { return warm.find(name) != warm.end(); }
+  std::optional<WarmPhase> WarmPhaseOf(std::string_view name) const {
+    auto it = warm.find(name);
+    return it == warm.end() ? std::nullopt : std::optional<WarmPhase>(it->second);
+  }
 
   const Instance* Find(std::string_view name) const;
   const Operation* OperationOn(std::string_view instance) const;

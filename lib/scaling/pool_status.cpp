@@ -41,6 +41,7 @@ std::string FormatUtc(TimePoint t) {
 }
 
 bool IsCounted(const PoolState& state, const Instance& instance) {
+  if (state.IsWarmPool(instance.name)) return false;
   if (HasOperation(state, instance.name, OperationKind::kDelete) ||
       HasOperation(state, instance.name, OperationKind::kDrain)) {
     return false;
@@ -86,7 +87,9 @@ PoolStatus ComputeStatus(const PoolState& state, const PoolPolicy& policy, TimeP
 
   for (const auto& instance : state.instances) {
     if (!BelongsToPool(state.prefix, instance.name)) continue;
-    if (IsCounted(state, instance)) {
+    if (auto phase = state.WarmPhaseOf(instance.name)) {
+      (*phase == WarmPhase::kWarm ? status.warm : status.warming).push_back(instance.name);
+    } else if (IsCounted(state, instance)) {
       status.counted.push_back(instance.name);
     } else if (instance.state == InstanceState::kStopped) {
       status.stopped.push_back(instance.name);
@@ -100,7 +103,10 @@ PoolStatus ComputeStatus(const PoolState& state, const PoolPolicy& policy, TimeP
   }
   // A launch counts from the moment it is requested, before multipassd lists it.
   for (const auto& op : state.operations) {
-    if (op.kind == OperationKind::kLaunch && !state.Find(op.instance)) {
+    if (op.kind != OperationKind::kLaunch || state.Find(op.instance)) continue;
+    if (state.IsWarmPool(op.instance)) {
+      status.warming.push_back(op.instance);
+    } else {
       status.counted.push_back(op.instance);
     }
   }
@@ -114,13 +120,16 @@ PoolStatus ComputeStatus(const PoolState& state, const PoolPolicy& policy, TimeP
     not_ready("scale request " + *state.active_scale_request_id + " in progress");
   }
   for (const auto& op : state.operations) {
+    if (state.IsWarmPool(op.instance)) continue;  // the warm pool's own work
     std::string text = std::string(ToString(op.kind)) + " of " + op.instance + " in flight for " +
                        Since(op.started_at, now);
     if (!op.request_id.empty()) text += " (request " + op.request_id + ")";
     not_ready(std::move(text));
   }
   for (const auto& instance : state.instances) {
-    if (!BelongsToPool(state.prefix, instance.name) || state.OperationOn(instance.name)) continue;
+    if (!BelongsToPool(state.prefix, instance.name) || state.OperationOn(instance.name) ||
+        state.IsWarmPool(instance.name))
+      continue;
     if (RegistrationTimedOut(state, instance, policy, now)) {
       not_ready(instance.name + " has not registered as a Nomad node within " +
                 config::FormatGoDuration(instance.state == InstanceState::kRunning
@@ -168,6 +177,8 @@ std::map<std::string, std::string> PoolStatus::Meta() const {
   if (!suspended.empty()) meta[kMetaSuspended] = Join(suspended, ",");
   if (!deleted.empty()) meta[kMetaDeleted] = Join(deleted, ",");
   if (!unknown.empty()) meta[kMetaUnknown] = Join(unknown, ",");
+  if (!warm.empty()) meta[kMetaWarm] = Join(warm, ",");
+  if (!warming.empty()) meta[kMetaWarming] = Join(warming, ",");
   return meta;
 }
 

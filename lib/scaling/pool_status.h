@@ -18,6 +18,8 @@ inline constexpr const char* kMetaStopped = "mps.stopped";
 inline constexpr const char* kMetaSuspended = "mps.suspended";
 inline constexpr const char* kMetaDeleted = "mps.deleted";
 inline constexpr const char* kMetaUnknown = "mps.unknown";
+inline constexpr const char* kMetaWarm = "mps.warm";
+inline constexpr const char* kMetaWarming = "mps.warming";
 
 struct PoolStatus {
   // Instances that are or are about to be capacity: state preparing, starting
@@ -34,6 +36,11 @@ struct PoolStatus {
   std::vector<std::string> suspended;
   std::vector<std::string> deleted;  // soft-deleted, not purged
   std::vector<std::string> unknown;
+  // The warm pool: prepared and stopped, and being prepared. Never counted;
+  // their operations do not make the pool not ready (refilling runs in the
+  // background and must not hold up the autoscaler).
+  std::vector<std::string> warm;
+  std::vector<std::string> warming;
 
   // StatusResponse.meta: last_event (when known) plus the mps.* keys above
   // (only when non-empty; lists are comma-separated, reasons "; "-separated).
@@ -42,7 +49,8 @@ struct PoolStatus {
 
 PoolStatus ComputeStatus(const PoolState& state, const PoolPolicy& policy, TimePoint now);
 
-// True when `instance` is counted by ComputeStatus.
+// True when `instance` is counted by ComputeStatus. A warm-pool instance
+// (warming or warm) never is: "counted" and "warm" exclude each other.
 bool IsCounted(const PoolState& state, const Instance& instance);
 
 // An instance that should have become a Nomad node by now and has not: running

@@ -105,17 +105,35 @@ void PlanScaleOut(const PoolState& state, const PoolPolicy& policy, TimePoint no
       ++missing;
     }
   }
-  // Stopped and suspended instances of the pool come back first: a start
-  // takes seconds where a launch takes minutes, and they already carry the
-  // pool's image and cloud-init.
-  for (const auto& instance : state.instances) {
-    if (missing == 0) break;
-    if (!BelongsToPool(state.prefix, instance.name) || state.OperationOn(instance.name)) continue;
-    if (instance.state == InstanceState::kStopped || instance.state == InstanceState::kSuspended) {
-      starts.push_back(StartAction{instance.name});
+  // The warm pool first (prepared, stopped: seconds to start), then warming
+  // instances nobody is preparing right now (already launched), then other
+  // stopped and suspended instances of the pool: a start takes seconds where
+  // a launch takes minutes, and they already carry the pool's image and
+  // cloud-init.
+  auto take = [&](auto wanted) {
+    for (const auto& instance : state.instances) {
+      if (missing == 0) return;
+      if (!BelongsToPool(state.prefix, instance.name) || state.OperationOn(instance.name) ||
+          !wanted(instance))
+        continue;
+      starts.push_back(StartAction{instance.name,
+                                   state.IsWarmPool(instance.name),
+                                   {},
+                                   instance.node ? instance.node->id : std::string()});
       --missing;
     }
-  }
+  };
+  auto stopped = [](const Instance& i) {
+    return i.state == InstanceState::kStopped || i.state == InstanceState::kSuspended;
+  };
+  take([&](const Instance& i) {
+    return state.WarmPhaseOf(i.name) == WarmPhase::kWarm && stopped(i);
+  });
+  take([&](const Instance& i) {
+    return state.WarmPhaseOf(i.name) == WarmPhase::kWarming &&
+           (stopped(i) || (i.state == InstanceState::kRunning && i.node));
+  });
+  take([&](const Instance& i) { return !state.IsWarmPool(i.name) && stopped(i); });
   if (missing > 0) {
     if (policy.instance_image_name.empty()) {
       plan = Refuse(std::move(plan), "instance_image_name: required to scale out (pool " +
@@ -130,15 +148,23 @@ void PlanScaleOut(const PoolState& state, const PoolPolicy& policy, TimePoint no
       return;
     }
   }
+  Launcher launcher(policy, namer, TakenNames(state));
+  for (auto& action : starts) {
+    auto& start = std::get<StartAction>(action);
+    if (start.warm) start.replacement = launcher.Next().name;
+  }
   plan.actions = std::move(deletes);
   plan.actions.insert(plan.actions.end(), starts.begin(), starts.end());
-  Launcher launcher(policy, namer, TakenNames(state));
   for (std::int64_t i = 0; i < missing; ++i) plan.actions.push_back(launcher.Next());
   plan.outcome = PlanOutcome::kExecute;
   plan.message = "scale out from " + std::to_string(plan.current_count) + " to " +
                  std::to_string(plan.target) + ": " + std::to_string(missing) + " launch(es), " +
                  std::to_string(starts.size()) + " start(s), " + std::to_string(deletes.size()) +
                  " replacement(s)";
+  auto warm_starts = std::count_if(starts.begin(), starts.end(), [](const ScaleAction& a) {
+    return std::get<StartAction>(a).warm;
+  });
+  if (warm_starts > 0) plan.message += ", " + std::to_string(warm_starts) + " from the warm pool";
 }
 
 void PlanScaleIn(const PoolState& state, const PoolPolicy& policy, TimePoint now, ScalePlan& plan) {
@@ -197,6 +223,13 @@ void PlanScaleIn(const PoolState& state, const PoolPolicy& policy, TimePoint now
     drain.deadline = policy.node_drain_deadline;
     drain.ignore_system_jobs = policy.node_drain_ignore_system_jobs;
     drain.purge_nodes = policy.node_purge;
+    if (policy.warm_pool_reuse_on_scale_in) {
+      // Room in the warm pool, and under warm_pool_max_prepared once the
+      // scale in is done.
+      std::int64_t room = policy.warm_pool_size - std::ssize(state.warm);
+      std::int64_t prepared_room = policy.WarmMaxPrepared() - plan.target - std::ssize(state.warm);
+      drain.reuse = std::clamp<std::int64_t>(std::min(room, prepared_room), 0, drained);
+    }
     plan.actions.push_back(std::move(drain));
   }
   if (!purge_node_ids.empty()) {
@@ -215,11 +248,97 @@ void PlanScaleIn(const PoolState& state, const PoolPolicy& policy, TimePoint now
   plan.message = "scale in from " + std::to_string(plan.current_count) + " to " +
                  std::to_string(plan.target) + ": " + std::to_string(removable - drained) +
                  " direct delete(s), " + std::to_string(drained) + " node(s) to drain";
+  for (const auto& action : plan.actions) {
+    if (const auto* d = std::get_if<SelectAndDrainAction>(&action); d && d->reuse > 0)
+      plan.message += " (up to " + std::to_string(d->reuse) + " returned to the warm pool)";
+  }
   if (shortfall > 0) {
     plan.message += "; only " + std::to_string(removable) + " of " +
                     std::to_string(removable + shortfall) +
                     " can be removed now (other nodes are not ready or busy)";
   }
+}
+
+// The warm pool's upkeep, only when nothing else needs repair: the rest of
+// the reconciliation goes first, and the warm pool never holds it up.
+// refill_only: a Scale is in flight and owns the pool's instances; only
+// warm launches are planned.
+void PlanWarmPool(const PoolState& state, const PoolPolicy& policy, TimePoint now,
+                  InstanceNamer& namer, ScalePlan& plan, std::vector<std::string>& notes,
+                  bool refill_only) {
+  std::int64_t warm_count = 0;
+  std::int64_t counted = plan.current_count;
+  for (const auto& [name, phase] : state.warm) {
+    const Instance* instance = state.Find(name);
+    bool busy = state.OperationOn(name) != nullptr;
+    if (!instance) {
+      if (!busy) continue;  // the cache forgets it; its launch never made it
+      ++warm_count;         // launching
+      continue;
+    }
+    if (busy) {
+      ++warm_count;
+      continue;
+    }
+    if (phase == WarmPhase::kWarming) {
+      if (instance->state == InstanceState::kRunning && !instance->node && state.nomad.reachable) {
+        auto since = instance->first_seen_running_at ? instance->first_seen_running_at
+                                                     : instance->launched_at;
+        if (since && now - *since >= policy.node_registration_timeout) {
+          plan.actions.push_back(
+              DeleteAction{name, "warm instance never registered as a Nomad node within " +
+                                     config::FormatGoDuration(policy.node_registration_timeout)});
+          continue;
+        }
+      }
+      if (!refill_only && (instance->state == InstanceState::kRunning ||
+                           instance->state == InstanceState::kStopped)) {
+        plan.actions.push_back(PrepareWarmAction{name, instance->state == InstanceState::kStopped});
+      }
+      ++warm_count;
+      continue;
+    }
+    // Warm: beyond warm_pool_size (lowered, or turned off) it is deleted.
+    if (!refill_only && warm_count >= policy.warm_pool_size) {
+      plan.actions.push_back(DeleteAction{name, "warm pool holds more than warm_pool_size " +
+                                                    std::to_string(policy.warm_pool_size)});
+      if (instance->node && policy.node_purge) {
+        plan.actions.push_back(PurgeNodesAction{{instance->node->id}, "warm instance deleted"});
+      }
+      continue;
+    }
+    ++warm_count;
+  }
+  // Instances being drained are capacity until deleted, and with reuse
+  // they may come back as warm ones: the refill leaves room for them.
+  std::int64_t draining = 0;
+  for (const auto& op : state.operations)
+    if (op.kind == OperationKind::kDrain && !state.IsWarmPool(op.instance)) ++draining;
+  std::int64_t wanted =
+      policy.warm_pool_size - warm_count - (policy.warm_pool_reuse_on_scale_in ? draining : 0);
+  std::int64_t room = policy.WarmMaxPrepared() - counted - warm_count - draining;
+  std::int64_t launches = std::min(wanted, room);
+  if (launches <= 0 || !plan.actions.empty()) return;
+  if (policy.instance_image_name.empty()) {
+    notes.push_back("warm pool not refilled: instance_image_name is not set");
+    return;
+  }
+  if (!state.nomad.reachable) {
+    notes.push_back("warm pool not refilled: Nomad unreachable");
+    return;
+  }
+  if (InBackoff(state, now)) {
+    notes.push_back("warm pool not refilled: " + BackoffMessage(state));
+    return;
+  }
+  Launcher launcher(policy, namer, TakenNames(state));
+  for (std::int64_t i = 0; i < launches; ++i) {
+    auto launch = launcher.Next();
+    launch.warm = true;
+    plan.actions.push_back(std::move(launch));
+  }
+  notes.push_back("warm pool refill: " + std::to_string(launches) + " warm launch(es) to reach " +
+                  std::to_string(policy.warm_pool_size));
 }
 
 }  // namespace
@@ -315,15 +434,25 @@ ScalePlan ScalePlanner::ReconcilePlan(const PoolState& state, const PoolPolicy& 
   plan.max_parallel_launches = policy.max_parallel_launches;
   plan.current_count = ComputeStatus(state, policy, now).count;
   plan.target = plan.current_count;
+  std::vector<std::string> notes;
   if (state.active_scale_request_id) {
-    plan.message = "scale request " + *state.active_scale_request_id + " in progress";
+    // The refill does not wait for the Scale: its launches only take launch
+    // slots the Scale leaves free (the controller's rule).
+    if (state.multipass.reachable)
+      PlanWarmPool(state, policy, now, namer, plan, notes, /*refill_only=*/true);
+    plan.background = true;
+    if (plan.actions.empty()) {
+      plan.message = "scale request " + *state.active_scale_request_id + " in progress";
+      return plan;
+    }
+    plan.outcome = PlanOutcome::kExecute;
+    plan.message = "pool " + state.prefix + ": " + notes.back();
     return plan;
   }
   if (!state.multipass.reachable) {
     return Refuse(std::move(plan), "multipassd unreachable: " + state.multipass.reason);
   }
 
-  std::vector<std::string> notes;
   std::int64_t replacements = 0;
   // "Never registered" is only known while Nomad can be read.
   for (const auto& instance : state.instances) {
@@ -359,7 +488,12 @@ ScalePlan ScalePlanner::ReconcilePlan(const PoolState& state, const PoolPolicy& 
     plan.actions.push_back(std::move(purge));
   }
   if (plan.actions.empty()) {
+    PlanWarmPool(state, policy, now, namer, plan, notes, /*refill_only=*/false);
+    plan.background = !plan.actions.empty();
+  }
+  if (plan.actions.empty()) {
     plan.message = "pool " + state.prefix + " needs no repair";
+    if (!notes.empty()) plan.message += "; " + notes.front();
     return plan;
   }
   plan.outcome = PlanOutcome::kExecute;

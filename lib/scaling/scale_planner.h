@@ -36,9 +36,13 @@ struct LaunchAction {
   std::string memory;  // Multipass size text, e.g. "4G"
   std::string disk;
   std::string cloud_init_path;  // read by the launcher, not here
+  // A warm-pool instance: once running, the controller waits for its node,
+  // marks it ineligible and stops the VM (it is never counted).
+  bool warm = false;
   template <class V>
   void VisitFields(V& v) {
     v.Required("name", name);
+    v.Optional("warm", warm);
     v.Optional("image", image);
     v.Optional("cpus", cpus);
     v.Optional("memory", memory);
@@ -50,12 +54,37 @@ struct LaunchAction {
 // The pool's launch parameters for an instance called `name`.
 LaunchAction LaunchActionFor(const PoolPolicy& policy, std::string name);
 
-// Start a stopped or resume a suspended instance of the pool.
+// Start a stopped or resume a suspended instance of the pool. `warm`: a warm
+// instance taken by a scale out; the controller waits until its node is ready
+// again and marks it eligible, and if the start fails or the node does not
+// come back within node_registration_timeout it deletes the instance (purging
+// its node) and launches a cold replacement within the same run.
 struct StartAction {
   std::string name;
+  bool warm = false;
+  std::string replacement;  // warm: the fresh name of the cold launch replacing a failure
+  std::string node_id;      // warm: its (down) node, purged if the start fails
   template <class V>
   void VisitFields(V& v) {
     v.Required("name", name);
+    v.Optional("warm", warm);
+    v.Optional("replacement", replacement);
+    v.Optional("node_id", node_id);
+  }
+};
+
+// Finish preparing a warming instance whose preparation nobody drives (its
+// launch ended in an earlier run or process): wait for its node, mark it
+// ineligible, stop the VM.
+struct PrepareWarmAction {
+  std::string name;
+  // Already stopped (a crash came between the stop and its record): only
+  // the stop is recorded again.
+  bool stopped = false;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("name", name);
+    v.Optional("stopped", stopped);
   }
 };
 
@@ -81,8 +110,12 @@ struct SelectAndDrainAction {
   std::chrono::nanoseconds deadline{0};
   bool ignore_system_jobs = false;
   bool purge_nodes = false;
+  // warm_pool_reuse_on_scale_in: up to this many drained instances are
+  // stopped and returned to the warm pool instead of deleted.
+  std::int64_t reuse = 0;
   template <class V>
   void VisitFields(V& v) {
+    v.Optional("reuse", reuse);
     v.Required("count", count);
     v.Required("strategy", strategy);
     v.Required("candidates", candidates);
@@ -102,8 +135,8 @@ struct PurgeNodesAction {
   }
 };
 
-using ScaleAction =
-    std::variant<LaunchAction, StartAction, DeleteAction, SelectAndDrainAction, PurgeNodesAction>;
+using ScaleAction = std::variant<LaunchAction, StartAction, DeleteAction, SelectAndDrainAction,
+                                 PurgeNodesAction, PrepareWarmAction>;
 
 enum class PlanOutcome {
   kExecute,     // run the actions in order
@@ -131,6 +164,10 @@ struct ScalePlan {
   std::vector<ScaleAction> actions;
   int max_parallel_launches = 1;
   std::optional<TimePoint> retry_at;  // set with kBackingOff
+  // Only the warm pool's upkeep: it does not hold the pool's Scale slot, so a
+  // Scale arriving meanwhile is planned at once (warming instances are not
+  // counted and a Scale only takes warm instances no operation owns).
+  bool background = false;
 
   template <class V>
   void VisitFields(V& v) {
@@ -142,6 +179,7 @@ struct ScalePlan {
     v.Optional("actions", actions);
     v.Optional("max_parallel_launches", max_parallel_launches);
     v.Optional("retry_at", retry_at);
+    v.Optional("background", background);
   }
 
   bool ShouldExecute() const { return outcome == PlanOutcome::kExecute && !dry_run; }
@@ -162,6 +200,12 @@ class ScalePlanner {
   // that never registered (delete + launch, keeping the count), deletes
   // leftovers of failed launches and soft-deleted instances of the pool, and
   // purges orphan nodes when node_purge. Noop while a Scale is in flight.
+  // With warm_pool_size: finishes warming instances nobody prepares, deletes
+  // warm instances that failed to prepare or exceed warm_pool_size, and
+  // launches warm instances up to warm_pool_size (never past
+  // warm_pool_max_prepared or max_instances, never in launch backoff).
+  // While a Scale is in flight only the warm pool's refill launches are
+  // planned (as a background plan): the Scale owns everything else.
   ScalePlan ReconcilePlan(const PoolState& state, const PoolPolicy& policy, TimePoint now,
                           InstanceNamer& namer) const;
 };

@@ -157,6 +157,16 @@ CREATE TABLE scale_requests (
 );
 )sql";
 
+// Version 1 -> 2: the warm pool's members.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE warm_instances (
+  pool TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  phase INTEGER NOT NULL,
+  PRIMARY KEY (pool, instance)
+);
+)sql";
+
 }  // namespace
 
 struct StateStore::Impl {
@@ -185,9 +195,10 @@ StateStore::StateStore(const std::filesystem::path& state_dir)
     wal.Run();
   }
   db.Exec("PRAGMA synchronous=NORMAL");
-  if (version == 0) {
+  if (version < kSchemaVersion) {
     db.Exec("BEGIN IMMEDIATE");
-    db.Exec(kSchemaV1);
+    if (version < 1) db.Exec(kSchemaV1);
+    if (version < 2) db.Exec(kSchemaV2);
     db.Exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
     db.Exec("COMMIT");
   }
@@ -303,6 +314,29 @@ std::map<std::string, TimePoint> StateStore::LaunchTimes(const std::string& pool
 void StateStore::ForgetInstance(const std::string& pool, const std::string& instance) {
   Statement s(impl_->db, "DELETE FROM launch_times WHERE pool = ? AND instance = ?");
   s.Bind(pool).Bind(instance).Run();
+}
+
+void StateStore::SetWarm(const std::string& pool, const std::string& instance, WarmPhase phase) {
+  Statement s(impl_->db,
+              "INSERT OR REPLACE INTO warm_instances(pool, instance, phase) VALUES (?, ?, ?)");
+  s.Bind(pool).Bind(instance).Bind(static_cast<std::int64_t>(phase)).Run();
+}
+
+void StateStore::ForgetWarm(const std::string& pool, const std::string& instance) {
+  Statement s(impl_->db, "DELETE FROM warm_instances WHERE pool = ? AND instance = ?");
+  s.Bind(pool).Bind(instance).Run();
+}
+
+std::map<std::string, WarmPhase, std::less<>> StateStore::WarmInstances(
+    const std::string& pool) const {
+  Statement s(impl_->db, "SELECT instance, phase FROM warm_instances WHERE pool = ?");
+  s.Bind(pool);
+  std::map<std::string, WarmPhase, std::less<>> out;
+  while (s.Step()) {
+    out[s.Text(0)] = s.Int(1) == static_cast<std::int64_t>(WarmPhase::kWarm) ? WarmPhase::kWarm
+                                                                             : WarmPhase::kWarming;
+  }
+  return out;
 }
 
 void StateStore::SetLastEvent(const std::string& pool, std::int64_t unix_ns) {

@@ -56,7 +56,8 @@ struct BeginRequestResult {
 
 class StateStore {
  public:
-  inline static constexpr int kSchemaVersion = 1;
+  // 2: warm_instances (issue 14); a version 1 file gains the table on open.
+  inline static constexpr int kSchemaVersion = 2;
 
   // Opens or creates <state_dir>/state.db. The directory must exist and be
   // writable. Throws StateStoreError.
@@ -99,6 +100,13 @@ class StateStore {
   void RecordLaunchTime(const std::string& pool, const std::string& instance, TimePoint at);
   std::map<std::string, TimePoint> LaunchTimes(const std::string& pool) const;
   void ForgetInstance(const std::string& pool, const std::string& instance);
+
+  // The warm pool's members (issue 14). Written in the same transaction as
+  // the operation that moves an instance into or out of the warm pool, so a
+  // crash never leaves an instance both counted and warm.
+  void SetWarm(const std::string& pool, const std::string& instance, WarmPhase phase);
+  void ForgetWarm(const std::string& pool, const std::string& instance);
+  std::map<std::string, WarmPhase, std::less<>> WarmInstances(const std::string& pool) const;
 
   void SetLastEvent(const std::string& pool, std::int64_t unix_ns);
   std::optional<std::int64_t> LastEvent(const std::string& pool) const;

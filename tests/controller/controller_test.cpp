@@ -11,6 +11,7 @@
 #include "bus/client.h"
 #include "cache/state_cache.h"
 #include "fake_peers.h"
+#include "scaling/pool_status.h"
 #include "scaling/state_store.h"
 #include "support/temp_dir.h"
 #include "watcher/pool_watcher.h"
@@ -423,6 +424,234 @@ TEST_F(ControllerTest, WatcherObservesAndTheControllerResumesAnInterruptedLaunch
   })) << "pending: "
       << scaling::StateStore(dir_.path()).PendingOperations("web").size();
   EXPECT_EQ(Status().count, 1);
+}
+
+// The fakes as one world for warm pools: a launched or started VM's node is
+// ready (unless the test says otherwise), a stopped or deleted VM's node is
+// down.
+class WarmPoolTest : public ControllerTest {
+ protected:
+  void SetUp() override {
+    ControllerTest::SetUp();
+    policy_["warm_pool_size"] = "2";
+    policy_["max_instances"] = "4";
+    policy_["node_registration_timeout"] = "5s";
+    multipass_->OnChange([this](const std::string& type, const std::string& name) {
+      if (type == mp::LaunchRequest::kType && !nodes_register) return;
+      if (type == mp::StartRequest::kType && !nodes_come_back) return;
+      bool up = type == mp::LaunchRequest::kType || type == mp::StartRequest::kType;
+      nomad_->PutNode(name, up ? "ready" : "down");
+    });
+  }
+
+  // The pool becomes known (the autoscaler's first Status) and is watched.
+  void StartWatched() {
+    Start();
+    Status();
+    StartWatcher();
+  }
+
+  std::vector<std::string> Listed(const char* key) {
+    auto meta = Status().meta;
+    std::vector<std::string> names;
+    auto it = meta.find(key);
+    if (it == meta.end()) return names;
+    std::string list = it->second;
+    for (std::size_t at = 0; at <= list.size();) {
+      auto comma = list.find(',', at);
+      if (comma == std::string::npos) comma = list.size();
+      names.push_back(list.substr(at, comma - at));
+      at = comma + 1;
+    }
+    return names;
+  }
+  std::vector<std::string> Warm() { return Listed(scaling::kMetaWarm); }
+  std::vector<std::string> Warming() { return Listed(scaling::kMetaWarming); }
+  bool WarmPoolIs(std::size_t n) { return Warm().size() == n && Warming().empty(); }
+
+  std::string NameOf(const bus::Envelope& launch) {
+    return contracts::Decode<mp::LaunchRequest>(launch.payload, launch.type).name;
+  }
+
+  std::atomic<bool> nodes_register{true};
+  std::atomic<bool> nodes_come_back{true};
+};
+
+TEST_F(WarmPoolTest, IsPreparedInTheBackgroundAndNeverCounted) {
+  StartWatched();
+  ASSERT_TRUE(Eventually([&] { return WarmPoolIs(2); })) << Status().meta[scaling::kMetaNotReady];
+  for (const auto& name : Warm()) {
+    EXPECT_EQ(multipass_->instances()[name], "stopped") << name;
+    EXPECT_EQ(nomad_->eligible(name), std::optional<bool>(false)) << name;
+  }
+  auto status = Status();
+  EXPECT_EQ(status.count, 0);
+  EXPECT_TRUE(status.ready) << status.meta[scaling::kMetaNotReady];
+  EXPECT_EQ(multipass_->count("multipass.launch"), 2);
+  auto store = scaling::StateStore(dir_.path()).WarmInstances("web");
+  EXPECT_EQ(store.size(), 2u);
+  for (const auto& [name, phase] : store) EXPECT_EQ(phase, scaling::WarmPhase::kWarm) << name;
+}
+
+TEST_F(WarmPoolTest, ScaleOutStartsWarmInstancesFirstAndLaunchesColdOnlyForTheRest) {
+  StartWatched();
+  ASSERT_TRUE(Eventually([&] { return WarmPoolIs(2); }));
+  auto warm = Warm();
+  auto outcome = Scale(3, "r1");
+  ASSERT_EQ(outcome.status, ScaleStatus::kDone) << outcome.message;
+  EXPECT_NE(outcome.message.find("2 from the warm pool"), std::string::npos) << outcome.message;
+  EXPECT_EQ(multipass_->count("multipass.start"), 2);
+  for (const auto& name : warm) {
+    EXPECT_EQ(multipass_->instances()[name], "running") << name;
+    EXPECT_EQ(nomad_->eligible(name), std::optional<bool>(true)) << name;
+  }
+  EXPECT_EQ(Status().count, 3);
+  // The refill: one more, as max_instances (4) leaves room for one.
+  ASSERT_TRUE(Eventually([&] { return WarmPoolIs(1); }));
+  EXPECT_EQ(multipass_->count("multipass.launch"), 2 + 1 + 1);
+  EXPECT_EQ(Status().count, 3);
+}
+
+TEST_F(WarmPoolTest, AWarmStartThatFailsIsDeletedItsNodePurgedAndReplacedInTheSameScale) {
+  policy_["max_instances"] = "2";  // no refill after the Scale: the launches are its own
+  StartWatched();
+  ASSERT_TRUE(Eventually([&] { return WarmPoolIs(2); }));
+  auto warm = Warm();
+  multipass_->FailWith("multipass.start", contracts::AppCode::kOutOfResources,
+                       "not enough host resources");
+  auto outcome = Scale(2, "r1");
+  ASSERT_EQ(outcome.status, ScaleStatus::kDone) << outcome.message;
+  auto instances = multipass_->instances();
+  for (const auto& name : warm) {
+    EXPECT_FALSE(instances.contains(name)) << name;
+    EXPECT_TRUE(nomad_->purged().contains("node-" + name)) << name;
+  }
+  EXPECT_EQ(Status().count, 2);
+  EXPECT_EQ(multipass_->count("multipass.launch"), 2 + 2);
+}
+
+TEST_F(WarmPoolTest, AWarmInstanceWhoseNodeDoesNotComeBackIsReplacedInTheSameScale) {
+  policy_["node_registration_timeout"] = "300ms";
+  StartWatched();
+  ASSERT_TRUE(Eventually([&] { return WarmPoolIs(2); }));
+  auto warm = Warm();
+  nodes_come_back = false;
+  auto outcome = Scale(1, "r1");
+  ASSERT_EQ(outcome.status, ScaleStatus::kDone) << outcome.message;
+  auto instances = multipass_->instances();
+  int replaced = 0;
+  for (const auto& name : warm) {
+    if (instances.contains(name)) continue;  // the one the Scale did not take
+    ++replaced;
+    EXPECT_TRUE(nomad_->purged().contains("node-" + name)) << name;
+  }
+  EXPECT_EQ(replaced, 1);
+  EXPECT_EQ(Status().count, 1);
+}
+
+TEST_F(WarmPoolTest, ARefillTakesALaunchSlotOnlyWhenNoScaleLaunchWaits) {
+  policy_["max_parallel_launches"] = "1";
+  policy_["warm_pool_size"] = "3";
+  multipass_->Set("multipass.launch", testing::Answering::kHold);
+  StartWatched();
+  // The refill runs its first launch; its other two wait for the slot.
+  ASSERT_TRUE(multipass_->WaitHeld("multipass.launch", 1));
+  ASSERT_TRUE(Eventually([&] { return Warming().size() == 3; }));
+  auto refill = Warming();
+  // The refill does not hold the pool's Scale slot: this Scale is planned now.
+  auto scale = ScaleAsync(1, "r1");
+  ASSERT_TRUE(Eventually([&] {
+    return Status().meta[scaling::kMetaNotReady].find("scale request r1 in progress") !=
+           std::string::npos;
+  }));
+  multipass_->Release("multipass.launch", /*keep_holding=*/true);
+  // The slot goes to the Scale's launch, not to the refill's next.
+  ASSERT_TRUE(multipass_->WaitHeld("multipass.launch", 1));
+  auto next = NameOf(multipass_->held("multipass.launch").front());
+  EXPECT_EQ(std::count(refill.begin(), refill.end(), next), 0) << next << " is the refill's";
+  multipass_->Release("multipass.launch", /*keep_holding=*/true);
+  ASSERT_EQ(scale.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(scale.get().status, ScaleStatus::kDone);
+  EXPECT_EQ(multipass_->max_in_flight("multipass.launch"), 1);
+  multipass_->Release("multipass.launch");
+  ASSERT_TRUE(Eventually([&] { return WarmPoolIs(3); }));
+  EXPECT_EQ(Status().count, 1);
+}
+
+TEST_F(WarmPoolTest, ScaleInWithReuseStopsDrainedInstancesIntoTheWarmPool) {
+  policy_["max_instances"] = "3";
+  policy_["warm_pool_reuse_on_scale_in"] = "true";
+  StartWatched();
+  ASSERT_TRUE(Eventually([&] { return WarmPoolIs(2); }));
+  ASSERT_EQ(Scale(3, "r1").status, ScaleStatus::kDone);
+  EXPECT_TRUE(Warm().empty());  // max_instances leaves no room for a refill
+  auto outcome = Scale(1, "r2");
+  ASSERT_EQ(outcome.status, ScaleStatus::kDone) << outcome.message;
+  EXPECT_EQ(nomad_->drained().size(), 2u);
+  EXPECT_TRUE(nomad_->purged().empty());
+  auto warm = Warm();
+  ASSERT_EQ(warm.size(), 2u);
+  for (const auto& name : warm) EXPECT_EQ(multipass_->instances()[name], "stopped") << name;
+  EXPECT_EQ(multipass_->count("multipass.delete"), 0);
+  EXPECT_EQ(Status().count, 1);
+}
+
+TEST_F(WarmPoolTest, AWarmingInstanceInterruptedBeforeItsStopIsFinishedByTheNextProcess) {
+  policy_["warm_pool_size"] = "1";
+  multipass_->Set("multipass.stop", testing::Answering::kHold);
+  StartWatched();
+  ASSERT_TRUE(multipass_->WaitHeld("multipass.stop", 1));
+  StopAll();  // as kill -9: the stop is recorded, never answered
+  multipass_->Set("multipass.stop", testing::Answering::kNormally);
+  links_.multipass = multipass_->Client(context_);
+  links_.nomad = nomad_->Client(context_);
+  StartWatched();
+  ASSERT_TRUE(Eventually([&] { return WarmPoolIs(1); }));
+  EXPECT_EQ(multipass_->count("multipass.launch"), 1);  // finished, not forgotten and redone
+  EXPECT_EQ(multipass_->instances()[Warm().front()], "stopped");
+  EXPECT_EQ(Status().count, 0);
+}
+
+TEST_F(WarmPoolTest, AWarmStartInterruptedByACrashEndsEligibleAndCounted) {
+  policy_["warm_pool_size"] = "1";
+  StartWatched();
+  ASSERT_TRUE(Eventually([&] { return WarmPoolIs(1); }));
+  auto name = Warm().front();
+  multipass_->Set("multipass.start", testing::Answering::kHold);
+  auto scale = ScaleAsync(1, "r1");
+  ASSERT_TRUE(multipass_->WaitHeld("multipass.start", 1));
+  StopAll();
+  scale.get();
+  // The daemon goes on with the start (as hostd does after the plugin died).
+  multipass_->Set("multipass.start", testing::Answering::kNormally);
+  multipass_->Release("multipass.start");
+  links_.multipass = multipass_->Client(context_);
+  links_.nomad = nomad_->Client(context_);
+  StartWatched();
+  // Resumed: started, its node back and eligible; counted, not warm.
+  ASSERT_TRUE(Eventually([&] { return nomad_->eligible(name) == std::optional<bool>(true); }));
+  ASSERT_TRUE(Eventually([&] {
+    return Status().count == 1 && scaling::StateStore(dir_.path()).PendingOperations("web").empty();
+  }));
+  EXPECT_EQ(multipass_->instances()[name], "running");
+  auto warm = Warm();
+  EXPECT_EQ(std::count(warm.begin(), warm.end(), name), 0);
+}
+
+TEST_F(WarmPoolTest, AWarmPoolWhoseNodesNeverRegisterBacksOff) {
+  policy_["warm_pool_size"] = "1";
+  policy_["node_registration_timeout"] = "200ms";
+  nodes_register = false;
+  StartWatched();
+  ASSERT_TRUE(Eventually([&] {
+    return Status().meta[scaling::kMetaNotReady].find("launch backoff") != std::string::npos;
+  }));
+  auto reason = Status().meta[scaling::kMetaNotReady];
+  EXPECT_NE(reason.find("did not register"), std::string::npos) << reason;
+  // The failed instance is gone, and no other is being prepared meanwhile.
+  ASSERT_TRUE(Eventually([&] { return multipass_->instances().empty(); }));
+  EXPECT_TRUE(Warming().empty());
+  EXPECT_EQ(multipass_->count("multipass.launch"), 1);
 }
 
 }  // namespace

@@ -134,6 +134,14 @@ int FakePeer::count(const std::string& type) const {
   return it == counts_.end() ? 0 : it->second;
 }
 
+std::vector<bus::Envelope> FakePeer::held(const std::string& type) const {
+  std::lock_guard lock(mutex_);
+  std::vector<bus::Envelope> out;
+  if (auto it = held_.find(type); it != held_.end())
+    for (const auto& h : it->second) out.push_back(h.request);
+  return out;
+}
+
 int FakePeer::max_in_flight(const std::string& type) const {
   std::lock_guard lock(mutex_);
   auto it = max_in_flight_.find(type);
@@ -153,23 +161,41 @@ FakeMultipass::FakeMultipass(bus::BusContext& context, std::string endpoint)
   });
   Serve(std::string(mp::LaunchRequest::kType), [this](const bus::Envelope& e) {
     auto req = contracts::Decode<mp::LaunchRequest>(e.payload, e.type);
-    std::lock_guard lock(mutex_);
-    instances_[req.name] = "running";
+    {
+      std::lock_guard lock(mutex_);
+      instances_[req.name] = "running";
+    }
+    Changed(e.type, {req.name});
     return contracts::Encode(mp::LaunchReply{req.name});
   });
   Serve(std::string(mp::DeleteRequest::kType), [this](const bus::Envelope& e) {
     auto req = contracts::Decode<mp::DeleteRequest>(e.payload, e.type);
-    std::lock_guard lock(mutex_);
     mp::DeleteReply reply;
-    for (const auto& n : req.names)
-      if (instances_.erase(n)) reply.deleted.push_back(n);
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& n : req.names)
+        if (instances_.erase(n)) reply.deleted.push_back(n);
+    }
+    Changed(e.type, reply.deleted);
     return contracts::Encode(reply);
   });
   Serve(std::string(mp::StartRequest::kType), [this](const bus::Envelope& e) {
     auto req = contracts::Decode<mp::StartRequest>(e.payload, e.type);
-    std::lock_guard lock(mutex_);
-    for (const auto& n : req.names) instances_[n] = "running";
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& n : req.names) instances_[n] = "running";
+    }
+    Changed(e.type, req.names);
     return contracts::Encode(mp::StartReply{req.names});
+  });
+  Serve(std::string(mp::StopRequest::kType), [this](const bus::Envelope& e) {
+    auto req = contracts::Decode<mp::StopRequest>(e.payload, e.type);
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& n : req.names) instances_[n] = "stopped";
+    }
+    Changed(e.type, req.names);
+    return contracts::Encode(mp::StopReply{req.names});
   });
   Serve(std::string(mp::InfoRequest::kType), [this](const bus::Envelope& e) {
     auto req = contracts::Decode<mp::InfoRequest>(e.payload, e.type);
@@ -182,6 +208,21 @@ FakeMultipass::FakeMultipass(bus::BusContext& context, std::string endpoint)
     return contracts::Encode(reply);
   });
   Start();
+}
+
+void FakeMultipass::OnChange(ChangeHook hook) {
+  std::lock_guard lock(mutex_);
+  on_change_ = std::move(hook);
+}
+
+void FakeMultipass::Changed(const std::string& type, const std::vector<std::string>& names) {
+  ChangeHook hook;
+  {
+    std::lock_guard lock(mutex_);
+    hook = on_change_;
+  }
+  if (!hook) return;
+  for (const auto& n : names) hook(type, n);
 }
 
 void FakeMultipass::Put(const std::string& name, const std::string& state) {
@@ -228,11 +269,35 @@ FakeNomad::FakeNomad(bus::BusContext& context, std::string endpoint)
              }
              std::lock_guard lock(mutex_);
              if (req.index && *req.index >= index_) {
-               waiting_.push_back(responder);
+               auto wait = std::chrono::milliseconds(req.wait_ms.value_or(300000));
+               waiting_.push_back({responder, std::chrono::steady_clock::now() + wait});
+               waits_changed_.notify_all();
                return;
              }
              responder.Reply(PoolNodes());
            });
+  waits_ = std::thread([this] {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      auto now = std::chrono::steady_clock::now();
+      auto next = now + std::chrono::hours(1);
+      std::vector<bus::Responder> due;
+      std::erase_if(waiting_, [&](const Waiting& w) {
+        if (w.until > now) {
+          next = std::min(next, w.until);
+          return false;
+        }
+        due.push_back(w.responder);
+        return true;
+      });
+      if (!due.empty()) {
+        auto reply = PoolNodes();
+        for (auto& r : due) r.Reply(reply);
+        continue;
+      }
+      waits_changed_.wait_until(lock, next);
+    }
+  });
   Serve(std::string(nm::SelectRequest::kType), [this](const bus::Envelope& e) {
     auto req = contracts::Decode<nm::SelectRequest>(e.payload, e.type);
     std::lock_guard lock(mutex_);
@@ -272,11 +337,23 @@ FakeNomad::FakeNomad(bus::BusContext& context, std::string endpoint)
     Changed();
     return contracts::Encode(reply);
   });
-  Serve(std::string(nm::MarkEligibleRequest::kType), [](const bus::Envelope& e) {
+  Serve(std::string(nm::MarkEligibleRequest::kType), [this](const bus::Envelope& e) {
     auto req = contracts::Decode<nm::MarkEligibleRequest>(e.payload, e.type);
+    std::lock_guard lock(mutex_);
+    for (const auto& id : req.node_ids) eligible_[id] = req.eligible;
     return contracts::Encode(nm::MarkEligibleReply{req.node_ids, {}});
   });
   Start();
+}
+
+FakeNomad::~FakeNomad() {
+  StopServing();
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  waits_changed_.notify_all();
+  waits_.join();
 }
 
 void FakeNomad::PutNode(const std::string& instance, const std::string& status) {
@@ -302,8 +379,15 @@ json FakeNomad::PoolNodes() const {
 void FakeNomad::Changed() {
   ++index_;
   auto reply = PoolNodes();
-  for (auto& r : waiting_) r.Reply(reply);
+  for (auto& w : waiting_) w.responder.Reply(reply);
   waiting_.clear();
+}
+
+std::optional<bool> FakeNomad::eligible(const std::string& instance) const {
+  std::lock_guard lock(mutex_);
+  auto it = eligible_.find("node-" + instance);
+  if (it == eligible_.end()) return std::nullopt;
+  return it->second;
 }
 
 std::set<std::string> FakeNomad::purged() const {

@@ -8,8 +8,10 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bus/client.h"
@@ -48,6 +50,8 @@ class FakePeer {
   void Release(const std::string& type, bool keep_holding = false);
   int count(const std::string& type) const;
   int max_in_flight(const std::string& type) const;
+  // The requests of `type` held right now, oldest first.
+  std::vector<bus::Envelope> held(const std::string& type) const;
 
  protected:
   using Work = std::function<nlohmann::json(const bus::Envelope&)>;
@@ -81,11 +85,17 @@ class FakePeer {
   std::condition_variable changed_;
 };
 
-// multipass.list / launch / delete / start / info over an in-memory host.
+// multipass.list / launch / delete / start / stop / info over an in-memory host.
 class FakeMultipass : public FakePeer {
  public:
+  // After a launch, start, stop or delete changed an instance: (request
+  // type, instance). Tests tie the fake Nomad to it (a started VM's node
+  // comes back, a stopped one's goes down).
+  using ChangeHook = std::function<void(const std::string&, const std::string&)>;
+
   FakeMultipass(bus::BusContext& context, std::string endpoint);
   ~FakeMultipass() override { StopServing(); }
+  void OnChange(ChangeHook hook);
   // name -> state ("running", "stopped", ...)
   void Put(const std::string& name, const std::string& state);
   std::map<std::string, std::string> instances() const;
@@ -102,6 +112,8 @@ class FakeMultipass : public FakePeer {
 
  private:
   std::map<std::string, std::string> instances_;
+  ChangeHook on_change_;
+  void Changed(const std::string& type, const std::vector<std::string>& names);
 };
 
 // nomad.pool_nodes / select / drain / purge / mark_eligible over in-memory
@@ -109,8 +121,10 @@ class FakeMultipass : public FakePeer {
 class FakeNomad : public FakePeer {
  public:
   FakeNomad(bus::BusContext& context, std::string endpoint);
-  ~FakeNomad() override { StopServing(); }
+  ~FakeNomad() override;
   void PutNode(const std::string& instance, const std::string& status = "ready");
+  // The node's eligibility as last set by nomad.mark_eligible (absent: never set).
+  std::optional<bool> eligible(const std::string& instance) const;
   std::set<std::string> purged() const;
   std::set<std::string> drained() const;
   // nodes whose drain reports drain_failed
@@ -118,12 +132,22 @@ class FakeNomad : public FakePeer {
 
  private:
   std::map<std::string, std::string> nodes_;  // instance -> status
+  std::map<std::string, bool> eligible_;      // node id -> eligible
   std::set<std::string> purged_;
   std::set<std::string> drained_;
   nlohmann::json PoolNodes() const;  // the reply, under mutex_
   void Changed();                    // answers the waiting blocking queries, under mutex_
   std::uint64_t index_ = 1;
-  std::vector<bus::Responder> waiting_;  // blocking queries at the current index
+  // Blocking queries at the current index, with when their wait_ms ends.
+  struct Waiting {
+    bus::Responder responder;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::vector<Waiting> waiting_;
+  // Answers the blocking queries whose wait ran out, as Nomad does.
+  std::thread waits_;
+  std::condition_variable waits_changed_;
+  bool stopping_ = false;
 };
 
 }  // namespace mps::testing

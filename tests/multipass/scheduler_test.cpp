@@ -119,6 +119,22 @@ TEST_F(SchedulerTest, FirstLaunchOfAnImageRunsAloneOtherImagesProceed) {
   ASSERT_TRUE(outcomes.WaitFor(4));
 }
 
+TEST_F(SchedulerTest, WithoutTheImageRuleJobsOfOneImageRunTogether) {
+  // As the session runs starts: the launcher is the caller's, and jobs of
+  // the same (empty) image do not wait for a first one.
+  MultipassClient client(Options());
+  LaunchScheduler scheduler([&client](const LaunchSpec& spec) { return client.Launch(spec); }, 4,
+                            /*first_of_an_image_alone=*/false);
+  Outcomes outcomes;
+  fake_->With([](State& s) { s.hold_launches = true; });
+  for (const char* n : {"n-1", "n-2", "n-3"})
+    scheduler.Submit(Spec(n, "noble"), outcomes.Callback());
+  ASSERT_TRUE(fake_->WaitUntil([](const State& s) { return s.running_launches == 3; }));
+  fake_->With([](State& s) { EXPECT_EQ(s.running_by_image["noble"], 3); });
+  fake_->ReleaseAll();
+  ASSERT_TRUE(outcomes.WaitFor(3));
+}
+
 TEST_F(SchedulerTest, FailedFirstLaunchHandsTheRoleToTheNextWaiting) {
   MultipassClient client(Options());
   LaunchScheduler scheduler(client, 4);

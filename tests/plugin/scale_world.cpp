@@ -34,6 +34,14 @@ ScaleWorld::ScaleWorld(SimOptions sim) {
                                 "--migration-delay",
                                 sim.migration_delay};
   if (sim.hang_launches) argv.push_back("--hang-launches");
+  for (const auto& [flag, value] : {std::pair{"--start-delay", sim.start_delay},
+                                    {"--restart-join-delay", sim.restart_join_delay},
+                                    {"--heartbeat-delay", sim.heartbeat_delay},
+                                    {"--cloud-init-delay", sim.cloud_init_delay}}) {
+    if (value.empty()) continue;
+    argv.push_back(flag);
+    argv.push_back(value);
+  }
   for (const auto& token : sim.nomad_tokens) {
     argv.push_back("--nomad-token");
     argv.push_back(token);
@@ -242,6 +250,19 @@ void ScaleWorld::AddAllocation(const std::string& node_id, const std::string& ns
   auto r = http.Post("/sim/allocations", json{{"node_id", node_id}, {"namespace", ns}}.dump(),
                      "application/json");
   if (!r || r->status != 200) throw std::runtime_error("POST /sim/allocations failed");
+}
+
+void ScaleWorld::Faults(const json& faults) {
+  httplib::Client http(nomad_address_);
+  auto r = http.Post("/sim/faults", faults.dump(), "application/json");
+  if (!r || r->status != 200) throw std::runtime_error("POST /sim/faults failed");
+}
+
+json ScaleWorld::UndrainedDeletions() {
+  httplib::Client http(nomad_address_);
+  auto r = http.Get("/sim/undrained_deletions");
+  if (!r || r->status != 200) throw std::runtime_error("GET /sim/undrained_deletions failed");
+  return json::parse(r->body);
 }
 
 std::vector<std::string> ScaleWorld::Mpscale(std::vector<std::string> args) {

@@ -28,6 +28,11 @@ struct SimOptions {
   // cluster-sim --nomad-token specs (ACLs on when any); the world's own Nomad
   // reads use the first, which should be a management token.
   std::vector<std::string> nomad_tokens = {};
+  // Restarts of stopped instances (warm pools); empty: cluster-sim's defaults.
+  std::string start_delay = {};
+  std::string restart_join_delay = {};
+  std::string heartbeat_delay = {};
+  std::string cloud_init_delay = {};
 };
 
 class ScaleWorld {
@@ -67,6 +72,10 @@ class ScaleWorld {
   // Nodes of the simulated Nomad: {id, name, status, drain}.
   std::vector<nlohmann::json> Nodes();
   void AddAllocation(const std::string& node_id, const std::string& ns = "default");
+  // POST /sim/faults with this body.
+  void Faults(const nlohmann::json& faults);
+  // GET /sim/undrained_deletions.
+  nlohmann::json UndrainedDeletions();
   void LaunchDirect(const std::string& name, const std::string& cloud_init);
 
   std::string host_stderr() const;

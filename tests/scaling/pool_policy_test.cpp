@@ -356,5 +356,51 @@ TEST(PoolPolicy, PlacementScopeNamesUnknownHostsAndZones) {
   EXPECT_TRUE(CheckPlacementScope(ParsePoolPolicy({{"node_class", "web"}}), hosts).empty());
 }
 
+TEST(PoolPolicy, WarmPoolDefaultsOff) {
+  auto p = ParsePoolPolicy({{"node_class", "web"}, {"max_instances", "7"}});
+  EXPECT_EQ(p.warm_pool_size, 0);
+  EXPECT_FALSE(p.warm_pool_max_prepared);
+  EXPECT_EQ(p.WarmMaxPrepared(), 7);
+  EXPECT_FALSE(p.warm_pool_reuse_on_scale_in);
+}
+
+TEST(PoolPolicy, WarmPoolKeysParsed) {
+  auto p = ParsePoolPolicy({{"node_class", "web"},
+                            {"warm_pool_size", "3"},
+                            {"warm_pool_max_prepared", "8"},
+                            {"warm_pool_reuse_on_scale_in", "true"}});
+  EXPECT_EQ(p.warm_pool_size, 3);
+  EXPECT_EQ(p.WarmMaxPrepared(), 8);
+  EXPECT_TRUE(p.warm_pool_reuse_on_scale_in);
+  EXPECT_TRUE(p.warnings.empty());
+}
+
+TEST(PoolPolicy, WarmPoolErrorsNameTheKey) {
+  auto problems = ProblemsOf({{"node_class", "web"},
+                              {"warm_pool_size", "-1"},
+                              {"warm_pool_max_prepared", "0"},
+                              {"warm_pool_reuse_on_scale_in", "maybe"}});
+  ASSERT_TRUE(ProblemFor(problems, "warm_pool_size"));
+  EXPECT_THAT(ProblemFor(problems, "warm_pool_size")->message, HasSubstr("non-negative"));
+  ASSERT_TRUE(ProblemFor(problems, "warm_pool_max_prepared"));
+  ASSERT_TRUE(ProblemFor(problems, "warm_pool_reuse_on_scale_in"));
+
+  problems = ProblemsOf({{"node_class", "web"}, {"max_instances", "4"}, {"warm_pool_size", "5"}});
+  ASSERT_TRUE(ProblemFor(problems, "warm_pool_size"));
+  EXPECT_THAT(ProblemFor(problems, "warm_pool_size")->message, HasSubstr("max_instances (4)"));
+
+  problems =
+      ProblemsOf({{"node_class", "web"}, {"max_instances", "4"}, {"warm_pool_max_prepared", "5"}});
+  ASSERT_TRUE(ProblemFor(problems, "warm_pool_max_prepared"));
+  EXPECT_THAT(ProblemFor(problems, "warm_pool_max_prepared")->message,
+              HasSubstr("max_instances (4)"));
+
+  problems =
+      ProblemsOf({{"node_class", "web"}, {"warm_pool_size", "3"}, {"warm_pool_max_prepared", "2"}});
+  ASSERT_TRUE(ProblemFor(problems, "warm_pool_max_prepared"));
+  EXPECT_THAT(ProblemFor(problems, "warm_pool_max_prepared")->message,
+              HasSubstr("warm_pool_size (3)"));
+}
+
 }  // namespace
 }  // namespace mps::scaling

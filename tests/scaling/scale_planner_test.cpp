@@ -16,6 +16,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
+using namespace std::chrono_literals;
 
 template <class T>
 std::vector<T> ActionsOf(const ScalePlan& plan) {
@@ -403,6 +404,183 @@ TEST_F(ScalePlannerTest, InstancesWithOperationsAreNotTouched) {
   EXPECT_EQ(plan.current_count, 2);
   EXPECT_THAT(DeletedNames(plan), IsEmpty());
   EXPECT_EQ(ActionsOf<SelectAndDrainAction>(plan)[0].count, 1);
+}
+
+// -- Warm pools (issue 14) --------------------------------------------------
+
+Instance WarmStopped(std::string name) {
+  auto i = WithState(std::move(name), InstanceState::kStopped);
+  i.node = Node("node-" + i.name, NodeStatus::kDown);
+  i.node->eligible = false;
+  return i;
+}
+
+PoolState WarmState(std::vector<Instance> instances, std::vector<std::string> warm,
+                    std::vector<std::string> warming = {}) {
+  auto s = State(std::move(instances));
+  for (auto& n : warm) s.warm[n] = WarmPhase::kWarm;
+  for (auto& n : warming) s.warm[n] = WarmPhase::kWarming;
+  return s;
+}
+
+TEST_F(ScalePlannerTest, WarmInstancesAreNeitherCountedNorReady) {
+  auto state = WarmState({Ready("web-1"), WarmStopped("web-w1"), Unregistered("web-w2", 1h)},
+                         {"web-w1"}, {"web-w2"});
+  auto status = ComputeStatus(state, Policy({{"warm_pool_size", "2"}}), Now());
+  EXPECT_EQ(status.count, 1);
+  EXPECT_THAT(status.warm, ElementsAre("web-w1"));
+  EXPECT_THAT(status.warming, ElementsAre("web-w2"));
+  EXPECT_TRUE(status.stopped.empty());
+  EXPECT_TRUE(status.ready) << ::testing::PrintToString(status.reasons);
+  EXPECT_EQ(status.Meta().at(kMetaWarm), "web-w1");
+  EXPECT_EQ(status.Meta().at(kMetaWarming), "web-w2");
+}
+
+TEST_F(ScalePlannerTest, WarmLaunchInFlightIsWarmingNotCounted) {
+  auto state = WarmState({}, {}, {"web-w1"});
+  state.operations.push_back({OperationKind::kLaunch, "web-w1", Now(), "reconcile-1"});
+  auto status = ComputeStatus(state, Policy({{"warm_pool_size", "1"}}), Now());
+  EXPECT_EQ(status.count, 0);
+  EXPECT_THAT(status.warming, ElementsAre("web-w1"));
+  EXPECT_TRUE(status.ready);
+}
+
+TEST_F(ScalePlannerTest, ScaleOutTakesWarmFirstThenLaunchesCold) {
+  auto policy = Policy({{"warm_pool_size", "3"}});
+  auto state = WarmState({WarmStopped("web-w1"), WarmStopped("web-w2"), WarmStopped("web-w3")},
+                         {"web-w1", "web-w2", "web-w3"});
+  auto plan = Plan(state, policy, 5);
+  ASSERT_EQ(plan.outcome, PlanOutcome::kExecute) << plan.message;
+  auto starts = ActionsOf<StartAction>(plan);
+  ASSERT_EQ(starts.size(), 3u);
+  std::set<std::string> replacements;
+  for (const auto& s : starts) {
+    EXPECT_TRUE(s.warm);
+    EXPECT_TRUE(BelongsToPool("web", s.replacement));
+    replacements.insert(s.replacement);
+  }
+  auto launches = ActionsOf<LaunchAction>(plan);
+  ASSERT_EQ(launches.size(), 2u);
+  for (const auto& l : launches) {
+    EXPECT_FALSE(l.warm);
+    EXPECT_FALSE(replacements.contains(l.name)) << "a reserved name launched twice";
+  }
+  EXPECT_EQ(replacements.size(), 3u);
+  EXPECT_THAT(plan.message, HasSubstr("3 from the warm pool"));
+}
+
+TEST_F(ScalePlannerTest, ScaleInNeverSelectsWarmInstances) {
+  auto state = WarmState({Ready("web-1"), Ready("web-2"), WarmStopped("web-w1")}, {"web-w1"});
+  auto plan = Plan(state, Policy({{"warm_pool_size", "1"}}), 1);
+  ASSERT_EQ(plan.outcome, PlanOutcome::kExecute) << plan.message;
+  auto drains = ActionsOf<SelectAndDrainAction>(plan);
+  ASSERT_EQ(drains.size(), 1u);
+  EXPECT_THAT(drains[0].candidates, UnorderedElementsAre("web-1", "web-2"));
+  EXPECT_EQ(drains[0].reuse, 0);
+}
+
+TEST_F(ScalePlannerTest, ScaleInWithReuseReturnsUpToTheWarmPoolsRoom) {
+  auto policy = Policy({{"warm_pool_size", "3"}, {"warm_pool_reuse_on_scale_in", "true"}});
+  auto state = WarmState(
+      {Ready("web-1"), Ready("web-2"), Ready("web-3"), Ready("web-4"), Ready("web-5")}, {});
+  auto plan = Plan(state, policy, 2);
+  ASSERT_EQ(plan.outcome, PlanOutcome::kExecute) << plan.message;
+  auto drains = ActionsOf<SelectAndDrainAction>(plan);
+  ASSERT_EQ(drains.size(), 1u);
+  EXPECT_EQ(drains[0].count, 3);
+  EXPECT_EQ(drains[0].reuse, 3);
+
+  state.warm["web-x"] = WarmPhase::kWarm;  // one slot taken
+  plan = Plan(state, policy, 2);
+  EXPECT_EQ(ActionsOf<SelectAndDrainAction>(plan)[0].reuse, 2);
+}
+
+TEST_F(ScalePlannerTest, RefillLaunchesWarmUpToSizeAsBackgroundWork) {
+  auto policy = Policy({{"warm_pool_size", "3"}});
+  auto plan = planner_.ReconcilePlan(WarmState({Ready("web-1")}, {}), policy, Now(), namer_);
+  ASSERT_EQ(plan.outcome, PlanOutcome::kExecute) << plan.message;
+  EXPECT_TRUE(plan.background);
+  auto launches = ActionsOf<LaunchAction>(plan);
+  ASSERT_EQ(launches.size(), 3u);
+  for (const auto& l : launches) EXPECT_TRUE(l.warm);
+}
+
+TEST_F(ScalePlannerTest, RefillNeverPassesMaxPreparedNorMaxInstances) {
+  auto policy = Policy({{"warm_pool_size", "3"}, {"max_instances", "4"}});
+  auto plan = planner_.ReconcilePlan(WarmState({Ready("web-1"), Ready("web-2")}, {}), policy, Now(),
+                                     namer_);
+  EXPECT_EQ(ActionsOf<LaunchAction>(plan).size(), 2u);
+
+  policy = Policy({{"warm_pool_size", "3"}, {"warm_pool_max_prepared", "3"}});
+  plan = planner_.ReconcilePlan(WarmState({Ready("web-1"), Ready("web-2")}, {}), policy, Now(),
+                                namer_);
+  EXPECT_EQ(ActionsOf<LaunchAction>(plan).size(), 1u);
+}
+
+TEST_F(ScalePlannerTest, WhileAScaleRunsOnlyTheRefillIsPlannedAndInTheBackground) {
+  // A counted instance that never registered: a repair, but not while the
+  // Scale owns the pool.
+  auto state = WarmState({Unregistered("web-1", 2h)}, {});
+  state.active_scale_request_id = "req-9";
+  auto policy = Policy({{"warm_pool_size", "3"}});
+  auto plan = planner_.ReconcilePlan(state, policy, Now(), namer_);
+  ASSERT_EQ(plan.outcome, PlanOutcome::kExecute) << plan.message;
+  EXPECT_TRUE(plan.background);  // it does not take the pool's Scale slot
+  auto launches = ActionsOf<LaunchAction>(plan);
+  EXPECT_EQ(launches.size(), 3u);
+  EXPECT_EQ(launches.size(), plan.actions.size());
+  for (const auto& l : launches) EXPECT_TRUE(l.warm);
+
+  // Instances the Scale is draining may come back to the warm pool
+  // (reuse) and are still capacity until deleted: the refill leaves room.
+  state = WarmState({Ready("web-1"), Ready("web-2")}, {});
+  state.active_scale_request_id = "req-9";
+  state.operations.push_back({OperationKind::kDrain, "web-1", Now(), "req-9"});
+  state.operations.push_back({OperationKind::kDrain, "web-2", Now(), "req-9"});
+  policy = Policy(
+      {{"warm_pool_size", "3"}, {"max_instances", "4"}, {"warm_pool_reuse_on_scale_in", "true"}});
+  plan = planner_.ReconcilePlan(state, policy, Now(), namer_);
+  EXPECT_EQ(ActionsOf<LaunchAction>(plan).size(), 1u) << plan.message;
+}
+
+TEST_F(ScalePlannerTest, RefillWaitsForOtherRepairsAndBackoff) {
+  auto policy = Policy({{"warm_pool_size", "2"}});
+  auto state = WarmState({Unregistered("web-1", 2h)}, {});
+  auto plan = planner_.ReconcilePlan(state, policy, Now(), namer_);
+  EXPECT_FALSE(plan.background);
+  for (const auto& l : ActionsOf<LaunchAction>(plan)) EXPECT_FALSE(l.warm);
+
+  state = WarmState({}, {});
+  state.launch_failures.consecutive = 1;
+  state.launch_failures.next_retry_at = Now() + 10s;
+  plan = planner_.ReconcilePlan(state, policy, Now(), namer_);
+  EXPECT_TRUE(ActionsOf<LaunchAction>(plan).empty());
+  EXPECT_THAT(plan.message, HasSubstr("warm pool not refilled"));
+}
+
+TEST_F(ScalePlannerTest, WarmingInstanceNobodyPreparesIsFinished) {
+  auto warming = Ready("web-w1");
+  auto plan = planner_.ReconcilePlan(WarmState({warming}, {}, {"web-w1"}),
+                                     Policy({{"warm_pool_size", "1"}}), Now(), namer_);
+  auto prepare = ActionsOf<PrepareWarmAction>(plan);
+  ASSERT_EQ(prepare.size(), 1u);
+  EXPECT_EQ(prepare[0].name, "web-w1");
+  EXPECT_TRUE(ActionsOf<LaunchAction>(plan).empty());
+}
+
+TEST_F(ScalePlannerTest, WarmInstancesBeyondTheSizeAreDeleted) {
+  auto plan = planner_.ReconcilePlan(
+      WarmState({WarmStopped("web-w1"), WarmStopped("web-w2")}, {"web-w1", "web-w2"}),
+      Policy({{"warm_pool_size", "1"}}), Now(), namer_);
+  EXPECT_THAT(DeletedNames(plan), ElementsAre("web-w2"));
+}
+
+TEST_F(ScalePlannerTest, DownNodeOfAWarmInstanceIsNoOrphan) {
+  auto state = WarmState({WarmStopped("web-w1")}, {"web-w1"});
+  auto plan = planner_.ReconcilePlan(
+      state, Policy({{"warm_pool_size", "1"}, {"node_purge", "true"}}), Now(), namer_);
+  EXPECT_TRUE(ActionsOf<PurgeNodesAction>(plan).empty());
+  EXPECT_TRUE(plan.actions.empty()) << plan.message;
 }
 
 }  // namespace

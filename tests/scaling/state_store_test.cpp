@@ -1,5 +1,6 @@
 #include "scaling/state_store.h"
 
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <gmock/gmock.h>
@@ -192,8 +193,44 @@ TEST_F(StateStoreTest, NewerSchemaRefused) {
     f.write(version, 4);
   }
   std::string error = OpenError(dir_);
-  EXPECT_THAT(error, HasSubstr("schema version 9, newer than this build supports (1)"));
+  EXPECT_THAT(error, HasSubstr("schema version 9, newer than this build supports (2)"));
   EXPECT_THAT(error, HasSubstr((dir_ / "state.db").string()));
+}
+
+TEST_F(StateStoreTest, WarmInstancesPersist) {
+  {
+    StateStore store(dir_);
+    store.SetWarm("web", "web-a", WarmPhase::kWarming);
+    store.SetWarm("web", "web-b", WarmPhase::kWarm);
+    store.SetWarm("api", "api-a", WarmPhase::kWarm);
+    store.SetWarm("web", "web-a", WarmPhase::kWarm);
+    store.ForgetWarm("web", "web-b");
+  }
+  StateStore store(dir_);
+  auto warm = store.WarmInstances("web");
+  ASSERT_EQ(warm.size(), 1u);
+  EXPECT_EQ(warm.at("web-a"), WarmPhase::kWarm);
+  EXPECT_EQ(store.WarmInstances("api").size(), 1u);
+}
+
+TEST_F(StateStoreTest, SchemaVersionOneGainsTheWarmTable) {
+  // A version 1 file as the previous build wrote it.
+  {
+    StateStore store(dir_);
+    store.SetLastEvent("web", 42);
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / "state.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE warm_instances; PRAGMA user_version=1", nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  StateStore store(dir_);
+  EXPECT_EQ(store.LastEvent("web"), 42);
+  store.SetWarm("web", "web-a", WarmPhase::kWarming);
+  EXPECT_EQ(store.WarmInstances("web").size(), 1u);
 }
 
 }  // namespace
