@@ -5,12 +5,12 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
-#include <fstream>
-#include <sstream>
 
 #include <spdlog/spdlog.h>
 
+#include "config/bus_values.h"
 #include "config/go_values.h"
+#include "config/hosts_file.h"
 #include "plugin/plugin_error.h"
 
 namespace mps::plugin {
@@ -19,7 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 using Raw = std::map<std::string, std::string>;
 
-constexpr std::array kSplitKeys{"hostd_address", "hostd_server_key_path", "bus_key_path"};
+constexpr std::array kSplitKeys{"hostd_address", "hostd_server_key_path", "bus_key_path",
+                                "hosts_file"};
 constexpr std::array kDirectKeys{"multipass_address", "client_cert_path", "client_key_path",
                                  "passphrase"};
 constexpr std::array kOptionalKeys{
@@ -95,24 +96,14 @@ class Validator {
 
   // A CurveZMQ key file: 40 z85 characters, trailing whitespace allowed.
   std::optional<std::string> Z85KeyFile(const std::string& key, const std::string& what) {
-    auto p = ReadableFile(key, what + " (z85 text file, 40 characters)", true);
-    if (!p) return std::nullopt;
-    std::ifstream in(*p, std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-    static constexpr std::string_view kZ85 =
-        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
-    bool alphabet_ok =
-        std::all_of(text.begin(), text.end(), [](char c) { return kZ85.find(c) != kZ85.npos; });
-    if (text.size() != 40 || !alphabet_ok) {
-      // Do not echo the content: it may be a secret key.
-      Problem(key, "file \"" + p->string() + "\" does not hold a z85 key; expected " + what +
-                       " as 40 z85 characters (as written by mpscale keygen), got " +
-                       std::to_string(text.size()) + " characters" +
-                       (alphabet_ok ? "" : " including non-z85 ones"));
+    const std::string* v = Required(key, "the path of " + what + " (z85 text file, 40 characters)");
+    if (v == nullptr) return std::nullopt;
+    try {
+      return config::ReadZ85KeyFile(*v, what);
+    } catch (const config::KeyFileError& e) {
+      Problem(key, e.what());
       return std::nullopt;
     }
-    return text;
   }
 
   std::vector<ConfigProblem> TakeProblems() { return std::move(problems_); }
@@ -122,18 +113,6 @@ class Validator {
   const Raw& raw_;
   std::vector<ConfigProblem> problems_;
 };
-
-bool ValidBusEndpoint(const std::string& v) {
-  if (v.rfind("ipc://", 0) == 0) return v.size() > 6;
-  if (v.rfind("tcp://", 0) != 0) return false;
-  std::string rest = v.substr(6);
-  auto colon = rest.rfind(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  std::string port = rest.substr(colon + 1);
-  int n = 0;
-  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
-  return ec == std::errc() && ptr == port.data() + port.size() && n >= 1 && n <= 65535;
-}
 
 // What grpc-go's Dial accepts in the Go plugin: host:port or unix:/unix:///path.
 bool ValidGrpcAddress(const std::string& v) {
@@ -170,18 +149,46 @@ PluginConfigParse ParsePluginConfig(const Raw& raw) {
                   ") or the direct mode keys (" + JoinKeys(kDirectKeys) + ")");
   } else if (split) {
     SplitModeConfig s;
-    if (const auto* a =
-            v.Required("hostd_address", "the hostd bus endpoint tcp://host:port or ipc:///path")) {
-      if (ValidBusEndpoint(*a)) {
-        s.hostd_address = *a;
-      } else {
-        v.Problem("hostd_address",
-                  "\"" + *a + "\" is not a bus endpoint; expected tcp://host:port or ipc:///path");
+    const std::string* hosts_file = Value(raw, "hosts_file");
+    std::string single_keys;
+    for (const char* key : {"hostd_address", "hostd_server_key_path"})
+      if (Value(raw, key)) single_keys += (single_keys.empty() ? "" : "/") + std::string(key);
+    if (hosts_file != nullptr && !single_keys.empty()) {
+      v.Problem("hosts_file/" + single_keys,
+                "both set; expected either hosts_file (a list of hosts) or hostd_address with "
+                "hostd_server_key_path (one host), not both");
+    } else if (hosts_file != nullptr) {
+      try {
+        s.hosts = config::ReadHostsFile(*hosts_file);
+        s.hosts_file = *hosts_file;
+        s.hostd_address = s.hosts.front().hostd_address;
+        s.hostd_server_key_path = s.hosts.front().hostd_server_key_path;
+        s.hostd_server_public_key = s.hosts.front().hostd_server_public_key;
+      } catch (const config::HostsFileError& e) {
+        for (const auto& problem : e.problems()) v.Problem("hosts_file", problem);
       }
-    }
-    if (auto k = v.Z85KeyFile("hostd_server_key_path", "hostd's public key")) {
-      s.hostd_server_public_key = *k;
-      s.hostd_server_key_path = *Value(raw, "hostd_server_key_path");
+    } else {
+      if (const auto* a =
+              v.Required("hostd_address",
+                         "the hostd bus endpoint tcp://host:port or ipc:///path (or hosts_file)")) {
+        if (config::IsBusEndpoint(*a)) {
+          s.hostd_address = *a;
+        } else {
+          v.Problem("hostd_address", "\"" + *a +
+                                         "\" is not a bus endpoint; expected tcp://host:port or "
+                                         "ipc:///path");
+        }
+      }
+      if (auto k = v.Z85KeyFile("hostd_server_key_path", "hostd's public key")) {
+        s.hostd_server_public_key = *k;
+        s.hostd_server_key_path = *Value(raw, "hostd_server_key_path");
+      }
+      config::HostEntry only;
+      only.name = std::string(kSingleHostName);
+      only.hostd_address = s.hostd_address;
+      only.hostd_server_key_path = s.hostd_server_key_path;
+      only.hostd_server_public_key = s.hostd_server_public_key;
+      s.hosts.push_back(std::move(only));
     }
     if (auto k = v.Z85KeyFile("bus_key_path", "this plugin's secret key")) {
       s.bus_secret_key = *k;
@@ -251,7 +258,7 @@ PluginConfigParse ParsePluginConfig(const Raw& raw) {
   }
 
   if (const auto* a = Value(raw, "status_address")) {
-    if (!ValidBusEndpoint(*a)) {
+    if (!config::IsBusEndpoint(*a)) {
       v.Problem("status_address",
                 "\"" + *a + "\" is not a bus endpoint; expected tcp://host:port or ipc:///path");
     } else {

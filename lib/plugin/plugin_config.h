@@ -3,9 +3,10 @@
 // pass so that one error names every missing or invalid key.
 //
 // Two modes:
-//  - split: hostd_address (bus endpoint tcp://host:port or ipc:///path),
-//    hostd_server_key_path (hostd's public key, z85 file),
-//    bus_key_path (our secret key, z85 file);
+//  - split: bus_key_path (our secret key, z85 file) and either one host,
+//    hostd_address (bus endpoint tcp://host:port or ipc:///path) with
+//    hostd_server_key_path (hostd's public key, z85 file), or several,
+//    hosts_file (config/hosts_file.h);
 //  - direct (the existing Go plugin's keys): multipass_address,
 //    client_cert_path, client_key_path, passphrase.
 // Optional in both: multipass_ca_path, multipass_server_name, state_dir,
@@ -17,12 +18,24 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
+#include "config/hosts_file.h"
+
 namespace mps::plugin {
 
+// The name of the one host configured with hostd_address and
+// hostd_server_key_path (what Status, events and a `hosts` policy call it).
+inline constexpr std::string_view kSingleHostName = "default";
+
 struct SplitModeConfig {
+  // Every host, in the hosts file's order; one (kSingleHostName) when
+  // configured with hostd_address and hostd_server_key_path.
+  std::vector<config::HostEntry> hosts;
+  std::optional<std::filesystem::path> hosts_file;
+  // The first host's address and key.
   std::string hostd_address;
   std::filesystem::path hostd_server_key_path;
   std::filesystem::path bus_key_path;

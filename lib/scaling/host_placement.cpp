@@ -63,6 +63,22 @@ std::string ZoneOf(const HostCapacity& h) {
 
 }  // namespace
 
+FreeCapacity UsableCapacityOf(const HostCapacity& h) {
+  return {Scaled(h.cpus, h.cpu_allocation_ratio),
+          Scaled(h.memory_bytes, h.memory_allocation_ratio) - h.reserve_memory_bytes,
+          h.disk_bytes - h.reserve_disk_bytes,
+          h.max_instances > 0 ? h.max_instances : std::numeric_limits<std::int64_t>::max()};
+}
+
+FreeCapacity FreeCapacityOf(const HostCapacity& h) {
+  auto free = UsableCapacityOf(h);
+  free.cpus -= h.allocated_cpus;
+  free.memory_bytes -= h.allocated_memory_bytes;
+  free.disk_bytes -= h.allocated_disk_bytes;
+  if (h.max_instances > 0) free.instances -= h.instances;
+  return free;
+}
+
 Placement PlaceInstances(const std::vector<HostCapacity>& hosts, const PlacementRequest& request) {
   Placement out;
   std::vector<Slot> slots;
@@ -81,17 +97,9 @@ Placement PlaceInstances(const std::vector<HostCapacity>& hosts, const Placement
           "unhealthy" + (h.unhealthy_reason.empty() ? "" : ": " + h.unhealthy_reason);
       continue;
     }
-    Slot s{&h,
-           Scaled(h.cpus, h.cpu_allocation_ratio) - h.allocated_cpus,
-           Scaled(h.memory_bytes, h.memory_allocation_ratio) - h.reserve_memory_bytes -
-               h.allocated_memory_bytes,
-           h.disk_bytes - h.reserve_disk_bytes - h.allocated_disk_bytes,
-           h.max_instances > 0 ? h.max_instances - h.instances
-                               : std::numeric_limits<std::int64_t>::max(),
-           h.pool_instances,
-           0,
-           {},
-           0};
+    auto free = FreeCapacityOf(h);
+    Slot s{&h, free.cpus, free.memory_bytes, free.disk_bytes, free.instances, h.pool_instances, 0,
+           {}, 0};
     s.refusal = Refusal(s, request.shape);
     slots.push_back(s);
   }
@@ -102,15 +110,27 @@ Placement PlaceInstances(const std::vector<HostCapacity>& hosts, const Placement
     s.zone = zone_index.try_emplace(ZoneOf(*s.host), zone_index.size()).first->second;
   }
   std::vector<std::int64_t> zone_count(zone_index.size(), 0);
-  for (const auto& s : slots) zone_count[s.zone] += s.pool_instances;
+  // Named zones are failure domains and share evenly; a host without a zone
+  // is a zone of its own and shares by its weight.
+  std::vector<std::int64_t> zone_weight(zone_index.size(), 1);
+  for (const auto& s : slots) {
+    zone_count[s.zone] += s.pool_instances;
+    if (s.host->zone.empty()) zone_weight[s.zone] = std::max<std::int64_t>(1, s.host->weight);
+  }
 
   auto better = [&](const Slot& a, const Slot& b) {
     if (request.strategy == PlacementStrategy::kPack) {
       if (a.memory_left != b.memory_left) return a.memory_left < b.memory_left;
     } else {
-      auto za = zone_count[a.zone], zb = zone_count[b.zone];
+      // Counts per weight, compared without division.
+      auto za = zone_count[a.zone] * zone_weight[b.zone];
+      auto zb = zone_count[b.zone] * zone_weight[a.zone];
       if (za != zb) return za < zb;
-      if (a.pool_instances != b.pool_instances) return a.pool_instances < b.pool_instances;
+      // pool_instances / weight compared without division.
+      auto wa = std::max<std::int64_t>(1, a.host->weight);
+      auto wb = std::max<std::int64_t>(1, b.host->weight);
+      if (a.pool_instances * wb != b.pool_instances * wa)
+        return a.pool_instances * wb < b.pool_instances * wa;
       if (a.memory_left != b.memory_left) return a.memory_left > b.memory_left;
     }
     return a.host->name < b.host->name;

@@ -7,10 +7,12 @@
 // for the pool (`hosts`, `zones`) and the instance fits its headroom (CPUs x
 // cpu_allocation_ratio, memory x memory_allocation_ratio - reserve_memory,
 // disk - reserve_disk, max_instances). Among those, `spread` (the default)
-// picks the zone with the fewest instances of the pool, then in it the host
-// with the fewest instances of the pool, then the most free memory; `pack`
-// picks the host with the least free memory that still fits. Ties go to the
-// host named first in alphabetical order, so a placement is reproducible.
+// picks the zone with the fewest instances of the pool (named zones share
+// evenly; a host without a zone is a zone of its own, sharing by its
+// weight), then in it the host with the fewest instances of the pool for its
+// weight, then the most free memory; `pack` picks the host with the least
+// free memory that still fits. Ties go to the host named first in
+// alphabetical order, so a placement is reproducible.
 #include <cstdint>
 #include <map>
 #include <set>
@@ -40,7 +42,24 @@ struct HostCapacity {
   std::int64_t max_instances = 0;  // 0: no limit
   // Instances of the pool being placed already on this host.
   std::int64_t pool_instances = 0;
+  // Its share when spreading (the hosts file's `weight`): hosts count as
+  // balanced when their pool instances are in the ratio of their weights.
+  std::int64_t weight = 1;
 };
+
+// What a host can still take under its headroom rules: CPUs x
+// cpu_allocation_ratio, memory x memory_allocation_ratio - reserve_memory,
+// disk - reserve_disk, less what its instances hold; instances up to
+// max_instances (INT64_MAX without a limit). Negative when over-committed.
+struct FreeCapacity {
+  std::int64_t cpus = 0;
+  std::int64_t memory_bytes = 0;
+  std::int64_t disk_bytes = 0;
+  std::int64_t instances = 0;
+};
+// The same before what its instances hold (instances: max_instances, or INT64_MAX).
+FreeCapacity UsableCapacityOf(const HostCapacity& host);
+FreeCapacity FreeCapacityOf(const HostCapacity& host);
 
 struct InstanceShape {
   std::int64_t cpus = 1;

@@ -47,6 +47,8 @@ const std::set<std::string, std::less<>>& KnownPolicyKeys() {
       "warm_pool_size",
       "warm_pool_max_prepared",
       "warm_pool_reuse_on_scale_in",
+      "hosts",
+      "zones",
       "dry-run",
       "_nomad_autoscaler_grpc_timeout",
   };
@@ -145,6 +147,32 @@ class TargetReader {
       return std::nullopt;
     }
     return v;
+  }
+
+  // A comma-separated list of host (zone) names; blanks around names ignored.
+  std::set<std::string> NameList(std::string_view key, std::string_view what) {
+    std::set<std::string> names;
+    auto text = Get(key);
+    if (!text) return names;
+    std::string_view rest = *text;
+    while (true) {
+      auto comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      while (!item.empty() && std::isspace(static_cast<unsigned char>(item.front())))
+        item.remove_prefix(1);
+      while (!item.empty() && std::isspace(static_cast<unsigned char>(item.back())))
+        item.remove_suffix(1);
+      if (!config::IsHostName(item)) {
+        Problem(key, "expected a comma-separated list of " + std::string(what) + " names, got " +
+                         (item.empty() ? std::string("an empty item") : Quoted(item)) + " in " +
+                         Quoted(*text));
+        return {};
+      }
+      names.emplace(item);
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    return names;
   }
 
   const std::vector<PolicyProblem>& problems() const { return problems_; }
@@ -250,6 +278,44 @@ std::string FormatMultipassSize(std::uint64_t bytes) {
   return std::to_string(bytes);
 }
 
+std::vector<PolicyProblem> CheckPlacementScope(const PoolPolicy& policy,
+                                               const std::vector<config::HostEntry>& hosts) {
+  std::vector<PolicyProblem> problems;
+  std::set<std::string> host_names, zone_names;
+  for (const auto& h : hosts) {
+    host_names.insert(h.name);
+    if (!h.zone.empty()) zone_names.insert(h.zone);
+  }
+  auto join = [](const std::set<std::string>& names) {
+    std::string text;
+    for (const auto& n : names) text += (text.empty() ? "" : ", ") + n;
+    return text.empty() ? std::string("none") : text;
+  };
+  auto unknown = [&](const char* key, const std::set<std::string>& wanted,
+                     const std::set<std::string>& known, const char* what) {
+    std::set<std::string> missing;
+    for (const auto& n : wanted)
+      if (!known.contains(n)) missing.insert(n);
+    if (!missing.empty())
+      problems.push_back({key, "unknown " + std::string(what) + (missing.size() == 1 ? " " : "s ") +
+                                   join(missing) + "; expected names from the plugin's hosts (" +
+                                   what + "s: " + join(known) + ")"});
+  };
+  unknown("hosts", policy.hosts, host_names, "host");
+  unknown("zones", policy.zones, zone_names, "zone");
+  if (!problems.empty()) return problems;
+  bool any = hosts.empty();
+  for (const auto& h : hosts)
+    any = any || ((policy.hosts.empty() || policy.hosts.contains(h.name)) &&
+                  (policy.zones.empty() || policy.zones.contains(h.zone)));
+  if (!any)
+    problems.push_back({"hosts", "hosts " + join(policy.hosts) + " and zones " +
+                                     join(policy.zones) +
+                                     " have no host in common; expected at least one host the "
+                                     "pool may use"});
+  return problems;
+}
+
 std::optional<InstanceSize> ParseInstanceSize(std::string_view text) {
   // Reads "<letter><positive integer>" and the '-' that may follow it.
   auto part = [&](char letter) -> std::optional<std::int64_t> {
@@ -353,6 +419,8 @@ PoolPolicy ParsePoolPolicy(const std::map<std::string, std::string>& target_conf
     p.node_registration_timeout = *d;
   }
   if (auto d = reader.Duration("node_drain_deadline", false)) p.node_drain_deadline = *d;
+  p.hosts = reader.NameList("hosts", "host");
+  p.zones = reader.NameList("zones", "zone");
   p.node_drain_ignore_system_jobs = reader.Bool("node_drain_ignore_system_jobs").value_or(false);
   p.node_purge = reader.Bool("node_purge").value_or(false);
   if (auto text = reader.Get("node_selector_strategy")) {

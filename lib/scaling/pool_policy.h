@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/hosts_file.h"
 #include "config/multipass_size.h"
 
 namespace mps::scaling {
@@ -84,6 +85,11 @@ struct PoolPolicy {
   std::optional<bool> node_filter_ignore_init;
   std::optional<bool> node_filter_ignore_drain;
   std::optional<bool> node_filter_ignore_ineligible;
+  // The hosts (and zones) of the plugin's hosts_file this pool may be placed
+  // on; empty: every host (every zone). Checked against the configured hosts
+  // by CheckPlacementScope.
+  std::set<std::string> hosts;
+  std::set<std::string> zones;
   bool dry_run = false;
   std::optional<std::chrono::nanoseconds> grpc_timeout;  // _nomad_autoscaler_grpc_timeout
 
@@ -126,6 +132,13 @@ const std::set<std::string, std::less<>>& KnownPolicyKeys();
 
 // Throws PolicyError. A key with an empty value counts as not set.
 PoolPolicy ParsePoolPolicy(const std::map<std::string, std::string>& target_config);
+
+// The policy's `hosts` and `zones` against the plugin's configured hosts:
+// every name must be a configured host (zone), and together they must leave
+// at least one host. Empty when the policy fits; each problem names its key
+// and the unknown names.
+std::vector<PolicyProblem> CheckPlacementScope(const PoolPolicy& policy,
+                                               const std::vector<config::HostEntry>& hosts);
 
 // Multipass size syntax (config/multipass_size.h).
 using config::ParseMultipassSize;

@@ -23,6 +23,7 @@
 #include "nomad/nomad_error.h"
 #include "nomad_actor/nomad_actor.h"
 #include "plugin/plugin_error.h"
+#include "scaling/pool_policy.h"
 #include "scaling/state_dir_lock.h"
 #include "scaling/state_store.h"
 #include "session/session.h"
@@ -121,6 +122,32 @@ std::shared_ptr<bus::BusClient> SplitClient(const plugin::PluginConfig& config,
   }
 }
 
+// A policy's `hosts` and `zones` against the configured hosts (direct mode
+// and the single-host keys: one host, plugin::kSingleHostName), refused here
+// because only the plugin config knows the hosts. Other problems of the
+// policy are the cache's to report, all at once.
+void CheckPlacementScope(const plugin::PluginConfig& config, const plugin::ConfigMap& target) {
+  auto set = [&](const char* key) {
+    auto it = target.find(key);
+    return it != target.end() && !it->second.empty();
+  };
+  if (!set("hosts") && !set("zones")) return;
+  scaling::PoolPolicy policy;
+  try {
+    policy = scaling::ParsePoolPolicy(target);
+  } catch (const scaling::PolicyError&) {
+    return;
+  }
+  std::vector<config::HostEntry> hosts;
+  if (config.split()) {
+    hosts = std::get<plugin::SplitModeConfig>(config.mode).hosts;
+  } else {
+    hosts.emplace_back().name = std::string(plugin::kSingleHostName);
+  }
+  auto problems = scaling::CheckPlacementScope(policy, hosts);
+  if (!problems.empty()) throw Invalid(scaling::PolicyError(std::move(problems)).what());
+}
+
 // What SetConfig reads from files before it starts anything, so that a bad
 // reload is refused while the running configuration keeps running.
 struct CheckedConfig {
@@ -130,7 +157,16 @@ struct CheckedConfig {
 
 CheckedConfig Check(const plugin::PluginConfig& config) {
   CheckedConfig checked;
-  if (!config.split()) {
+  if (config.split()) {
+    // The controller drives one hostd; until it places over several, a
+    // second host would silently get nothing, so such a list is refused.
+    const auto& split = std::get<plugin::SplitModeConfig>(config.mode);
+    if (split.hosts.size() > 1)
+      throw Invalid("hosts_file: " + std::to_string(split.hosts.size()) +
+                    " hosts configured; this multipass-target drives one multipass-hostd (a "
+                    "pool over several hosts is not built yet): expected a hosts_file with one "
+                    "host");
+  } else {
     const auto& direct = std::get<plugin::DirectModeConfig>(config.mode);
     try {
       multipass::ClientIdentity::FromFiles(direct.client_cert_path, direct.client_key_path);
@@ -406,6 +442,7 @@ std::shared_ptr<BusTargetBackend::Link> BusTargetBackend::CurrentLink(const char
 plugin::TargetStatus BusTargetBackend::Status(const plugin::ConfigMap& config,
                                               std::chrono::steady_clock::time_point) {
   auto link = CurrentLink("Status");
+  CheckPlacementScope(link->config, config);
   auto count = [&link](const char* outcome) {
     metrics::Inc(link->metrics.get(), "mps_status_calls_total",
                  "The autoscaler's Status calls, by outcome", {{"outcome", outcome}});
@@ -428,6 +465,7 @@ plugin::TargetStatus BusTargetBackend::Status(const plugin::ConfigMap& config,
 
 void BusTargetBackend::Scale(const plugin::ScaleAction& action, const plugin::ConfigMap& config) {
   auto link = CurrentLink("Scale");
+  CheckPlacementScope(link->config, config);
   controller::ScaleCommand command;
   command.policy = config;
   command.request_id = NewRequestId();

@@ -179,3 +179,60 @@ TEST_F(PluginConfigTest, EmptyValuesCountAsMissing) {
   raw["passphrase"] = "";
   EXPECT_THAT(ProblemKeys(raw), testing::ElementsAre("passphrase"));
 }
+
+TEST_F(PluginConfigTest, OneHostTheOldWayIsTheHostNamedDefault) {
+  PluginConfig c = PluginConfig::Parse(Split());
+  const auto& s = std::get<mps::plugin::SplitModeConfig>(c.mode);
+  ASSERT_EQ(s.hosts.size(), 1u);
+  EXPECT_EQ(s.hosts[0].name, mps::plugin::kSingleHostName);
+  EXPECT_EQ(s.hosts[0].hostd_address, "tcp://10.0.0.1:7700");
+  EXPECT_EQ(s.hosts[0].hostd_server_public_key, std::string(40, 'x'));
+  EXPECT_FALSE(s.hosts_file);
+}
+
+TEST_F(PluginConfigTest, HostsFileGivesEveryHost) {
+  Write("a.pub", std::string(40, 'a'));
+  Write("b.pub", std::string(40, 'b'));
+  auto hosts = Write("hosts.json", R"({"hosts": [
+      {"name": "mp-a", "hostd_address": "tcp://10.0.0.11:7400", "hostd_server_key_path": "a.pub",
+       "zone": "z1"},
+      {"name": "mp-b", "hostd_address": "tcp://10.0.0.12:7400", "hostd_server_key_path": "b.pub",
+       "zone": "z2"}]})");
+  auto raw = Split();
+  raw.erase("hostd_address");
+  raw.erase("hostd_server_key_path");
+  raw["hosts_file"] = hosts;
+  PluginConfig c = PluginConfig::Parse(raw);
+  ASSERT_TRUE(c.split());
+  const auto& s = std::get<mps::plugin::SplitModeConfig>(c.mode);
+  ASSERT_EQ(s.hosts.size(), 2u);
+  EXPECT_EQ(s.hosts[1].name, "mp-b");
+  EXPECT_EQ(s.hosts[1].zone, "z2");
+  EXPECT_EQ(s.hosts_file, fs::path(hosts));
+  EXPECT_EQ(s.hostd_address, "tcp://10.0.0.11:7400");  // the first host's
+}
+
+TEST_F(PluginConfigTest, HostsFileAndTheSingleHostKeysTogetherAreRefusedNamingBoth) {
+  auto raw = Split();
+  raw["hosts_file"] = Write("hosts.json", "{}");
+  auto parsed = ParsePluginConfig(raw);
+  ASSERT_EQ(parsed.problems.size(), 1u);
+  EXPECT_EQ(parsed.problems[0].key, "hosts_file/hostd_address/hostd_server_key_path");
+  EXPECT_THAT(parsed.problems[0].expected, HasSubstr("not both"));
+}
+
+TEST_F(PluginConfigTest, EachProblemOfTheHostsFileIsOneProblemOfItsKey) {
+  Write("a.pub", std::string(40, 'a'));
+  auto raw = Split();
+  raw.erase("hostd_address");
+  raw.erase("hostd_server_key_path");
+  raw["hosts_file"] = Write("hosts.json", R"({"hosts": [
+      {"name": "mp-a", "hostd_address": "tcp://h:1", "hostd_server_key_path": "a.pub"},
+      {"name": "mp-a", "hostd_address": "nope", "hostd_server_key_path": "a.pub"}]})");
+  auto parsed = ParsePluginConfig(raw);
+  ASSERT_EQ(parsed.problems.size(), 2u);
+  EXPECT_EQ(parsed.problems[0].key, "hosts_file");
+  EXPECT_THAT(parsed.problems[0].expected, HasSubstr("hosts[1] (\"mp-a\"): hostd_address"));
+  EXPECT_THAT(parsed.problems[1].expected,
+              HasSubstr("hosts[1] (\"mp-a\"): name: \"mp-a\" is already the name of hosts[0]"));
+}

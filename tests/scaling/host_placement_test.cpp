@@ -111,6 +111,18 @@ TEST(HostPlacement, RatiosAndReservesShapeTheHeadroom) {
   EXPECT_EQ(PlaceInstances({h}, Request(5)).hosts.size(), 1u);
 }
 
+TEST(HostPlacement, SpreadFollowsTheHostsWeights) {
+  auto a = Host("a"), b = Host("b");
+  a.weight = 2;
+  auto p = PlaceInstances({a, b}, Request(6));
+  EXPECT_EQ(Counts(p), (std::map<std::string, int>{{"a", 4}, {"b", 2}}));
+  // Within a zone too; the zones themselves share evenly.
+  auto c = Host("c", "z1"), d = Host("d", "z1"), e = Host("e", "z2");
+  c.weight = 2;
+  p = PlaceInstances({c, d, e}, Request(6));
+  EXPECT_EQ(Counts(p), (std::map<std::string, int>{{"c", 2}, {"d", 1}, {"e", 3}}));
+}
+
 TEST(HostPlacement, PackFillsTheFullestHostThatFits) {
   auto a = Host("a"), b = Host("b");
   b.allocated_memory_bytes = 20 * kGiB;

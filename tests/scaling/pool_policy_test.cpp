@@ -357,5 +357,50 @@ TEST(PoolPolicy, WarmPoolErrorsNameTheKey) {
               HasSubstr("warm_pool_size (3)"));
 }
 
+TEST(PoolPolicy, HostsAndZonesAreCommaSeparatedNameLists) {
+  auto p = ParsePoolPolicy({{"node_class", "web"}, {"hosts", "mp-b, mp-a,mp-b"}, {"zones", "z1"}});
+  EXPECT_EQ(p.hosts, (std::set<std::string>{"mp-a", "mp-b"}));
+  EXPECT_EQ(p.zones, (std::set<std::string>{"z1"}));
+  EXPECT_TRUE(ParsePoolPolicy({{"node_class", "web"}}).hosts.empty());
+
+  auto problems = ProblemsOf({{"node_class", "web"}, {"hosts", "mp-a,,mp-b"}, {"zones", "z 1"}});
+  ASSERT_NE(ProblemFor(problems, "hosts"), nullptr);
+  EXPECT_THAT(ProblemFor(problems, "hosts")->message, HasSubstr("got an empty item"));
+  ASSERT_NE(ProblemFor(problems, "zones"), nullptr);
+  EXPECT_THAT(ProblemFor(problems, "zones")->message,
+              HasSubstr("comma-separated list of zone names, got \"z 1\""));
+}
+
+TEST(PoolPolicy, PlacementScopeNamesUnknownHostsAndZones) {
+  auto host = [](std::string name, std::string zone) {
+    config::HostEntry h;
+    h.name = std::move(name);
+    h.zone = std::move(zone);
+    return h;
+  };
+  std::vector<config::HostEntry> hosts = {host("mp-a", "z1"), host("mp-b", "z2"), host("mp-c", "")};
+  auto policy =
+      ParsePoolPolicy({{"node_class", "web"}, {"hosts", "mp-a,mp-x,mp-y"}, {"zones", "z2,z9"}});
+  auto problems = CheckPlacementScope(policy, hosts);
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_EQ(problems[0].key, "hosts");
+  EXPECT_EQ(problems[0].message,
+            "unknown hosts mp-x, mp-y; expected names from the plugin's hosts (hosts: mp-a, mp-b, "
+            "mp-c)");
+  EXPECT_EQ(problems[1].key, "zones");
+  EXPECT_EQ(problems[1].message,
+            "unknown zone z9; expected names from the plugin's hosts (zones: z1, z2)");
+
+  // Known names that share no host.
+  policy = ParsePoolPolicy({{"node_class", "web"}, {"hosts", "mp-a"}, {"zones", "z2"}});
+  problems = CheckPlacementScope(policy, hosts);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_THAT(problems[0].message, HasSubstr("have no host in common"));
+
+  policy = ParsePoolPolicy({{"node_class", "web"}, {"zones", "z1,z2"}});
+  EXPECT_TRUE(CheckPlacementScope(policy, hosts).empty());
+  EXPECT_TRUE(CheckPlacementScope(ParsePoolPolicy({{"node_class", "web"}}), hosts).empty());
+}
+
 }  // namespace
 }  // namespace mps::scaling
