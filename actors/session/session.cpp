@@ -13,8 +13,10 @@
 #include "bus/caf_bridge.h"
 #include "contracts/app_code.h"
 #include "contracts/codec.h"
+#include "contracts/host.h"
 #include "contracts/multipass.h"
 #include "multipass/daemon_version.h"
+#include "multipass/host_capacity.h"
 #include "multipass/launch_scheduler.h"
 
 namespace mps::multipass {
@@ -25,6 +27,7 @@ using bus::BusError;
 using bus::ErrorCode;
 using launch_done_atom = caf::atom_constant<caf::atom("mplaunched")>;
 using probe_atom = caf::atom_constant<caf::atom("mpprobe")>;
+using capacity_atom = caf::atom_constant<caf::atom("mpcapacity")>;
 
 }  // namespace
 
@@ -53,6 +56,7 @@ std::string InstanceNameFilter::Describe() const {
 namespace {
 
 namespace mp = contracts::multipass;
+namespace ch = contracts::host;
 using contracts::AppCode;
 using contracts::AppError;
 
@@ -277,6 +281,20 @@ struct SessionState {
   // The daemon's version passed the check (reset never: a downgrade to an
   // unsupported version shows up as garbage, not as a different answer).
   mutable bool version_checked = false;
+  mutable std::string daemon_version;
+  // host.capacity: the rules, the sizes of what we launched and our
+  // launches' outcomes, what the last listing held (kept while multipassd
+  // does not answer), the last capacity published.
+  ch::Headroom headroom;
+  std::string storage_path;
+  std::shared_ptr<LaunchLedger> ledger = std::make_shared<LaunchLedger>();
+  ch::Allocation last_allocation;
+  std::optional<contracts::json> last_published_capacity;
+  // Asks the actor, from any thread, to look at the capacity again (and
+  // publish it when it changed); coalesced while one is pending.
+  std::function<void()> capacity_may_have_changed = [] {};
+  std::shared_ptr<std::atomic<bool>> capacity_check_pending =
+      std::make_shared<std::atomic<bool>>(false);
 
   ~SessionState() {
     // First, so that requests arriving while running launches finish are
@@ -346,6 +364,8 @@ struct SessionState {
     CheckVersion();
     mp::DeleteReply reply{client->Delete(request.names)};
     for (const auto& n : reply.deleted) Publish(events, mp::InstanceDeleted{n});
+    ledger->Deleted(reply.deleted);
+    capacity_may_have_changed();
     return reply;
   }
 
@@ -395,6 +415,57 @@ struct SessionState {
     }
     spdlog::info("multipassd at {} is version {}", client->endpoint().address, version);
     version_checked = true;
+    daemon_version = version;
+  }
+
+  // What host.capacity answers, from one listing without addresses and one
+  // daemon_info; with the listing, for the probe's gauges. multipassd not
+  // answering is part of the answer (health), not a failure of it.
+  struct Observation {
+    ch::CapacityReply capacity;
+    std::optional<std::vector<InstanceInfo>> listed;
+  };
+  Observation Observe() {
+    Observation o;
+    auto& c = o.capacity;
+    c.headroom = headroom;
+    std::optional<DaemonTotals> daemon;
+    try {
+      CheckVersion();
+      o.listed = client->List({}, /*addresses=*/false);
+      auto version = ParseDaemonVersion(daemon_version);
+      if (!version || *version >= DaemonVersion{1, 15, 0}) daemon = client->DaemonInfo();
+      c.health.daemon_reachable = true;
+      metrics.Ok();
+    } catch (const MultipassError& e) {
+      if (e.kind == MultipassError::Kind::cancelled) throw;
+      metrics.Failed("list", e);
+      c.health.daemon_error = std::string(KindName(e.kind)) + ": " + e.message;
+    }
+    c.health.daemon_version = daemon_version;
+    c.health.consecutive_launch_failures = ledger->consecutive_failures();
+    c.health.last_launch_failure = ledger->last_failure();
+    if (o.listed) last_allocation = AllocationOf(*o.listed, ledger->Sizes());
+    c.allocated = last_allocation;
+    if (daemon) {
+      c.totals.source = "daemon_info";
+      c.totals.cpus = daemon->cpus;
+      c.totals.memory_bytes = daemon->memory_bytes;
+      c.totals.disk_bytes = daemon->disk_bytes;
+    } else {
+      c.totals = ReadHostTotals(storage_path);
+    }
+    return o;
+  }
+
+  void PublishIfChanged(const ch::CapacityReply& capacity) {
+    if (events == nullptr) return;
+    ch::CapacityChanged event;
+    static_cast<ch::CapacityReply&>(event) = capacity;
+    auto payload = contracts::Encode(event);
+    if (last_published_capacity == payload) return;
+    events->Publish(std::string(ch::CapacityChanged::kType), payload);
+    last_published_capacity = std::move(payload);
   }
 
   LaunchSpec LaunchSpecOf(const bus::Envelope& r) const {
@@ -458,6 +529,12 @@ std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
     }
     if (r.type == mp::StartRequest::kType) return ok(s.Start(r));
     if (r.type == mp::StopRequest::kType) return ok(s.Stop(r));
+    if (r.type == ch::CapacityRequest::kType) {
+      DecodeRequest<ch::CapacityRequest>(r);  // no fields: refuses unknown ones
+      auto observed = s.Observe();
+      s.PublishIfChanged(observed.capacity);
+      return Answer(observed.capacity);  // not ok(): multipassd may be the one not answering
+    }
     if (r.type != mp::LaunchRequest::kType)
       return BusAnswer::Fail(BusError(ErrorCode::kUnknownType,
                                       "the multipass session does not serve '" + r.type + "'"));
@@ -466,8 +543,18 @@ std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
     // Published before Submit: a fast failure's event must not overtake it.
     Publish(pub, mp::InstanceLaunching{spec.name, spec.image});
     auto reply = std::make_shared<DeferredReply>();
-    auto completion = [pub, reply, counted = s.metrics, began = std::chrono::steady_clock::now()](
+    auto completion = [pub, reply, counted = s.metrics, began = std::chrono::steady_clock::now(),
+                       ledger = s.ledger, notify = s.capacity_may_have_changed](
                           const LaunchSpec& done, const std::optional<MultipassError>& error) {
+      if (error) {
+        ledger->Failed(*error);
+        if (error->leftover_instance)
+          ledger->Launched(*error->leftover_instance, SizeOfLaunch(done));
+      } else {
+        ledger->Launched(done.name, SizeOfLaunch(done));
+        ledger->Succeeded();
+      }
+      notify();
       metrics::Observe(counted.registry.get(), "mps_launch_duration_seconds",
                        "Launches from submission to their end, by result",
                        metrics::LongDurationBuckets(),
@@ -527,37 +614,33 @@ std::string PoolOf(const std::string& name, const std::vector<std::string>& pref
 void Probe(SessionState& s) {
   const auto* registry = s.metrics.registry.get();
   try {
-    // No addresses: with them multipassd runs an SSH command in every VM on
-    // its only RPC thread.
-    auto listed = s.client->List({}, /*addresses=*/false);
-    std::map<std::pair<std::string, std::string>, double> counts;  // pool, state
-    std::vector<std::string> names;
-    for (const auto& i : listed) {
-      if (!s.filter->Allows(i.name) || i.state == InstanceState::deleted) continue;
-      counts[{PoolOf(i.name, s.prefixes), std::string(StateName(i.state))}]++;
-      names.push_back(i.name);
-    }
-    double cpus = 0, memory = 0, disk = 0;
-    if (!names.empty()) {
-      for (const auto& d : s.client->Info(names, /*runtime_information=*/false)) {
-        cpus += d.cpu_count;
-        memory += static_cast<double>(d.memory_total);
-        disk += static_cast<double>(d.disk_total);
+    auto observed = s.Observe();
+    s.PublishIfChanged(observed.capacity);
+    if (registry && observed.listed) {
+      std::map<std::pair<std::string, std::string>, double> counts;  // pool, state
+      for (const auto& i : *observed.listed) {
+        if (!s.filter->Allows(i.name) || i.state == InstanceState::deleted) continue;
+        counts[{PoolOf(i.name, s.prefixes), std::string(StateName(i.state))}]++;
       }
-    }
-    s.metrics.Ok();
-    if (registry) {
+      const auto& allocated = observed.capacity.allocated;
       auto& r = *s.metrics.registry;
       std::vector<std::pair<metrics::Labels, double>> values;
       for (const auto& [key, n] : counts)
         values.push_back({{{"pool", key.first}, {"state", key.second}}, n});
       r.ReplaceGauges("mps_hostd_instances", "Instances multipassd has, by pool and state", {},
                       values);
-      r.Gauge("mps_host_allocated_cpus", "CPUs given to the instances this host manages").Set(cpus);
-      r.Gauge("mps_host_allocated_memory_bytes", "Memory given to the instances this host manages")
-          .Set(memory);
-      r.Gauge("mps_host_allocated_disk_bytes", "Disk given to the instances this host manages")
-          .Set(disk);
+      r.Gauge("mps_host_allocated_cpus",
+              "CPUs given to the instances on this host (as launched; Multipass defaults for "
+              "those hostd did not launch)")
+          .Set(static_cast<double>(allocated.cpus));
+      r.Gauge("mps_host_allocated_memory_bytes",
+              "Memory given to the instances on this host (as launched; Multipass defaults for "
+              "those hostd did not launch)")
+          .Set(static_cast<double>(allocated.memory_bytes));
+      r.Gauge("mps_host_allocated_disk_bytes",
+              "Disk given to the instances on this host (as launched; Multipass defaults for "
+              "those hostd did not launch)")
+          .Set(static_cast<double>(allocated.disk_bytes));
     }
   } catch (const MultipassError& e) {
     s.metrics.Failed("list", e);
@@ -588,6 +671,16 @@ caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublish
   spdlog::info("multipass session for {} (parallel launches {}, allowed names: {})",
                st.client->endpoint().address, options.max_parallel_launches, st.filter->Describe());
   st.metrics = {options.metrics, options.health};
+  st.headroom = options.headroom;
+  st.storage_path = options.storage_path;
+  st.capacity_may_have_changed = [me = self->address(), pending = st.capacity_check_pending] {
+    if (pending->exchange(true)) return;
+    if (auto target = caf::actor_cast<caf::actor>(me)) {
+      caf::anon_send(target, capacity_atom::value);
+    } else {
+      *pending = false;
+    }
+  };
   auto interval = options.probe_interval;
   if (interval.count() > 0) self->send(self, probe_atom::value);
   return {
@@ -631,6 +724,17 @@ caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublish
         });
         if (answer) AnswerOnBus(*responder, *answer);
       },
+      // A launch ended or an instance was deleted: capacity to publish.
+      [=](capacity_atom) {
+        auto& s = self->state;
+        *s.capacity_check_pending = false;
+        if (s.events == nullptr || s.control->stopping) return;
+        try {
+          s.PublishIfChanged(s.Observe().capacity);
+        } catch (const std::exception& e) {
+          spdlog::warn("multipass session: capacity not published: {}", e.what());
+        }
+      },
       [=](launch_done_atom, std::uint64_t id, BusAnswer& answer) {
         auto& launches = self->state.launches;
         auto it = launches.find(id);
@@ -666,7 +770,7 @@ caf::actor ServeMultipassSession(caf::actor_system& system, bus::BusServer& serv
   // 10 s to exit); the session answers through the Responders itself.
   for (auto type : {mp::ListRequest::kType, mp::LaunchRequest::kType, mp::DeleteRequest::kType,
                     mp::InfoRequest::kType, mp::VersionRequest::kType, mp::StartRequest::kType,
-                    mp::StopRequest::kType})
+                    mp::StopRequest::kType, ch::CapacityRequest::kType})
     bus::ServeWithResponders(server, std::string(type), session, responders);
   return session;
 }

@@ -16,6 +16,7 @@
 
 #include "bus/events.h"
 #include "bus/server.h"
+#include "contracts/host.h"
 #include "metrics/registry.h"
 #include "multipass/multipass_client.h"
 
@@ -52,6 +53,11 @@ struct SessionOptions {
   // Null: not counted.
   std::shared_ptr<metrics::Registry> metrics;
   std::shared_ptr<SessionHealth> health;  // may be null
+  // host.capacity: the headroom rules set on hostd, and multipassd's storage
+  // directory, whose filesystem is the host's disk when the daemon has no
+  // daemon_info (before 1.15).
+  contracts::host::Headroom headroom;
+  std::string storage_path = "/var/snap/multipass/common";
   // How often the session lists every instance on its own (for the gauges and
   // readiness); zero: never, only requests tell how multipassd is.
   std::chrono::milliseconds probe_interval{0};
@@ -71,14 +77,16 @@ class InstanceNameFilter {
 };
 
 // Spawns the session actor (detached). It answers `(bus_request_atom,
-// Envelope)` with a BusAnswer for the six multipass.* types (the
+// Envelope)` with a BusAnswer for the six multipass.* types and
+// host.capacity (the
 // caf_bridge.h convention, for CAF callers). Throws
 // MultipassError(invalid_config) for a bad address or credentials file.
 // `events` may be null; otherwise it must outlive the actor (see StopMultipassSession).
 caf::actor SpawnMultipassSession(caf::actor_system& system, bus::EventPublisher* events,
                                  SessionOptions options);
 
-// Spawns the session actor and registers the six multipass.* types on
+// Spawns the session actor and registers the six multipass.* types and
+// host.capacity on
 // `server` (call before server.Start()); the session answers each request
 // through its Responder (caf_bridge.h's ServeWithResponders). Returns the
 // actor: stop it with StopMultipassSession before destroying the publisher

@@ -11,13 +11,15 @@
 // when empty, so the key is always there: the `int|null` of a documented
 // reply; read like Optional).
 //
-// Supported field types: std::string, bool, integers (range-checked), enums
+// Supported field types: std::string, bool, integers (range-checked), finite
+// doubles (an integer is read as one too), enums
 // with a names table (ADL `EnumNames(T)` returning pairs of {value, name}),
 // std::optional<T>, std::vector<T>, std::map<std::string, T>, nested
 // contract structs, and for messages inside one process also
 // std::chrono durations and time points (integer counts of their period) and
 // std::variant (`{"index": i, "value": ...}`).
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -296,6 +298,10 @@ void Read(const json& in, T& out, std::string_view type, const std::string& path
     out = in.get<bool>();
   } else if constexpr (std::is_integral_v<T>) {
     ReadInteger(in, out, type, path);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!in.is_number()) throw ContractError(type, path, "expected a number, got " + TypeOf(in));
+    out = in.get<T>();
+    if (!std::isfinite(out)) throw ContractError(type, path, "expected a finite number");
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (!in.is_string()) throw ContractError(type, path, "expected a string, got " + TypeOf(in));
     out = in.get<std::string>();

@@ -16,22 +16,16 @@
 
 #include "multipass/multipass_error.h"
 #include "x509/certificates.h"
+#include "x509/openssl_handles.h"
 
 namespace mps::multipass {
 namespace {
 
 namespace fs = std::filesystem;
 
-template <auto Fn>
-struct Deleter {
-  template <class T>
-  void operator()(T* p) const {
-    Fn(p);
-  }
-};
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
-using X509Ptr = std::unique_ptr<X509, Deleter<X509_free>>;
-using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
+using x509::BioPtr;
+using x509::KeyPtr;
+using X509Ptr = x509::CertificatePtr;
 
 constexpr const char* kCertFileName = "multipass_client_cert.pem";
 constexpr const char* kKeyFileName = "multipass_client_key.pem";

@@ -441,6 +441,27 @@ std::string MultipassClient::Version() {
   return version;
 }
 
+std::optional<DaemonTotals> MultipassClient::DaemonInfo() {
+  auto& d = *impl_;
+  pb::DaemonInfoRequest request;
+  request.set_verbosity_level(kVerbosity);
+  DaemonTotals totals;
+  const auto status = d.Call([&] {
+    return d.Exchange<pb::DaemonInfoRequest, pb::DaemonInfoReply>(
+        [&](grpc::ClientContext* c) { return d.stub->daemon_info(c); }, request,
+        d.options.call_timeout,
+        [&](const pb::DaemonInfoReply& r) {
+          if (r.cpus() == 0 && r.memory() == 0 && r.available_space() == 0) return;  // a log line
+          totals.cpus = static_cast<std::int64_t>(r.cpus());
+          totals.memory_bytes = static_cast<std::int64_t>(r.memory());
+          totals.disk_bytes = static_cast<std::int64_t>(r.available_space());
+        });
+  });
+  if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) return std::nullopt;
+  if (!status.ok()) throw d.FromStatus(status, "daemon_info", {}, d.options.call_timeout);
+  return totals;
+}
+
 std::vector<InstanceInfo> MultipassClient::List(std::string_view name_prefix, bool addresses) {
   auto& d = *impl_;
   pb::ListRequest request;

@@ -46,6 +46,14 @@ struct InstanceDetail {
   std::uint64_t disk_total = 0;    // bytes
 };
 
+// What multipassd's daemon_info (1.15+) says the host has: totals, not what
+// is free (`disk_bytes` is the size of the daemon's data volume).
+struct DaemonTotals {
+  std::int64_t cpus = 0;
+  std::int64_t memory_bytes = 0;
+  std::int64_t disk_bytes = 0;
+};
+
 struct LaunchSpec {
   std::string name;    // empty: the daemon picks a name
   std::string image;   // empty: the daemon's default image
@@ -104,6 +112,9 @@ class MultipassClient {
   const std::string& client_cert_pem() const;
 
   std::string Version();
+  // The host's totals from daemon_info; nullopt when the daemon has no such
+  // RPC (before 1.15: UNIMPLEMENTED).
+  std::optional<DaemonTotals> DaemonInfo();
   // Instances whose name starts with name_prefix (all for an empty prefix),
   // deleted ones included. With addresses=true the daemon runs an SSH command
   // in every running VM, one after the other on its only RPC thread (tens of

@@ -1,5 +1,7 @@
 #include "x509/certificates.h"
 
+#include "x509/openssl_handles.h"
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -13,17 +15,6 @@
 
 namespace mps::x509 {
 namespace {
-
-template <auto Fn>
-struct Deleter {
-  template <class T>
-  void operator()(T* p) const {
-    Fn(p);
-  }
-};
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
-using BnPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
-using ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION_free>>;
 
 [[noreturn]] void Fail(const std::string& step) {
   std::string reason;
@@ -56,7 +47,7 @@ void AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-  ExtPtr ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str()));
+  ExtensionPtr ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str()));
   if (!ext) Fail("extension " + std::string(OBJ_nid2sn(nid)) + "=" + value);
   Check(X509_add_ext(cert, ext.get(), -1), "X509_add_ext");
 }
@@ -71,13 +62,13 @@ void AddNameEntry(X509_NAME* name, const char* field, const std::string& value) 
 // Everything but the issuer's part: version, serial, validity, subject, key.
 X509* NewUnsigned(const CertificateSpec& spec, EVP_PKEY* key) {
   ERR_clear_error();
-  std::unique_ptr<X509, Deleter<X509_free>> cert(X509_new());
+  CertificatePtr cert(X509_new());
   if (!cert) Fail("X509_new");
   Check(X509_set_version(cert.get(), X509_VERSION_3), "X509_set_version");
   std::array<unsigned char, 16> serial{};
   Check(RAND_bytes(serial.data(), static_cast<int>(serial.size())), "RAND_bytes");
   serial[0] &= 0x7f;  // positive
-  BnPtr bn(BN_bin2bn(serial.data(), static_cast<int>(serial.size()), nullptr));
+  BignumPtr bn(BN_bin2bn(serial.data(), static_cast<int>(serial.size()), nullptr));
   if (!bn) Fail("BN_bin2bn");
   if (BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert.get())) == nullptr)
     Fail("BN_to_ASN1_INTEGER");

@@ -459,6 +459,13 @@ void MultipassSim::Shutdown() {
   if (impl_->running) impl_->StopLocked();
 }
 
+void MultipassSim::Resume() {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->running) return;
+  impl_->StartLocked();
+  spdlog::info("multipass sim: listening again; instances kept");
+}
+
 std::string MultipassSim::unix_target() const {
   return impl_->options.unix_socket ? "unix:" + impl_->options.unix_socket->string() : "";
 }

@@ -48,6 +48,9 @@ class MultipassSim {
   void Restart();
   // Stops listening and removes the unix socket. Idempotent.
   void Shutdown();
+  // Listens again after Shutdown, with every instance as it is now (they
+  // kept running). Does nothing while listening.
+  void Resume();
 
   // "unix:/path" or "" when not listening on a unix socket.
   std::string unix_target() const;

@@ -17,12 +17,15 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "bus/events.h"
 #include "bus/keys.h"
 #include "bus/server.h"
+#include "config/multipass_size.h"
 #include "metrics/http_endpoint.h"
 #include "metrics/systemd_notify.h"
 #include "multipass/daemon_endpoint.h"
@@ -163,8 +166,29 @@ int Run(int argc, char** argv) {
       ->capture_default_str();
   std::string host_disk_path = "/var/snap/multipass/common";
   app.add_option("--host-disk-path", host_disk_path,
-                 "Filesystem whose size is reported as the host's disk capacity (falls back to /)")
+                 "multipassd's storage directory: its filesystem is the host's disk when "
+                 "multipassd has no daemon_info (before 1.15), and for mps_host_disk_bytes")
       ->capture_default_str();
+  auto& headroom = session.headroom;
+  app.add_option("--cpu-allocation-ratio", headroom.cpu_allocation_ratio,
+                 "CPUs instances may be given per host CPU (host.capacity)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 1000.0));
+  app.add_option("--memory-allocation-ratio", headroom.memory_allocation_ratio,
+                 "Memory instances may be given per byte of host memory (host.capacity)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 1000.0));
+  std::string reserve_memory = "0", reserve_disk = "0";
+  app.add_option("--reserve-memory", reserve_memory,
+                 "Memory kept for the host itself, Multipass size syntax (512M, 2G)")
+      ->capture_default_str();
+  app.add_option("--reserve-disk", reserve_disk,
+                 "Disk kept for the host itself, Multipass size syntax (10G)")
+      ->capture_default_str();
+  app.add_option("--max-instances", headroom.max_instances,
+                 "Most instances this host takes (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{100000}));
   unsigned shutdown_grace = 60;
   app.add_option("--shutdown-grace", shutdown_grace,
                  "Seconds to let running launches finish on SIGTERM before cancelling them")
@@ -199,6 +223,16 @@ int Run(int argc, char** argv) {
       throw StartupError("--authorized-keys: no *.pub file in '" + authorized_keys + "'");
   }
   if (!passphrase_file.empty()) session.client.passphrase = ReadPassphrase(passphrase_file);
+  for (auto [flag, text, bytes] :
+       {std::tuple{"--reserve-memory", &reserve_memory, &headroom.reserve_memory_bytes},
+        std::tuple{"--reserve-disk", &reserve_disk, &headroom.reserve_disk_bytes}}) {
+    auto parsed = mps::config::ParseMultipassSize(*text);
+    if (!parsed || *parsed > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      throw StartupError(std::string(flag) + ": expected a size such as 512M, 2G or 10GiB, got '" +
+                         *text + "'");
+    *bytes = static_cast<std::int64_t>(*parsed);
+  }
+  session.storage_path = host_disk_path;
   for (const auto& p : session.allowed_prefixes)
     if (p.empty() || p.back() == '-')
       throw StartupError("--allow-prefix: expected a name prefix without the trailing '-', got '" +

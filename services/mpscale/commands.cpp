@@ -3,14 +3,18 @@
 #include <signal.h>
 
 #include <chrono>
+#include <future>
 #include <iomanip>
 #include <iostream>
 
 #include "bus/events.h"
+#include "config/hosts_file.h"
 #include "contracts/codec.h"
+#include "contracts/host.h"
 #include "contracts/multipass.h"
 #include "contracts/status.h"
 #include "mpscale/event_format.h"
+#include "mpscale/hosts_table.h"
 #include "mpscale/status_table.h"
 
 namespace mps::mpscale {
@@ -184,6 +188,81 @@ int RunEvents(const EndpointFlags& target, std::optional<std::uint64_t> since, b
         subscriber.Stop();
         return 0;
       });
+}
+
+int RunHosts(const std::vector<std::string>& addresses,
+             const std::optional<std::string>& hosts_file, const EndpointFlags& flags, bool json) {
+  std::vector<config::HostEntry> hosts;
+  std::vector<bus::ClientOptions> options;
+  try {
+    if (hosts_file && !addresses.empty())
+      throw UsageError("--hostd and --hosts-file: give one of the two");
+    if (hosts_file) {
+      try {
+        hosts = config::ReadHostsFile(*hosts_file);
+      } catch (const config::HostsFileError& e) {
+        throw UsageError(std::string("--hosts-file: ") + e.what());
+      }
+    } else {
+      if (addresses.empty()) throw UsageError("give --hostd ENDPOINT (repeatable) or --hosts-file");
+      for (const auto& a : addresses) {
+        config::HostEntry h;
+        h.name = a;
+        h.hostd_address = a;
+        hosts.push_back(std::move(h));
+      }
+    }
+    for (const auto& h : hosts) {
+      CurveKeyFlags keys = flags.keys;
+      if (hosts_file) keys.server_key = h.hostd_server_key_path.string();
+      try {
+        options.push_back(ClientOptionsFor(h.hostd_address, keys));
+      } catch (const UsageError& e) {
+        throw UsageError("host " + h.name + ": " + e.what());
+      }
+    }
+  } catch (const UsageError& e) {
+    std::cerr << "mpscale: " << e.what() << "\n";
+    return 2;
+  }
+  // Every host at once: one that does not answer costs the timeout once, not
+  // once per host.
+  const auto timeout = std::chrono::seconds(flags.timeout_s);
+  bus::BusContext context;
+  std::vector<std::unique_ptr<bus::BusClient>> clients;
+  std::vector<std::future<bus::CallResult>> calls;
+  for (std::size_t i = 0; i < hosts.size(); ++i) {
+    clients.push_back(std::make_unique<bus::BusClient>(context, options[i]));
+    auto done = std::make_shared<std::promise<bus::CallResult>>();
+    calls.push_back(done->get_future());
+    clients.back()->Call(std::string(contracts::host::CapacityRequest::kType),
+                         contracts::Encode(contracts::host::CapacityRequest{}), {timeout, {}},
+                         [done](bus::CallResult r) { done->set_value(std::move(r)); });
+  }
+  std::vector<HostAnswer> answers;
+  int exit_code = 0;
+  for (std::size_t i = 0; i < hosts.size(); ++i) {
+    HostAnswer a;
+    a.host = hosts[i];
+    CurveKeyFlags keys = flags.keys;
+    if (hosts_file) keys.server_key = hosts[i].hostd_server_key_path.string();
+    try {
+      auto r = calls[i].get();
+      if (r.error) throw *r.error;
+      a.capacity = contracts::DecodeReply<contracts::host::CapacityRequest>(r.reply.payload);
+    } catch (const bus::BusError& e) {
+      a.error = DescribeBusError(e, hosts[i].hostd_address, timeout, keys,
+                                 HostdWording(hosts[i].hostd_address));
+      std::cerr << "mpscale: host " << hosts[i].name << ": " << a.error << "\n";
+      exit_code = 1;
+    }
+    answers.push_back(std::move(a));
+  }
+  if (json)
+    std::cout << HostsJson(answers).dump(2) << "\n";
+  else
+    std::cout << FormatHostsTable(answers);
+  return exit_code;
 }
 
 }  // namespace mps::mpscale

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "mpscale/endpoint_access.h"
 
@@ -15,6 +16,12 @@ struct EndpointFlags {
   int timeout_s = 5;
 };
 
+// Each host's capacity, allocation, headroom and health (host.capacity),
+// asked of every host at once: the hosts of `hosts_file` (each with its own
+// server key) or `addresses` (all with flags.keys). Exit 1 when a host did
+// not answer (its row and stderr say why), 2 for bad flags or a bad file.
+int RunHosts(const std::vector<std::string>& addresses,
+             const std::optional<std::string>& hosts_file, const EndpointFlags& flags, bool json);
 int RunInstances(const EndpointFlags& hostd, const std::string& prefix, bool json);
 int RunStatus(const EndpointFlags& target, const std::optional<std::string>& pool, bool json);
 // Without `follow`: the retained events after `since` (default 0 = all), then exit.

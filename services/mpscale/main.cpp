@@ -1,7 +1,7 @@
 // mpscale: operator CLI. `keygen` writes a Curve key pair; `instances` asks a
-// multipass-hostd for its instances; `status` and `events` read
-// multipass-target's status endpoint; `doctor` checks the way to multipassd
-// and Nomad step by step.
+// multipass-hostd for its instances; `hosts` asks hostds for their capacity; `status` and `events`
+// read multipass-target's status endpoint; `doctor` checks the way to multipassd and Nomad step by
+// step.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -55,6 +55,23 @@ int main(int argc, char** argv) {
                    "hostd");
   instances->add_option("--prefix", prefix, "Only instances named PREFIX-...");
   instances->add_flag("--json", json, "Print the reply as JSON");
+
+  std::vector<std::string> hostd_addresses;
+  std::string hosts_file;
+  auto* hosts = app.add_subcommand(
+      "hosts", "List Multipass hosts with their capacity, allocation, headroom and health");
+  hosts->add_option("--hostd", hostd_addresses,
+                    "hostd bus endpoint, e.g. tcp://10.1.2.1:7400 (repeatable; every one with "
+                    "--server-key)");
+  auto* hosts_file_option = hosts->add_option(
+      "--hosts-file", hosts_file, "The plugin's hosts_file: every host with its own server key");
+  hosts->add_option("--server-key", flags.keys.server_key,
+                    "hostd's Curve public key file (.pub), with --hostd");
+  hosts->add_option("--key", flags.keys.key, "Our Curve secret key file (.key)");
+  hosts->add_option("--timeout", flags.timeout_s, "Seconds to wait for the hosts")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  hosts->add_flag("--json", json, "Print the hosts as JSON");
 
   const std::string status_help = "multipass-target's status_address, e.g. tcp://10.1.2.1:7500";
   auto* status = app.add_subcommand("status", "Show multipass-target's pools");
@@ -127,6 +144,10 @@ int main(int argc, char** argv) {
       return mps::mpscale::RunDoctor(doctor_options, std::cout);
     }
     if (instances->parsed()) return mps::mpscale::RunInstances(flags, prefix, json);
+    if (hosts->parsed())
+      return mps::mpscale::RunHosts(
+          hostd_addresses, hosts_file_option->count() ? std::optional(hosts_file) : std::nullopt,
+          flags, json);
     if (status->parsed())
       return mps::mpscale::RunStatus(
           flags, status_pool->count() ? std::optional(pool) : std::nullopt, json);

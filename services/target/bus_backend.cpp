@@ -394,8 +394,10 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
     so.name = "multipass-target";
     so.curve = bus::CurveClientConfig{split.bus_secret_key, split.hostd_server_public_key};
     link->hostd_events = std::make_unique<bus::EventSubscriber>(
-        *link->context, so, [watcher = link->watcher](const bus::Envelope&) {
-          caf::anon_send(watcher, watcher::wake_atom::value);
+        *link->context, so, [watcher = link->watcher](const bus::Envelope& e) {
+          // Instances changed: list now. hostd's host.capacity events follow
+          // the same launches and deletes and would only list again.
+          if (e.type.rfind("instance.", 0) == 0) caf::anon_send(watcher, watcher::wake_atom::value);
         });
     link->hostd_events->Start();
   }

@@ -548,9 +548,8 @@ TEST_F(MultipassSimTest, RpcsRunOneAtATimeAndListWithAddressesPaysOneSshPerRunni
   for (auto n : {"a", "b", "c"}) ASSERT_TRUE(admin.Launch(LaunchOf(n)).status.ok());
   const auto before = sim_->Snapshot().stats;
 
-  auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(admin.List(false).status.ok());
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 200ms);  // no SSH without addresses
+  // Without addresses no SSH runs: counted, not timed.
   EXPECT_EQ(sim_->Snapshot().stats.ssh_commands, before.ssh_commands);
 
   // While one list with addresses runs (3 x 100 ms), a version call waits for it.

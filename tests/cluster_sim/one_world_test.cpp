@@ -4,6 +4,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <thread>
 
 #include "multipass/multipass_client.h"
@@ -184,4 +185,121 @@ TEST(ClusterSimOneWorld, AStoppedInstancesNodeGoesDownAndComesBackUnderItsIdWhen
   EXPECT_EQ(WaitForStatus(nomad, id, "ready"), "ready");
   sim.Signal(SIGTERM);
   EXPECT_EQ(sim.Wait(5s), 0) << sim.stderr_text();
+}
+
+// Several Multipass hosts in one world with one Nomad (issue 13): each its
+// own socket, VMs and daemon_info; a host's daemon stops and comes back
+// while its VMs keep running.
+TEST(ClusterSimOneWorld, SeveralHostsShareOneNomadAndAHostCanStopAndComeBack) {
+  mps::testing::TempDir dir;
+  mps::testing::ChildOptions with_stdin;
+  with_stdin.pipe_stdin = true;
+  mps::testing::ChildProcess sim({mps::testing::BinDir() + "/cluster-sim",
+                                  "--hosts",
+                                  "3",
+                                  "--multipass-socket-dir",
+                                  dir.path(),
+                                  "--state-dir",
+                                  dir.path() + "/sim",
+                                  "--host-cpus",
+                                  "4,8,16",
+                                  "--host-memory",
+                                  "8G",
+                                  "--boot-delay",
+                                  "20ms",
+                                  "--nomad-port",
+                                  "0",
+                                  "--join-delay",
+                                  "20ms",
+                                  "--passphrase",
+                                  "sesame",
+                                  "--ssh-delay",
+                                  "1ms"},
+                                 with_stdin);
+  std::string nomad_address;
+  std::vector<std::string> host_lines;
+  for (;;) {
+    auto line = sim.ReadLine(20s);
+    ASSERT_TRUE(line) << sim.stderr_text();
+    if (line->rfind("nomad ", 0) == 0) nomad_address = line->substr(6);
+    if (line->rfind("host ", 0) == 0) host_lines.push_back(*line);
+    if (*line == "ready") break;
+  }
+  ASSERT_EQ(host_lines.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    auto want = "host mp-" + std::to_string(i) + " unix:" + dir.path() + "/mp-" +
+                std::to_string(i) + ".sock root-cert " + dir.path() + "/sim/mp-" +
+                std::to_string(i) + "/";
+    EXPECT_EQ(host_lines[i].rfind(want, 0), 0u) << host_lines[i];
+  }
+  httplib::Client nomad(nomad_address);
+
+  std::vector<std::unique_ptr<mps::multipass::MultipassClient>> hosts;
+  for (int i = 0; i < 3; ++i) {
+    mps::multipass::MultipassClientOptions o;
+    o.address = "unix:" + dir.path() + "/mp-" + std::to_string(i) + ".sock";
+    o.state_dir = dir.path() + "/client";
+    o.passphrase = "sesame";
+    o.connect_timeout = 1s;
+    hosts.push_back(std::make_unique<mps::multipass::MultipassClient>(o));
+  }
+  const std::int64_t cpus[] = {4, 8, 16};
+  for (int i = 0; i < 3; ++i) {
+    auto totals = hosts[i]->DaemonInfo();
+    ASSERT_TRUE(totals);
+    EXPECT_EQ(totals->cpus, cpus[i]);
+    EXPECT_EQ(totals->memory_bytes, 8LL << 30);
+  }
+  for (int i = 0; i < 3; ++i) {
+    mps::multipass::LaunchSpec spec;
+    spec.name = "web-h" + std::to_string(i);
+    spec.image = "noble";
+    spec.cloud_init_user_data = kJoinsAsWeb;
+    hosts[i]->Launch(spec);
+  }
+  // Each host lists its own VM only; every VM joins the one Nomad.
+  for (int i = 0; i < 3; ++i) {
+    auto listed = hosts[i]->List({}, /*addresses=*/false);
+    ASSERT_EQ(listed.size(), 1u);
+    EXPECT_EQ(listed[0].name, "web-h" + std::to_string(i));
+  }
+  EXPECT_EQ(WaitForNodes(nomad, 3, 5s).size(), 3u);
+
+  ASSERT_TRUE(sim.WriteStdin("stop mp-1\n"));
+  EXPECT_EQ(sim.ReadLine(10s), "stopped mp-1");
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/mp-1.sock"));
+  try {
+    hosts[1]->List({}, false);
+    ADD_FAILURE() << "a stopped host answered";
+  } catch (const mps::multipass::MultipassError& e) {
+    EXPECT_EQ(e.kind, mps::multipass::MultipassError::Kind::unreachable) << e.message;
+  }
+  EXPECT_EQ(hosts[0]->List({}, false).size(), 1u);  // the others carry on
+
+  ASSERT_TRUE(sim.WriteStdin("start mp-1\n"));
+  EXPECT_EQ(sim.ReadLine(10s), "started mp-1");
+  auto back = hosts[1]->List({}, false);
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].name, "web-h1");
+  EXPECT_EQ(back[0].state, mps::multipass::InstanceState::running);
+  // Its VM kept running all along: its node never went down.
+  for (const auto& n : Nodes(nomad)) EXPECT_EQ(n["Status"], "ready") << n.dump();
+
+  sim.Signal(SIGTERM);
+  EXPECT_EQ(sim.Wait(5s), 0) << sim.stderr_text();
+}
+
+TEST(ClusterSimOneWorld, PerHostValuesMustMatchTheHostCount) {
+  mps::testing::TempDir dir;
+  mps::testing::ChildProcess sim({mps::testing::BinDir() + "/cluster-sim", "--hosts", "3",
+                                  "--multipass-socket-dir", dir.path(), "--host-cpus", "4,8"});
+  EXPECT_EQ(sim.Wait(10s), 2);
+  EXPECT_NE(sim.stderr_text().find("--host-cpus: expected one value or 3 (one per host), got 2"),
+            std::string::npos)
+      << sim.stderr_text();
+  mps::testing::ChildProcess no_dir({mps::testing::BinDir() + "/cluster-sim", "--hosts", "2",
+                                     "--multipass-socket", dir.path() + "/mp.sock"});
+  EXPECT_EQ(no_dir.Wait(10s), 2);
+  EXPECT_NE(no_dir.stderr_text().find("give --multipass-socket-dir DIR"), std::string::npos)
+      << no_dir.stderr_text();
 }

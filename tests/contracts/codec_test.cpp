@@ -6,6 +6,7 @@
 
 #include "contracts/app_code.h"
 #include "contracts/codec.h"
+#include "contracts/host.h"
 #include "contracts/multipass.h"
 #include "contracts/nomad.h"
 #include "contracts/status.h"
@@ -210,6 +211,50 @@ TEST(AppCodes, OneTableBothWays) {
   EXPECT_EQ(AppCodeFromName("no_such_code"), AppCode::kNone);
   EXPECT_EQ(AppCodeOf(AppError(AppCode::kNameTaken, "taken")), AppCode::kNameTaken);
   EXPECT_EQ(AppError(AppCode::kForbidden, "x").app_code(), "forbidden");
+}
+
+TEST(ContractCodec, HostCapacityRoundTripsAndRefusesWhatItDoesNotKnow) {
+  namespace ch = contracts::host;
+  ch::CapacityReply reply;
+  reply.totals = {8, 16LL << 30, 200LL << 30, "daemon_info", "", ""};
+  reply.allocated = {2, 3, 3LL << 30, 15LL << 30, 1};
+  reply.headroom = {2.5, 1.0, 1LL << 30, 0, 10};
+  reply.health.daemon_reachable = true;
+  reply.health.daemon_version = "1.16.3";
+  reply.health.consecutive_launch_failures = 1;
+  reply.health.last_launch_failure = "start failed";
+  json wire = Encode(reply);
+  EXPECT_EQ(wire["headroom"]["cpu_allocation_ratio"], 2.5);
+  auto back = DecodeReply<ch::CapacityRequest>(wire);
+  EXPECT_EQ(Encode(back), wire);
+  EXPECT_EQ(back.headroom.cpu_allocation_ratio, 2.5);
+  EXPECT_EQ(back.allocated.estimated, 1);
+
+  auto refusal = [](json payload) -> std::string {
+    try {
+      DecodeReply<ch::CapacityRequest>(payload);
+    } catch (const ContractError& e) {
+      return e.what();
+    }
+    return "decoded";
+  };
+  json missing = wire;
+  missing["allocated"].erase("estimated");
+  EXPECT_NE(refusal(missing).find("'allocated.estimated' is required"), std::string::npos)
+      << refusal(missing);
+  json unknown = wire;
+  unknown["totals"]["gpus"] = 1;
+  EXPECT_NE(refusal(unknown).find("totals.gpus"), std::string::npos) << refusal(unknown);
+  json mistyped = wire;
+  mistyped["headroom"]["memory_allocation_ratio"] = "lots";
+  EXPECT_NE(refusal(mistyped).find("expected a number, got"), std::string::npos)
+      << refusal(mistyped);
+  // A ratio written as an integer is still a ratio.
+  json integral = wire;
+  integral["headroom"]["memory_allocation_ratio"] = 2;
+  EXPECT_EQ(DecodeReply<ch::CapacityRequest>(integral).headroom.memory_allocation_ratio, 2.0);
+  EXPECT_THROW(Decode<ch::CapacityRequest>(json{{"pool", "web"}}, ch::CapacityRequest::kType),
+               ContractError);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -23,7 +24,10 @@
 #include "bus/events.h"
 #include "bus/keys.h"
 #include "contracts/app_code.h"
+#include "contracts/codec.h"
+#include "contracts/host.h"
 #include "contracts/multipass.h"
+#include "multipass/host_capacity.h"
 #include "session/session.h"
 #include "support/child_process.h"
 #include "support/temp_dir.h"
@@ -647,6 +651,8 @@ TEST(SessionInProcess, ServesTheProtocolAndPublishesEvents) {
     std::vector<std::string> events;
     for (const auto& logged : publisher.log().ReadFrom(1, 100)) {
       auto e = mps::bus::Decode(logged.frame);
+      // host.capacity events follow launches and deletes at their own pace.
+      if (e.type.rfind("instance.", 0) != 0) continue;
       events.push_back(e.type + " " + e.payload.value("name", ""));
     }
     EXPECT_EQ(events,
@@ -876,6 +882,279 @@ TEST(InstanceNameFilter, PrefixMustBeFollowedByADash) {
   mps::multipass::InstanceNameFilter open({});
   EXPECT_TRUE(open.Allows("anything"));
   EXPECT_EQ(open.Describe(), "any name");
+}
+
+}  // namespace
+
+// host.capacity: what hostd tells the plugin about its host.
+namespace {
+
+namespace ch = mps::contracts::host;
+constexpr std::int64_t kGiB = 1LL << 30;
+
+ch::CapacityReply Capacity(mps::bus::BusClient& c) {
+  return mps::contracts::DecodeReply<ch::CapacityRequest>(
+      c.CallSync(std::string(ch::CapacityRequest::kType), nlohmann::json::object()));
+}
+
+TEST_F(HostdTest, CapacityComesFromDaemonInfoWithTheRulesAndWhatItLaunched) {
+  Start("10ms",
+        {"--cpu-allocation-ratio", "2", "--memory-allocation-ratio", "1.5", "--reserve-memory",
+         "1G", "--reserve-disk", "10G", "--max-instances", "5"},
+        {"--host-cpus", "8", "--host-memory", "16G"});
+  auto empty = Capacity(*client_);
+  EXPECT_EQ(empty.totals.source, "daemon_info");
+  EXPECT_EQ(empty.totals.cpus, 8);
+  EXPECT_EQ(empty.totals.memory_bytes, 16 * kGiB);
+  EXPECT_EQ(empty.totals.disk_bytes, 200 * kGiB);  // the sim's data volume
+  EXPECT_EQ(empty.allocated.instances, 0);
+  EXPECT_EQ(empty.headroom.cpu_allocation_ratio, 2.0);
+  EXPECT_EQ(empty.headroom.memory_allocation_ratio, 1.5);
+  EXPECT_EQ(empty.headroom.reserve_memory_bytes, kGiB);
+  EXPECT_EQ(empty.headroom.reserve_disk_bytes, 10 * kGiB);
+  EXPECT_EQ(empty.headroom.max_instances, 5);
+  EXPECT_TRUE(empty.health.daemon_reachable);
+  EXPECT_EQ(empty.health.daemon_version, "1.16.3");
+  EXPECT_EQ(empty.health.consecutive_launch_failures, 0);
+
+  client_->CallSync(std::string(mp::LaunchRequest::kType),
+                    {{"name", "web-1"}, {"cpus", 2}, {"memory", "2G"}, {"disk", "10G"}},
+                    Mutating("launch-web-1"));
+  client_->CallSync(std::string(mp::LaunchRequest::kType), {{"name", "web-2"}},
+                    Mutating("launch-web-2"));
+  auto two = Capacity(*client_);
+  EXPECT_EQ(two.allocated.instances, 2);
+  EXPECT_EQ(two.allocated.cpus, 2 + 1);  // web-2 at Multipass's defaults
+  EXPECT_EQ(two.allocated.memory_bytes, 2 * kGiB + kGiB);
+  EXPECT_EQ(two.allocated.disk_bytes, 10 * kGiB + 5 * kGiB);
+  EXPECT_EQ(two.allocated.estimated, 0);
+
+  client_->CallSync(std::string(mp::DeleteRequest::kType), {{"names", {"web-1"}}},
+                    Mutating("delete-web-1"));
+  auto one = Capacity(*client_);
+  EXPECT_EQ(one.allocated.instances, 1);
+  EXPECT_EQ(one.allocated.cpus, 1);
+}
+
+TEST_F(HostdTest, PublishesCapacityWhenItChanges) {
+  Start("10ms");
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<ch::CapacityReply> seen;
+  mps::bus::SubscriberOptions so;
+  so.events_endpoint = mps::bus::EventsEndpointFor(hostd_.endpoint);
+  so.replay_endpoint = hostd_.endpoint;
+  so.name = "hostd-test-capacity";
+  so.curve = mps::bus::CurveClientConfig{mps::bus::ReadSecretKeyFile(keys_.client_key).secret_z85,
+                                         mps::bus::ReadKeyFile(keys_.server_pub)};
+  so.since = 0;
+  mps::bus::EventSubscriber sub(ctx_, so, [&](const mps::bus::Envelope& e) {
+    if (e.type != ch::CapacityChanged::kType) return;
+    auto event = mps::contracts::Decode<ch::CapacityChanged>(e.payload, e.type);
+    std::lock_guard lock(m);
+    seen.push_back(event);
+    cv.notify_all();
+  });
+  sub.Start();
+  client_->CallSync(std::string(mp::LaunchRequest::kType), {{"name", "web-1"}, {"cpus", 3}},
+                    Mutating("launch-web-1"));
+  {
+    std::unique_lock lock(m);
+    EXPECT_TRUE(
+        cv.wait_for(lock, 10s, [&] { return !seen.empty() && seen.back().allocated.cpus == 3; }))
+        << seen.size() << " capacity events";
+  }
+  // Asking again with nothing changed publishes nothing new: the next event
+  // seen is the delete's.
+  std::size_t before = 0;
+  {
+    std::lock_guard lock(m);
+    before = seen.size();
+  }
+  Capacity(*client_);
+  client_->CallSync(std::string(mp::DeleteRequest::kType), {{"names", {"web-1"}}},
+                    Mutating("delete-web-1"));
+  std::unique_lock lock(m);
+  EXPECT_TRUE(cv.wait_for(lock, 10s, [&] { return seen.size() > before; }));
+  EXPECT_EQ(seen.at(before).allocated.instances, 0);
+  lock.unlock();
+  sub.Stop();
+}
+
+TEST_F(HostdTest, InstancesItDidNotLaunchCountAtMultipassDefaults) {
+  Start("10ms");
+  client_->CallSync(std::string(mp::LaunchRequest::kType),
+                    {{"name", "web-1"}, {"cpus", 4}, {"memory", "4G"}}, Mutating("launch-web-1"));
+  // A new hostd knows nothing of web-1's size: multipassd tells it only with
+  // runtime information (an SSH command per VM).
+  client_.reset();
+  hostd_.proc->Signal(SIGTERM);
+  ASSERT_EQ(hostd_.proc->Wait(10s), 0) << hostd_.proc->stderr_text();
+  hostd_ = StartHostd(dir_, sim_, keys_);
+  client_ = Connect(ctx_, hostd_, keys_, keys_.client_key);
+  WaitUntilDaemonAnswers(*client_);
+  auto c = Capacity(*client_);
+  EXPECT_EQ(c.allocated.instances, 1);
+  EXPECT_EQ(c.allocated.estimated, 1);
+  EXPECT_EQ(c.allocated.cpus, 1);
+  EXPECT_EQ(c.allocated.memory_bytes, kGiB);
+}
+
+TEST_F(HostdTest, FailedLaunchesAndAnUnreachableDaemonAreItsHealth) {
+  Start("10ms", {}, {"--fail-every-nth-launch", "1"});
+  for (int i = 1; i <= 3; ++i) {
+    auto name = "web-" + std::to_string(i);
+    CallError(*client_, mp::LaunchRequest::kType, {{"name", name}}, Mutating("launch-" + name));
+  }
+  auto failing = Capacity(*client_);
+  EXPECT_TRUE(failing.health.daemon_reachable);
+  EXPECT_EQ(failing.health.consecutive_launch_failures, 3);
+  EXPECT_FALSE(failing.health.last_launch_failure.empty());
+  EXPECT_EQ(failing.allocated.instances, 0);  // the daemon removed them
+
+  sim_.proc->Signal(SIGKILL);
+  sim_.proc->Wait(5s);
+  auto unreachable = Capacity(*client_);
+  EXPECT_FALSE(unreachable.health.daemon_reachable);
+  EXPECT_NE(unreachable.health.daemon_error.find("unreachable"), std::string::npos)
+      << unreachable.health.daemon_error;
+  // Totals still come from somewhere: the host itself (here without the
+  // snap's storage directory, so without a disk size, and saying why).
+  EXPECT_EQ(unreachable.totals.source, "host");
+  EXPECT_GT(unreachable.totals.cpus, 0);
+  EXPECT_GT(unreachable.totals.memory_bytes, 0);
+  EXPECT_EQ(unreachable.totals.disk_bytes, 0);
+  EXPECT_NE(unreachable.totals.error.find("cannot statvfs multipassd's storage directory "
+                                          "/var/snap/multipass/common"),
+            std::string::npos)
+      << unreachable.totals.error;
+}
+
+TEST_F(HostdTest, BeforeDaemonInfoTheHostsOwnTotalsAreUsed) {
+  Start("10ms", {"--host-disk-path", dir_.path()}, {"--daemon-version", "1.14.1"});
+  auto c = Capacity(*client_);
+  EXPECT_EQ(c.totals.source, "host");
+  EXPECT_EQ(c.totals.disk_path, dir_.path());
+  EXPECT_EQ(c.totals.cpus, ::sysconf(_SC_NPROCESSORS_ONLN));
+  std::ifstream meminfo("/proc/meminfo");
+  std::stringstream text;
+  text << meminfo.rdbuf();
+  EXPECT_EQ(c.totals.memory_bytes, mps::multipass::MemTotalFromMeminfo(text.str()).value_or(-1));
+  struct statvfs fs {};
+  ASSERT_EQ(::statvfs(dir_.path().c_str(), &fs), 0);
+  EXPECT_EQ(c.totals.disk_bytes,
+            static_cast<std::int64_t>(fs.f_blocks) * static_cast<std::int64_t>(fs.f_frsize));
+  EXPECT_EQ(c.health.daemon_version, "1.14.1");
+}
+
+TEST_F(HostdTest, CapacityRequestWithAnUnknownFieldIsRefused) {
+  Start("10ms");
+  auto e = CallError(*client_, ch::CapacityRequest::kType, {{"pool", "web"}});
+  EXPECT_EQ(e.code(), ErrorCode::kBadPayload);
+  EXPECT_NE(std::string(e.what()).find("pool"), std::string::npos) << e.what();
+}
+
+TEST(HostdStartup, RefusesBadHeadroomFlagsNamingThem) {
+  TempDir dir;
+  ChildProcess bad_size({BinDir() + "/multipass-hostd", "--bind", "ipc://" + dir.path() + "/h.sock",
+                         "--reserve-memory", "lots"});
+  EXPECT_EQ(bad_size.Wait(10s), 2);
+  EXPECT_NE(bad_size.stderr_text().find("--reserve-memory: expected a size"), std::string::npos)
+      << bad_size.stderr_text();
+  ChildProcess bad_ratio({BinDir() + "/multipass-hostd", "--bind",
+                          "ipc://" + dir.path() + "/h.sock", "--cpu-allocation-ratio", "0"});
+  EXPECT_NE(bad_ratio.Wait(10s), 0);
+  EXPECT_NE(bad_ratio.stderr_text().find("--cpu-allocation-ratio"), std::string::npos)
+      << bad_ratio.stderr_text();
+}
+
+}  // namespace
+
+namespace {
+
+// `mpscale hosts` over two real hosts (each a cluster-sim with its own
+// hostd and key) and one whose hostd is not running.
+TEST(MpscaleHosts, ListsEveryHostFromTheHostsFileAndNamesTheOneThatDoesNotAnswer) {
+  TempDir a_dir, b_dir;
+  auto a_sim = StartSim(a_dir, "10ms", {"--host-cpus", "8", "--host-memory", "16G"});
+  auto b_sim = StartSim(b_dir, "10ms");
+  auto a_keys = MakeKeys(a_dir);
+  auto b_keys = MakeKeys(b_dir);
+  // The operator's key (a's "plugin") is admitted by both hostds.
+  std::filesystem::copy_file(a_dir.path() + "/clients/plugin.pub",
+                             b_dir.path() + "/clients/operator.pub");
+  auto a_hostd =
+      StartHostd(a_dir, a_sim, a_keys, {"--reserve-memory", "2G", "--max-instances", "4"});
+  auto b_hostd = StartHostd(b_dir, b_sim, b_keys);
+  mps::bus::BusContext ctx;
+  auto a_client = Connect(ctx, a_hostd, a_keys, a_keys.client_key);
+  WaitUntilDaemonAnswers(*a_client);
+  WaitUntilDaemonAnswers(*Connect(ctx, b_hostd, b_keys, b_keys.client_key));
+  a_client->CallSync(std::string(mp::LaunchRequest::kType),
+                     {{"name", "web-1"}, {"cpus", 2}, {"memory", "4G"}}, Mutating("launch-web-1"));
+
+  auto hosts_file = a_dir.path() + "/hosts.json";
+  std::ofstream(hosts_file) << nlohmann::json{
+      {"hosts",
+       {{{"name", "mp-a"},
+         {"zone", "z1"},
+         {"hostd_address", a_hostd.endpoint},
+         {"hostd_server_key_path", a_keys.server_pub}},
+        {{"name", "mp-b"},
+         {"hostd_address", b_hostd.endpoint},
+         {"hostd_server_key_path", b_keys.server_pub}},
+        {{"name", "mp-gone"},
+         {"hostd_address", "tcp://127.0.0.1:" + std::to_string(FreePortPair())},
+         {"hostd_server_key_path",
+          b_keys.server_pub}}}}}.dump();
+
+  ChildProcess table({BinDir() + "/mpscale", "hosts", "--hosts-file", hosts_file, "--key",
+                      a_keys.client_key, "--timeout", "2"});
+  std::vector<std::string> lines;
+  while (auto line = table.ReadLine(15s)) lines.push_back(*line);
+  EXPECT_EQ(table.Wait(15s), 1);
+  ASSERT_EQ(lines.size(), 4u) << table.stderr_text();
+  EXPECT_EQ(lines[0].rfind("HOST", 0), 0u) << lines[0];
+  // 8 CPUs less 2; 16 GiB less the 2 GiB reserve and 4 GiB.
+  EXPECT_EQ(lines[1].rfind("mp-a ", 0), 0u) << lines[1];
+  for (const char* part : {" z1 ", " 1/4 ", "6 of 8", "10.0 GiB of 14.0 GiB", " ok"})
+    EXPECT_NE(lines[1].find(part), std::string::npos) << part << " in " << lines[1];
+  EXPECT_EQ(lines[2].rfind("mp-b ", 0), 0u) << lines[2];
+  for (const char* part : {"16 of 16", "32.0 GiB of 32.0 GiB", " ok"})
+    EXPECT_NE(lines[2].find(part), std::string::npos) << part << " in " << lines[2];
+  EXPECT_EQ(lines[3].rfind("mp-gone ", 0), 0u) << lines[3];
+  EXPECT_NE(lines[3].find("unreachable"), std::string::npos) << lines[3];
+  EXPECT_NE(table.stderr_text().find("host mp-gone: no answer from tcp://127.0.0.1:"),
+            std::string::npos)
+      << table.stderr_text();
+
+  // One host by address, as JSON.
+  ChildProcess json({BinDir() + "/mpscale", "hosts", "--hostd", b_hostd.endpoint, "--server-key",
+                     b_keys.server_pub, "--key", a_keys.client_key, "--json"});
+  std::string text;
+  while (auto line = json.ReadLine(15s)) text += *line + "\n";
+  EXPECT_EQ(json.Wait(15s), 0) << json.stderr_text();
+  auto parsed = nlohmann::json::parse(text);
+  ASSERT_EQ(parsed.size(), 1u);
+  EXPECT_EQ(parsed[0]["name"], b_hostd.endpoint);
+  EXPECT_EQ(parsed[0]["healthy"], true);
+  EXPECT_EQ(parsed[0]["capacity"]["totals"]["cpus"], 16);
+  EXPECT_EQ(parsed[0]["free"]["cpus"], 16);
+
+  // A bad hosts file is a usage error naming the entry.
+  std::ofstream(hosts_file) << R"({"hosts": [{"name": "mp-a"}]})";
+  ChildProcess bad(
+      {BinDir() + "/mpscale", "hosts", "--hosts-file", hosts_file, "--key", a_keys.client_key});
+  EXPECT_EQ(bad.Wait(10s), 2);
+  EXPECT_NE(bad.stderr_text().find("hosts[0] (\"mp-a\"): hostd_address: missing"),
+            std::string::npos)
+      << bad.stderr_text();
+
+  a_client.reset();
+  for (auto* h : {&a_hostd, &b_hostd}) {
+    h->proc->Signal(SIGTERM);
+    EXPECT_EQ(h->proc->Wait(10s), 0) << h->proc->stderr_text();
+  }
 }
 
 }  // namespace
