@@ -12,6 +12,7 @@
 #include "controller/launch_payload.h"
 #include "scaling/pool_observation.h"
 #include "scaling/pool_policy.h"
+#include "scaling/pool_state.h"
 
 namespace mps::controller {
 namespace {
@@ -60,6 +61,9 @@ struct Run {
 
   std::deque<Stage> stages;
   std::deque<scaling::LaunchAction> launches;
+  // The host of each instance the run acts on (from the plan's actions or
+  // the resumed operations): every Multipass call about it goes there.
+  std::map<std::string, std::string> hosts;
   int parallel = 1;
   int pending = 0;          // calls in flight (bus and cache)
   int launches_failed = 0;  // answered with a failure (not "outcome unknown")
@@ -237,10 +241,18 @@ class Controller {
     std::vector<std::function<void(Run&)>> first;  // deletes and starts, at once
     std::vector<scaling::LaunchAction> relaunch;
     std::vector<std::pair<std::string, std::string>> drains;  // instance, node id
+    std::set<std::string> listed(t.listed_hosts.begin(), t.listed_hosts.end());
     for (const auto& op : ops) {
       spdlog::info("pool {}: resuming {} of {} (request {})", t.pool, ToString(op.kind),
                    op.instance, op.request_id);
       const std::string& name = op.instance;
+      run.hosts[name] = op.host;
+      // Its host's listing is not in: nothing about it can be decided yet.
+      if (!t.listed_hosts.empty() && !listed.contains(HostName(op.host))) {
+        Report(run, op.kind, name, OpPhase::kUnresolved,
+               "host " + op.host + " has not been listed since it became unreachable");
+        continue;
+      }
       switch (op.kind) {
         case OperationKind::kLaunch:
           switch (cache::ResolvePendingLaunch(name, instances)) {
@@ -253,6 +265,7 @@ class Controller {
               break;
             case cache::PendingLaunch::kRelaunch:
               relaunch.push_back(scaling::LaunchActionFor(run.policy, name));
+              relaunch.back().host = op.host;
               break;
             case cache::PendingLaunch::kCleanUp:
               first.push_back([this, name](Run& r) {
@@ -315,6 +328,21 @@ class Controller {
 
   void Execute(Run& run, const scaling::ScalePlan& plan) {
     run.parallel = std::max(1, plan.max_parallel_launches);
+    for (const auto& action : plan.actions) {
+      std::visit(
+          [&run](const auto& a) {
+            using T = std::decay_t<decltype(a)>;
+            if constexpr (std::is_same_v<T, scaling::SelectAndDrainAction>) {
+              for (const auto& name : a.candidates) run.hosts[name] = a.host;
+            } else if constexpr (std::is_same_v<T, scaling::StartAction>) {
+              run.hosts[a.name] = a.host;
+              if (!a.replacement.empty()) run.hosts[a.replacement] = a.host;
+            } else if constexpr (!std::is_same_v<T, scaling::PurgeNodesAction>) {
+              run.hosts[a.name] = a.host;
+            }
+          },
+          action);
+    }
     // Deletes and starts first, all at once; then the launches; then each
     // select-and-drain; then node purges.
     std::vector<scaling::ScaleAction> first, last;
@@ -448,39 +476,40 @@ class Controller {
     Report(run, OperationKind::kDelete, instance, OpPhase::kStarted);
     mp::DeleteRequest req;
     req.names = {instance};
-    Call(run, *links().multipass, req, {60s, "delete:" + instance},
-         [this, instance, reason](Run& r, Answer<mp::DeleteReply>& a) {
-           // NOT_FOUND: gone already (deleted by a retry or by hand), which is what we wanted.
-           if (a.ok() || contracts::AppCodeOf(*a.error) == AppCode::kNotFound) {
-             Report(r, OperationKind::kDelete, instance, OpPhase::kSucceeded,
-                    a.ok() ? reason : reason + " (already gone)");
-             r.changed = true;
-             return;
-           }
-           Report(r, OperationKind::kDelete, instance,
-                  LinkBroke(*a.error) ? OpPhase::kUnresolved : OpPhase::kFailed, a.error->what());
-           r.Fail(
-               "delete of " + instance + " via " + links().multipass_where + ": " + a.error->what(),
-               PeerUnavailable(*a.error));
-         });
+    CallHost(
+        run, instance, req, {60s, "delete:" + instance},
+        [this, instance, reason](Run& r, Answer<mp::DeleteReply>& a) {
+          // NOT_FOUND: gone already (deleted by a retry or by hand), which is what we wanted.
+          if (a.ok() || contracts::AppCodeOf(*a.error) == AppCode::kNotFound) {
+            Report(r, OperationKind::kDelete, instance, OpPhase::kSucceeded,
+                   a.ok() ? reason : reason + " (already gone)");
+            r.changed = true;
+            return;
+          }
+          Report(r, OperationKind::kDelete, instance,
+                 LinkBroke(*a.error) ? OpPhase::kUnresolved : OpPhase::kFailed, a.error->what());
+          r.Fail("delete of " + instance + " via " + Where(r, instance) + ": " + a.error->what(),
+                 PeerUnavailable(*a.error));
+        });
   }
 
   void Start(Run& run, const std::string& instance) {
     Report(run, OperationKind::kStart, instance, OpPhase::kStarted);
     mp::StartRequest req;
     req.names = {instance};
-    Call(run, *links().multipass, req,
-         {Ms(run.policy.startup_timeout) + 30s, "start:" + instance + ":" + run.request_id},
-         [this, instance](Run& r, Answer<mp::StartReply>& a) {
-           if (a.ok()) {
-             Report(r, OperationKind::kStart, instance, OpPhase::kSucceeded);
-             r.changed = true;
-             return;
-           }
-           Report(r, OperationKind::kStart, instance,
-                  LinkBroke(*a.error) ? OpPhase::kUnresolved : OpPhase::kFailed, a.error->what());
-           r.Fail("start of " + instance + ": " + a.error->what(), PeerUnavailable(*a.error));
-         });
+    CallHost(run, instance, req,
+             {Ms(run.policy.startup_timeout) + 30s, "start:" + instance + ":" + run.request_id},
+             [this, instance](Run& r, Answer<mp::StartReply>& a) {
+               if (a.ok()) {
+                 Report(r, OperationKind::kStart, instance, OpPhase::kSucceeded);
+                 r.changed = true;
+                 return;
+               }
+               Report(r, OperationKind::kStart, instance,
+                      LinkBroke(*a.error) ? OpPhase::kUnresolved : OpPhase::kFailed,
+                      a.error->what());
+               r.Fail("start of " + instance + ": " + a.error->what(), PeerUnavailable(*a.error));
+             });
   }
 
   // -- Warm pool (issue 14) -------------------------------------------------
@@ -550,16 +579,16 @@ class Controller {
     Report(run, OperationKind::kStop, name, OpPhase::kStarted, {}, node);
     mp::StopRequest req;
     req.names = {name};
-    Call(run, *links().multipass, req, {Ms(run.policy.startup_timeout) + 30s, "stop:" + name},
-         [this, name, node](Run& r, Answer<mp::StopReply>& a) {
-           if (a.ok()) {
-             Report(r, OperationKind::kStop, name, OpPhase::kSucceeded, {}, node);
-             return;
-           }
-           Report(r, OperationKind::kStop, name, OpPhase::kFailed, a.error->what(), node);
-           r.Fail("stop of warm instance " + name + ": " + a.error->what(),
-                  PeerUnavailable(*a.error));
-         });
+    CallHost(run, name, req, {Ms(run.policy.startup_timeout) + 30s, "stop:" + name},
+             [this, name, node](Run& r, Answer<mp::StopReply>& a) {
+               if (a.ok()) {
+                 Report(r, OperationKind::kStop, name, OpPhase::kSucceeded, {}, node);
+                 return;
+               }
+               Report(r, OperationKind::kStop, name, OpPhase::kFailed, a.error->what(), node);
+               r.Fail("stop of warm instance " + name + ": " + a.error->what(),
+                      PeerUnavailable(*a.error));
+             });
   }
 
   // A warm instance taken by a scale out: start it, wait for its node to be
@@ -585,43 +614,44 @@ class Controller {
       }
       Report(r, OperationKind::kLaunch, replacement, OpPhase::kStarted);
       r.launches.push_back(scaling::LaunchActionFor(r.policy, replacement));
+      r.launches.back().host = HostName(r.hosts[name]);
     };
-    Call(run, *links().multipass, req,
-         {Ms(run.policy.startup_timeout) + 30s, "start:" + name + ":" + run.request_id},
-         [this, name, replace](Run& r, Answer<mp::StartReply>& a) {
-           if (!a.ok()) {
-             if (LinkBroke(*a.error)) {
-               Report(r, OperationKind::kStart, name, OpPhase::kUnresolved, a.error->what());
-               r.Fail("start of " + name + ": " + a.error->what(), true);
-               return;
-             }
-             replace(r, std::string("start failed: ") + a.error->what(), "");
-             return;
-           }
-           r.changed = true;
-           WaitForNode(r, name, RegistrationDeadline(r),
-                       [this, name, replace](Run& r2, const std::string& node) {
-                         if (node.empty()) {
-                           replace(
-                               r2,
+    CallHost(run, name, req,
+             {Ms(run.policy.startup_timeout) + 30s, "start:" + name + ":" + run.request_id},
+             [this, name, replace](Run& r, Answer<mp::StartReply>& a) {
+               if (!a.ok()) {
+                 if (LinkBroke(*a.error)) {
+                   Report(r, OperationKind::kStart, name, OpPhase::kUnresolved, a.error->what());
+                   r.Fail("start of " + name + ": " + a.error->what(), true);
+                   return;
+                 }
+                 replace(r, std::string("start failed: ") + a.error->what(), "");
+                 return;
+               }
+               r.changed = true;
+               WaitForNode(
+                   r, name, RegistrationDeadline(r),
+                   [this, name, replace](Run& r2, const std::string& node) {
+                     if (node.empty()) {
+                       replace(r2,
                                "its Nomad node did not come back within " +
                                    config::FormatGoDuration(r2.policy.node_registration_timeout),
                                "");
-                           return;
-                         }
-                         nm::MarkEligibleRequest eligible;
-                         eligible.node_ids = {node};
-                         Call(r2, *links().nomad, eligible, {30s, {}},
-                              [this, name](Run& r3, Answer<nm::MarkEligibleReply>& e) {
-                                if (!e.ok()) {
-                                  r3.Fail("warm instance " + name +
-                                              ": marking its node eligible: " + e.error->what(),
-                                          PeerUnavailable(*e.error));
-                                }
-                                Report(r3, OperationKind::kStart, name, OpPhase::kSucceeded);
-                              });
-                       });
-         });
+                       return;
+                     }
+                     nm::MarkEligibleRequest eligible;
+                     eligible.node_ids = {node};
+                     Call(r2, *links().nomad, eligible, {30s, {}},
+                          [this, name](Run& r3, Answer<nm::MarkEligibleReply>& e) {
+                            if (!e.ok()) {
+                              r3.Fail("warm instance " + name +
+                                          ": marking its node eligible: " + e.error->what(),
+                                      PeerUnavailable(*e.error));
+                            }
+                            Report(r3, OperationKind::kStart, name, OpPhase::kSucceeded);
+                          });
+                   });
+             });
   }
 
   void Launch(Run& run, const scaling::LaunchAction& launch) {
@@ -639,36 +669,37 @@ class Controller {
     auto budget = Ms(run.policy.image_download_timeout) + 2 * Ms(run.policy.startup_timeout) +
                   st_.options.launch_grace;
     auto deadline = std::chrono::steady_clock::now() + budget;
-    Call(run, *links().multipass, req, {budget, "launch:" + launch.name},
-         [this, name = launch.name, deadline, warm = launch.warm](Run& r,
-                                                                  Answer<mp::LaunchReply>& a) {
-           if (a.ok()) {
-             ++r.launches_succeeded;
-             Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
-             r.changed = true;
-             if (warm) PrepareWarm(r, name);
-             return;
-           }
-           const auto& e = *a.error;
-           auto code = contracts::AppCodeOf(e);
-           // name_taken: an earlier attempt made it (a retry after hostd restarted; names
-           // are fresh per plan), so its launch is followed until the instance runs.
-           if (code == AppCode::kNameTaken) {
-             FollowExisting(r, name, deadline, e.what());
-             return;
-           }
-           // multipassd unreachable or timing out mid-launch (e.g. restarted): the daemon may
-           // have gone on with it, so it is no launch failure either (no backoff).
-           if (LinkBroke(e) || code == AppCode::kUnreachable || code == AppCode::kTimeout ||
-               code == AppCode::kCancelled) {
-             Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, e.what());
-             r.Fail("launch of " + name + ": outcome unknown (" + e.what() +
-                        "); it is resolved once " + links().multipass_where + " answers again",
-                    true);
-             return;
-           }
-           CleanUpFailedLaunch(r, name, e.what());
-         });
+    run.hosts[launch.name] = launch.host;
+    CallHost(run, launch.name, req, {budget, "launch:" + launch.name},
+             [this, name = launch.name, deadline, warm = launch.warm](Run& r,
+                                                                      Answer<mp::LaunchReply>& a) {
+               if (a.ok()) {
+                 ++r.launches_succeeded;
+                 Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
+                 r.changed = true;
+                 if (warm) PrepareWarm(r, name);
+                 return;
+               }
+               const auto& e = *a.error;
+               auto code = contracts::AppCodeOf(e);
+               // name_taken: an earlier attempt made it (a retry after hostd restarted; names
+               // are fresh per plan), so its launch is followed until the instance runs.
+               if (code == AppCode::kNameTaken) {
+                 FollowExisting(r, name, deadline, e.what());
+                 return;
+               }
+               // multipassd unreachable or timing out mid-launch (e.g. restarted): the daemon may
+               // have gone on with it, so it is no launch failure either (no backoff).
+               if (LinkBroke(e) || code == AppCode::kUnreachable || code == AppCode::kTimeout ||
+                   code == AppCode::kCancelled) {
+                 Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, e.what());
+                 r.Fail("launch of " + name + ": outcome unknown (" + e.what() +
+                            "); it is resolved once " + Where(r, name) + " answers again",
+                        true);
+                 return;
+               }
+               CleanUpFailedLaunch(r, name, e.what());
+             });
   }
 
   // The launch of `name` was made by an earlier attempt: look at the
@@ -678,29 +709,29 @@ class Controller {
                       std::chrono::steady_clock::time_point deadline, const std::string& why) {
     mp::InfoRequest info;
     info.names = {name};
-    Call(run, *links().multipass, info, {10s, {}},
-         [this, name, deadline, why](Run& r, Answer<mp::InfoReply>& a) {
-           std::string state = a.ok() && !a.value.instances.empty()
-                                   ? a.value.instances.front().state
-                                   : std::string(a.ok() ? "gone" : a.error->what());
-           if (state == "running") {
-             spdlog::info("pool {}: {} was launched by an earlier attempt and runs", r.pool, name);
-             ++r.launches_succeeded;
-             Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
-             r.changed = true;
-             return;
-           }
-           if (state == "starting" && std::chrono::steady_clock::now() + 1s < deadline) {
-             Later(r, 1s, [this, name, deadline, why](Run& r2) {
-               FollowExisting(r2, name, deadline, why);
-             });
-             return;
-           }
-           Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, why + "; " + state);
-           r.Fail("launch of " + name + ": outcome unknown (" + why + "; instance " + state +
-                      "); it is resolved by the next listing",
-                  true);
-         });
+    CallHost(
+        run, name, info, {10s, {}}, [this, name, deadline, why](Run& r, Answer<mp::InfoReply>& a) {
+          std::string state = a.ok() && !a.value.instances.empty()
+                                  ? a.value.instances.front().state
+                                  : std::string(a.ok() ? "gone" : a.error->what());
+          if (state == "running") {
+            spdlog::info("pool {}: {} was launched by an earlier attempt and runs", r.pool, name);
+            ++r.launches_succeeded;
+            Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
+            r.changed = true;
+            return;
+          }
+          if (state == "starting" && std::chrono::steady_clock::now() + 1s < deadline) {
+            Later(r, 1s, [this, name, deadline, why](Run& r2) {
+              FollowExisting(r2, name, deadline, why);
+            });
+            return;
+          }
+          Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, why + "; " + state);
+          r.Fail("launch of " + name + ": outcome unknown (" + why + "; instance " + state +
+                     "); it is resolved by the next listing",
+                 true);
+        });
   }
 
   // Runs `fn` on the run after `delay`, as one of its steps (the run waits for it).
@@ -725,41 +756,39 @@ class Controller {
   void CleanUpFailedLaunch(Run& run, const std::string& name, const std::string& error) {
     mp::InfoRequest info;
     info.names = {name};
-    Call(run, *links().multipass, info, {10s, {}},
-         [this, name, error](Run& r, Answer<mp::InfoReply>& a) {
-           // multipassd answering "no such instance" is an answer: nothing was left behind.
-           bool gone = !a.ok() && contracts::AppCodeOf(*a.error) == AppCode::kNotFound;
-           if (!a.ok() && !gone) {
-             LaunchFailed(
-                 r, name,
-                 error + "; its leftover instance could not be looked up yet: " + a.error->what(),
-                 true);
-             return;
-           }
-           if (gone) {
-             LaunchFailed(r, name, error, false);
-             return;
-           }
-           if (a.value.instances.empty()) {
-             LaunchFailed(r, name, error, false);
-             return;
-           }
-           mp::DeleteRequest del;
-           del.names = {name};
-           Call(r, *links().multipass, del, {60s, "cleanup:" + name},
-                [this, name, error](Run& r2, Answer<mp::DeleteReply>& d) {
-                  if (d.ok()) {
-                    spdlog::info("pool {}: removed {}, left behind by its failed launch", r2.pool,
-                                 name);
-                    LaunchFailed(r2, name, error, false);
-                  } else {
-                    LaunchFailed(r2, name,
-                                 error + "; its leftover instance could not be removed yet: " +
-                                     d.error->what(),
-                                 true);
-                  }
-                });
-         });
+    CallHost(run, name, info, {10s, {}}, [this, name, error](Run& r, Answer<mp::InfoReply>& a) {
+      // multipassd answering "no such instance" is an answer: nothing was left behind.
+      bool gone = !a.ok() && contracts::AppCodeOf(*a.error) == AppCode::kNotFound;
+      if (!a.ok() && !gone) {
+        LaunchFailed(
+            r, name,
+            error + "; its leftover instance could not be looked up yet: " + a.error->what(), true);
+        return;
+      }
+      if (gone) {
+        LaunchFailed(r, name, error, false);
+        return;
+      }
+      if (a.value.instances.empty()) {
+        LaunchFailed(r, name, error, false);
+        return;
+      }
+      mp::DeleteRequest del;
+      del.names = {name};
+      CallHost(
+          r, name, del, {60s, "cleanup:" + name},
+          [this, name, error](Run& r2, Answer<mp::DeleteReply>& d) {
+            if (d.ok()) {
+              spdlog::info("pool {}: removed {}, left behind by its failed launch", r2.pool, name);
+              LaunchFailed(r2, name, error, false);
+            } else {
+              LaunchFailed(
+                  r2, name,
+                  error + "; its leftover instance could not be removed yet: " + d.error->what(),
+                  true);
+            }
+          });
+    });
   }
 
   void LaunchFailed(Run& run, const std::string& name, const std::string& detail, bool leftover) {
@@ -990,6 +1019,39 @@ class Controller {
         });
   }
 
+  // The same on the Multipass host `instance` is on. Without a link to that
+  // host (a name the plugin's hosts file no longer has), `fn` gets an
+  // unreachable error: the operation stays unresolved until the host is
+  // configured again, and nothing is sent to another host in its place.
+  template <class Request, class Fn>
+  void CallHost(Run& run, const std::string& instance, const Request& request,
+                bus::CallOptions options, Fn fn) {
+    if (const HostLink* host = links().Host(run.hosts[instance])) {
+      Call(run, *host->client, request, std::move(options), std::move(fn));
+      return;
+    }
+    bus::BusError error(bus::ErrorCode::kUnreachable, "no link to Multipass host '" +
+                                                          run.hosts[instance] + "' of " + instance +
+                                                          ": it is not among the plugin's hosts");
+    Later(run, 0ms, [fn, error](Run& r) {
+      Answer<typename Request::Reply> answer;
+      answer.error = error;
+      fn(r, answer);
+    });
+  }
+
+  // Where the Multipass calls about `instance` go, for messages.
+  std::string Where(Run& run, const std::string& instance) const {
+    const HostLink* host = links().Host(run.hosts[instance]);
+    return host ? host->where : "Multipass host '" + run.hosts[instance] + "'";
+  }
+
+  // The host an operation names, as the plugin's links call it.
+  std::string HostName(const std::string& host) const {
+    const HostLink* link = links().Host(host);
+    return link ? link->name : host;
+  }
+
   // Runs `fn` on run `id` (if it still exists) as one completed step.
   template <class Fn>
   void WithRun(std::uint64_t id, Fn&& fn) {
@@ -1031,6 +1093,7 @@ class Controller {
     r.phase = phase;
     r.detail = std::move(detail);
     r.node_id = std::move(node_id);
+    if (auto it = run.hosts.find(instance); it != run.hosts.end()) r.host = HostName(it->second);
     return r;
   }
 
@@ -1072,8 +1135,23 @@ class Controller {
 
 }  // namespace
 
+std::vector<HostLink> BusLinks::MultipassHosts() const {
+  if (!hosts.empty()) return hosts;
+  return {HostLink{std::string(scaling::kDefaultHost), {}, multipass, multipass_where}};
+}
+
+const HostLink* BusLinks::Host(std::string_view host) const {
+  if (hosts.size() == 1) return &hosts.front();
+  for (const auto& link : hosts) {
+    if (link.name == host) return &link;
+  }
+  return nullptr;
+}
+
 caf::behavior PoolController(Self* self, ControllerOptions options) {
   self->state.options = std::move(options);
+  auto& links = self->state.options.links;
+  links.hosts = links.MultipassHosts();
   self->state.calls = std::make_unique<bus::PendingCalls>(self->address());
   auto controller = std::make_shared<Controller>(self);
   return {

@@ -205,8 +205,11 @@ struct InstanceLaunching {
   std::string pool;
   std::string name;
   std::string image;
+  // With several hosts: the host it is on (absent with one).
+  std::optional<std::string> host{};
   template <class V>
   void VisitFields(V& v) {
+    v.Optional("host", host);
     v.Required("pool", pool);
     v.Required("name", name);
     v.Required("image", image);
@@ -216,8 +219,11 @@ struct InstanceRunning {
   static constexpr std::string_view kType = "instance.running";
   std::string pool;
   std::string name;
+  // With several hosts: the host it is on (absent with one).
+  std::optional<std::string> host{};
   template <class V>
   void VisitFields(V& v) {
+    v.Optional("host", host);
     v.Required("pool", pool);
     v.Required("name", name);
   }
@@ -227,8 +233,11 @@ struct InstanceFailed {
   std::string pool;
   std::string name;
   std::string error;
+  // With several hosts: the host it is on (absent with one).
+  std::optional<std::string> host{};
   template <class V>
   void VisitFields(V& v) {
+    v.Optional("host", host);
     v.Required("pool", pool);
     v.Required("name", name);
     v.Required("error", error);
@@ -263,8 +272,11 @@ struct InstanceDeleted {
   std::string pool;
   std::string name;
   std::string reason;
+  // With several hosts: the host it is on (absent with one).
+  std::optional<std::string> host{};
   template <class V>
   void VisitFields(V& v) {
+    v.Optional("host", host);
     v.Required("pool", pool);
     v.Required("name", name);
     v.Required("reason", reason);
