@@ -68,15 +68,17 @@ std::string Instances(const status::PoolView& pool) {
   return out;
 }
 
-// "    hosts: mp-a 3 (3 counted), mp-b unreachable: why (2, 0 counted)"
+// "    hosts: mp-a [z1]: 3 instance(s), 3 counted; mp-b: 2 instance(s), 0
+// counted, unreachable: why"
 std::string Hosts(const status::PoolView& pool) {
   if (pool.hosts.size() < 2) return "";
   std::string out;
   for (const auto& h : pool.hosts) {
-    out += (out.empty() ? "" : ", ") + h.name;
+    out += (out.empty() ? "" : "; ") + h.name;
     if (!h.zone.empty()) out += " [" + h.zone + "]";
-    if (!h.reachable) out += " unreachable" + (h.reason.empty() ? "" : ": " + h.reason);
-    out += " " + std::to_string(h.instances) + " (" + std::to_string(h.counted) + " counted)";
+    out += ": " + std::to_string(h.instances) + " instance(s), " + std::to_string(h.counted) +
+           " counted";
+    if (!h.reachable) out += ", unreachable" + (h.reason.empty() ? "" : ": " + h.reason);
   }
   return "    hosts: " + out + "\n";
 }

@@ -60,10 +60,11 @@ TEST(MpscaleStatusTable, APoolOverSeveralHostsShowsEachInstancesHostAndEachHosts
   EXPECT_EQ(FormatStatusTable(reply, kNowNs),
             "POOL  COUNT  READY  LAST EVENT  IN FLIGHT\n"
             "web   1      yes    -           -\n"
-            "    hosts: mp-a [z1] 1 (1 counted), mp-b unreachable: hostd down 1 (0 counted)\n"
-            "    INSTANCE  HOST  STATE    NODE          COUNTED\n"
-            "    web-1     mp-a  running  n1 (ready)    yes\n"
-            "    web-2     mp-b  running  n2 (ready)    no\n");
+            "    hosts: mp-a [z1]: 1 instance(s), 1 counted; mp-b: 1 instance(s), 0 counted, "
+            "unreachable: hostd down\n"
+            "    INSTANCE  HOST  STATE    NODE        COUNTED\n"
+            "    web-1     mp-a  running  n1 (ready)  yes\n"
+            "    web-2     mp-b  running  n2 (ready)  no\n");
 }
 
 TEST(MpscaleStatusTable, NoPools) {
