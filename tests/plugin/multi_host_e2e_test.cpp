@@ -27,12 +27,30 @@ constexpr int kHosts = 3;
 
 class MultiHostWorld {
  public:
-  MultiHostWorld() {
-    sim_ = std::make_unique<mps::testing::ChildProcess>(std::vector<std::string>{
-        mps::testing::BinDir() + "/cluster-sim", "--hosts", std::to_string(kHosts),
-        "--multipass-socket-dir", dir(), "--state-dir", dir() + "/sim", "--nomad-port", "0",
-        "--boot-delay", "1s", "--join-delay", "200ms", "--migration-delay", "300ms", "--passphrase",
-        "sesame", "--ssh-delay", "1ms"});
+  // `host_cpus`: cluster-sim's --host-cpus (one value for every host, or one each).
+  explicit MultiHostWorld(const std::string& host_cpus = "16") {
+    sim_ = std::make_unique<mps::testing::ChildProcess>(
+        std::vector<std::string>{mps::testing::BinDir() + "/cluster-sim",
+                                 "--hosts",
+                                 std::to_string(kHosts),
+                                 "--multipass-socket-dir",
+                                 dir(),
+                                 "--state-dir",
+                                 dir() + "/sim",
+                                 "--nomad-port",
+                                 "0",
+                                 "--boot-delay",
+                                 "1s",
+                                 "--join-delay",
+                                 "200ms",
+                                 "--migration-delay",
+                                 "300ms",
+                                 "--passphrase",
+                                 "sesame",
+                                 "--ssh-delay",
+                                 "1ms",
+                                 "--host-cpus",
+                                 host_cpus});
     for (;;) {
       auto line = sim_->ReadLine(20s);
       if (!line) throw std::runtime_error("cluster-sim did not start: " + sim_->stderr_text());
@@ -198,6 +216,23 @@ class MultiHostWorld {
   std::map<int, json> results_;
 };
 
+std::string Meta(const json& status, const std::string& key) {
+  const auto& meta = status["values"]["meta"];
+  return meta.contains(key) ? meta[key].get<std::string>() : "";
+}
+
+// Status until `done` holds (at most 30 s); the last answer.
+template <class F>
+json StatusUntil(MultiHostWorld& world, F done) {
+  json s;
+  for (int i = 0; i < 300; ++i) {
+    s = world.Status();
+    if (done(s)) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  return s;
+}
+
 // No name twice across hosts, every instance running, one ready node each.
 void ExpectOneWorld(MultiHostWorld& world, std::size_t count) {
   std::set<std::string> names;
@@ -254,6 +289,55 @@ TEST(MultiHostEndToEnd, OneHostdKilledDuringZeroToNineCostsNoDuplicateAndNoOrpha
   ASSERT_EQ(s["values"]["ready"], true) << s << r << world.host_stderr();
   EXPECT_EQ(s["values"]["count"], 9);
   ExpectOneWorld(world, 9);
+}
+
+TEST(MultiHostEndToEnd, AHostdThatStaysDownIsNotCountedAndTheScaleOutGoesToTheOthers) {
+  MultiHostWorld world;
+  world.StartPlugin();
+  ASSERT_EQ(world.Status(10000)["values"]["ready"], true) << world.host_stderr();
+  auto r = world.Await(world.ScaleAsync(6), 90s);
+  ASSERT_TRUE(r["ok"]) << r << world.host_stderr();
+  ASSERT_EQ(world.Status(30000)["values"]["count"], 6);
+
+  world.KillHostd(2);
+  auto s =
+      StatusUntil(world, [](const json& s) { return !Meta(s, "mps.hosts_unreachable").empty(); });
+  EXPECT_EQ(Meta(s, "mps.hosts_unreachable").rfind("mp-2: ", 0), 0u) << s;
+  EXPECT_NE(Meta(s, "mps.hosts_unreachable").find("(2 instance(s) not counted)"), std::string::npos)
+      << s;
+  EXPECT_EQ(s["values"]["count"], 4) << s;
+  EXPECT_EQ(s["values"]["ready"], true) << s;
+
+  // The autoscaler asks for its 6 again: both go to the hosts that answer.
+  r = world.Await(world.ScaleAsync(6), 90s);
+  ASSERT_TRUE(r["ok"]) << r << world.host_stderr();
+  EXPECT_EQ(world.PerHost(), (std::vector<std::size_t>{3, 3, 2}));
+
+  // mp-2 comes back: its two instances count again, nothing was lost or doubled.
+  world.StartHostd(2);
+  s = StatusUntil(world, [](const json& s) { return s["values"]["count"] == 8; });
+  EXPECT_EQ(s["values"]["count"], 8) << s;
+  EXPECT_TRUE(Meta(s, "mps.hosts_unreachable").empty()) << s;
+  ExpectOneWorld(world, 8);
+}
+
+TEST(MultiHostEndToEnd, CapacityExhaustedLaunchesWhatFitsAndThenRefusesCheaply) {
+  // One CPU per host: room for one 1-CPU instance on each.
+  MultiHostWorld world("1");
+  world.StartPlugin();
+  ASSERT_EQ(world.Status(10000)["values"]["ready"], true) << world.host_stderr();
+  auto r = world.Await(world.ScaleAsync(5), 90s);
+  ASSERT_TRUE(r["ok"]) << r << world.host_stderr();
+  EXPECT_EQ(world.PerHost(), (std::vector<std::size_t>{1, 1, 1}));
+  auto s = world.Status(30000);
+  EXPECT_EQ(s["values"]["ready"], true) << s;
+  EXPECT_EQ(s["values"]["count"], 3);
+  // Asked again, nothing fits anywhere: refused, nothing launched.
+  r = world.Await(world.ScaleAsync(5), 30s);
+  EXPECT_FALSE(r["ok"]) << r;
+  EXPECT_NE(r.dump().find("no host can take a new instance"), std::string::npos) << r;
+  EXPECT_NE(r.dump().find("CPUs: 0 left, 1 needed"), std::string::npos) << r;
+  EXPECT_EQ(world.PerHost(), (std::vector<std::size_t>{1, 1, 1}));
 }
 
 }  // namespace
