@@ -7,7 +7,8 @@
 //   pool controller -> cache: Plan (request), OpReport (send, or request for
 //     a write-ahead acknowledgement), ScaleFinish (request), NodesPurged,
 //     TakeUndriven (request)
-//   pool watcher    -> cache: Observation (send), Pools (request)
+//   pool watcher    -> cache: Observation (send), HostCapacityReport (send),
+//     Pools (request)
 //   gRPC Status     -> cache: StatusQuery (request, only when the board is stale)
 #include <cstdint>
 #include <map>
@@ -18,6 +19,7 @@
 #include <caf/all.hpp>
 
 #include "bus/caf_contract.h"
+#include "contracts/host.h"
 #include "contracts/multipass.h"
 #include "contracts/nomad.h"
 #include "scaling/pool_state.h"
@@ -37,6 +39,7 @@ using pools_atom = caf::atom_constant<caf::atom("cpools")>;
 using undriven_atom = caf::atom_constant<caf::atom("cundriven")>;
 using ack_atom = caf::atom_constant<caf::atom("cack")>;
 using stats_atom = caf::atom_constant<caf::atom("cstats")>;
+using capacity_atom = caf::atom_constant<caf::atom("ccapacity")>;
 
 struct StatusQuery {
   ConfigMap policy;
@@ -123,8 +126,10 @@ struct OpReport {
   // A delete of a warm-pool instance that failed to prepare or to start: it
   // counts as a launch failure, so a warm pool that keeps failing backs off.
   bool warm_failure = false;
+  std::string host;  // the Multipass host it runs on
   template <class V>
   void VisitFields(V& v) {
+    v.Optional("host", host);
     v.Required("pool", pool);
     v.Required("kind", kind);
     v.Required("instance", instance);
@@ -139,6 +144,9 @@ struct OpReport {
 
 struct Observation {
   std::string pool;
+  // The Multipass host the instance listing (or its error) is of; empty:
+  // the one host.
+  std::string host;
   // PoolTarget::epoch when the listing began: a listing that raced a change
   // reported meanwhile (a delete, a launch) is stale and is not applied.
   std::uint64_t epoch = 0;
@@ -150,11 +158,26 @@ struct Observation {
   template <class V>
   void VisitFields(V& v) {
     v.Required("pool", pool);
+    v.Optional("host", host);
     v.Optional("epoch", epoch);
     v.Optional("instances", instances);
     v.Optional("multipass_error", multipass_error);
     v.Optional("nodes", nodes);
     v.Optional("nomad_error", nomad_error);
+  }
+};
+
+// From the watcher: one host's `host.capacity` answer (or why it did not
+// answer), for placement. Only asked when the plugin has several hosts.
+struct HostCapacityReport {
+  std::string host;
+  std::optional<contracts::host::CapacityReply> capacity;
+  std::string error;
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("host", host);
+    v.Optional("capacity", capacity);
+    v.Optional("error", error);
   }
 };
 
@@ -231,6 +254,7 @@ MPS_CAF_INSPECT_BY_CONTRACT(PlanQuery)
 MPS_CAF_INSPECT_BY_CONTRACT(PlanAnswer)
 MPS_CAF_INSPECT_BY_CONTRACT(OpReport)
 MPS_CAF_INSPECT_BY_CONTRACT(Observation)
+MPS_CAF_INSPECT_BY_CONTRACT(HostCapacityReport)
 MPS_CAF_INSPECT_BY_CONTRACT(PoolTargets)
 MPS_CAF_INSPECT_BY_CONTRACT(UndrivenWork)
 MPS_CAF_INSPECT_BY_CONTRACT(ScaleFinish)

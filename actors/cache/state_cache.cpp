@@ -10,6 +10,7 @@
 #include "cache/pool_metrics.h"
 #include "contracts/status.h"
 #include "scaling/cloud_init_file.h"
+#include "scaling/host_capacity_view.h"
 #include "scaling/pool_observation.h"
 #include "scaling/pool_status.h"
 #include "scaling/state_store.h"
@@ -29,9 +30,11 @@ struct Pool {
   scaling::PoolState state;
   bool multipass_synced = false;  // listed successfully at least once
   bool nomad_synced = false;
-  bool multipass_tried = false;  // a listing or its error arrived
+  bool multipass_tried = false;  // every host's listing or its error arrived
   bool nomad_tried = false;
-  std::uint64_t epoch = 0;  // bumped by every change this process makes or learns of
+  std::set<std::string> hosts_tried;   // a listing or its error arrived
+  std::set<std::string> hosts_listed;  // listed successfully at least once
+  std::uint64_t epoch = 0;             // bumped by every change this process makes or learns of
   std::map<std::string, scaling::TimePoint> launch_times;
   std::set<std::string> undriven;  // instance names whose operation nobody drives
   // The latest node list: a listing that brings an instance after its node
@@ -66,13 +69,18 @@ std::string OperationId(const std::string& pool, OperationKind kind, const std::
   return pool + ":" + std::string(ToString(kind)) + ":" + instance;
 }
 
+std::string WithHost(std::string text, const std::string& host) {
+  return host.empty() ? text : text + " on " + host;
+}
+
 std::string Describe(const scaling::ScaleAction& action) {
   return std::visit(
       [](const auto& a) -> std::string {
         using T = std::decay_t<decltype(a)>;
         if constexpr (std::is_same_v<T, scaling::LaunchAction>) {
-          return std::string(a.warm ? "launch warm " : "launch ") + a.name + " (" +
-                 (a.image.empty() ? "default image" : a.image) + ")";
+          return WithHost(std::string(a.warm ? "launch warm " : "launch ") + a.name + " (" +
+                              (a.image.empty() ? "default image" : a.image) + ")",
+                          a.host);
         } else if constexpr (std::is_same_v<T, scaling::StartAction>) {
           return std::string(a.warm ? "start warm " : "start ") + a.name;
         } else if constexpr (std::is_same_v<T, scaling::PrepareWarmAction>) {
@@ -81,7 +89,8 @@ std::string Describe(const scaling::ScaleAction& action) {
           return "delete " + a.name + ": " + a.reason;
         } else if constexpr (std::is_same_v<T, scaling::SelectAndDrainAction>) {
           return "select " + std::to_string(a.count) + " of " +
-                 std::to_string(a.candidates.size()) + " node(s) by " +
+                 std::to_string(a.candidates.size()) + " node(s)" +
+                 (a.host.empty() ? std::string() : " on " + a.host) + " by " +
                  std::string(ToString(a.strategy)) + " and drain them" +
                  (a.reuse > 0 ? " (up to " + std::to_string(a.reuse) + " back to the warm pool)"
                               : std::string());
@@ -98,7 +107,48 @@ class CacheState {
       : options_(std::move(options)),
         store_(options_.state_dir),
         namer_(options_.random ? scaling::InstanceNamer(options_.random)
-                               : scaling::InstanceNamer::FromRandomDevice()) {}
+                               : scaling::InstanceNamer::FromRandomDevice()) {
+    if (options_.hosts.empty()) options_.hosts.emplace_back().name = scaling::kDefaultHost;
+  }
+
+  // A host's capacity answer, for every pool's placement. With one host
+  // placement has no choice to make, and a launch that does not fit is
+  // multipassd's to refuse, as it always was.
+  void Capacity(const HostCapacityReport& report) {
+    if (options_.hosts.size() < 2) return;
+    const config::HostEntry* entry = nullptr;
+    for (const auto& h : options_.hosts) {
+      if (h.name == report.host) entry = &h;
+    }
+    if (!entry) return;
+    auto& capacity = host_capacity_[report.host];
+    if (report.capacity) {
+      capacity = scaling::PlacementHostOf(*entry, *report.capacity, 0);
+    } else {
+      // No answer says nothing of its room (a hostd from before host.capacity
+      // answers unknown_type); whether it is reachable is its listings' to say.
+      spdlog::debug("host {}: no capacity known: {}", report.host, report.error);
+      capacity = scaling::HostCapacity{};
+      capacity.name = entry->name;
+      capacity.zone = entry->zone;
+      capacity.weight = entry->weight;
+      capacity.resources_known = false;
+    }
+    for (auto& [name, pool] : pools_) pool.state.capacity[report.host] = capacity;
+  }
+
+  // The host an instance event names: only when there is a choice of hosts.
+  std::optional<std::string> EventHost(const std::string& host) const {
+    if (options_.hosts.size() < 2 || host.empty()) return std::nullopt;
+    return host;
+  }
+
+  // A host named by a listing, an operation or a report: the one host when
+  // there is one (operations recorded before hosts had names).
+  std::string HostName(const std::string& host) const {
+    if (options_.hosts.size() == 1) return options_.hosts.front().name;
+    return host;
+  }
 
   // The pool of a policy, registered (and restored from the store) on first sight.
   Pool* Register(const ConfigMap& config, std::string& error) {
@@ -241,28 +291,33 @@ class CacheState {
     // Write-ahead, all or nothing: a crash from here on finds these
     // operations in the store, and a store that cannot take them (disk full,
     // file removed) means nothing is done and the memory is left as it was.
-    std::vector<std::pair<OperationKind, std::string>> operations;
+    struct Planned {
+      OperationKind kind;
+      std::string instance;
+      std::string host;
+    };
+    std::vector<Planned> operations;
     // The warm pool's changes land in the same transaction as the
     // operations: a warm launch joins it, a warm start leaves it.
     std::vector<std::string> warming, leaving_warm;
     for (const auto& action : plan.actions) {
       if (const auto* launch = std::get_if<scaling::LaunchAction>(&action)) {
-        operations.emplace_back(OperationKind::kLaunch, launch->name);
+        operations.push_back({OperationKind::kLaunch, launch->name, HostName(launch->host)});
         if (launch->warm) warming.push_back(launch->name);
       } else if (const auto* start = std::get_if<scaling::StartAction>(&action)) {
-        operations.emplace_back(OperationKind::kStart, start->name);
+        operations.push_back({OperationKind::kStart, start->name, HostName(start->host)});
         if (state.IsWarmPool(start->name)) leaving_warm.push_back(start->name);
       } else if (const auto* del = std::get_if<scaling::DeleteAction>(&action)) {
-        operations.emplace_back(OperationKind::kDelete, del->name);
+        operations.push_back({OperationKind::kDelete, del->name, HostName(del->host)});
       }
     }
     try {
       store_.CheckStillOpen();
       scaling::StateStore::Transaction transaction(store_);
       store_.BeginRequest(answer.pool, id, plan.target, now);
-      for (const auto& [kind, instance] : operations) {
+      for (const auto& [kind, instance, host] : operations) {
         store_.RecordOperation({OperationId(answer.pool, kind, instance), answer.pool, kind,
-                                instance, id, now, scaling::OperationStatus::kPending});
+                                instance, id, now, scaling::OperationStatus::kPending, host});
         if (kind == OperationKind::kLaunch) store_.RecordLaunchTime(answer.pool, instance, now);
       }
       for (const auto& name : warming)
@@ -286,13 +341,14 @@ class CacheState {
       Publish(ev::InstanceWarming{answer.pool, name});
     }
     for (const auto& name : leaving_warm) state.warm.erase(name);
-    for (const auto& [kind, instance] : operations) {
-      pool->state.operations.push_back({kind, instance, now, id});
+    for (const auto& [kind, instance, host] : operations) {
+      pool->state.operations.push_back({kind, instance, now, id, host});
       if (kind == OperationKind::kLaunch) pool->launch_times[instance] = now;
     }
     for (const auto& action : plan.actions) {
       if (const auto* launch = std::get_if<scaling::LaunchAction>(&action))
-        Publish(ev::InstanceLaunching{answer.pool, launch->name, launch->image});
+        Publish(ev::InstanceLaunching{answer.pool, launch->name, launch->image,
+                                      EventHost(HostName(launch->host))});
     }
     return answer;
   }
@@ -311,14 +367,14 @@ class CacheState {
           // A drained instance going back to the warm pool: the stop and its
           // membership are written together.
           scaling::StateStore::Transaction transaction(store_);
-          AddOperation(pool, r.kind, r.instance, r.request_id, now);
+          AddOperation(pool, r.kind, r.instance, r.request_id, now, r.host);
           store_.SetWarm(r.pool, r.instance, scaling::WarmPhase::kWarming);
           transaction.Commit();
           pool.state.warm[r.instance] = scaling::WarmPhase::kWarming;
           Publish(ev::InstanceWarming{r.pool, r.instance});
           return;
         }
-        AddOperation(pool, r.kind, r.instance, r.request_id, now);
+        AddOperation(pool, r.kind, r.instance, r.request_id, now, r.host);
         if (r.kind == OperationKind::kDrain) {
           Publish(ev::NodeDraining{r.pool, r.instance, r.node_id});
         }
@@ -353,19 +409,33 @@ class CacheState {
     // waited across any number of changes; they only attach nodes to the
     // instances we know, so they are always applied.
     bool stale = o.epoch != pool.epoch;
+    std::string host = HostName(o.host);
+    std::string what = options_.hosts.size() > 1 ? "Multipass host " + host : "multipassd";
+    bool listing = false;
     if (o.instances && !stale) {
-      ApplyInstanceList(state, contracts::Encode(*o.instances), now);
+      ApplyInstanceList(state, contracts::Encode(*o.instances), now, host);
       for (auto& instance : state.instances) pool.RestoreLaunchTime(instance);
       // Leftovers the daemon no longer lists are gone.
       std::erase_if(state.failed_launch_leftovers,
                     [&](const std::string& n) { return !state.Find(n); });
       ForgetVanishedWarm(pool);
-      SetReachable(state.multipass, "", "multipassd", o.pool);
-      pool.multipass_synced = true;
-      pool.multipass_tried = true;
+      SetReachable(state.hosts[host], "", what, o.pool);
+      pool.hosts_tried.insert(host);
+      pool.hosts_listed.insert(host);
+      listing = true;
     } else if (!o.instances && !o.multipass_error.empty()) {
-      SetReachable(state.multipass, o.multipass_error, "multipassd", o.pool);
-      pool.multipass_tried = true;
+      SetReachable(state.hosts[host], o.multipass_error, what, o.pool);
+      pool.hosts_tried.insert(host);
+      listing = true;
+    }
+    if (listing) {
+      state.SetHostReachability(host, state.hosts[host]);
+      // Every host answered or failed once: plans may be made. Synced once
+      // one of them listed: a host down since the start must not hold up
+      // the others (names are random, so a new one does not collide with
+      // the unknown names on it).
+      pool.multipass_tried = pool.hosts_tried.size() >= options_.hosts.size();
+      pool.multipass_synced = pool.multipass_tried && !pool.hosts_listed.empty();
     }
     if (o.instances && !stale && !o.nodes && pool.last_nodes) {
       for (const auto& [instance, node] :
@@ -491,12 +561,22 @@ class CacheState {
   void Restore(Pool& pool) {
     const std::string& name = pool.policy.instance_name_prefix;
     pool.state.prefix = name;
+    for (const auto& host : options_.hosts) {
+      scaling::HostCapacity capacity;
+      capacity.name = host.name;
+      capacity.zone = host.zone;
+      capacity.weight = host.weight;
+      capacity.resources_known = false;  // until its hostd answers host.capacity
+      auto known = host_capacity_.find(host.name);
+      pool.state.capacity[host.name] = known == host_capacity_.end() ? capacity : known->second;
+      pool.state.SetHostReachability(host.name, {});
+    }
     pool.state.last_event_ns = store_.LastEvent(name);
     pool.launch_times = store_.LaunchTimes(name);
     pool.state.warm = store_.WarmInstances(name);
     for (const auto& stored : store_.PendingOperations(name)) {
-      pool.state.operations.push_back(
-          {stored.kind, stored.instance, stored.started_at, stored.request_id});
+      pool.state.operations.push_back({stored.kind, stored.instance, stored.started_at,
+                                       stored.request_id, HostName(stored.host)});
       pool.undriven.insert(stored.instance);
     }
     if (!pool.undriven.empty()) {
@@ -523,11 +603,14 @@ class CacheState {
   }
 
   void AddOperation(Pool& pool, OperationKind kind, const std::string& instance,
-                    const std::string& request_id, scaling::TimePoint now) {
+                    const std::string& request_id, scaling::TimePoint now,
+                    const std::string& reported_host) {
+    std::string host =
+        HostName(reported_host.empty() ? pool.state.HostOf(instance) : reported_host);
     // The store first: an operation it could not record is not started.
     store_.RecordOperation({OperationId(pool.state.prefix, kind, instance), pool.state.prefix, kind,
-                            instance, request_id, now, scaling::OperationStatus::kPending});
-    pool.state.operations.push_back({kind, instance, now, request_id});
+                            instance, request_id, now, scaling::OperationStatus::kPending, host});
+    pool.state.operations.push_back({kind, instance, now, request_id, host});
   }
 
   void RemoveOperations(Pool& pool, const std::string& instance,
@@ -554,17 +637,19 @@ class CacheState {
     switch (r.kind) {
       case OperationKind::kLaunch:
       case OperationKind::kStart: {
+        std::string host = HostName(r.host.empty() ? state.HostOf(r.instance) : r.host);
         RemoveOperations(pool, r.instance);
         auto* instance = const_cast<scaling::Instance*>(state.Find(r.instance));
         if (!instance) {
-          state.instances.push_back({r.instance, scaling::InstanceState::kRunning, {}, {}, {}});
+          state.instances.push_back(
+              {r.instance, scaling::InstanceState::kRunning, {}, {}, {}, host});
           instance = &state.instances.back();
         }
         instance->state = scaling::InstanceState::kRunning;
         if (!instance->first_seen_running_at) instance->first_seen_running_at = now;
         pool.RestoreLaunchTime(*instance);
         if (r.kind == OperationKind::kLaunch) state.RecordLaunchSuccess();
-        Publish(ev::InstanceRunning{r.pool, r.instance});
+        Publish(ev::InstanceRunning{r.pool, r.instance, EventHost(host)});
         return;
       }
       case OperationKind::kDrain:
@@ -580,7 +665,8 @@ class CacheState {
         Publish(ev::InstanceWarm{r.pool, r.instance, r.node_id});
         return;
       }
-      case OperationKind::kDelete:
+      case OperationKind::kDelete: {
+        std::string host = HostName(r.host.empty() ? state.HostOf(r.instance) : r.host);
         store_.ForgetWarm(r.pool, r.instance);
         state.warm.erase(r.instance);
         RemoveOperations(pool, r.instance);
@@ -589,8 +675,9 @@ class CacheState {
         std::erase(state.failed_launch_leftovers, r.instance);
         pool.launch_times.erase(r.instance);
         store_.ForgetInstance(r.pool, r.instance);
-        Publish(ev::InstanceDeleted{r.pool, r.instance, r.detail});
+        Publish(ev::InstanceDeleted{r.pool, r.instance, r.detail, EventHost(host)});
         return;
+      }
     }
   }
 
@@ -604,10 +691,10 @@ class CacheState {
         }
         pool.state.RecordLaunchFailure(r.detail, now, r.request_id);
         if (r.leftover) pool.state.failed_launch_leftovers.push_back(r.instance);
-        Publish(ev::InstanceFailed{r.pool, r.instance, r.detail});
+        Publish(ev::InstanceFailed{r.pool, r.instance, r.detail, EventHost(r.host)});
         return;
       case OperationKind::kStart:
-        Publish(ev::InstanceFailed{r.pool, r.instance, r.detail});
+        Publish(ev::InstanceFailed{r.pool, r.instance, r.detail, EventHost(r.host)});
         return;
       case OperationKind::kDrain:
         Publish(ev::NodeDrainFailed{r.pool, r.instance, r.node_id, r.detail});
@@ -622,7 +709,7 @@ class CacheState {
     }
   }
 
-  void SetReachable(scaling::Reachability& r, const std::string& error, const char* what,
+  void SetReachable(scaling::Reachability& r, const std::string& error, const std::string& what,
                     const std::string& pool) {
     bool reachable = error.empty();
     if (r.reachable != reachable) {
@@ -661,6 +748,7 @@ class CacheState {
   std::string store_error_;   // the last failed write, while writes fail
   bool event_error_ = false;  // the event log failed last time (logged once)
   std::map<std::string, Pool> pools_;
+  std::map<std::string, scaling::HostCapacity> host_capacity_;  // the latest answer of each host
 };
 
 // A Plan for a pool not yet observed, held until it is (or until first_sync_wait).
@@ -767,6 +855,12 @@ caf::behavior CacheActor(caf::stateful_actor<CacheActorState>* self, CacheOption
             &c);
         c.PostAll();
         release(o.pool, false);
+      },
+      [self, &c](capacity_atom, const HostCapacityReport& report) {
+        ++self->state.stats.messages["capacity"];
+        Guarded(
+            "Capacity", [&] { c.Capacity(report); }, &c);
+        c.PostAll();
       },
       [self, &c](finish_atom, const ScaleFinish& f) {
         ++self->state.stats.messages["finish"];

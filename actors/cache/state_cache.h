@@ -12,11 +12,13 @@
 #include <memory>
 #include <optional>
 #include <shared_mutex>
+#include <vector>
 
 #include <caf/all.hpp>
 
 #include "bus/events.h"
 #include "cache/messages.h"
+#include "config/hosts_file.h"
 #include "metrics/registry.h"
 #include "scaling/instance_namer.h"
 
@@ -33,6 +35,9 @@ struct CacheOptions {
   // observation before it is answered "not synced".
   std::chrono::milliseconds first_sync_wait = std::chrono::seconds(60);
   std::shared_ptr<metrics::Registry> metrics;  // the pool gauges (pool_metrics.h); may be null
+  // Every Multipass host (name, zone, weight), in the hosts file's order.
+  // Empty: one host, scaling::kDefaultHost.
+  std::vector<config::HostEntry> hosts;
 };
 
 // The Status answers the cache actor posts after every message it handles

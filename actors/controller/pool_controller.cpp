@@ -13,6 +13,7 @@
 #include "controller/launch_payload.h"
 #include "scaling/pool_observation.h"
 #include "scaling/pool_policy.h"
+#include "scaling/pool_state.h"
 
 namespace mps::controller {
 namespace {
@@ -65,6 +66,9 @@ struct Run {
 
   std::deque<Stage> stages;
   std::deque<scaling::LaunchAction> launches;
+  // The host of each instance the run acts on (from the plan's actions or
+  // the resumed operations): every Multipass call about it goes there.
+  std::map<std::string, std::string> hosts;
   int parallel = 1;
   int pending = 0;          // calls in flight (bus and cache)
   int launches_failed = 0;  // answered with a failure (not "outcome unknown")
@@ -272,10 +276,18 @@ class Controller {
     std::vector<std::function<void(Run&)>> first;  // deletes and starts, at once
     std::vector<scaling::LaunchAction> relaunch;
     std::vector<std::pair<std::string, std::string>> drains;  // instance, node id
+    std::set<std::string> listed(t.listed_hosts.begin(), t.listed_hosts.end());
     for (const auto& op : ops) {
       spdlog::info("pool {}: resuming {} of {} (request {})", t.pool, ToString(op.kind),
                    op.instance, op.request_id);
       const std::string& name = op.instance;
+      run.hosts[name] = op.host;
+      // Its host's listing is not in: nothing about it can be decided yet.
+      if (!t.listed_hosts.empty() && !listed.contains(HostName(op.host))) {
+        Report(run, op.kind, name, OpPhase::kUnresolved,
+               "host " + op.host + " has not been listed since it became unreachable");
+        continue;
+      }
       switch (op.kind) {
         case OperationKind::kLaunch:
           switch (cache::ResolvePendingLaunch(name, instances)) {
@@ -288,6 +300,7 @@ class Controller {
               break;
             case cache::PendingLaunch::kRelaunch:
               relaunch.push_back(scaling::LaunchActionFor(run.policy, name));
+              relaunch.back().host = op.host;
               break;
             case cache::PendingLaunch::kCleanUp:
               first.push_back([this, name](Run& r) {
@@ -356,6 +369,21 @@ class Controller {
 
   void Execute(Run& run, const scaling::ScalePlan& plan) {
     run.parallel = std::max(1, plan.max_parallel_launches);
+    for (const auto& action : plan.actions) {
+      std::visit(
+          [&run](const auto& a) {
+            using T = std::decay_t<decltype(a)>;
+            if constexpr (std::is_same_v<T, scaling::SelectAndDrainAction>) {
+              for (const auto& name : a.candidates) run.hosts[name] = a.host;
+            } else if constexpr (std::is_same_v<T, scaling::StartAction>) {
+              run.hosts[a.name] = a.host;
+              if (!a.replacement.empty()) run.hosts[a.replacement] = a.host;
+            } else if constexpr (!std::is_same_v<T, scaling::PurgeNodesAction>) {
+              run.hosts[a.name] = a.host;
+            }
+          },
+          action);
+    }
     // Deletes and starts first, all at once; then the launches; then each
     // select-and-drain; then node purges.
     std::vector<scaling::ScaleAction> first, last;
@@ -548,40 +576,41 @@ class Controller {
     self_->send(st_.options.cache, cache::report_atom::value, started);
     mp::DeleteRequest req;
     req.names = {instance};
-    Call(run, *links().multipass, req, {60s, "delete:" + instance},
-         [this, instance, reason, after](Run& r, Answer<mp::DeleteReply>& a) {
-           // NOT_FOUND: gone already (deleted by a retry or by hand), which is what we wanted.
-           if (a.ok() || contracts::AppCodeOf(*a.error) == AppCode::kNotFound) {
-             Report(r, OperationKind::kDelete, instance, OpPhase::kSucceeded,
-                    a.ok() ? reason : reason + " (already gone)");
-             r.changed = true;
-             if (after) after(r);
-             return;
-           }
-           Report(r, OperationKind::kDelete, instance,
-                  LinkBroke(*a.error) ? OpPhase::kUnresolved : OpPhase::kFailed, a.error->what());
-           r.Fail(
-               "delete of " + instance + " via " + links().multipass_where + ": " + a.error->what(),
-               PeerUnavailable(*a.error));
-         });
+    CallHost(
+        run, instance, req, {60s, "delete:" + instance},
+        [this, instance, reason, after](Run& r, Answer<mp::DeleteReply>& a) {
+          // NOT_FOUND: gone already (deleted by a retry or by hand), which is what we wanted.
+          if (a.ok() || contracts::AppCodeOf(*a.error) == AppCode::kNotFound) {
+            Report(r, OperationKind::kDelete, instance, OpPhase::kSucceeded,
+                   a.ok() ? reason : reason + " (already gone)");
+            r.changed = true;
+            if (after) after(r);
+            return;
+          }
+          Report(r, OperationKind::kDelete, instance,
+                 LinkBroke(*a.error) ? OpPhase::kUnresolved : OpPhase::kFailed, a.error->what());
+          r.Fail("delete of " + instance + " via " + Where(r, instance) + ": " + a.error->what(),
+                 PeerUnavailable(*a.error));
+        });
   }
 
   void Start(Run& run, const std::string& instance) {
     Report(run, OperationKind::kStart, instance, OpPhase::kStarted);
     mp::StartRequest req;
     req.names = {instance};
-    Call(run, *links().multipass, req,
-         {Ms(run.policy.startup_timeout) + 30s, "start:" + instance + ":" + run.request_id},
-         [this, instance](Run& r, Answer<mp::StartReply>& a) {
-           if (a.ok()) {
-             Report(r, OperationKind::kStart, instance, OpPhase::kSucceeded);
-             r.changed = true;
-             return;
-           }
-           Report(r, OperationKind::kStart, instance,
-                  LinkBroke(*a.error) ? OpPhase::kUnresolved : OpPhase::kFailed, a.error->what());
-           r.Fail("start of " + instance + ": " + a.error->what(), PeerUnavailable(*a.error));
-         });
+    CallHost(run, instance, req,
+             {Ms(run.policy.startup_timeout) + 30s, "start:" + instance + ":" + run.request_id},
+             [this, instance](Run& r, Answer<mp::StartReply>& a) {
+               if (a.ok()) {
+                 Report(r, OperationKind::kStart, instance, OpPhase::kSucceeded);
+                 r.changed = true;
+                 return;
+               }
+               Report(r, OperationKind::kStart, instance,
+                      LinkBroke(*a.error) ? OpPhase::kUnresolved : OpPhase::kFailed,
+                      a.error->what());
+               r.Fail("start of " + instance + ": " + a.error->what(), PeerUnavailable(*a.error));
+             });
   }
 
   // -- Warm pool -------------------------------------------------------------
@@ -720,22 +749,22 @@ class Controller {
                 // session answers a repeated key from its cache. Stopping a
                 // stopped VM is harmless, so a resumed stop need not join
                 // the one a crash interrupted.
-                Call(r, *links().multipass, req,
-                     {60s,
-                      "stop:" + name + ":" + st_.key_nonce + ":" + std::to_string(st_.next_stop++)},
-                     [this, name, node](Run& r2, Answer<mp::StopReply>& a) {
-                       if (a.ok()) {
-                         Report(r2, OperationKind::kStop, name, OpPhase::kSucceeded, {}, node);
-                         r2.changed = true;
-                         return;
-                       }
-                       Report(r2, OperationKind::kStop, name,
-                              LinkBroke(*a.error) ? OpPhase::kUnresolved : OpPhase::kFailed,
-                              a.error->what(), node);
-                       r2.Fail("stop of warm instance " + name + " via " + links().multipass_where +
-                                   ": " + a.error->what(),
-                               PeerUnavailable(*a.error));
-                     });
+                CallHost(r, name, req,
+                         {60s, "stop:" + name + ":" + st_.key_nonce + ":" +
+                                   std::to_string(st_.next_stop++)},
+                         [this, name, node](Run& r2, Answer<mp::StopReply>& a) {
+                           if (a.ok()) {
+                             Report(r2, OperationKind::kStop, name, OpPhase::kSucceeded, {}, node);
+                             r2.changed = true;
+                             return;
+                           }
+                           Report(r2, OperationKind::kStop, name,
+                                  LinkBroke(*a.error) ? OpPhase::kUnresolved : OpPhase::kFailed,
+                                  a.error->what(), node);
+                           r2.Fail("stop of warm instance " + name + " via " + Where(r2, name) +
+                                       ": " + a.error->what(),
+                                   PeerUnavailable(*a.error));
+                         });
               });
             },
             [this, id, name](caf::error& e) {
@@ -771,50 +800,51 @@ class Controller {
       }
       Report(r, OperationKind::kLaunch, replacement, OpPhase::kStarted);
       r.launches.push_back(scaling::LaunchActionFor(r.policy, replacement));
+      r.launches.back().host = HostName(r.hosts[name]);
     };
     mp::StartRequest req;
     req.names = {name};
-    Call(run, *links().multipass, req,
-         {Ms(run.policy.startup_timeout) + 30s, "start:" + name + ":" + run.request_id},
-         [this, name, replace](Run& r, Answer<mp::StartReply>& a) {
-           if (!a.ok()) {
-             if (LinkBroke(*a.error)) {
-               Report(r, OperationKind::kStart, name, OpPhase::kUnresolved, a.error->what());
-               r.Fail("start of " + name + ": " + a.error->what(), true);
-               return;
-             }
-             replace(r, std::string("start failed: ") + a.error->what(), "");
-             return;
-           }
-           r.changed = true;
-           WaitForNode(
-               r, name, RegistrationDeadline(r),
-               [this, name, replace](Run& r2, const std::string& node) {
-                 if (node.empty()) {
-                   replace(r2,
-                           "its Nomad node did not come back within " +
-                               config::FormatGoDuration(r2.policy.node_registration_timeout),
-                           "");
+    CallHost(run, name, req,
+             {Ms(run.policy.startup_timeout) + 30s, "start:" + name + ":" + run.request_id},
+             [this, name, replace](Run& r, Answer<mp::StartReply>& a) {
+               if (!a.ok()) {
+                 if (LinkBroke(*a.error)) {
+                   Report(r, OperationKind::kStart, name, OpPhase::kUnresolved, a.error->what());
+                   r.Fail("start of " + name + ": " + a.error->what(), true);
                    return;
                  }
-                 nm::MarkEligibleRequest eligible;
-                 eligible.node_ids = {node};
-                 Call(r2, *links().nomad, eligible, {30s, {}},
-                      [this, name](Run& r3, Answer<nm::MarkEligibleReply>& e) {
-                        if (!e.ok()) {
-                          // Still started: resumed (and made eligible) by the
-                          // next process or listing.
-                          Report(r3, OperationKind::kStart, name, OpPhase::kUnresolved,
-                                 e.error->what());
-                          r3.Fail("warm instance " + name + ": marking its node eligible via " +
-                                      links().nomad_where + ": " + e.error->what(),
-                                  PeerUnavailable(*e.error));
-                          return;
-                        }
-                        Report(r3, OperationKind::kStart, name, OpPhase::kSucceeded);
-                      });
-               });
-         });
+                 replace(r, std::string("start failed: ") + a.error->what(), "");
+                 return;
+               }
+               r.changed = true;
+               WaitForNode(
+                   r, name, RegistrationDeadline(r),
+                   [this, name, replace](Run& r2, const std::string& node) {
+                     if (node.empty()) {
+                       replace(r2,
+                               "its Nomad node did not come back within " +
+                                   config::FormatGoDuration(r2.policy.node_registration_timeout),
+                               "");
+                       return;
+                     }
+                     nm::MarkEligibleRequest eligible;
+                     eligible.node_ids = {node};
+                     Call(r2, *links().nomad, eligible, {30s, {}},
+                          [this, name](Run& r3, Answer<nm::MarkEligibleReply>& e) {
+                            if (!e.ok()) {
+                              // Still started: resumed (and made eligible) by the
+                              // next process or listing.
+                              Report(r3, OperationKind::kStart, name, OpPhase::kUnresolved,
+                                     e.error->what());
+                              r3.Fail("warm instance " + name + ": marking its node eligible via " +
+                                          links().nomad_where + ": " + e.error->what(),
+                                      PeerUnavailable(*e.error));
+                              return;
+                            }
+                            Report(r3, OperationKind::kStart, name, OpPhase::kSucceeded);
+                          });
+                   });
+             });
   }
 
   void Launch(Run& run, const scaling::LaunchAction& launch) {
@@ -833,38 +863,39 @@ class Controller {
                   st_.options.launch_grace;
     auto deadline = std::chrono::steady_clock::now() + budget;
     ++st_.launches_in_flight[run.pool];
-    Call(run, *links().multipass, req, {budget, "launch:" + launch.name},
-         [this, name = launch.name, deadline, warm = launch.warm](Run& r,
-                                                                  Answer<mp::LaunchReply>& a) {
-           if (a.ok()) {
-             FreeLaunchSlot(r);
-             ++r.launches_succeeded;
-             Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
-             r.changed = true;
-             if (warm) PrepareWarm(r, name);
-             return;
-           }
-           const auto& e = *a.error;
-           auto code = contracts::AppCodeOf(e);
-           // name_taken: an earlier attempt made it (a retry after hostd restarted; names
-           // are fresh per plan), so its launch is followed until the instance runs.
-           if (code == AppCode::kNameTaken) {
-             FollowExisting(r, name, deadline, e.what());
-             return;
-           }
-           // multipassd unreachable or timing out mid-launch (e.g. restarted): the daemon may
-           // have gone on with it, so it is no launch failure either (no backoff).
-           if (LinkBroke(e) || code == AppCode::kUnreachable || code == AppCode::kTimeout ||
-               code == AppCode::kCancelled) {
-             FreeLaunchSlot(r);
-             Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, e.what());
-             r.Fail("launch of " + name + ": outcome unknown (" + e.what() +
-                        "); it is resolved once " + links().multipass_where + " answers again",
-                    true);
-             return;
-           }
-           CleanUpFailedLaunch(r, name, e.what());
-         });
+    run.hosts[launch.name] = launch.host;
+    CallHost(run, launch.name, req, {budget, "launch:" + launch.name},
+             [this, name = launch.name, deadline, warm = launch.warm](Run& r,
+                                                                      Answer<mp::LaunchReply>& a) {
+               if (a.ok()) {
+                 FreeLaunchSlot(r);
+                 ++r.launches_succeeded;
+                 Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
+                 r.changed = true;
+                 if (warm) PrepareWarm(r, name);
+                 return;
+               }
+               const auto& e = *a.error;
+               auto code = contracts::AppCodeOf(e);
+               // name_taken: an earlier attempt made it (a retry after hostd restarted; names
+               // are fresh per plan), so its launch is followed until the instance runs.
+               if (code == AppCode::kNameTaken) {
+                 FollowExisting(r, name, deadline, e.what());
+                 return;
+               }
+               // multipassd unreachable or timing out mid-launch (e.g. restarted): the daemon may
+               // have gone on with it, so it is no launch failure either (no backoff).
+               if (LinkBroke(e) || code == AppCode::kUnreachable || code == AppCode::kTimeout ||
+                   code == AppCode::kCancelled) {
+                 FreeLaunchSlot(r);
+                 Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, e.what());
+                 r.Fail("launch of " + name + ": outcome unknown (" + e.what() +
+                            "); it is resolved once " + Where(r, name) + " answers again",
+                        true);
+                 return;
+               }
+               CleanUpFailedLaunch(r, name, e.what());
+             });
   }
 
   // The launch of `name` was made by an earlier attempt: look at the
@@ -874,31 +905,31 @@ class Controller {
                       std::chrono::steady_clock::time_point deadline, const std::string& why) {
     mp::InfoRequest info;
     info.names = {name};
-    Call(run, *links().multipass, info, {10s, {}},
-         [this, name, deadline, why](Run& r, Answer<mp::InfoReply>& a) {
-           std::string state = a.ok() && !a.value.instances.empty()
-                                   ? a.value.instances.front().state
-                                   : std::string(a.ok() ? "gone" : a.error->what());
-           if (state == "running") {
-             spdlog::info("pool {}: {} was launched by an earlier attempt and runs", r.pool, name);
-             FreeLaunchSlot(r);
-             ++r.launches_succeeded;
-             Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
-             r.changed = true;
-             return;
-           }
-           if (state == "starting" && std::chrono::steady_clock::now() + 1s < deadline) {
-             Later(r, 1s, [this, name, deadline, why](Run& r2) {
-               FollowExisting(r2, name, deadline, why);
-             });
-             return;
-           }
-           FreeLaunchSlot(r);
-           Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, why + "; " + state);
-           r.Fail("launch of " + name + ": outcome unknown (" + why + "; instance " + state +
-                      "); it is resolved by the next listing",
-                  true);
-         });
+    CallHost(
+        run, name, info, {10s, {}}, [this, name, deadline, why](Run& r, Answer<mp::InfoReply>& a) {
+          std::string state = a.ok() && !a.value.instances.empty()
+                                  ? a.value.instances.front().state
+                                  : std::string(a.ok() ? "gone" : a.error->what());
+          if (state == "running") {
+            spdlog::info("pool {}: {} was launched by an earlier attempt and runs", r.pool, name);
+            FreeLaunchSlot(r);
+            ++r.launches_succeeded;
+            Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
+            r.changed = true;
+            return;
+          }
+          if (state == "starting" && std::chrono::steady_clock::now() + 1s < deadline) {
+            Later(r, 1s, [this, name, deadline, why](Run& r2) {
+              FollowExisting(r2, name, deadline, why);
+            });
+            return;
+          }
+          FreeLaunchSlot(r);
+          Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, why + "; " + state);
+          r.Fail("launch of " + name + ": outcome unknown (" + why + "; instance " + state +
+                     "); it is resolved by the next listing",
+                 true);
+        });
   }
 
   // Runs `fn` on the run after `delay`, as one of its steps (the run waits for it).
@@ -923,41 +954,39 @@ class Controller {
   void CleanUpFailedLaunch(Run& run, const std::string& name, const std::string& error) {
     mp::InfoRequest info;
     info.names = {name};
-    Call(run, *links().multipass, info, {10s, {}},
-         [this, name, error](Run& r, Answer<mp::InfoReply>& a) {
-           // multipassd answering "no such instance" is an answer: nothing was left behind.
-           bool gone = !a.ok() && contracts::AppCodeOf(*a.error) == AppCode::kNotFound;
-           if (!a.ok() && !gone) {
-             LaunchFailed(
-                 r, name,
-                 error + "; its leftover instance could not be looked up yet: " + a.error->what(),
-                 true);
-             return;
-           }
-           if (gone) {
-             LaunchFailed(r, name, error, false);
-             return;
-           }
-           if (a.value.instances.empty()) {
-             LaunchFailed(r, name, error, false);
-             return;
-           }
-           mp::DeleteRequest del;
-           del.names = {name};
-           Call(r, *links().multipass, del, {60s, "cleanup:" + name},
-                [this, name, error](Run& r2, Answer<mp::DeleteReply>& d) {
-                  if (d.ok()) {
-                    spdlog::info("pool {}: removed {}, left behind by its failed launch", r2.pool,
-                                 name);
-                    LaunchFailed(r2, name, error, false);
-                  } else {
-                    LaunchFailed(r2, name,
-                                 error + "; its leftover instance could not be removed yet: " +
-                                     d.error->what(),
-                                 true);
-                  }
-                });
-         });
+    CallHost(run, name, info, {10s, {}}, [this, name, error](Run& r, Answer<mp::InfoReply>& a) {
+      // multipassd answering "no such instance" is an answer: nothing was left behind.
+      bool gone = !a.ok() && contracts::AppCodeOf(*a.error) == AppCode::kNotFound;
+      if (!a.ok() && !gone) {
+        LaunchFailed(
+            r, name,
+            error + "; its leftover instance could not be looked up yet: " + a.error->what(), true);
+        return;
+      }
+      if (gone) {
+        LaunchFailed(r, name, error, false);
+        return;
+      }
+      if (a.value.instances.empty()) {
+        LaunchFailed(r, name, error, false);
+        return;
+      }
+      mp::DeleteRequest del;
+      del.names = {name};
+      CallHost(
+          r, name, del, {60s, "cleanup:" + name},
+          [this, name, error](Run& r2, Answer<mp::DeleteReply>& d) {
+            if (d.ok()) {
+              spdlog::info("pool {}: removed {}, left behind by its failed launch", r2.pool, name);
+              LaunchFailed(r2, name, error, false);
+            } else {
+              LaunchFailed(
+                  r2, name,
+                  error + "; its leftover instance could not be removed yet: " + d.error->what(),
+                  true);
+            }
+          });
+    });
   }
 
   // A launch holds its slot until its outcome is settled (a failed one's
@@ -1197,6 +1226,39 @@ class Controller {
         });
   }
 
+  // The same on the Multipass host `instance` is on. Without a link to that
+  // host (a name the plugin's hosts file no longer has), `fn` gets an
+  // unreachable error: the operation stays unresolved until the host is
+  // configured again, and nothing is sent to another host in its place.
+  template <class Request, class Fn>
+  void CallHost(Run& run, const std::string& instance, const Request& request,
+                bus::CallOptions options, Fn fn) {
+    if (const HostLink* host = links().Host(run.hosts[instance])) {
+      Call(run, *host->client, request, std::move(options), std::move(fn));
+      return;
+    }
+    bus::BusError error(bus::ErrorCode::kUnreachable, "no link to Multipass host '" +
+                                                          run.hosts[instance] + "' of " + instance +
+                                                          ": it is not among the plugin's hosts");
+    Later(run, 0ms, [fn, error](Run& r) {
+      Answer<typename Request::Reply> answer;
+      answer.error = error;
+      fn(r, answer);
+    });
+  }
+
+  // Where the Multipass calls about `instance` go, for messages.
+  std::string Where(Run& run, const std::string& instance) const {
+    const HostLink* host = links().Host(run.hosts[instance]);
+    return host ? host->where : "Multipass host '" + run.hosts[instance] + "'";
+  }
+
+  // The host an operation names, as the plugin's links call it.
+  std::string HostName(const std::string& host) const {
+    const HostLink* link = links().Host(host);
+    return link ? link->name : host;
+  }
+
   // Runs `fn` on run `id` (if it still exists) as one completed step.
   template <class Fn>
   void WithRun(std::uint64_t id, Fn&& fn) {
@@ -1238,6 +1300,7 @@ class Controller {
     r.phase = phase;
     r.detail = std::move(detail);
     r.node_id = std::move(node_id);
+    if (auto it = run.hosts.find(instance); it != run.hosts.end()) r.host = HostName(it->second);
     return r;
   }
 
@@ -1281,8 +1344,23 @@ class Controller {
 
 }  // namespace
 
+std::vector<HostLink> BusLinks::MultipassHosts() const {
+  if (!hosts.empty()) return hosts;
+  return {HostLink{std::string(scaling::kDefaultHost), {}, multipass, multipass_where}};
+}
+
+const HostLink* BusLinks::Host(std::string_view host) const {
+  if (hosts.size() == 1) return &hosts.front();
+  for (const auto& link : hosts) {
+    if (link.name == host) return &link;
+  }
+  return nullptr;
+}
+
 caf::behavior PoolController(Self* self, ControllerOptions options) {
   self->state.options = std::move(options);
+  auto& links = self->state.options.links;
+  links.hosts = links.MultipassHosts();
   self->state.calls = std::make_unique<bus::PendingCalls>(self->address());
   auto controller = std::make_shared<Controller>(self);
   return {

@@ -18,6 +18,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -31,12 +33,31 @@ namespace mps::controller {
 
 using ConfigMap = std::map<std::string, std::string>;
 
-// The two bus links the scale path uses, with where they lead (for messages).
+// One Multipass host's link: its hostd (or, in direct mode, the in-process
+// session), with what the hosts file says of it.
+struct HostLink {
+  std::string name;  // what plans, operations and Status call the host
+  std::string zone;
+  std::shared_ptr<bus::BusClient> client;
+  std::string where;  // "multipass-hostd at tcp://..."
+};
+
+// The bus links the scale path uses, with where they lead (for messages).
 struct BusLinks {
+  // Every Multipass host, in the hosts file's order. Empty: the one host is
+  // `multipass` (named scaling::kDefaultHost).
+  std::vector<HostLink> hosts;
   std::shared_ptr<bus::BusClient> multipass;
   std::string multipass_where;  // "multipass-hostd at tcp://..."
   std::shared_ptr<bus::BusClient> nomad;
   std::string nomad_where;  // "Nomad at http://..."
+
+  // `hosts`, or the one host `multipass` leads to.
+  std::vector<HostLink> MultipassHosts() const;
+  // The link to `host`. With one host, every name is that host's: an
+  // operation recorded before hosts had names was on it. Among several, an
+  // unknown name has none (null).
+  const HostLink* Host(std::string_view host) const;
 };
 
 struct ControllerOptions {
@@ -115,13 +136,18 @@ struct ScaleOutcome {
 struct TendRequest {
   std::string pool;
   ConfigMap policy;
+  // Every listed host's latest listing, merged (names are unique across
+  // hosts), and which hosts those are: an operation on a host not among
+  // them is resolved once its host answers.
   contracts::multipass::ListReply instances;
+  std::vector<std::string> listed_hosts;
   contracts::nomad::PoolNodesReply nodes;
   template <class V>
   void VisitFields(V& v) {
     v.Required("pool", pool);
     v.Required("policy", policy);
     v.Required("instances", instances);
+    v.Optional("listed_hosts", listed_hosts);
     v.Required("nodes", nodes);
   }
 };

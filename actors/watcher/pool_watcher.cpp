@@ -2,11 +2,13 @@
 
 #include <map>
 #include <optional>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
 #include "bus/async_call.h"
 #include "cache/messages.h"
+#include "contracts/host.h"
 
 namespace mps::watcher {
 namespace {
@@ -19,7 +21,9 @@ using nodes_atom = caf::atom_constant<caf::atom("pwnodes")>;
 struct WatchedPool {
   cache::ConfigMap policy;
   std::uint64_t epoch = 0;
-  bool listing = false;                     // a multipass.list is in flight
+  std::set<std::string> listing;  // hosts with a multipass.list in flight
+  // Each host's latest successful listing, for the controller's tending.
+  std::map<std::string, mp::ListReply> listings;
   bool querying = false;                    // a nomad.pool_nodes is in flight (or waiting to retry)
   std::uint64_t index = 0;                  // Nomad's node table index of the last answer
   std::optional<nm::PoolNodesReply> nodes;  // the latest successful answer
@@ -33,6 +37,9 @@ struct WatcherState {
   caf::actor controller;
   std::unique_ptr<bus::PendingCalls> calls;
   std::map<std::string, WatchedPool> pools;
+  // host.capacity per host: in flight, and when last asked.
+  std::set<std::string> capacity_asking;
+  std::map<std::string, std::chrono::steady_clock::time_point> capacity_asked;
   bool asking = false;  // a Pools request to the cache is in flight
   bool again = false;   // woken while asking: list once more afterwards
 };
@@ -41,6 +48,7 @@ using Self = caf::stateful_actor<WatcherState>;
 
 void List(Self* self, const cache::PoolTarget& target);
 void QueryNodes(Self* self, const std::string& pool);
+void AskCapacity(Self* self, bool now);
 
 // Learns the pools from the cache, then lists each (and starts its node watch).
 void Round(Self* self) {
@@ -50,6 +58,7 @@ void Round(Self* self) {
     return;
   }
   st.asking = true;
+  AskCapacity(self, false);
   self->request(st.cache, st.options.list_timeout, cache::pools_atom::value)
       .then(
           [self](cache::PoolTargets& targets) {
@@ -72,33 +81,77 @@ void Round(Self* self) {
 
 void List(Self* self, const cache::PoolTarget& target) {
   auto& st = self->state;
-  auto& pool = st.pools[target.pool];
-  if (pool.listing) return;
-  pool.listing = true;
-  mp::ListRequest request;
-  request.prefix = target.pool;
-  // States only: addresses cost multipassd an SSH command per running VM.
-  request.addresses = st.options.list_addresses;
-  bus::CallContract(
-      *st.calls, *st.links.multipass, request, {st.options.list_timeout, {}},
-      [self, name = target.pool, epoch = target.epoch](bus::Answer<mp::ListReply>& a) {
-        auto& st = self->state;
-        auto& pool = st.pools[name];
-        pool.listing = false;
-        cache::Observation o;
-        o.pool = name;
-        o.epoch = epoch;
-        if (a.ok()) {
-          o.instances = a.value;
-        } else {
-          o.multipass_error = st.links.multipass_where + ": " + a.error->what();
-        }
-        self->send(st.cache, cache::observe_atom::value, o);
-        if (!a.ok() || !pool.nodes) return;
-        // Both sides known: whatever is due now is the controller's.
-        self->send(st.controller, controller::tend_atom::value,
-                   controller::TendRequest{name, pool.policy, std::move(a.value), *pool.nodes});
-      });
+  for (const auto& host : st.links.hosts) {
+    auto& pool = st.pools[target.pool];
+    if (!pool.listing.insert(host.name).second) continue;
+    mp::ListRequest request;
+    request.prefix = target.pool;
+    // States only: addresses cost multipassd an SSH command per running VM.
+    request.addresses = st.options.list_addresses;
+    bus::CallContract(
+        *st.calls, *host.client, request, {st.options.list_timeout, {}},
+        [self, name = target.pool, epoch = target.epoch, host = host.name,
+         where = host.where](bus::Answer<mp::ListReply>& a) {
+          auto& st = self->state;
+          auto& pool = st.pools[name];
+          pool.listing.erase(host);
+          cache::Observation o;
+          o.pool = name;
+          o.host = host;
+          o.epoch = epoch;
+          if (a.ok()) {
+            o.instances = a.value;
+            pool.listings[host] = std::move(a.value);
+          } else {
+            o.multipass_error = where + ": " + a.error->what();
+            pool.listings.erase(host);
+          }
+          self->send(st.cache, cache::observe_atom::value, o);
+          if (!a.ok() || !pool.nodes) return;
+          // Both sides known: whatever is due now is the controller's. The
+          // hosts listed are merged (names are unique across hosts).
+          controller::TendRequest tend{name, pool.policy, {}, {}, *pool.nodes};
+          for (const auto& [listed, reply] : pool.listings) {
+            tend.listed_hosts.push_back(listed);
+            tend.instances.instances.insert(tend.instances.instances.end(), reply.instances.begin(),
+                                            reply.instances.end());
+            tend.instances.in_flight.insert(tend.instances.in_flight.end(), reply.in_flight.begin(),
+                                            reply.in_flight.end());
+          }
+          self->send(st.controller, controller::tend_atom::value, std::move(tend));
+        });
+  }
+}
+
+// Each host's capacity, every capacity_interval (`now`: at once), one
+// request per host in flight. One host places nothing: not asked.
+void AskCapacity(Self* self, bool now) {
+  auto& st = self->state;
+  if (st.links.hosts.size() < 2) return;
+  auto at = std::chrono::steady_clock::now();
+  for (const auto& host : st.links.hosts) {
+    if (st.capacity_asking.contains(host.name)) continue;
+    auto last = st.capacity_asked.find(host.name);
+    if (!now && last != st.capacity_asked.end() && at - last->second < st.options.capacity_interval)
+      continue;
+    st.capacity_asking.insert(host.name);
+    st.capacity_asked[host.name] = at;
+    bus::CallContract(*st.calls, *host.client, contracts::host::CapacityRequest{},
+                      {st.options.list_timeout, {}},
+                      [self, host = host.name,
+                       where = host.where](bus::Answer<contracts::host::CapacityReply>& a) {
+                        auto& st = self->state;
+                        st.capacity_asking.erase(host);
+                        cache::HostCapacityReport report;
+                        report.host = host;
+                        if (a.ok()) {
+                          report.capacity = std::move(a.value);
+                        } else {
+                          report.error = where + ": " + a.error->what();
+                        }
+                        self->send(st.cache, cache::capacity_atom::value, report);
+                      });
+  }
 }
 
 void QueryNodes(Self* self, const std::string& name) {
@@ -143,6 +196,7 @@ caf::behavior PoolWatcher(Self* self, WatcherOptions options, controller::BusLin
   auto& st = self->state;
   st.options = options;
   st.links = std::move(links);
+  st.links.hosts = st.links.MultipassHosts();
   st.cache = std::move(cache);
   st.controller = std::move(controller);
   st.calls = std::make_unique<bus::PendingCalls>(self->address());
@@ -153,6 +207,7 @@ caf::behavior PoolWatcher(Self* self, WatcherOptions options, controller::BusLin
         self->delayed_send(self, self->state.options.interval, tick_atom::value);
       },
       [self](wake_atom) { Round(self); },
+      [self](capacity_wake_atom) { AskCapacity(self, true); },
       [self](nodes_atom, const std::string& pool) { QueryNodes(self, pool); },
       [self](bus::bus_done_atom, std::uint64_t id, bus::CallResult& result) {
         self->state.calls->Complete(id, result);

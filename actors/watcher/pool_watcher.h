@@ -2,8 +2,11 @@
 // The pool watcher keeps the state cache true to the world, as one
 // event-based actor with no thread of its own:
 //  - every interval (or at once when woken: a Status for a new pool, an
-//    instance event from hostd) it lists each known pool's instances
-//    (multipass.list, without addresses) and reports them to the cache;
+//    instance event from hostd) it lists each known pool's instances on
+//    every Multipass host (multipass.list, without addresses; one listing
+//    per host and pool in flight) and reports each host's to the cache;
+//  - with several hosts, every capacity_interval (or when woken) it asks
+//    each host's hostd for its capacity (host.capacity) for placement;
 //  - per pool, one Nomad blocking query on the node table at a time
 //    (nomad.pool_nodes with an index), reported whenever Nomad's nodes
 //    change, so nodes are never polled;
@@ -29,9 +32,14 @@ struct WatcherOptions {
   // running VM for each listing. Only to measure that cost
   // (bench/daemon_load_bench); never for production.
   bool list_addresses = false;
+  // With several hosts: how often each hostd is asked for its capacity
+  // (host.capacity), for placement.
+  std::chrono::milliseconds capacity_interval{5000};
 };
 
 using wake_atom = caf::atom_constant<caf::atom("pwwake")>;
+// A hostd published a capacity change: ask that host's capacity now.
+using capacity_wake_atom = caf::atom_constant<caf::atom("pwcapwake")>;
 
 caf::actor SpawnPoolWatcher(caf::actor_system& system, WatcherOptions options,
                             controller::BusLinks links, caf::actor cache, caf::actor controller);

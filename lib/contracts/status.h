@@ -48,6 +48,7 @@ struct InstanceView {
   std::optional<std::string> node_id;
   std::optional<std::string> node_status;  // "ready", "draining", "down", ...
   std::optional<std::int64_t> launched_ns;
+  std::string host{};  // the Multipass host it is on
   template <class V>
   void VisitFields(V& v) {
     v.Required("name", name);
@@ -56,6 +57,27 @@ struct InstanceView {
     v.Nullable("node_id", node_id);
     v.Nullable("node_status", node_status);
     v.Nullable("launched_ns", launched_ns);
+    v.Optional("host", host);
+  }
+};
+
+// One Multipass host of a pool: its health as the pool's listings see it,
+// and how many of the pool's instances it holds.
+struct HostView {
+  std::string name;
+  std::string zone;
+  bool reachable = true;
+  std::string reason;          // why not, when not reachable
+  std::int64_t instances = 0;  // of this pool, listed on it
+  std::int64_t counted = 0;    // of those, counted
+  template <class V>
+  void VisitFields(V& v) {
+    v.Required("name", name);
+    v.Optional("zone", zone);
+    v.Required("reachable", reachable);
+    v.Optional("reason", reason);
+    v.Required("instances", instances);
+    v.Required("counted", counted);
   }
 };
 
@@ -82,8 +104,10 @@ struct PoolView {
   std::vector<Operation> operations;
   std::vector<InstanceView> instances;
   LaunchFailures launch_failures;
+  std::vector<HostView> hosts;  // where the pool's instances are, and each host's health
   template <class V>
   void VisitFields(V& v) {
+    v.Optional("hosts", hosts);
     v.Required("pool", pool);
     v.Required("count", count);
     v.Required("ready", ready);
@@ -181,8 +205,11 @@ struct InstanceLaunching {
   std::string pool;
   std::string name;
   std::string image;
+  // With several hosts: the host it is on (absent with one).
+  std::optional<std::string> host{};
   template <class V>
   void VisitFields(V& v) {
+    v.Optional("host", host);
     v.Required("pool", pool);
     v.Required("name", name);
     v.Required("image", image);
@@ -192,8 +219,11 @@ struct InstanceRunning {
   static constexpr std::string_view kType = "instance.running";
   std::string pool;
   std::string name;
+  // With several hosts: the host it is on (absent with one).
+  std::optional<std::string> host{};
   template <class V>
   void VisitFields(V& v) {
+    v.Optional("host", host);
     v.Required("pool", pool);
     v.Required("name", name);
   }
@@ -203,8 +233,11 @@ struct InstanceFailed {
   std::string pool;
   std::string name;
   std::string error;
+  // With several hosts: the host it is on (absent with one).
+  std::optional<std::string> host{};
   template <class V>
   void VisitFields(V& v) {
+    v.Optional("host", host);
     v.Required("pool", pool);
     v.Required("name", name);
     v.Required("error", error);
@@ -239,8 +272,11 @@ struct InstanceDeleted {
   std::string pool;
   std::string name;
   std::string reason;
+  // With several hosts: the host it is on (absent with one).
+  std::optional<std::string> host{};
   template <class V>
   void VisitFields(V& v) {
+    v.Optional("host", host);
     v.Required("pool", pool);
     v.Required("name", name);
     v.Required("reason", reason);

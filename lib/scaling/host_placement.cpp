@@ -98,6 +98,11 @@ Placement PlaceInstances(const std::vector<HostCapacity>& hosts, const Placement
       continue;
     }
     auto free = FreeCapacityOf(h);
+    if (!h.resources_known) {
+      // Far from overflow when instances are taken off it.
+      constexpr std::int64_t kUnknown = std::numeric_limits<std::int64_t>::max() / 4;
+      free.cpus = free.memory_bytes = free.disk_bytes = kUnknown;
+    }
     Slot s{&h, free.cpus, free.memory_bytes, free.disk_bytes, free.instances, h.pool_instances, 0,
            {}, 0};
     s.refusal = Refusal(s, request.shape);
@@ -184,9 +189,14 @@ std::string Placement::Summary() const {
 }
 
 std::vector<std::string> RemovalOrder(
-    const std::vector<std::pair<std::string, std::string>>& candidates) {
+    const std::vector<std::pair<std::string, std::string>>& candidates,
+    const std::map<std::string, std::int64_t>& pool_instances) {
   std::map<std::string, std::int64_t> per_host;
   for (const auto& [instance, host] : candidates) per_host[host]++;
+  for (auto& [host, count] : per_host) {
+    if (auto it = pool_instances.find(host); it != pool_instances.end())
+      count = std::max(count, it->second);
+  }
   std::vector<std::string> order;
   std::vector<std::size_t> taken(candidates.size(), 0);
   // Repeatedly the first candidate on the host with the most left.

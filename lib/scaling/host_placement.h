@@ -45,6 +45,9 @@ struct HostCapacity {
   // Its share when spreading (the hosts file's `weight`): hosts count as
   // balanced when their pool instances are in the ratio of their weights.
   std::int64_t weight = 1;
+  // False until the host's hostd has told its totals and allocation: then
+  // only max_instances and health limit it, and spreading goes by counts.
+  bool resources_known = true;
 };
 
 // What a host can still take under its headroom rules: CPUs x
@@ -91,8 +94,12 @@ Placement PlaceInstances(const std::vector<HostCapacity>& hosts, const Placement
 
 // Scale in keeps the balance: of `candidates` (instance -> its host), the
 // order to remove them in, the host with the most instances of the pool
-// first (ties: the order of `candidates`).
+// first (ties: the order of `candidates`). `pool_instances` gives each host's
+// count of the pool's instances, candidates or not (a host missing from it
+// counts its candidates): a host whose other instances cannot be drained
+// still has its share.
 std::vector<std::string> RemovalOrder(
-    const std::vector<std::pair<std::string, std::string>>& candidates);
+    const std::vector<std::pair<std::string, std::string>>& candidates,
+    const std::map<std::string, std::int64_t>& pool_instances = {});
 
 }  // namespace mps::scaling

@@ -35,10 +35,17 @@ std::int64_t UnixNanos(scaling::TimePoint t) {
 }
 
 std::vector<std::string> ApplyInstanceList(scaling::PoolState& state, const json& list,
-                                           scaling::TimePoint now) {
+                                           scaling::TimePoint now, std::string_view host) {
   std::map<std::string, scaling::Instance> known;
-  for (auto& i : state.instances) known[i.name] = std::move(i);
   std::vector<scaling::Instance> fresh;
+  std::vector<scaling::Instance> elsewhere;  // other hosts' instances: untouched
+  for (auto& i : state.instances) {
+    if (i.host.empty() || i.host == host) {
+      known[i.name] = std::move(i);
+    } else {
+      elsewhere.push_back(std::move(i));
+    }
+  }
   std::vector<std::string> now_running;
   for (const auto& item : list.value("instances", json::array())) {
     std::string name = item.value("name", "");
@@ -46,6 +53,7 @@ std::vector<std::string> ApplyInstanceList(scaling::PoolState& state, const json
     scaling::Instance instance;
     if (auto it = known.find(name); it != known.end()) instance = std::move(it->second);
     instance.name = name;
+    instance.host = std::string(host);
     auto before = instance.state;
     instance.state = InstanceStateFromName(item.value("state", "unknown"));
     if (instance.state == InstanceState::kRunning && !instance.first_seen_running_at) {
@@ -68,13 +76,22 @@ std::vector<std::string> ApplyInstanceList(scaling::PoolState& state, const json
     scaling::Instance instance;
     if (auto it = known.find(name); it != known.end()) instance = std::move(it->second);
     instance.name = name;
+    instance.host = std::string(host);
     instance.state = InstanceState::kPreparing;
     // Its clock (startup and registration timeouts) starts when hostd is done
     // with it: while hostd runs the launch, hostd's own deadline governs it.
     instance.launched_at = now;
     fresh.push_back(std::move(instance));
   }
-  state.instances = std::move(fresh);
+  // Names are unique across hosts; should one host list a name another host
+  // was last seen with (it moved, by hand), the newest listing is the truth.
+  std::erase_if(elsewhere, [&](const scaling::Instance& other) {
+    return std::any_of(fresh.begin(), fresh.end(),
+                       [&](const scaling::Instance& i) { return i.name == other.name; });
+  });
+  state.instances = std::move(elsewhere);
+  state.instances.insert(state.instances.end(), std::make_move_iterator(fresh.begin()),
+                         std::make_move_iterator(fresh.end()));
   return now_running;
 }
 
@@ -186,7 +203,21 @@ contracts::status::PoolView PoolViewOf(const scaling::PoolState& state,
       item.node_status = std::string(ToString(i.node->status));
     }
     if (i.launched_at) item.launched_ns = UnixNanos(*i.launched_at);
+    item.host = i.host;
     view.instances.push_back(std::move(item));
+  }
+  for (const auto& [name, reach] : state.hosts) {
+    contracts::status::HostView host;
+    host.name = name;
+    if (auto c = state.capacity.find(name); c != state.capacity.end()) host.zone = c->second.zone;
+    host.reachable = reach.reachable;
+    host.reason = reach.reason;
+    for (const auto& item : view.instances) {
+      if (item.host != name) continue;
+      ++host.instances;
+      if (item.counted) ++host.counted;
+    }
+    view.hosts.push_back(std::move(host));
   }
   const auto& f = state.launch_failures;
   view.launch_failures.consecutive = f.consecutive;

@@ -17,11 +17,13 @@ namespace mps::cache {
 scaling::InstanceState InstanceStateFromName(const std::string& name);
 scaling::NodeStatus NodeStatusFromName(const std::string& name);
 
-// Replaces the pool's instances with the listed ones that BelongsToPool,
-// keeping what the cache knew of each (launch time, first seen running, its
-// node). Returns the names newly seen running.
+// Replaces the pool's instances on `host` (and those of no known host) with
+// the ones that host lists that BelongsToPool, keeping what the cache knew of
+// each (launch time, first seen running, its node); other hosts' instances
+// are left as they are. Returns the names newly seen running.
 std::vector<std::string> ApplyInstanceList(scaling::PoolState& state, const nlohmann::json& list,
-                                           scaling::TimePoint now);
+                                           scaling::TimePoint now,
+                                           std::string_view host = scaling::kDefaultHost);
 
 struct NodeChanges {
   // {instance, node id} of nodes seen for the first time.

@@ -69,6 +69,33 @@ const Operation* PoolState::OperationOn(std::string_view instance) const {
   return it == operations.end() ? nullptr : &*it;
 }
 
+void PoolState::SetHostReachability(const std::string& host, Reachability r) {
+  hosts[host] = std::move(r);
+  bool any = false;
+  std::string reasons;
+  for (const auto& [name, reach] : hosts) {
+    if (reach.reachable) {
+      any = true;
+      continue;
+    }
+    reasons += (reasons.empty() ? "" : "; ") +
+               (hosts.size() == 1 ? reach.reason : "host " + name + ": " + reach.reason);
+  }
+  multipass = any ? Reachability{} : Reachability{false, reasons};
+}
+
+bool PoolState::HostCutOff(std::string_view host) const {
+  if (!multipass.reachable) return false;
+  auto it = hosts.find(host);
+  return it != hosts.end() && !it->second.reachable;
+}
+
+std::string PoolState::HostOf(std::string_view instance) const {
+  if (const Instance* i = Find(instance); i && !i->host.empty()) return i->host;
+  if (const Operation* op = OperationOn(instance)) return op->host;
+  return {};
+}
+
 void PoolState::RecordLaunchFailure(std::string error, TimePoint now,
                                     const std::string& request_id) {
   bool same_request = !request_id.empty() && launch_failures.consecutive > 0 &&

@@ -13,7 +13,14 @@
 #include <utility>
 #include <vector>
 
+#include "scaling/host_placement.h"
+
 namespace mps::scaling {
+
+// The host of a plugin configured with one hostd (hostd_address) or with an
+// in-process session (direct mode), and of operations recorded before a pool
+// could span several hosts.
+inline constexpr std::string_view kDefaultHost = "default";
 
 using Clock = std::chrono::system_clock;
 using TimePoint = Clock::time_point;
@@ -46,6 +53,7 @@ struct Instance {
   std::optional<TimePoint> launched_at;
   std::optional<NomadNode> node;  // the node whose id attribute equals `name`
   std::optional<TimePoint> first_seen_running_at;
+  std::string host{};  // the Multipass host that lists it
 };
 
 // kStop: a VM stopped to become (or go back to being) a warm instance.
@@ -65,12 +73,16 @@ struct Operation {
   std::string instance;
   TimePoint started_at;
   std::string request_id;
+  // Where it runs: a launch's placed host, else the instance's host. Empty
+  // only for operations built by tests of a single host.
+  std::string host{};
   template <class V>
   void VisitFields(V& v) {
     v.Required("kind", kind);
     v.Required("instance", instance);
     v.Required("started_at", started_at);
     v.Optional("request_id", request_id);
+    v.Optional("host", host);
   }
 };
 
@@ -114,8 +126,16 @@ struct PoolState {
   // The Scale request currently executing for this pool, if any.
   std::optional<std::string> active_scale_request_id;
   std::optional<std::int64_t> last_event_ns;  // last completed scaling event
+  // Every host of the pool together: reachable while at least one of them
+  // is (the rest of the code reads this); the reason names the unreachable
+  // ones. Set through SetHostReachability once hosts are known.
   Reachability multipass;
   Reachability nomad;
+  // Per host of the pool (the hosts its policy allows), as its last listing
+  // went. Empty in tests of a single host that set `multipass` directly.
+  std::map<std::string, Reachability, std::less<>> hosts;
+  // What placement knows of each host (zone, weight, capacity, health).
+  std::map<std::string, HostCapacity, std::less<>> capacity;
   // Warm-pool instances by name (persisted; see StateStore::WarmInstances).
   std::map<std::string, WarmPhase, std::less<>> warm;
 
@@ -127,6 +147,19 @@ struct PoolState {
 
   const Instance* Find(std::string_view name) const;
   const Operation* OperationOn(std::string_view instance) const;
+
+  // Records one host's reachability and recomputes `multipass` from all of
+  // them (with one host: exactly that host's).
+  void SetHostReachability(const std::string& host, Reachability r);
+  // True when `host` did not answer its last listing while another host of
+  // the pool did: what is on it is neither counted nor touched (drained,
+  // deleted, started) until it answers again. When every host is
+  // unreachable the whole pool is (multipass.reachable is false) and
+  // nothing is planned at all.
+  bool HostCutOff(std::string_view host) const;
+  // The host of an instance (listed, or the host of its operation); empty
+  // when unknown.
+  std::string HostOf(std::string_view instance) const;
 
   // Bookkeeping of launch outcomes; a success resets the backoff.
   // Failures count once per request: six launches of one Scale failing

@@ -42,6 +42,7 @@ std::string FormatUtc(TimePoint t) {
 
 bool IsCounted(const PoolState& state, const Instance& instance) {
   if (state.IsWarmPool(instance.name)) return false;
+  if (state.HostCutOff(instance.host)) return false;
   if (HasOperation(state, instance.name, OperationKind::kDelete) ||
       HasOperation(state, instance.name, OperationKind::kDrain)) {
     return false;
@@ -65,6 +66,7 @@ bool RegistrationTimedOut(const PoolState& state, const Instance& instance,
                           const PoolPolicy& policy, TimePoint now) {
   if (instance.node) return false;
   if (state.OperationOn(instance.name)) return false;  // its operation owns the outcome
+  if (state.HostCutOff(instance.host)) return false;   // no news from its host either
   if (!state.nomad.reachable) return false;  // no news from Nomad is not "never registered"
   if (instance.state == InstanceState::kRunning) {
     auto since =
@@ -85,8 +87,13 @@ PoolStatus ComputeStatus(const PoolState& state, const PoolPolicy& policy, TimeP
     status.reasons.push_back(std::move(reason));
   };
 
+  std::map<std::string, int> cut_off_instances;
   for (const auto& instance : state.instances) {
     if (!BelongsToPool(state.prefix, instance.name)) continue;
+    if (state.HostCutOff(instance.host)) {
+      ++cut_off_instances[instance.host];
+      continue;
+    }
     if (auto phase = state.WarmPhaseOf(instance.name)) {
       (*phase == WarmPhase::kWarm ? status.warm : status.warming).push_back(instance.name);
     } else if (IsCounted(state, instance)) {
@@ -111,6 +118,11 @@ PoolStatus ComputeStatus(const PoolState& state, const PoolPolicy& policy, TimeP
     }
   }
   status.count = static_cast<std::int64_t>(status.counted.size());
+  for (const auto& [host, reach] : state.hosts) {
+    if (!state.HostCutOff(host)) continue;
+    status.unreachable_hosts[host] =
+        reach.reason + " (" + std::to_string(cut_off_instances[host]) + " instance(s) not counted)";
+  }
 
   if (!state.multipass.reachable) {
     not_ready("multipassd unreachable: " + state.multipass.reason);
@@ -128,7 +140,7 @@ PoolStatus ComputeStatus(const PoolState& state, const PoolPolicy& policy, TimeP
   }
   for (const auto& instance : state.instances) {
     if (!BelongsToPool(state.prefix, instance.name) || state.OperationOn(instance.name) ||
-        state.IsWarmPool(instance.name))
+        state.IsWarmPool(instance.name) || state.HostCutOff(instance.host))
       continue;
     if (RegistrationTimedOut(state, instance, policy, now)) {
       not_ready(instance.name + " has not registered as a Nomad node within " +
@@ -179,6 +191,11 @@ std::map<std::string, std::string> PoolStatus::Meta() const {
   if (!unknown.empty()) meta[kMetaUnknown] = Join(unknown, ",");
   if (!warm.empty()) meta[kMetaWarm] = Join(warm, ",");
   if (!warming.empty()) meta[kMetaWarming] = Join(warming, ",");
+  if (!unreachable_hosts.empty()) {
+    std::vector<std::string> hosts;
+    for (const auto& [host, why] : unreachable_hosts) hosts.push_back(host + ": " + why);
+    meta[kMetaHostsUnreachable] = Join(hosts, "; ");
+  }
   return meta;
 }
 

@@ -20,6 +20,7 @@ inline constexpr const char* kMetaDeleted = "mps.deleted";
 inline constexpr const char* kMetaUnknown = "mps.unknown";
 inline constexpr const char* kMetaWarm = "mps.warm";
 inline constexpr const char* kMetaWarming = "mps.warming";
+inline constexpr const char* kMetaHostsUnreachable = "mps.hosts_unreachable";
 
 struct PoolStatus {
   // Instances that are or are about to be capacity: state preparing, starting
@@ -41,6 +42,11 @@ struct PoolStatus {
   // background and must not hold up the autoscaler).
   std::vector<std::string> warm;
   std::vector<std::string> warming;
+  // Hosts of the pool that did not answer while others did, each with why
+  // and how many of its instances are therefore not counted. The pool is not
+  // made "not ready" by them: its count drops instead, so the autoscaler
+  // scales out and the placement puts the new instances on the other hosts.
+  std::map<std::string, std::string> unreachable_hosts;
 
   // StatusResponse.meta: last_event (when known) plus the mps.* keys above
   // (only when non-empty; lists are comma-separated, reasons "; "-separated).
@@ -50,7 +56,8 @@ struct PoolStatus {
 PoolStatus ComputeStatus(const PoolState& state, const PoolPolicy& policy, TimePoint now);
 
 // True when `instance` is counted by ComputeStatus. A warm-pool instance
-// (warming or warm) never is: "counted" and "warm" exclude each other.
+// (warming or warm) never is: "counted" and "warm" exclude each other; nor
+// is an instance on a host that is cut off (PoolState::HostCutOff).
 bool IsCounted(const PoolState& state, const Instance& instance);
 
 // An instance that should have become a Nomad node by now and has not: running

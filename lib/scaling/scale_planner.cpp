@@ -1,6 +1,7 @@
 #include "scaling/scale_planner.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "config/go_values.h"
@@ -35,6 +36,87 @@ class Launcher {
   InstanceNamer& namer_;
   std::set<std::string> taken_;
 };
+
+InstanceShape ShapeOf(const PoolPolicy& policy) {
+  InstanceShape shape;
+  if (policy.instance_cpus) shape.cpus = *policy.instance_cpus;
+  if (policy.instance_memory_bytes)
+    shape.memory_bytes = static_cast<std::int64_t>(*policy.instance_memory_bytes);
+  if (policy.instance_disk_bytes)
+    shape.disk_bytes = static_cast<std::int64_t>(*policy.instance_disk_bytes);
+  return shape;
+}
+
+// The pool's instances per host as placement and the balance of a scale in
+// count them: counted instances, and launches not listed yet.
+std::map<std::string, std::int64_t> PoolInstancesPerHost(const PoolState& state) {
+  std::map<std::string, std::int64_t> per_host;
+  for (const auto& instance : state.instances) {
+    if (BelongsToPool(state.prefix, instance.name) && IsCounted(state, instance))
+      ++per_host[instance.host];
+  }
+  for (const auto& op : state.operations) {
+    if (op.kind == OperationKind::kLaunch && !state.Find(op.instance) &&
+        !state.IsWarmPool(op.instance))
+      ++per_host[op.host];
+  }
+  return per_host;
+}
+
+// Where `count` new instances of the pool go, `planned` (starts of this
+// plan, by host) counted as already there. Without known hosts (a plugin
+// of one host whose cache has not named it) everything goes to that host.
+Placement PlaceLaunches(const PoolState& state, const PoolPolicy& policy, std::int64_t count,
+                        const std::map<std::string, std::int64_t>& planned = {}) {
+  if (state.capacity.empty()) {
+    Placement placement;
+    std::string only = state.hosts.size() == 1 ? state.hosts.begin()->first : std::string();
+    placement.hosts.assign(static_cast<std::size_t>(std::max<std::int64_t>(0, count)), only);
+    return placement;
+  }
+  auto per_host = PoolInstancesPerHost(state);
+  // Launches of the pool the host does not list yet are not in its
+  // allocation either: without them a capacity answer from before they
+  // began would offer their room twice.
+  std::map<std::string, std::int64_t> unlisted;
+  for (const auto& op : state.operations) {
+    if (op.kind == OperationKind::kLaunch && !state.Find(op.instance)) ++unlisted[op.host];
+  }
+  auto shape = ShapeOf(policy);
+  std::vector<HostCapacity> hosts;
+  for (const auto& [name, known] : state.capacity) {
+    HostCapacity host = known;
+    host.pool_instances = per_host[name];
+    if (auto it = unlisted.find(name); it != unlisted.end()) {
+      host.instances += it->second;
+      host.allocated_cpus += it->second * shape.cpus;
+      host.allocated_memory_bytes += it->second * shape.memory_bytes;
+      host.allocated_disk_bytes += it->second * shape.disk_bytes;
+    }
+    if (auto it = planned.find(name); it != planned.end()) host.pool_instances += it->second;
+    if (auto it = state.hosts.find(name); it != state.hosts.end() && !it->second.reachable) {
+      host.healthy = false;
+      host.unhealthy_reason = "unreachable: " + it->second.reason;
+    }
+    hosts.push_back(std::move(host));
+  }
+  PlacementRequest request;
+  request.shape = shape;
+  request.count = count;
+  request.allowed_hosts = policy.hosts;
+  request.allowed_zones = policy.zones;
+  return PlaceInstances(hosts, request);
+}
+
+// Launches with fresh names, one per placed host.
+std::vector<LaunchAction> PlacedLaunches(const Placement& placement, Launcher& launcher) {
+  std::vector<LaunchAction> launches;
+  for (const auto& host : placement.hosts) {
+    launches.push_back(launcher.Next());
+    launches.back().host = host;
+  }
+  return launches;
+}
 
 bool InBackoff(const PoolState& state, TimePoint now) {
   const auto& f = state.launch_failures;
@@ -79,7 +161,8 @@ void AddSoftDeletedPurges(const PoolState& state, std::vector<ScaleAction>& acti
   for (const auto& instance : state.instances) {
     if (instance.state == InstanceState::kDeleted && !state.OperationOn(instance.name) &&
         BelongsToPool(state.prefix, instance.name)) {
-      actions.push_back(DeleteAction{instance.name, "soft-deleted but not purged"});
+      if (state.HostCutOff(instance.host)) continue;  // not while its host is unreachable
+      actions.push_back(DeleteAction{instance.name, "soft-deleted but not purged", instance.host});
     }
   }
 }
@@ -101,7 +184,8 @@ void PlanScaleOut(const PoolState& state, const PoolPolicy& policy, TimePoint no
     if (BelongsToPool(state.prefix, instance.name) && IsCounted(state, instance) &&
         RegistrationTimedOut(state, instance, policy, now)) {
       deletes.push_back(DeleteAction{
-          instance.name, RegistrationReason(instance, policy) + "; replaced by a new instance"});
+          instance.name, RegistrationReason(instance, policy) + "; replaced by a new instance",
+          instance.host});
       ++missing;
     }
   }
@@ -110,16 +194,19 @@ void PlanScaleOut(const PoolState& state, const PoolPolicy& policy, TimePoint no
   // stopped and suspended instances of the pool: a start takes seconds where
   // a launch takes minutes, and they already carry the pool's image and
   // cloud-init.
+  std::map<std::string, std::int64_t> started_per_host;
   auto take = [&](auto wanted) {
     for (const auto& instance : state.instances) {
       if (missing == 0) return;
       if (!BelongsToPool(state.prefix, instance.name) || state.OperationOn(instance.name) ||
-          !wanted(instance))
+          state.HostCutOff(instance.host) || !wanted(instance))
         continue;
       starts.push_back(StartAction{instance.name,
                                    state.IsWarmPool(instance.name),
                                    {},
-                                   instance.node ? instance.node->id : std::string()});
+                                   instance.node ? instance.node->id : std::string(),
+                                   instance.host});
+      ++started_per_host[instance.host];
       --missing;
     }
   };
@@ -148,6 +235,20 @@ void PlanScaleOut(const PoolState& state, const PoolPolicy& policy, TimePoint no
       return;
     }
   }
+  Placement placement;
+  if (missing > 0) placement = PlaceLaunches(state, policy, missing, started_per_host);
+  std::int64_t placed = std::ssize(placement.hosts);
+  // Nothing at all can be done: a refusal that costs nothing, so a Scale
+  // the autoscaler repeats while the hosts are full is no retry storm.
+  if (placement.unplaced > 0 && placed == 0 && deletes.empty() && starts.empty()) {
+    plan = Refuse(std::move(plan), "cannot scale pool " + state.prefix + " out from " +
+                                       std::to_string(plan.current_count) + " to " +
+                                       std::to_string(plan.target) +
+                                       ": no host can take a new "
+                                       "instance: " +
+                                       placement.Summary());
+    return;
+  }
   Launcher launcher(policy, namer, TakenNames(state));
   for (auto& action : starts) {
     auto& start = std::get<StartAction>(action);
@@ -155,16 +256,22 @@ void PlanScaleOut(const PoolState& state, const PoolPolicy& policy, TimePoint no
   }
   plan.actions = std::move(deletes);
   plan.actions.insert(plan.actions.end(), starts.begin(), starts.end());
-  for (std::int64_t i = 0; i < missing; ++i) plan.actions.push_back(launcher.Next());
+  for (auto& launch : PlacedLaunches(placement, launcher))
+    plan.actions.push_back(std::move(launch));
   plan.outcome = PlanOutcome::kExecute;
   plan.message = "scale out from " + std::to_string(plan.current_count) + " to " +
-                 std::to_string(plan.target) + ": " + std::to_string(missing) + " launch(es), " +
+                 std::to_string(plan.target) + ": " + std::to_string(placed) + " launch(es), " +
                  std::to_string(starts.size()) + " start(s), " + std::to_string(deletes.size()) +
                  " replacement(s)";
   auto warm_starts = std::count_if(starts.begin(), starts.end(), [](const ScaleAction& a) {
     return std::get<StartAction>(a).warm;
   });
   if (warm_starts > 0) plan.message += ", " + std::to_string(warm_starts) + " from the warm pool";
+  // Launches that fit are done and the Scale is answered for them; the rest
+  // is said here, per host, and the count simply stays below the target.
+  if (placement.unplaced > 0 || state.capacity.size() > 1) {
+    plan.message += "; " + placement.Summary();
+  }
 }
 
 void PlanScaleIn(const PoolState& state, const PoolPolicy& policy, TimePoint now, ScalePlan& plan) {
@@ -191,10 +298,12 @@ void PlanScaleIn(const PoolState& state, const PoolPolicy& policy, TimePoint now
     }
   }
   std::vector<std::string> purge_node_ids;
+  auto per_host = PoolInstancesPerHost(state);
   auto take = [&](const std::vector<const Instance*>& group, auto reason) {
     for (const Instance* instance : group) {
       if (remove == 0) return;
-      plan.actions.push_back(DeleteAction{instance->name, reason(*instance)});
+      plan.actions.push_back(DeleteAction{instance->name, reason(*instance), instance->host});
+      --per_host[instance->host];
       if (instance->node && policy.node_purge) purge_node_ids.push_back(instance->node->id);
       --remove;
     }
@@ -215,22 +324,37 @@ void PlanScaleIn(const PoolState& state, const PoolPolicy& policy, TimePoint now
   take(registering, [](const Instance&) { return std::string("not registered with Nomad yet"); });
   remove += drainable;
   if (remove > 0 && !drain_candidates.empty()) {
-    SelectAndDrainAction drain;
     drained = std::min<std::int64_t>(remove, static_cast<std::int64_t>(drain_candidates.size()));
-    drain.count = drained;
-    drain.strategy = policy.node_selector_strategy;
-    drain.candidates = std::move(drain_candidates);
-    drain.deadline = policy.node_drain_deadline;
-    drain.ignore_system_jobs = policy.node_drain_ignore_system_jobs;
-    drain.purge_nodes = policy.node_purge;
+    std::int64_t reuse = 0;
     if (policy.warm_pool_reuse_on_scale_in) {
       // Room in the warm pool, and under warm_pool_max_prepared once the
       // scale in is done.
       std::int64_t room = policy.warm_pool_size - std::ssize(state.warm);
       std::int64_t prepared_room = policy.WarmMaxPrepared() - plan.target - std::ssize(state.warm);
-      drain.reuse = std::clamp<std::int64_t>(std::min(room, prepared_room), 0, drained);
+      reuse = std::clamp<std::int64_t>(std::min(room, prepared_room), 0, drained);
     }
-    plan.actions.push_back(std::move(drain));
+    // The balance decides how many go from each host, the strategy which
+    // ones within it: the hosts with the most instances of the pool first.
+    std::vector<std::pair<std::string, std::string>> with_hosts;
+    for (const auto& name : drain_candidates) with_hosts.emplace_back(name, state.Find(name)->host);
+    auto order = RemovalOrder(with_hosts, per_host);
+    std::map<std::string, std::int64_t> quota;
+    for (std::int64_t i = 0; i < drained; ++i)
+      ++quota[state.Find(order[static_cast<std::size_t>(i)])->host];
+    for (const auto& [host, count] : quota) {
+      SelectAndDrainAction drain;
+      drain.count = count;
+      drain.host = host;
+      drain.strategy = policy.node_selector_strategy;
+      for (const auto& [name, on] : with_hosts)
+        if (on == host) drain.candidates.push_back(name);
+      drain.deadline = policy.node_drain_deadline;
+      drain.ignore_system_jobs = policy.node_drain_ignore_system_jobs;
+      drain.purge_nodes = policy.node_purge;
+      drain.reuse = std::min(reuse, count);
+      reuse -= drain.reuse;
+      plan.actions.push_back(std::move(drain));
+    }
   }
   if (!purge_node_ids.empty()) {
     plan.actions.push_back(PurgeNodesAction{purge_node_ids, "instances deleted"});
@@ -248,9 +372,21 @@ void PlanScaleIn(const PoolState& state, const PoolPolicy& policy, TimePoint now
   plan.message = "scale in from " + std::to_string(plan.current_count) + " to " +
                  std::to_string(plan.target) + ": " + std::to_string(removable - drained) +
                  " direct delete(s), " + std::to_string(drained) + " node(s) to drain";
+  std::int64_t reused = 0;
+  std::map<std::string, std::int64_t> drained_per_host;
   for (const auto& action : plan.actions) {
-    if (const auto* d = std::get_if<SelectAndDrainAction>(&action); d && d->reuse > 0)
-      plan.message += " (up to " + std::to_string(d->reuse) + " returned to the warm pool)";
+    if (const auto* d = std::get_if<SelectAndDrainAction>(&action)) {
+      reused += d->reuse;
+      drained_per_host[d->host] += d->count;
+    }
+  }
+  if (reused > 0)
+    plan.message += " (up to " + std::to_string(reused) + " returned to the warm pool)";
+  if (drained_per_host.size() > 1) {
+    plan.message += " (drained per host:";
+    for (const auto& [host, count] : drained_per_host)
+      plan.message += " " + host + " " + std::to_string(count);
+    plan.message += ")";
   }
   if (shortfall > 0) {
     plan.message += "; only " + std::to_string(removable) + " of " +
@@ -276,7 +412,7 @@ void PlanWarmPool(const PoolState& state, const PoolPolicy& policy, TimePoint no
       ++warm_count;         // launching
       continue;
     }
-    if (busy) {
+    if (busy || state.HostCutOff(instance->host)) {
       ++warm_count;
       continue;
     }
@@ -286,22 +422,26 @@ void PlanWarmPool(const PoolState& state, const PoolPolicy& policy, TimePoint no
                                                      : instance->launched_at;
         if (since && now - *since >= policy.node_registration_timeout) {
           plan.actions.push_back(
-              DeleteAction{name, "warm instance never registered as a Nomad node within " +
-                                     config::FormatGoDuration(policy.node_registration_timeout)});
+              DeleteAction{name,
+                           "warm instance never registered as a Nomad node within " +
+                               config::FormatGoDuration(policy.node_registration_timeout),
+                           instance->host});
           continue;
         }
       }
       if (!refill_only && (instance->state == InstanceState::kRunning ||
                            instance->state == InstanceState::kStopped)) {
-        plan.actions.push_back(PrepareWarmAction{name, instance->state == InstanceState::kStopped});
+        plan.actions.push_back(
+            PrepareWarmAction{name, instance->state == InstanceState::kStopped, instance->host});
       }
       ++warm_count;
       continue;
     }
     // Warm: beyond warm_pool_size (lowered, or turned off) it is deleted.
     if (!refill_only && warm_count >= policy.warm_pool_size) {
-      plan.actions.push_back(DeleteAction{name, "warm pool holds more than warm_pool_size " +
-                                                    std::to_string(policy.warm_pool_size)});
+      plan.actions.push_back(DeleteAction{
+          name, "warm pool holds more than warm_pool_size " + std::to_string(policy.warm_pool_size),
+          instance->host});
       if (instance->node && policy.node_purge) {
         plan.actions.push_back(PurgeNodesAction{{instance->node->id}, "warm instance deleted"});
       }
@@ -331,14 +471,19 @@ void PlanWarmPool(const PoolState& state, const PoolPolicy& policy, TimePoint no
     notes.push_back("warm pool not refilled: " + BackoffMessage(state));
     return;
   }
+  auto placement = PlaceLaunches(state, policy, launches);
+  if (placement.hosts.empty()) {
+    notes.push_back("warm pool not refilled: " + placement.Summary());
+    return;
+  }
   Launcher launcher(policy, namer, TakenNames(state));
-  for (std::int64_t i = 0; i < launches; ++i) {
-    auto launch = launcher.Next();
+  for (auto& launch : PlacedLaunches(placement, launcher)) {
     launch.warm = true;
     plan.actions.push_back(std::move(launch));
   }
-  notes.push_back("warm pool refill: " + std::to_string(launches) + " warm launch(es) to reach " +
-                  std::to_string(policy.warm_pool_size));
+  notes.push_back("warm pool refill: " + std::to_string(placement.hosts.size()) +
+                  " warm launch(es) to reach " + std::to_string(policy.warm_pool_size));
+  if (placement.unplaced > 0) notes.push_back(placement.Summary());
 }
 
 }  // namespace
@@ -458,15 +603,17 @@ ScalePlan ScalePlanner::ReconcilePlan(const PoolState& state, const PoolPolicy& 
   for (const auto& instance : state.instances) {
     if (state.nomad.reachable && BelongsToPool(state.prefix, instance.name) &&
         IsCounted(state, instance) && RegistrationTimedOut(state, instance, policy, now)) {
-      plan.actions.push_back(DeleteAction{instance.name, RegistrationReason(instance, policy)});
+      plan.actions.push_back(
+          DeleteAction{instance.name, RegistrationReason(instance, policy), instance.host});
       ++replacements;
     }
   }
   for (const auto& name : state.failed_launch_leftovers) {
     const Instance* instance = state.Find(name);
-    if (BelongsToPool(state.prefix, name) && !state.OperationOn(name) &&
+    std::string host = state.HostOf(name);
+    if (BelongsToPool(state.prefix, name) && !state.OperationOn(name) && !state.HostCutOff(host) &&
         !(instance && IsCounted(state, *instance))) {
-      plan.actions.push_back(DeleteAction{name, "leftover of a failed launch"});
+      plan.actions.push_back(DeleteAction{name, "leftover of a failed launch", host});
     }
   }
   AddSoftDeletedPurges(state, plan.actions);
@@ -477,8 +624,11 @@ ScalePlan ScalePlanner::ReconcilePlan(const PoolState& state, const PoolPolicy& 
       notes.push_back("no replacement launched: " + BackoffMessage(state));
     } else {
       Launcher launcher(policy, namer, TakenNames(state));
-      for (std::int64_t i = 0; i < replacements; ++i) plan.actions.push_back(launcher.Next());
-      notes.push_back(std::to_string(replacements) + " replacement(s)");
+      auto placement = PlaceLaunches(state, policy, replacements);
+      for (auto& launch : PlacedLaunches(placement, launcher))
+        plan.actions.push_back(std::move(launch));
+      notes.push_back(std::to_string(placement.hosts.size()) + " replacement(s)");
+      if (placement.unplaced > 0) notes.push_back(placement.Summary());
     }
   }
   if (policy.node_purge && !state.orphan_nodes.empty() && state.nomad.reachable) {

@@ -39,10 +39,14 @@ struct LaunchAction {
   // A warm-pool instance: once running, the controller waits for its node,
   // marks it ineligible and stops the VM (it is never counted).
   bool warm = false;
+  // The host placement chose (PlaceInstances); empty when the pool's hosts
+  // are not known to the planner (the plugin's one host).
+  std::string host{};
   template <class V>
   void VisitFields(V& v) {
     v.Required("name", name);
     v.Optional("warm", warm);
+    v.Optional("host", host);
     v.Optional("image", image);
     v.Optional("cpus", cpus);
     v.Optional("memory", memory);
@@ -64,12 +68,14 @@ struct StartAction {
   bool warm = false;
   std::string replacement;  // warm: the fresh name of the cold launch replacing a failure
   std::string node_id;      // warm: its (down) node, purged if the start fails
+  std::string host{};       // the instance's (its replacement is launched there too)
   template <class V>
   void VisitFields(V& v) {
     v.Required("name", name);
     v.Optional("warm", warm);
     v.Optional("replacement", replacement);
     v.Optional("node_id", node_id);
+    v.Optional("host", host);
   }
 };
 
@@ -81,10 +87,12 @@ struct PrepareWarmAction {
   // Already stopped (a crash came between the stop and its record): only
   // the stop is recorded again.
   bool stopped = false;
+  std::string host{};
   template <class V>
   void VisitFields(V& v) {
     v.Required("name", name);
     v.Optional("stopped", stopped);
+    v.Optional("host", host);
   }
 };
 
@@ -92,17 +100,21 @@ struct PrepareWarmAction {
 struct DeleteAction {
   std::string name;
   std::string reason;
+  std::string host{};
   template <class V>
   void VisitFields(V& v) {
     v.Required("name", name);
     v.Optional("reason", reason);
+    v.Optional("host", host);
   }
 };
 
 // The Nomad side picks `count` nodes among the candidates' nodes with the
 // strategy, drains them in parallel, then the instances of the drained nodes
 // are deleted (an instance whose node did not drain is kept), then their nodes
-// are purged when purge_nodes.
+// are purged when purge_nodes. A pool over several hosts gets one per host
+// (candidates all on `host`), so the strategy picks within each host the
+// number the balance takes from it.
 struct SelectAndDrainAction {
   std::int64_t count = 0;
   NodeSelectorStrategy strategy = NodeSelectorStrategy::kLeastBusy;
@@ -113,9 +125,11 @@ struct SelectAndDrainAction {
   // warm_pool_reuse_on_scale_in: up to this many drained instances are
   // stopped and returned to the warm pool instead of deleted.
   std::int64_t reuse = 0;
+  std::string host{};  // every candidate's
   template <class V>
   void VisitFields(V& v) {
     v.Optional("reuse", reuse);
+    v.Optional("host", host);
     v.Required("count", count);
     v.Required("strategy", strategy);
     v.Required("candidates", candidates);

@@ -167,6 +167,12 @@ CREATE TABLE warm_instances (
 );
 )sql";
 
+// Version 2 -> 3: where each operation runs, once a pool spans several
+// hosts. Rows of version 2 were on the one host: kDefaultHost.
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE operations ADD COLUMN host TEXT NOT NULL DEFAULT 'default';
+)sql";
+
 }  // namespace
 
 struct StateStore::Impl {
@@ -199,6 +205,7 @@ StateStore::StateStore(const std::filesystem::path& state_dir)
     db.Exec("BEGIN IMMEDIATE");
     if (version < 1) db.Exec(kSchemaV1);
     if (version < 2) db.Exec(kSchemaV2);
+    if (version < 3) db.Exec(kSchemaV3);
     db.Exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
     db.Exec("COMMIT");
   }
@@ -260,10 +267,11 @@ const std::filesystem::path& StateStore::path() const {
 void StateStore::RecordOperation(const StoredOperation& op) {
   Statement s(impl_->db,
               "INSERT OR REPLACE INTO operations"
-              "(id, pool, kind, instance, request_id, started_at_ns, status)"
-              " VALUES (?, ?, ?, ?, ?, ?, ?)");
+              "(id, pool, kind, instance, request_id, started_at_ns, status, host)"
+              " VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   s.Bind(op.id).Bind(op.pool).Bind(static_cast<std::int64_t>(op.kind)).Bind(op.instance);
   s.Bind(op.request_id).Bind(ToNs(op.started_at)).Bind(static_cast<std::int64_t>(op.status));
+  s.Bind(op.host);
   s.Run();
 }
 
@@ -277,7 +285,8 @@ void StateStore::SetOperationStatus(const std::string& id, OperationStatus statu
 
 std::vector<StoredOperation> StateStore::PendingOperations(const std::string& pool) const {
   Statement s(impl_->db,
-              "SELECT id, pool, kind, instance, request_id, started_at_ns, status FROM operations"
+              "SELECT id, pool, kind, instance, request_id, started_at_ns, status, host"
+              " FROM operations"
               " WHERE pool = ? AND status = ? ORDER BY started_at_ns, id");
   s.Bind(pool).Bind(static_cast<std::int64_t>(OperationStatus::kPending));
   std::vector<StoredOperation> out;
@@ -290,6 +299,7 @@ std::vector<StoredOperation> StateStore::PendingOperations(const std::string& po
     op.request_id = s.Text(4);
     op.started_at = FromNs(s.Int(5));
     op.status = static_cast<OperationStatus>(s.Int(6));
+    op.host = s.Text(7);
     out.push_back(std::move(op));
   }
   return out;

@@ -33,6 +33,9 @@ struct StoredOperation {
   std::string request_id;
   TimePoint started_at;
   OperationStatus status = OperationStatus::kPending;
+  // Where it runs (a launch: the placed host). Rows written before schema 3
+  // read as kDefaultHost: they were all on the one host there was.
+  std::string host = std::string(kDefaultHost);
 };
 
 enum class RequestStatus { kInProgress, kSucceeded, kFailed };
@@ -56,8 +59,9 @@ struct BeginRequestResult {
 
 class StateStore {
  public:
-  // 2: warm_instances (issue 14); a version 1 file gains the table on open.
-  inline static constexpr int kSchemaVersion = 2;
+  // 2: warm_instances (issue 14); 3: operations.host (issue 13). An older
+  // file is migrated on open.
+  inline static constexpr int kSchemaVersion = 3;
 
   // Opens or creates <state_dir>/state.db. The directory must exist and be
   // writable. Throws StateStoreError.

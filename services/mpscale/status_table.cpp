@@ -52,15 +52,35 @@ std::vector<std::string> Render(const std::vector<std::vector<std::string>>& row
 
 std::string Instances(const status::PoolView& pool) {
   if (pool.instances.empty()) return "";
+  // The host column only when there is a choice of hosts: one host's
+  // table reads as it always did.
+  bool hosts = pool.hosts.size() > 1;
   std::vector<std::vector<std::string>> rows{{"INSTANCE", "STATE", "NODE", "COUNTED"}};
+  if (hosts) rows.front().insert(rows.front().begin() + 1, "HOST");
   for (const auto& i : pool.instances) {
     std::string node = OrDash(i.node_id);
     if (i.node_status && !i.node_status->empty()) node += " (" + *i.node_status + ")";
     rows.push_back({i.name, i.state, node, i.counted ? "yes" : "no"});
+    if (hosts) rows.back().insert(rows.back().begin() + 1, i.host.empty() ? "-" : i.host);
   }
   std::string out;
   for (const auto& line : Render(rows, "    ")) out += line;
   return out;
+}
+
+// "    hosts: mp-a [z1]: 3 instance(s), 3 counted; mp-b: 2 instance(s), 0
+// counted, unreachable: why"
+std::string Hosts(const status::PoolView& pool) {
+  if (pool.hosts.size() < 2) return "";
+  std::string out;
+  for (const auto& h : pool.hosts) {
+    out += (out.empty() ? "" : "; ") + h.name;
+    if (!h.zone.empty()) out += " [" + h.zone + "]";
+    out += ": " + std::to_string(h.instances) + " instance(s), " + std::to_string(h.counted) +
+           " counted";
+    if (!h.reachable) out += ", unreachable" + (h.reason.empty() ? "" : ": " + h.reason);
+  }
+  return "    hosts: " + out + "\n";
 }
 
 std::string LaunchFailures(const status::PoolView& pool, std::int64_t now_ns) {
@@ -129,7 +149,8 @@ std::string FormatStatusTable(const status::PoolsReply& reply, std::int64_t now_
   auto lines = Render(rows, "");
   std::string out = lines[0];
   for (std::size_t i = 1; i < lines.size(); ++i)
-    out += lines[i] + Instances(pools[i - 1]) + LaunchFailures(pools[i - 1], now_ns);
+    out += lines[i] + Hosts(pools[i - 1]) + Instances(pools[i - 1]) +
+           LaunchFailures(pools[i - 1], now_ns);
   return out;
 }
 

@@ -14,6 +14,8 @@
 #include "bus/server.h"
 #include "bus/sqlite_event_log.h"
 #include "cache/state_cache.h"
+#include "contracts/codec.h"
+#include "contracts/host.h"
 #include "contracts/status.h"
 #include "controller/pool_controller.h"
 #include "metrics/http_endpoint.h"
@@ -53,9 +55,10 @@ struct BusTargetBackend::Link {
   std::unique_ptr<cache::StatusReader> status;
   caf::actor controller;
   caf::actor watcher;
-  std::unique_ptr<bus::EventSubscriber> hostd_events;  // split mode
-  std::shared_ptr<metrics::Registry> metrics;          // with metrics_address
-  std::unique_ptr<metrics::HttpEndpoint> http;         // with metrics_address
+  // Split mode: one subscriber per host, to its hostd's events.
+  std::vector<std::unique_ptr<bus::EventSubscriber>> hostd_events;
+  std::shared_ptr<metrics::Registry> metrics;   // with metrics_address
+  std::unique_ptr<metrics::HttpEndpoint> http;  // with metrics_address
 
   // Every step is bounded: the whole teardown takes well under a second
   // whatever is in flight (go-plugin kills a plugin 2 s after Shutdown).
@@ -65,20 +68,20 @@ struct BusTargetBackend::Link {
   void Interrupt() {
     nomad_service.Stop();
     if (session) multipass::CancelMultipassSession(session);
-    if (links.multipass) links.multipass->Shutdown();
+    for (auto& host : links.hosts) host.client->Shutdown();
     if (links.nomad) links.nomad->Shutdown();
   }
 
   ~Link() {
     Interrupt();
     http.reset();
-    if (hostd_events) hostd_events->Stop();
-    hostd_events.reset();
+    for (auto& events : hostd_events) events->Stop();
+    hostd_events.clear();
     // Waiting Scales are answered; their operations are in the store already.
     controller::StopPoolController(*system, controller, std::chrono::milliseconds(300));
     if (watcher) caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
     // Calls in flight complete with kShuttingDown; their answers find no actor.
-    if (links.multipass) links.multipass->Shutdown();
+    for (auto& host : links.hosts) host.client->Shutdown();
     if (links.nomad) links.nomad->Shutdown();
     status_server.reset();
     if (cache_actor) {
@@ -106,20 +109,29 @@ PluginError Invalid(const std::string& message) {
   return PluginError(PluginError::Code::invalid_argument, message);
 }
 
-std::shared_ptr<bus::BusClient> SplitClient(const plugin::PluginConfig& config,
-                                            bus::BusContext& context,
-                                            std::shared_ptr<metrics::Registry> metrics) {
+// One Curve client per host of the hosts list, each to its own hostd.
+std::vector<controller::HostLink> SplitLinks(const plugin::PluginConfig& config,
+                                             bus::BusContext& context,
+                                             std::shared_ptr<metrics::Registry> metrics) {
   const auto& split = std::get<plugin::SplitModeConfig>(config.mode);
-  bus::ClientOptions options;
-  options.endpoint = split.hostd_address;
-  options.name = "multipass-target";
-  options.curve = bus::CurveClientConfig{split.bus_secret_key, split.hostd_server_public_key};
-  options.metrics = metrics;
-  try {
-    return std::make_shared<bus::BusClient>(context, options);
-  } catch (const bus::BusError& e) {
-    throw Invalid(std::string("hostd_address: ") + e.what());
+  std::vector<controller::HostLink> links;
+  for (const auto& host : split.hosts) {
+    bus::ClientOptions options;
+    options.endpoint = host.hostd_address;
+    options.name = "multipass-target";
+    options.curve = bus::CurveClientConfig{split.bus_secret_key, host.hostd_server_public_key};
+    options.metrics = metrics;
+    try {
+      links.push_back({host.name, host.zone, std::make_shared<bus::BusClient>(context, options),
+                       "multipass-hostd " + host.name + " at " + host.hostd_address});
+    } catch (const bus::BusError& e) {
+      throw Invalid((split.hosts_file ? "hosts_file: host " + host.name + ": hostd_address: "
+                                      : std::string("hostd_address: ")) +
+                    e.what());
+    }
   }
+  if (split.hosts.size() == 1) links.front().where = "multipass-hostd at " + split.hostd_address;
+  return links;
 }
 
 // A policy's `hosts` and `zones` against the configured hosts (direct mode
@@ -157,16 +169,7 @@ struct CheckedConfig {
 
 CheckedConfig Check(const plugin::PluginConfig& config) {
   CheckedConfig checked;
-  if (config.split()) {
-    // The controller drives one hostd; until it places over several, a
-    // second host would silently get nothing, so such a list is refused.
-    const auto& split = std::get<plugin::SplitModeConfig>(config.mode);
-    if (split.hosts.size() > 1)
-      throw Invalid("hosts_file: " + std::to_string(split.hosts.size()) +
-                    " hosts configured; this multipass-target drives one multipass-hostd (a "
-                    "pool over several hosts is not built yet): expected a hosts_file with one "
-                    "host");
-  } else {
+  if (!config.split()) {
     const auto& direct = std::get<plugin::DirectModeConfig>(config.mode);
     try {
       multipass::ClientIdentity::FromFiles(direct.client_cert_path, direct.client_key_path);
@@ -341,13 +344,14 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
     throw Invalid(e.what());
   }
   if (config.split()) {
-    link->links.multipass = SplitClient(config, *link->context, link->metrics);
-    link->links.multipass_where =
-        "multipass-hostd at " + std::get<plugin::SplitModeConfig>(config.mode).hostd_address;
+    link->links.hosts = SplitLinks(config, *link->context, link->metrics);
+    link->links.multipass = link->links.hosts.front().client;
+    link->links.multipass_where = link->links.hosts.front().where;
   } else {
     link->links.multipass = DirectClient(*link);
     link->links.multipass_where =
         "multipassd at " + std::get<plugin::DirectModeConfig>(config.mode).multipass_address;
+    link->links.hosts = link->links.MultipassHosts();
   }
   link->links.nomad = NomadClient(*link, checked.nomad);
   if (config.status) ServeStatus(*link, state_dir, checked.status_curve);
@@ -357,6 +361,7 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
   cache_options.board = std::make_shared<cache::StatusBoard>();
   cache_options.first_sync_wait = options_.first_sync_wait;
   cache_options.metrics = link->metrics;
+  if (config.split()) cache_options.hosts = std::get<plugin::SplitModeConfig>(config.mode).hosts;
   try {
     link->cache_actor = cache::SpawnStateCache(*system_, cache_options);
   } catch (const scaling::StateStoreError& e) {
@@ -383,23 +388,42 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
   link->watcher = watcher::SpawnPoolWatcher(*system_, options_.watcher, link->links,
                                             link->cache_actor, link->controller);
   if (config.split()) {
-    // hostd's instance events (every launch, start and delete that goes
+    // Each hostd's instance events (every launch, start and delete that goes
     // through it, ours or another client's) make the watcher list at once
     // instead of within a second. Changes made around hostd (the multipass
-    // CLI) are still found by the once-a-second listing.
+    // CLI) are still found by the once-a-second listing. Its host.capacity
+    // events go to placement as they come (with several hosts).
     const auto& split = std::get<plugin::SplitModeConfig>(config.mode);
-    bus::SubscriberOptions so;
-    so.events_endpoint = bus::EventsEndpointFor(split.hostd_address);
-    so.replay_endpoint = split.hostd_address;
-    so.name = "multipass-target";
-    so.curve = bus::CurveClientConfig{split.bus_secret_key, split.hostd_server_public_key};
-    link->hostd_events = std::make_unique<bus::EventSubscriber>(
-        *link->context, so, [watcher = link->watcher](const bus::Envelope& e) {
-          // Instances changed: list now. hostd's host.capacity events follow
-          // the same launches and deletes and would only list again.
-          if (e.type.rfind("instance.", 0) == 0) caf::anon_send(watcher, watcher::wake_atom::value);
-        });
-    link->hostd_events->Start();
+    for (const auto& host : split.hosts) {
+      bus::SubscriberOptions so;
+      so.events_endpoint = bus::EventsEndpointFor(host.hostd_address);
+      so.replay_endpoint = host.hostd_address;
+      so.name = "multipass-target";
+      so.curve = bus::CurveClientConfig{split.bus_secret_key, host.hostd_server_public_key};
+      bool several = split.hosts.size() > 1;
+      auto events = std::make_unique<bus::EventSubscriber>(
+          *link->context, so,
+          [watcher = link->watcher, cache = link->cache_actor, name = host.name,
+           several](const bus::Envelope& e) {
+            if (e.type.rfind("instance.", 0) == 0) {
+              caf::anon_send(watcher, watcher::wake_atom::value);
+            } else if (several && e.type == contracts::host::CapacityRequest::kType) {
+              cache::HostCapacityReport report;
+              report.host = name;
+              try {
+                report.capacity =
+                    contracts::Decode<contracts::host::CapacityReply>(e.payload, e.type);
+              } catch (const bus::BusError& error) {
+                spdlog::warn("host {}: a host.capacity event was not understood: {}", name,
+                             error.what());
+                return;
+              }
+              caf::anon_send(cache, cache::capacity_atom::value, std::move(report));
+            }
+          });
+      events->Start();
+      link->hostd_events.push_back(std::move(events));
+    }
   }
   if (config.metrics_address) {
     try {
@@ -411,8 +435,11 @@ void BusTargetBackend::SetConfig(const plugin::ConfigMap& raw) {
       throw Invalid(std::string("metrics_address: ") + e.what());
     }
   }
-  spdlog::info("configured: multipass requests go to {}, Nomad requests to {}{}{}",
-               link->links.multipass_where, link->links.nomad_where,
+  std::string multipass_where;
+  for (const auto& host : link->links.hosts)
+    multipass_where += (multipass_where.empty() ? "" : ", ") + host.where;
+  spdlog::info("configured: multipass requests go to {}, Nomad requests to {}{}{}", multipass_where,
+               link->links.nomad_where,
                config.status ? ", status served on " + config.status->address : "",
                link->http ? ", metrics on http://" + link->http->address() : "");
   std::lock_guard lock(mu_);

@@ -168,13 +168,28 @@ TEST(StatusContract, PoolViewRoundTripsTheDocumentedReply) {
             {"counted", true},
             {"node_id", "n1"},
             {"node_status", "ready"},
-            {"launched_ns", 4}},
+            {"launched_ns", 4},
+            {"host", "mp-a"}},
            {{"name", "web-2"},
             {"state", "starting"},
             {"counted", true},
             {"node_id", nullptr},
             {"node_status", nullptr},
-            {"launched_ns", nullptr}}}},
+            {"launched_ns", nullptr},
+            {"host", "mp-b"}}}},
+         {"hosts",
+          {{{"name", "mp-a"},
+            {"zone", "z1"},
+            {"reachable", true},
+            {"reason", ""},
+            {"instances", 1},
+            {"counted", 1}},
+           {{"name", "mp-b"},
+            {"zone", ""},
+            {"reachable", false},
+            {"reason", "hostd down"},
+            {"instances", 1},
+            {"counted", 0}}}},
          {"launch_failures",
           {{"consecutive", 1}, {"last_error", "no image"}, {"next_retry_ns", 9}}}}}}};
   auto decoded = DecodeReply<st::PoolsRequest>(reply);
@@ -186,6 +201,9 @@ TEST(StatusContract, PoolViewRoundTripsTheDocumentedReply) {
   EXPECT_EQ(web.instances.at(0).node_id, "n1");
   EXPECT_FALSE(web.instances.at(1).node_id);
   EXPECT_EQ(web.launch_failures.next_retry_ns, 9);
+  EXPECT_EQ(web.instances.at(1).host, "mp-b");
+  EXPECT_FALSE(web.hosts.at(1).reachable);
+  EXPECT_EQ(web.hosts.at(1).reason, "hostd down");
   EXPECT_EQ(Encode(decoded), reply);
 
   reply["pools"][0]["operations"][0]["kind"] = "resize";

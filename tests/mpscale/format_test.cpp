@@ -47,6 +47,26 @@ TEST(MpscaleStatusTable, PrintsPoolsWithInstancesAndFailuresBeneath) {
             "retry in 40s\n");
 }
 
+TEST(MpscaleStatusTable, APoolOverSeveralHostsShowsEachInstancesHostAndEachHostsHealth) {
+  status::PoolView view;
+  view.pool = "web";
+  view.count = 1;
+  view.ready = true;
+  view.instances = {{"web-1", "running", true, "n1", "ready", std::nullopt, "mp-a"},
+                    {"web-2", "running", false, "n2", "ready", std::nullopt, "mp-b"}};
+  view.hosts = {{"mp-a", "z1", true, "", 1, 1}, {"mp-b", "", false, "hostd down", 1, 0}};
+  status::PoolsReply reply;
+  reply.pools = {view};
+  EXPECT_EQ(FormatStatusTable(reply, kNowNs),
+            "POOL  COUNT  READY  LAST EVENT  IN FLIGHT\n"
+            "web   1      yes    -           -\n"
+            "    hosts: mp-a [z1]: 1 instance(s), 1 counted; mp-b: 1 instance(s), 0 counted, "
+            "unreachable: hostd down\n"
+            "    INSTANCE  HOST  STATE    NODE        COUNTED\n"
+            "    web-1     mp-a  running  n1 (ready)  yes\n"
+            "    web-2     mp-b  running  n2 (ready)  no\n");
+}
+
 TEST(MpscaleStatusTable, NoPools) {
   EXPECT_EQ(FormatStatusTable(status::PoolsReply{}, kNowNs), "no pools\n");
 }

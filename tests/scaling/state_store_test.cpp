@@ -193,7 +193,7 @@ TEST_F(StateStoreTest, NewerSchemaRefused) {
     f.write(version, 4);
   }
   std::string error = OpenError(dir_);
-  EXPECT_THAT(error, HasSubstr("schema version 9, newer than this build supports (2)"));
+  EXPECT_THAT(error, HasSubstr("schema version 9, newer than this build supports (3)"));
   EXPECT_THAT(error, HasSubstr((dir_ / "state.db").string()));
 }
 
@@ -222,14 +222,56 @@ TEST_F(StateStoreTest, SchemaVersionOneGainsTheWarmTable) {
   {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open((dir_ / "state.db").c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE warm_instances; PRAGMA user_version=1", nullptr, nullptr,
-                           nullptr),
+    ASSERT_EQ(sqlite3_exec(db,
+                           "DROP TABLE warm_instances; ALTER TABLE operations DROP COLUMN host;"
+                           " PRAGMA user_version=1",
+                           nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);
   }
   StateStore store(dir_);
   EXPECT_EQ(store.LastEvent("web"), 42);
   store.SetWarm("web", "web-a", WarmPhase::kWarming);
+  EXPECT_EQ(store.WarmInstances("web").size(), 1u);
+}
+
+TEST_F(StateStoreTest, OperationsKeepTheirHost) {
+  {
+    StateStore store(dir_);
+    StoredOperation op{"op", "web", OperationKind::kLaunch,   "web-a",
+                       "r",  At(1), OperationStatus::kPending};
+    op.host = "mp-b";
+    store.RecordOperation(op);
+  }
+  StateStore store(dir_);
+  auto pending = store.PendingOperations("web");
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].host, "mp-b");
+}
+
+TEST_F(StateStoreTest, SchemaVersionTwoOperationsAreOnTheDefaultHost) {
+  // A version 2 file (before pools spanned hosts) with an operation pending.
+  {
+    StateStore store(dir_);
+    store.SetWarm("web", "web-w", WarmPhase::kWarm);
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / "state.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "ALTER TABLE operations DROP COLUMN host;"
+                           " INSERT INTO operations(id, pool, kind, instance, request_id,"
+                           " started_at_ns, status) VALUES ('op', 'web', 0, 'web-a', 'r', 1, 0);"
+                           " PRAGMA user_version=2",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  StateStore store(dir_);
+  auto pending = store.PendingOperations("web");
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].instance, "web-a");
+  EXPECT_EQ(pending[0].host, kDefaultHost);
   EXPECT_EQ(store.WarmInstances("web").size(), 1u);
 }
 
