@@ -133,7 +133,6 @@ int RunPluginProcess(TargetBackend& backend, const PluginProcessOptions& options
   }
   LogFields(spdlog::level::debug, "plugin serving",
             {{"address", GrpcListenUri(plan, tcp_port)}, {"protocol_version", app_version}});
-  if (options.on_serving) options.on_serving();
 
   std::thread watcher(WatchSignalsAndParent, std::ref(stop), parent);
   stop.Wait();

@@ -28,10 +28,6 @@ struct PluginProcessOptions {
   // flight returns (with its operations recorded) instead of holding the
   // server, and the process, past the host's patience.
   std::function<void()> on_stop;
-  // Called once on the serving thread right after the handshake is written:
-  // work the handshake need not wait for starts here, off the start-up path
-  // the host measures its patience against.
-  std::function<void()> on_serving;
 };
 
 // Returns the process exit status: 0 after a clean stop, 1 when the cookie

@@ -14,7 +14,6 @@ BackendModuleLoader::BackendModuleLoader(fs::path module_path)
     : module_path_(std::move(module_path)) {}
 
 BackendModuleLoader::~BackendModuleLoader() {
-  if (loader_.joinable()) loader_.join();
   backend_.reset();
 }
 
@@ -25,13 +24,6 @@ fs::path BackendModuleLoader::BesideExecutable() {
   // the error then names that path.
   if (ec) exe = fs::path("bin") / "multipass-target";
   return (exe.parent_path() / ".." / "lib" / "multipass-target-backend.so").lexically_normal();
-}
-
-void BackendModuleLoader::StartLoading() {
-  std::lock_guard lock(mu_);
-  if (started_) return;
-  started_ = true;
-  loader_ = std::thread([this] { Load(); });
 }
 
 void BackendModuleLoader::Load() {
@@ -64,8 +56,13 @@ void BackendModuleLoader::Load() {
 }
 
 StoppableBackend& BackendModuleLoader::Loaded() {
-  StartLoading();
   std::unique_lock lock(mu_);
+  if (!started_) {
+    started_ = true;
+    lock.unlock();  // Stop and concurrent calls must not wait on the mutex
+    Load();
+    lock.lock();
+  }
   loaded_cv_.wait(lock, [this] { return done_; });
   if (!backend_) {
     throw plugin::PluginError(

@@ -1,16 +1,18 @@
 #pragma once
 // The front's side of backend_module.h: a TargetBackend that forwards every
-// call to the backend module, loaded on a thread of its own once the
-// handshake is out. A call that arrives while the module is loading waits
-// for it (the autoscaler's SetConfig usually finds it loaded); a module that
-// is missing or cannot be loaded makes every call fail with
-// FAILED_PRECONDITION naming its path and the loader's reason, never a crash.
+// call to the backend module, loaded by the first call that needs it
+// (the autoscaler's SetConfig). Not earlier: while dlopen runs, glibc's
+// loader lock holds every thread the process creates, and gRPC creates one
+// to answer the host's first call (PluginInfo), so a load started at the
+// handshake delayed that answer by the whole load (docs/BENCHMARKS.md).
+// Calls that arrive during the load wait for it; a module that is missing or
+// cannot be loaded makes every call fail with FAILED_PRECONDITION naming its
+// path and the loader's reason, never a crash.
 #include <condition_variable>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "target/backend_module.h"
 
@@ -19,9 +21,8 @@ namespace mps::target {
 class BackendModuleLoader final : public plugin::TargetBackend {
  public:
   explicit BackendModuleLoader(std::filesystem::path module_path);
-  // Joins the loading thread and destroys the backend. The module itself
-  // stays mapped until the process exits: its threads and CAF's static state
-  // must not outlive its code.
+  // Destroys the backend. The module itself stays mapped until the process
+  // exits: its threads and CAF's static state must not outlive its code.
   ~BackendModuleLoader() override;
 
   // <directory of the running executable>/../lib/multipass-target-backend.so,
@@ -29,8 +30,6 @@ class BackendModuleLoader final : public plugin::TargetBackend {
   // archive (deploy/nomad). Symlinks to the executable are resolved first.
   static std::filesystem::path BesideExecutable();
 
-  // Starts loading on a thread of its own; later calls do nothing.
-  void StartLoading();
   // Forwards the stop to the backend, now if it is loaded, or as soon as it
   // is; never waits for the load.
   void Stop();
@@ -42,8 +41,8 @@ class BackendModuleLoader final : public plugin::TargetBackend {
 
  private:
   void Load();
-  // Starts the load if nobody has and waits for its end; throws PluginError
-  // when it failed.
+  // Loads the module if nobody has, else waits for the load; throws
+  // PluginError when it failed.
   StoppableBackend& Loaded();
 
   const std::filesystem::path module_path_;
@@ -54,7 +53,6 @@ class BackendModuleLoader final : public plugin::TargetBackend {
   bool stop_requested_ = false;
   std::string error_;  // why the load failed; empty once loaded
   std::unique_ptr<StoppableBackend> backend_;
-  std::thread loader_;
 };
 
 }  // namespace mps::target

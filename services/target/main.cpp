@@ -8,9 +8,6 @@
 int main() {
   mps::target::BackendModuleLoader backend(mps::target::BackendModuleLoader::BesideExecutable());
   mps::plugin::PluginProcessOptions options;
-  // The handshake waits for nothing the backend needs: the autoscaler's
-  // first calls (PluginInfo, then SetConfig) usually find the module loaded.
-  options.on_serving = [&backend] { backend.StartLoading(); };
   // The host asked us to stop: every call in flight is cancelled and every
   // waiting Scale answered, so the gRPC server drains at once (the Scale's
   // operations are already recorded; the next process resumes them) and no
