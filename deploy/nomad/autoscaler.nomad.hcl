@@ -42,7 +42,7 @@ variable "autoscaler_version" {
 }
 
 variable "plugin_artifact_url" {
-  description = "A .tar.gz holding the multipass-target executable at its top level"
+  description = "A .tar.gz holding bin/multipass-target and lib/multipass-target-backend.so (README, Deploying)"
   type        = string
 }
 
@@ -107,10 +107,11 @@ job "autoscaler" {
       }
 
       # The autoscaler execs <plugin_dir>/<driver>: the archive unpacks to
-      # local/plugins/multipass-target (an archive keeps the executable bit).
+      # local/multipass-target/bin/multipass-target (an archive keeps the
+      # executable bit), which loads its backend module from ../lib.
       artifact {
         source      = var.plugin_artifact_url
-        destination = "local/plugins"
+        destination = "local/multipass-target"
       }
 
       template {
@@ -167,7 +168,7 @@ job "autoscaler" {
         change_signal = "SIGHUP"
         data          = <<-EOT
         log_level  = "info"
-        plugin_dir = "/local/plugins"
+        plugin_dir = "/local/multipass-target/bin"
 
         http {
           bind_address = "{{ env "NOMAD_IP_http" }}"

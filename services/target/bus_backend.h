@@ -14,7 +14,7 @@
 
 #include "metrics/registry.h"
 #include "plugin/plugin_config.h"
-#include "plugin/target_backend.h"
+#include "target/backend_module.h"
 
 namespace mps::target {
 
@@ -24,7 +24,7 @@ struct BackendOptions {
   std::chrono::milliseconds first_sync_wait = std::chrono::seconds(60);
 };
 
-class BusTargetBackend final : public plugin::TargetBackend {
+class BusTargetBackend final : public StoppableBackend {
  public:
   explicit BusTargetBackend(BackendOptions options = {});
   ~BusTargetBackend() override;
@@ -38,7 +38,7 @@ class BusTargetBackend final : public plugin::TargetBackend {
   // The host asked us to stop (GRPCController.Shutdown, SIGTERM, parent
   // gone): ends every call in flight and answers waiting Scales, without
   // waiting, so the gRPC server can drain at once.
-  void Stop();
+  void Stop() override;
 
   struct Link;  // everything one configuration runs
 

@@ -1,20 +1,12 @@
 // multipass-target: the Nomad Autoscaler target plugin binary. The autoscaler
 // execs it and speaks go-plugin gRPC to it (lib/plugin/plugin_process.h);
-// every call becomes a bus request (target/bus_backend.h).
-#include <cstdlib>
-#include <string_view>
-
+// every call goes to the backend module (target/backend_module.h), which
+// turns it into bus requests (target/bus_backend.h).
 #include "plugin/plugin_process.h"
-#include "target/bus_backend.h"
+#include "target/backend_module_loader.h"
 
 int main() {
-  mps::target::BackendOptions backend_options;
-  // Benchmark only (bench/daemon_load_bench): the watcher's listing as it was
-  // before issue 12, with addresses, to measure what that cost multipassd.
-  if (const char* v = std::getenv("MPS_BENCH_WATCHER_LIST_ADDRESSES");
-      v && std::string_view(v) == "1")
-    backend_options.watcher.list_addresses = true;
-  mps::target::BusTargetBackend backend(backend_options);
+  mps::target::BackendModuleLoader backend(mps::target::BackendModuleLoader::BesideExecutable());
   mps::plugin::PluginProcessOptions options;
   // The host asked us to stop: every call in flight is cancelled and every
   // waiting Scale answered, so the gRPC server drains at once (the Scale's

@@ -1,8 +1,10 @@
 // multipass-target as a process, probed with our own gRPC client: the parts
 // of the go-plugin contract that Debian's go-plugin 1.0.1 host never uses.
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <link.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -15,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -44,8 +47,9 @@ using mps::testing::TempDir;
 namespace {
 
 struct RunningPlugin {
-  explicit RunningPlugin(const std::map<std::string, std::string>& extra_env = {})
-      : child({PluginBinary()}, PluginOptions(extra_env)) {
+  explicit RunningPlugin(const std::map<std::string, std::string>& extra_env = {},
+                         const std::string& binary = PluginBinary())
+      : child({binary}, PluginOptions(extra_env)) {
     auto line = child.ReadLine(5s);
     if (!line) throw std::runtime_error("no handshake; stderr: " + child.stderr_text());
     handshake = *line;
@@ -71,6 +75,63 @@ struct RunningPlugin {
   std::string target;
   std::shared_ptr<grpc::Channel> channel;
 };
+
+namespace base_proto = hashicorp::nomad_autoscaler::plugins::base::proto::v1;
+
+// A direct-mode configuration (nothing listens on its multipassd address:
+// SetConfig does not call it) with a client certificate written to `dir`.
+std::map<std::string, std::string> DirectConfig(const TempDir& dir) {
+  std::string cert = (dir / "c.pem").string(), key = (dir / "k.pem").string();
+  if (!fs::exists(cert)) {
+    auto identity = mps::sim::CertificateAuthority::SelfSignedClientCertificate("plugin");
+    std::ofstream(cert) << identity.certificate_pem;
+    std::ofstream(key) << identity.private_key_pem;
+  }
+  return {{"multipass_address", "127.0.0.1:50051"},
+          {"client_cert_path", cert},
+          {"client_key_path", key},
+          {"passphrase", "sesame"},
+          {"state_dir", (dir / "state").string()}};
+}
+
+grpc::Status SetConfig(RunningPlugin& p, const std::map<std::string, std::string>& config) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+  base_proto::SetConfigRequest req;
+  for (const auto& [k, v] : config) (*req.mutable_config())[k] = v;
+  base_proto::SetConfigResponse resp;
+  return base_proto::BasePluginService::NewStub(p.channel)->SetConfig(&ctx, req, &resp);
+}
+
+grpc::Status PluginInfo(RunningPlugin& p) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+  base_proto::PluginInfoRequest req;
+  base_proto::PluginInfoResponse resp;
+  return base_proto::BasePluginService::NewStub(p.channel)->PluginInfo(&ctx, req, &resp);
+}
+
+// The files mapped into process `pid` whose name contains `part`.
+std::set<std::string> MappedFiles(pid_t pid, const std::string& part) {
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  std::set<std::string> files;
+  for (std::string line; std::getline(maps, line);) {
+    auto slash = line.find('/');
+    if (slash != std::string::npos && line.find(part, slash) != std::string::npos)
+      files.insert(line.substr(slash));
+  }
+  return files;
+}
+
+// multipass-target copied alone into dir/bin, so that dir/lib is where it
+// looks for its backend module.
+std::string PluginCopyIn(const TempDir& dir) {
+  fs::create_directories(dir / "bin");
+  fs::create_directories(dir / "lib");
+  auto copy = dir / "bin" / "multipass-target";
+  fs::copy_file(PluginBinary(), copy);
+  return copy.string();
+}
 
 grpc::health::v1::HealthCheckResponse::ServingStatus Health(RunningPlugin& p,
                                                             const std::string& service,
@@ -415,24 +476,8 @@ TEST(PluginProcess, ExitsWhenParentDies) {
 // holder's pid; once the first is gone the second may take it.
 TEST(PluginProcess, ASecondProcessOnTheSameStateDirIsRefusedNamingTheHolder) {
   TempDir dir;
-  std::string cert = (dir / "c.pem").string(), key = (dir / "k.pem").string();
-  auto identity = mps::sim::CertificateAuthority::SelfSignedClientCertificate("plugin");
-  std::ofstream(cert) << identity.certificate_pem;
-  std::ofstream(key) << identity.private_key_pem;
-  auto set_config = [&](RunningPlugin& p) {
-    grpc::ClientContext ctx;
-    hashicorp::nomad_autoscaler::plugins::base::proto::v1::SetConfigRequest req;
-    auto& m = *req.mutable_config();
-    m["multipass_address"] = "127.0.0.1:50051";
-    m["client_cert_path"] = cert;
-    m["client_key_path"] = key;
-    m["passphrase"] = "sesame";
-    m["state_dir"] = (dir / "state").string();
-    hashicorp::nomad_autoscaler::plugins::base::proto::v1::SetConfigResponse resp;
-    return hashicorp::nomad_autoscaler::plugins::base::proto::v1::BasePluginService::NewStub(
-               p.channel)
-        ->SetConfig(&ctx, req, &resp);
-  };
+  const auto config = DirectConfig(dir);
+  auto set_config = [&](RunningPlugin& p) { return SetConfig(p, config); };
   RunningPlugin first;
   auto st = set_config(first);
   ASSERT_TRUE(st.ok()) << st.error_message();
@@ -452,4 +497,94 @@ TEST(PluginProcess, ASecondProcessOnTheSameStateDirIsRefusedNamingTheHolder) {
   auto taken = set_config(third);
   EXPECT_TRUE(taken.ok()) << taken.error_message();
   third.Shutdown();
+}
+
+// The front execs with gRPC and protobuf linked in and loads the backend
+// module after the handshake; the module takes gRPC and protobuf from the
+// executable, so the process maps no shared copy of either (with
+// MPS_STATIC_GRPC_FRONT=OFF both halves share Debian's one shared copy).
+TEST(PluginProcess, BackendModuleServesSetConfigWithOneGrpcAndProtobufInTheProcess) {
+  TempDir dir;
+  RunningPlugin p;
+  auto st = SetConfig(p, DirectConfig(dir));
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(MappedFiles(p.child.pid(), "multipass-target-backend.so").size(), 1u);
+  for (const char* library : {"libprotobuf.so", "libgrpc++.so", "libgrpc.so"}) {
+    auto mapped = MappedFiles(p.child.pid(), library);
+#if MPS_STATIC_GRPC_FRONT
+    EXPECT_THAT(mapped, testing::IsEmpty()) << library;
+#else
+    EXPECT_EQ(mapped.size(), 1u) << library;
+#endif
+  }
+  p.Shutdown();
+  EXPECT_EQ(p.child.Wait(5s), 0);
+}
+
+// The release archive's layout (README, deploy/nomad): bin/multipass-target
+// and lib/multipass-target-backend.so, unpacked anywhere and started through
+// a symlink, as scripts/demo does.
+TEST(PluginProcess, BackendModuleIsFoundBesideTheExecutableWhereverItIsUnpacked) {
+  TempDir dir;
+  PluginCopyIn(dir);
+  fs::copy_file(
+      fs::path(PluginBinary()).parent_path() / ".." / "lib" / "multipass-target-backend.so",
+      dir / "lib" / "multipass-target-backend.so");
+  fs::create_symlink(dir / "bin" / "multipass-target", dir / "plugin-link");
+  RunningPlugin p({}, (dir / "plugin-link").string());
+  auto st = SetConfig(p, DirectConfig(dir));
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(
+      MappedFiles(p.child.pid(), (dir / "lib" / "multipass-target-backend.so").string()).size(),
+      1u);
+  p.Shutdown();
+  EXPECT_EQ(p.child.Wait(5s), 0);
+}
+
+TEST(PluginProcess, MissingBackendModuleFailsEveryCallNamingItsPath) {
+  TempDir dir;
+  RunningPlugin p({}, PluginCopyIn(dir));
+  EXPECT_TRUE(PluginInfo(p).ok());  // the front serves without its module
+  auto st = SetConfig(p, DirectConfig(dir));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  auto module = (dir / "lib" / "multipass-target-backend.so").string();
+  EXPECT_THAT(st.error_message(), testing::HasSubstr("backend module " + module));
+  EXPECT_THAT(st.error_message(), testing::HasSubstr("No such file or directory"));
+  // Every later call gets the same answer; the process stops cleanly.
+  EXPECT_EQ(SetConfig(p, DirectConfig(dir)).error_message(), st.error_message());
+  p.Shutdown();
+  EXPECT_EQ(p.child.Wait(5s), 0);
+}
+
+TEST(PluginProcess, UnloadableBackendModuleFailsSetConfigWithTheLoadersReason) {
+  TempDir dir;
+  auto binary = PluginCopyIn(dir);
+  auto module = (dir / "lib" / "multipass-target-backend.so").string();
+  std::ofstream(module) << "not an ELF file";
+  RunningPlugin p({}, binary);
+  auto st = SetConfig(p, DirectConfig(dir));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(st.error_message(), testing::HasSubstr("backend module " + module));
+  EXPECT_THAT(st.error_message(), testing::HasSubstr("file too short"));
+  p.Shutdown();
+  EXPECT_EQ(p.child.Wait(5s), 0);
+}
+
+TEST(PluginProcess, ASharedObjectWithoutTheFactoryIsRefusedNamingIt) {
+  TempDir dir;
+  auto binary = PluginCopyIn(dir);
+  // Any loadable shared object that is not our module: zlib, which gRPC
+  // already brought into this test.
+  void* zlib = dlopen("libz.so.1", RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(zlib, nullptr);
+  link_map* map = nullptr;
+  ASSERT_EQ(dlinfo(zlib, RTLD_DI_LINKMAP, &map), 0);
+  fs::copy_file(map->l_name, dir / "lib" / "multipass-target-backend.so");
+  dlclose(zlib);
+  RunningPlugin p({}, binary);
+  auto st = SetConfig(p, DirectConfig(dir));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(st.error_message(), testing::HasSubstr("no mps_target_backend_create_v1"));
+  p.Shutdown();
+  EXPECT_EQ(p.child.Wait(5s), 0);
 }
