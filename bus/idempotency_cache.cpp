@@ -44,9 +44,15 @@ IdempotencyCache::Lookup IdempotencyCache::Begin(const std::string& key, const R
 }
 
 std::vector<ReplyAddress> IdempotencyCache::Complete(const std::string& key, const Envelope& reply,
-                                                     Clock::time_point now) {
+                                                     Clock::time_point now, bool keep) {
   auto it = entries_.find(key);
   if (it == entries_.end()) return {};
+  if (!keep) {
+    auto waiting = std::exchange(it->second.waiting, {});
+    order_.erase(it->second.order);
+    entries_.erase(it);
+    return waiting;
+  }
   it->second.done = true;
   it->second.reply = reply;
   it->second.stored = now;

@@ -33,9 +33,12 @@ class IdempotencyCache {
   // kTooManyWaiting: in progress, and `who` was not added (answer it now).
   Lookup Begin(const std::string& key, const ReplyAddress& who, Envelope* cached,
                Clock::time_point now);
-  // Stores the reply and returns every address waiting for it.
+  // Stores the reply and returns every address waiting for it. `keep` false:
+  // the waiting get it, and the key is forgotten, so a later repeat runs the
+  // request again (a reply saying nothing was done and that a retry may
+  // fare better, e.g. the daemon behind the handler was unreachable).
   std::vector<ReplyAddress> Complete(const std::string& key, const Envelope& reply,
-                                     Clock::time_point now);
+                                     Clock::time_point now, bool keep = true);
 
   std::size_t size() const { return entries_.size(); }
 

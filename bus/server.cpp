@@ -331,11 +331,29 @@ void BusServer::Flush() {
       continue;
     }
     for (const auto& who :
-         idempotency_->Complete(out.idempotency_key, out.reply, IdempotencyCache::Clock::now())) {
+         idempotency_->Complete(out.idempotency_key, out.reply, IdempotencyCache::Clock::now(),
+                                KeepForRepeats(out.reply))) {
       Envelope copy = out.reply;
       copy.correlation_id = who.correlation_id;
       Send(who.routing_id, std::move(copy));
     }
+  }
+}
+
+bool BusServer::KeepForRepeats(const Envelope& reply) const {
+  if (reply.type != kErrorType) return true;
+  auto field = [&](const char* key) {
+    auto it = reply.payload.find(key);
+    return it != reply.payload.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  switch (ErrorCodeFromName(field("code"))) {
+    case ErrorCode::kUnreachable:
+    case ErrorCode::kTimeout:
+    case ErrorCode::kDeadlineExpired:
+    case ErrorCode::kShuttingDown:
+      return false;
+    default:
+      return options_.retry_app_codes.count(field("app_code")) == 0;
   }
 }
 

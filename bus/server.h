@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -26,6 +27,13 @@ struct ServerOptions {
   SocketLimits limits;
   std::size_t idempotency_capacity = 4096;
   std::chrono::milliseconds idempotency_ttl = std::chrono::minutes(10);
+  // Error replies whose app_code is one of these say nothing was done and a
+  // retry may fare better (the peer behind the handler was unreachable, timed
+  // out, the call was cancelled): they are not kept for repeats of their
+  // idempotency key, so a repeat runs the request again. Bus-level errors that
+  // mean the handler never ran or never finished (unreachable, timeout,
+  // deadline expired, shutting down) are never kept either.
+  std::set<std::string> retry_app_codes;
   // Counts requests by type and outcome, their handling time and rejections
   // (mps_bus_requests_total, mps_bus_request_duration_seconds,
   // mps_bus_rejected_requests_total); null: not counted.
@@ -99,6 +107,9 @@ class BusServer {
   void Loop();
   void RejectMultiFrame(const std::string& routing_id, const zmq::message_t& first);
   void OnFrame(const std::string& routing_id, const zmq::message_t& body, std::string peer_key);
+  // Whether a reply is kept for repeats of its idempotency key (see
+  // ServerOptions::retry_app_codes).
+  bool KeepForRepeats(const Envelope& reply) const;
   void Send(const std::string& routing_id, Envelope reply);
   void Flush();
 

@@ -56,4 +56,11 @@ bus::BusError AppError(AppCode code, std::string message) {
                        std::string(AppCodeName(code)));
 }
 
+std::set<std::string> RetryableAppCodeNames() {
+  std::set<std::string> names;
+  for (auto code : {AppCode::kUnreachable, AppCode::kTimeout, AppCode::kCancelled})
+    names.insert(std::string(AppCodeName(code)));
+  return names;
+}
+
 }  // namespace mps::contracts

@@ -3,6 +3,8 @@
 // bus::ErrorCode::kHandlerFailed), in one table. The Multipass session sends
 // its MultipassError kinds, the Nomad actor its NomadError kinds and the few
 // codes of its own below; callers decide on the enum, never on a literal.
+#include <set>
+#include <string>
 #include <string_view>
 
 #include "bus/error.h"
@@ -44,6 +46,11 @@ enum class AppCode {
 
 std::string_view AppCodeName(AppCode code);      // "" for kNone
 AppCode AppCodeFromName(std::string_view name);  // kNone for unknown names
+// The codes of failures that did nothing and may go otherwise if asked again
+// (the peer was unreachable, timed out, the call was cancelled): a server
+// does not keep them for repeats of an idempotency key
+// (bus::ServerOptions::retry_app_codes).
+std::set<std::string> RetryableAppCodeNames();
 inline AppCode AppCodeOf(const bus::BusError& error) {
   return AppCodeFromName(error.app_code());
 }

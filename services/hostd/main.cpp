@@ -26,6 +26,7 @@
 #include "bus/keys.h"
 #include "bus/server.h"
 #include "config/multipass_size.h"
+#include "contracts/app_code.h"
 #include "metrics/http_endpoint.h"
 #include "metrics/systemd_notify.h"
 #include "multipass/daemon_endpoint.h"
@@ -270,6 +271,7 @@ int Run(int argc, char** argv) {
   mps::bus::ServerOptions so;
   so.endpoint = bind;
   so.name = "multipass-hostd";
+  so.retry_app_codes = mps::contracts::RetryableAppCodeNames();
   so.curve = curve;
   so.metrics = metrics;
   if (systemd.watchdog_interval().count() > 0) {

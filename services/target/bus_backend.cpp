@@ -14,6 +14,7 @@
 #include "bus/server.h"
 #include "bus/sqlite_event_log.h"
 #include "cache/state_cache.h"
+#include "contracts/app_code.h"
 #include "contracts/codec.h"
 #include "contracts/host.h"
 #include "contracts/status.h"
@@ -201,6 +202,7 @@ std::shared_ptr<bus::BusClient> DirectClient(BusTargetBackend::Link& link) {
   bus::ServerOptions server;
   server.endpoint = "inproc://multipass-session-" + std::to_string(generation++);
   server.name = "multipass-session";
+  server.retry_app_codes = contracts::RetryableAppCodeNames();
   link.session_server = std::make_unique<bus::BusServer>(*link.context, server);
   multipass::SessionOptions session;
   session.client.address = direct.multipass_address;
@@ -232,6 +234,7 @@ std::shared_ptr<bus::BusClient> NomadClient(BusTargetBackend::Link& link,
   bus::ServerOptions server;
   server.endpoint = "inproc://nomad-" + std::to_string(generation++);
   server.name = "nomad";
+  server.retry_app_codes = contracts::RetryableAppCodeNames();
   link.nomad_server = std::make_unique<bus::BusServer>(*link.context, server);
   link.nomad_service = nomad::ServeNomad(*link.system, *link.nomad_server, nullptr, nomad);
   link.nomad_server->Start();

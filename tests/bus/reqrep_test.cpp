@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <csignal>
 #include <future>
 #include <thread>
@@ -94,6 +95,42 @@ TEST(BusRequestReply, ErrorsComeBackTypedAndServerKeepsServing) {
   EXPECT_EQ(client.CallSync("echo", {{"still", "alive"}})["still"], "alive");
   EXPECT_GE(server->stats().rejected["unknown_type"], 1u);
   EXPECT_GE(server->stats().rejected["too_large"], 1u);
+}
+
+// A failure that did nothing because the peer behind the handler could not be
+// reached must not be replayed to the retry: the retry of a launch after
+// multipassd came back got the stale "unreachable" for ten minutes.
+TEST(BusRequestReply, RetryableFailuresAreNotReplayedToRepeatsOfTheirKey) {
+  BusContext ctx;
+  ServerOptions o;
+  o.endpoint = "inproc://retryable";
+  o.name = "flaky";
+  o.retry_app_codes = {"unreachable"};
+  BusServer server(ctx, o);
+  std::atomic<int> runs{0};
+  server.Handle("flaky", [&](const Request& req, Responder r) {
+    int run = ++runs;
+    if (run == 1) {
+      r.Fail(BusError(ErrorCode::kHandlerFailed, "daemon unreachable", "unreachable"));
+    } else if (req.envelope.payload.value("refuse", false)) {
+      r.Fail(BusError(ErrorCode::kHandlerFailed, "bad name", "invalid_argument"));
+    } else {
+      r.Reply({{"run", run}});
+    }
+  });
+  server.Start();
+  BusClient client(ctx, Local(o.endpoint));
+  CallOptions key{2s, "launch:web-1"};
+  EXPECT_EQ(CallError(client, "flaky", {}, key), ErrorCode::kHandlerFailed);
+  // Run again, not answered from the cache; then the success is kept.
+  EXPECT_EQ(client.CallSync("flaky", {}, key)["run"], 2);
+  EXPECT_EQ(client.CallSync("flaky", {}, key)["run"], 2);
+  EXPECT_EQ(runs.load(), 2);
+  // Any other failure is an answer like a success: kept for repeats.
+  CallOptions other{2s, "launch:web-2"};
+  EXPECT_EQ(CallError(client, "flaky", {{"refuse", true}}, other), ErrorCode::kHandlerFailed);
+  EXPECT_EQ(CallError(client, "flaky", {{"refuse", true}}, other), ErrorCode::kHandlerFailed);
+  EXPECT_EQ(runs.load(), 3);
 }
 
 TEST(BusRequestReply, UnreachableEndpointFailsAtTheDeadline) {
