@@ -11,6 +11,7 @@
 #include "bus/client.h"
 #include "cache/state_cache.h"
 #include "fake_peers.h"
+#include "fast_options.h"
 #include "scaling/pool_status.h"
 #include "scaling/state_store.h"
 #include "support/temp_dir.h"
@@ -58,23 +59,13 @@ class ControllerTest : public ::testing::Test {
     co.first_sync_wait = 2s;
     co.board = board_;
     cache_ = cache ? cache : cache::SpawnStateCache(system_, co);
-    controller::ControllerOptions o;
-    o.links = links_;
-    o.cache = cache_;
-    o.cache_timeout = 1s;
-    o.first_sync_wait = 2s;
-    o.launch_grace = 300ms;
-    o.drain_grace = 300ms;
-    controller_ = controller::SpawnPoolController(system_, o);
+    controller_ =
+        controller::SpawnPoolController(system_, testing::FastControllerOptions(links_, cache_));
   }
 
   void StartWatcher() {
-    watcher::WatcherOptions wo;
-    wo.interval = 100ms;
-    wo.list_timeout = 1s;
-    wo.nodes_wait = 5s;
-    wo.nodes_retry = 100ms;
-    watcher_ = watcher::SpawnPoolWatcher(system_, wo, links_, cache_, controller_);
+    watcher_ = watcher::SpawnPoolWatcher(system_, testing::FastWatcherOptions(), links_, cache_,
+                                         controller_);
   }
 
   // What the watcher would report: the fakes' world as it is now (after the
