@@ -10,8 +10,8 @@
 
 #include "bus/client.h"
 #include "cache/state_cache.h"
+#include "controller_harness.h"
 #include "fake_peers.h"
-#include "fast_options.h"
 #include "scaling/pool_status.h"
 #include "scaling/state_store.h"
 #include "support/temp_dir.h"
@@ -87,20 +87,10 @@ class ControllerTest : public ::testing::Test {
     self->send(cache_, cache::observe_atom::value, o);
   }
 
-  cache::StatusAnswer Status() {
-    caf::scoped_actor self{system_};
-    cache::StatusAnswer answer;
-    self->request(cache_, 5s, cache::status_atom::value, cache::StatusQuery{policy_})
-        .receive([&](cache::StatusAnswer& a) { answer = a; }, [](caf::error&) {});
-    return answer;
-  }
+  cache::StatusAnswer Status() { return testing::AskStatus(system_, cache_, policy_); }
 
   controller::ScaleOutcome Scale(std::int64_t target, std::string id) {
-    controller::ScaleCommand c;
-    c.policy = policy_;
-    c.target = target;
-    c.request_id = std::move(id);
-    return controller::RunScale(system_, controller_, c);
+    return testing::RunScaleTo(system_, controller_, policy_, target, std::move(id));
   }
 
   std::future<controller::ScaleOutcome> ScaleAsync(std::int64_t target, std::string id) {

@@ -9,8 +9,8 @@
 
 #include "cache/state_cache.h"
 #include "controller/pool_controller.h"
+#include "controller_harness.h"
 #include "fake_peers.h"
-#include "fast_options.h"
 #include "scaling/pool_status.h"
 #include "scaling/state_store.h"
 #include "support/temp_dir.h"
@@ -107,20 +107,10 @@ class MultiHostControllerTest : public ::testing::Test {
     return epoch;
   }
 
-  cache::StatusAnswer Status() {
-    caf::scoped_actor self{system_};
-    cache::StatusAnswer answer;
-    self->request(cache_, 5s, cache::status_atom::value, cache::StatusQuery{policy_})
-        .receive([&](cache::StatusAnswer& a) { answer = a; }, [](caf::error&) {});
-    return answer;
-  }
+  cache::StatusAnswer Status() { return testing::AskStatus(system_, cache_, policy_); }
 
   controller::ScaleOutcome Scale(std::int64_t target, std::string id) {
-    controller::ScaleCommand c;
-    c.policy = policy_;
-    c.target = target;
-    c.request_id = std::move(id);
-    return controller::RunScale(system_, controller_, c);
+    return testing::RunScaleTo(system_, controller_, policy_, target, std::move(id));
   }
 
   std::map<std::string, std::size_t> PerHost() const {

@@ -14,6 +14,7 @@
 
 #include "bus/keys.h"
 #include "multipass/multipass_client.h"
+#include "plugin_launch.h"
 #include "support/child_process.h"
 #include "support/temp_dir.h"
 
@@ -132,26 +133,10 @@ class MultiHostWorld {
     if (!r.value("ok", false)) throw std::runtime_error("SetConfig failed: " + r.dump());
   }
 
-  int Send(json step, bool async = false) {
-    int id = next_id_++;
-    step["id"] = id;
-    step["async"] = async;
-    host_->WriteStdin(step.dump() + "\n");
-    return id;
-  }
+  int Send(json step, bool async = false) { return steps_.Send(*host_, std::move(step), async); }
 
   json Await(int id, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!results_.contains(id)) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return {{"ok", false}, {"code", "TestTimeout"}};
-      auto line = host_->ReadLine(left);
-      if (!line) return {{"ok", false}, {"code", "HostGone"}, {"message", host_->stderr_text()}};
-      auto r = json::parse(*line, nullptr, false);
-      if (r.is_object() && r.contains("step")) results_[r["step"].get<int>()] = r;
-    }
-    return results_[id];
+    return steps_.Await(*host_, id, timeout);
   }
 
   json Run(json step, std::chrono::milliseconds timeout = 30s) {
@@ -212,8 +197,7 @@ class MultiHostWorld {
   std::unique_ptr<mps::testing::ChildProcess> sim_, host_;
   std::vector<std::unique_ptr<mps::testing::ChildProcess>> hostd_;
   std::string nomad_address_;
-  int next_id_ = 1;
-  std::map<int, json> results_;
+  mps::test::GoPluginHostSteps steps_;
 };
 
 std::string Meta(const json& status, const std::string& key) {

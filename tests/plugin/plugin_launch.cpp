@@ -49,4 +49,27 @@ HostRun RunGoPluginHost(const nlohmann::json& script, std::chrono::milliseconds 
   return run;
 }
 
+int GoPluginHostSteps::Send(mps::testing::ChildProcess& host, nlohmann::json step, bool async) {
+  int id = next_id_++;
+  step["id"] = id;
+  step["async"] = async;
+  host.WriteStdin(step.dump() + "\n");
+  return id;
+}
+
+nlohmann::json GoPluginHostSteps::Await(mps::testing::ChildProcess& host, int id,
+                                        std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!results_.contains(id)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return {{"ok", false}, {"code", "TestTimeout"}};
+    auto line = host.ReadLine(left);
+    if (!line) return {{"ok", false}, {"code", "HostGone"}, {"message", host.stderr_text()}};
+    auto r = nlohmann::json::parse(*line, nullptr, false);
+    if (r.is_object() && r.contains("step")) results_[r["step"].get<int>()] = r;
+  }
+  return results_[id];
+}
+
 }  // namespace mps::test

@@ -37,4 +37,21 @@ struct HostRun {
 };
 HostRun RunGoPluginHost(const nlohmann::json& script, std::chrono::milliseconds timeout);
 
+// The numbered steps of an interactive goplugin-host: each step gets an id,
+// and answers (async steps may finish out of order) are kept by id until
+// asked for.
+class GoPluginHostSteps {
+ public:
+  // Sends `step` to `host`; returns its id.
+  int Send(mps::testing::ChildProcess& host, nlohmann::json step, bool async = false);
+  // The answer to step `id`, or {"ok": false, "code": "TestTimeout" |
+  // "HostGone"} when it does not come in time or the host exits.
+  nlohmann::json Await(mps::testing::ChildProcess& host, int id, std::chrono::milliseconds timeout);
+  void Clear() { results_.clear(); }  // a new host: old answers mean nothing
+
+ private:
+  int next_id_ = 1;
+  std::map<int, nlohmann::json> results_;
+};
+
 }  // namespace mps::test

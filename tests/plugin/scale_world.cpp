@@ -134,7 +134,7 @@ void ScaleWorld::StartPlugin(const json& extra_config) {
   host_options.pipe_stdin = true;
   host_ = std::make_unique<mps::testing::ChildProcess>(
       std::vector<std::string>{mps::testing::BinDir() + "/goplugin-host"}, host_options);
-  results_.clear();
+  steps_.Clear();
   host_->WriteStdin(
       json{{"plugin", mps::testing::BinDir() + "/multipass-target"}, {"interactive", true}}.dump() +
       "\n");
@@ -162,25 +162,11 @@ void ScaleWorld::StopHost() {
 }
 
 int ScaleWorld::Send(json step, bool async) {
-  int id = next_id_++;
-  step["id"] = id;
-  step["async"] = async;
-  host_->WriteStdin(step.dump() + "\n");
-  return id;
+  return steps_.Send(*host_, std::move(step), async);
 }
 
 json ScaleWorld::Await(int id, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!results_.contains(id)) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return {{"ok", false}, {"code", "TestTimeout"}};
-    auto line = host_->ReadLine(left);
-    if (!line) return {{"ok", false}, {"code", "HostGone"}, {"message", host_->stderr_text()}};
-    auto r = json::parse(*line, nullptr, false);
-    if (r.is_object() && r.contains("step")) results_[r["step"].get<int>()] = r;
-  }
-  return results_[id];
+  return steps_.Await(*host_, id, timeout);
 }
 
 json ScaleWorld::Run(json step, std::chrono::milliseconds timeout) {

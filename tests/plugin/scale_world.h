@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "multipass/multipass_client.h"
+#include "plugin_launch.h"
 #include "support/child_process.h"
 #include "support/temp_dir.h"
 
@@ -101,8 +102,7 @@ class ScaleWorld {
   std::string passphrase_;
   std::string hostd_endpoint_;
   int plugin_pid_ = -1;
-  int next_id_ = 1;
-  std::map<int, nlohmann::json> results_;
+  mps::test::GoPluginHostSteps steps_;
 };
 
 }  // namespace mps::test
