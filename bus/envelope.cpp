@@ -349,13 +349,17 @@ Envelope MakeErrorReply(const Envelope& request, const BusError& error, std::str
   return r;
 }
 
-void ThrowErrorReply(const Envelope& reply) {
+BusError ErrorOfReply(const Envelope& reply) {
   const auto& p = reply.payload;
   auto str = [&](const char* key) {
     auto it = p.find(key);
     return it != p.end() && it->is_string() ? it->get<std::string>() : std::string();
   };
-  throw BusError(ErrorCodeFromName(str("code")), str("message"), str("app_code"));
+  return BusError(ErrorCodeFromName(str("code")), str("message"), str("app_code"));
+}
+
+void ThrowErrorReply(const Envelope& reply) {
+  throw ErrorOfReply(reply);
 }
 
 }  // namespace mps::bus

@@ -53,7 +53,8 @@ Envelope Decode(std::string_view frame, const DecodeLimits& limits = {});  // th
 
 // An error reply addressed to `request`.
 Envelope MakeErrorReply(const Envelope& request, const BusError& error, std::string_view sender);
-// Throws the BusError carried by an error reply.
+// The BusError an error reply (type kErrorType) carries, and a throw of it.
+BusError ErrorOfReply(const Envelope& reply);
 [[noreturn]] void ThrowErrorReply(const Envelope& reply);
 
 std::int64_t NowUnixMs();

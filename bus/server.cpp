@@ -342,18 +342,15 @@ void BusServer::Flush() {
 
 bool BusServer::KeepForRepeats(const Envelope& reply) const {
   if (reply.type != kErrorType) return true;
-  auto field = [&](const char* key) {
-    auto it = reply.payload.find(key);
-    return it != reply.payload.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  switch (ErrorCodeFromName(field("code"))) {
+  const BusError error = ErrorOfReply(reply);
+  switch (error.code()) {
     case ErrorCode::kUnreachable:
     case ErrorCode::kTimeout:
     case ErrorCode::kDeadlineExpired:
     case ErrorCode::kShuttingDown:
       return false;
     default:
-      return options_.retry_app_codes.count(field("app_code")) == 0;
+      return options_.retry_app_codes.count(error.app_code()) == 0;
   }
 }
 
