@@ -46,6 +46,7 @@ const std::set<std::string, std::less<>>& KnownPolicyKeys() {
       "node_filter_ignore_ineligible",
       "hosts",
       "zones",
+      "placement_strategy",
       "warm_pool_size",
       "warm_pool_max_prepared",
       "warm_pool_reuse_on_scale_in",
@@ -421,6 +422,18 @@ PoolPolicy ParsePoolPolicy(const std::map<std::string, std::string>& target_conf
   if (auto d = reader.Duration("node_drain_deadline", false)) p.node_drain_deadline = *d;
   p.hosts = reader.NameList("hosts", "host");
   p.zones = reader.NameList("zones", "zone");
+  if (auto text = reader.Get("placement_strategy")) {
+    if (*text == "spread") {
+      p.placement_strategy = PlacementStrategy::kSpread;
+    } else if (*text == "pack") {
+      p.placement_strategy = PlacementStrategy::kPack;
+    } else {
+      reader.Problem("placement_strategy",
+                     "expected spread (even over hosts and zones) or pack (fill the fullest host "
+                     "that fits first), got " +
+                         Quoted(*text));
+    }
+  }
   p.node_drain_ignore_system_jobs = reader.Bool("node_drain_ignore_system_jobs").value_or(false);
   p.node_purge = reader.Bool("node_purge").value_or(false);
   if (auto text = reader.Get("node_selector_strategy")) {

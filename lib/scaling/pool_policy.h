@@ -17,6 +17,7 @@
 
 #include "config/hosts_file.h"
 #include "config/multipass_size.h"
+#include "scaling/host_placement.h"
 
 namespace mps::scaling {
 
@@ -90,6 +91,8 @@ struct PoolPolicy {
   // by CheckPlacementScope.
   std::set<std::string> hosts;
   std::set<std::string> zones;
+  // `placement_strategy`: spread (the default) or pack, see host_placement.h.
+  PlacementStrategy placement_strategy = PlacementStrategy::kSpread;
   bool dry_run = false;
   std::optional<std::chrono::nanoseconds> grpc_timeout;  // _nomad_autoscaler_grpc_timeout
 

@@ -105,6 +105,7 @@ Placement PlaceLaunches(const PoolState& state, const PoolPolicy& policy, std::i
   request.count = count;
   request.allowed_hosts = policy.hosts;
   request.allowed_zones = policy.zones;
+  request.strategy = policy.placement_strategy;
   return PlaceInstances(hosts, request);
 }
 

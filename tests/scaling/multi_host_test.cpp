@@ -139,6 +139,21 @@ TEST_F(MultiHostTest, APoolRestrictedToHostsStaysOnThem) {
   EXPECT_EQ(LaunchesPerHost(plan), (std::map<std::string, int>{{"mp-c", 3}}));
 }
 
+TEST_F(MultiHostTest, PackFillsTheFullestHostBeforeTheNext) {
+  auto state = ThreeHosts({});
+  for (auto& [name, host] : state.capacity) {
+    host.resources_known = true;
+    host.cpus = 4;
+    host.memory_bytes = 64LL << 30;
+    host.disk_bytes = 4LL << 40;
+  }
+  // mp-b has the least free memory; each host fits four 1-CPU instances.
+  state.capacity["mp-b"].allocated_memory_bytes = 8LL << 30;
+  auto plan = Plan(state, Policy({{"placement_strategy", "pack"}}), 6);
+  ASSERT_EQ(plan.outcome, PlanOutcome::kExecute) << plan.message;
+  EXPECT_EQ(LaunchesPerHost(plan), (std::map<std::string, int>{{"mp-a", 2}, {"mp-b", 4}}));
+}
+
 TEST_F(MultiHostTest, CapacityExhaustedLaunchesWhatFitsAndSaysWhyPerHost) {
   auto state = ThreeHosts({});
   for (auto& [name, host] : state.capacity) host.max_instances = 2;

@@ -325,6 +325,19 @@ TEST(PoolPolicy, HostsAndZonesAreCommaSeparatedNameLists) {
               HasSubstr("comma-separated list of zone names, got \"z 1\""));
 }
 
+TEST(PoolPolicy, PlacementStrategyIsSpreadOrPack) {
+  EXPECT_EQ(ParsePoolPolicy({{"node_class", "web"}}).placement_strategy,
+            PlacementStrategy::kSpread);
+  EXPECT_EQ(
+      ParsePoolPolicy({{"node_class", "web"}, {"placement_strategy", "pack"}}).placement_strategy,
+      PlacementStrategy::kPack);
+  auto problems = ProblemsOf({{"node_class", "web"}, {"placement_strategy", "binpack"}});
+  ASSERT_NE(ProblemFor(problems, "placement_strategy"), nullptr);
+  EXPECT_THAT(ProblemFor(problems, "placement_strategy")->message,
+              HasSubstr("expected spread (even over hosts and zones) or pack"));
+  EXPECT_THAT(ProblemFor(problems, "placement_strategy")->message, HasSubstr("got \"binpack\""));
+}
+
 TEST(PoolPolicy, PlacementScopeNamesUnknownHostsAndZones) {
   auto host = [](std::string name, std::string zone) {
     config::HostEntry h;
