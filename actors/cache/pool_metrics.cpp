@@ -45,6 +45,23 @@ void RecordPoolMetrics(metrics::Registry& m, const scaling::PoolState& state,
           {{"pool", state.prefix}, {"peer", "nomad"}})
       .Set(state.nomad.reachable ? 1 : 0);
 
+  // Several hosts (issue 13): where the pool's instances are, and which
+  // hosts answer. Every host the pool may use has a series, 0 when empty.
+  std::map<std::string, double> per_host;
+  std::vector<std::pair<metrics::Labels, double>> reachable;
+  for (const auto& [host, r] : state.hosts) {
+    per_host[host] = 0;
+    reachable.push_back({{{"host", host}}, r.reachable ? 1.0 : 0.0});
+  }
+  for (const auto& i : state.instances)
+    if (!i.host.empty()) per_host[i.host]++;
+  std::vector<std::pair<metrics::Labels, double>> placed;
+  for (const auto& [host, n] : per_host) placed.push_back({{{"host", host}}, n});
+  m.ReplaceGauges("mps_pool_host_instances", "Instances of the pool on each Multipass host", pool,
+                  placed);
+  m.ReplaceGauges("mps_pool_host_reachable", "1 while the host's hostd answers the pool's listings",
+                  pool, reachable);
+
   std::map<std::string, double> ops;
   for (const auto& o : state.operations) ops[std::string(scaling::ToString(o.kind))]++;
   std::vector<std::pair<metrics::Labels, double>> operations;
