@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -602,6 +603,8 @@ std::optional<BusAnswer> HandleRequest(SessionState& s, const bus::Envelope& r,
         ledger->Launched(done.name, SizeOfLaunch(done));
         ledger->Succeeded();
       }
+      if (auto e = ledger->save_error(); !e.empty())
+        spdlog::warn("launched sizes: {} (after a restart they count as estimated)", e);
       notify();
       metrics::Observe(counted.registry.get(), "mps_launch_duration_seconds",
                        "Launches from submission to their end, by result",
@@ -728,6 +731,14 @@ caf::behavior Session(caf::stateful_actor<SessionState>* self, bus::EventPublish
   st.metrics = {options.metrics, options.health};
   st.headroom = options.headroom;
   st.storage_path = options.storage_path;
+  if (!options.client.state_dir.empty()) {
+    // The sizes it launched, kept across restarts for host.capacity.
+    st.ledger = std::make_shared<LaunchLedger>(std::filesystem::path(options.client.state_dir) /
+                                               "launched-sizes.json");
+    if (!st.ledger->load_error().empty())
+      spdlog::warn("launched sizes not read ({}): instances count as estimated until relaunched",
+                   st.ledger->load_error());
+  }
   st.capacity_may_have_changed = [me = self->address(), pending = st.capacity_check_pending] {
     if (pending->exchange(true)) return;
     if (auto target = caf::actor_cast<caf::actor>(me)) {

@@ -1,5 +1,6 @@
 #include "multipass/host_capacity.h"
 
+#include <fcntl.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -7,6 +8,7 @@
 #include <charconv>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "config/multipass_size.h"
@@ -105,9 +107,92 @@ bool CountsAgainstHost(MultipassError::Kind kind) {
   }
 }
 
+namespace {
+
+constexpr int kLedgerFileVersion = 1;
+
+std::map<std::string, InstanceSize> ParseLedger(const std::string& text) {
+  auto doc = nlohmann::json::parse(text);
+  if (!doc.is_object() || doc.value("version", 0) != kLedgerFileVersion || !doc.contains("sizes") ||
+      !doc["sizes"].is_object())
+    throw std::runtime_error("expected {\"version\": 1, \"sizes\": {...}}");
+  std::map<std::string, InstanceSize> sizes;
+  for (const auto& [name, v] : doc["sizes"].items()) {
+    if (sizes.size() >= LaunchLedger::kMaxEntries) break;
+    InstanceSize size{v.at("cpus").get<std::int64_t>(), v.at("memory_bytes").get<std::int64_t>(),
+                      v.at("disk_bytes").get<std::int64_t>()};
+    if (size.cpus <= 0 || size.memory_bytes <= 0 || size.disk_bytes <= 0)
+      throw std::runtime_error("instance \"" + name + "\": sizes must be positive");
+    sizes[name] = size;
+  }
+  return sizes;
+}
+
+}  // namespace
+
+LaunchLedger::LaunchLedger(std::filesystem::path file) : file_(std::move(file)) {
+  std::error_code ec;
+  if (!std::filesystem::exists(file_, ec)) return;
+  auto size = std::filesystem::file_size(file_, ec);
+  if (ec || size > kMaxFileBytes) {
+    load_error_ = file_.string() + ": " +
+                  (ec ? ec.message() : "larger than " + std::to_string(kMaxFileBytes) + " bytes");
+    return;
+  }
+  std::ifstream in(file_, std::ios::binary);
+  std::string text(static_cast<std::size_t>(size), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(size));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  try {
+    sizes_ = ParseLedger(text);
+  } catch (const std::exception& e) {
+    load_error_ = file_.string() + ": " + e.what();
+  }
+}
+
+std::string LaunchLedger::save_error() const {
+  std::lock_guard lock(mutex_);
+  return save_error_;
+}
+
+void LaunchLedger::SaveLocked() {
+  if (file_.empty()) return;
+  nlohmann::json sizes = nlohmann::json::object();
+  for (const auto& [name, size] : sizes_)
+    sizes[name] = {
+        {"cpus", size.cpus}, {"memory_bytes", size.memory_bytes}, {"disk_bytes", size.disk_bytes}};
+  std::string text = nlohmann::json{{"version", kLedgerFileVersion}, {"sizes", sizes}}.dump();
+  auto tmp = file_;
+  tmp += ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  bool ok = fd >= 0;
+  for (std::size_t done = 0; ok && done < text.size();) {
+    auto n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<std::size_t>(n);
+  }
+  int saved_errno = errno;
+  ok = ok && ::fsync(fd) == 0;
+  if (!ok) saved_errno = errno;
+  if (fd >= 0) ::close(fd);
+  if (ok && std::rename(tmp.c_str(), file_.c_str()) != 0) {
+    ok = false;
+    saved_errno = errno;
+  }
+  if (ok) {
+    save_error_.clear();
+  } else {
+    save_error_ = "cannot write " + file_.string() + ": " + std::strerror(saved_errno);
+    ::unlink(tmp.c_str());
+  }
+}
+
 void LaunchLedger::Launched(const std::string& name, const InstanceSize& size) {
   std::lock_guard lock(mutex_);
+  if (sizes_.size() >= kMaxEntries && !sizes_.contains(name)) return;
   sizes_[name] = size;
+  SaveLocked();
 }
 
 void LaunchLedger::Succeeded() {
@@ -125,7 +210,9 @@ void LaunchLedger::Failed(const MultipassError& error) {
 
 void LaunchLedger::Deleted(const std::vector<std::string>& names) {
   std::lock_guard lock(mutex_);
-  for (const auto& n : names) sizes_.erase(n);
+  std::size_t erased = 0;
+  for (const auto& n : names) erased += sizes_.erase(n);
+  if (erased > 0) SaveLocked();
 }
 
 std::map<std::string, InstanceSize> LaunchLedger::Sizes() const {

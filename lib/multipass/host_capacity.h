@@ -4,6 +4,7 @@
 // totals, the instances multipassd lists (no SSH, no runtime information)
 // and the sizes hostd launched them with.
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -53,8 +54,27 @@ bool CountsAgainstHost(MultipassError::Kind kind);
 
 // The sizes of the instances this hostd launched and its launches' recent
 // outcomes. Thread-safe: launches end on the scheduler's threads.
+//
+// With a file (hostd's state dir), the sizes outlive a restart: a restarted
+// hostd counts what it launched at their real sizes, not as estimated
+// defaults. The file is rewritten whole (write, fsync, rename) on every
+// launch and delete, so a crash leaves the old or the new one.
 class LaunchLedger {
  public:
+  // At most this many sizes are kept (names are unique; beyond it, the
+  // instances count as estimated, like ones hostd did not launch).
+  static constexpr std::size_t kMaxEntries = 10'000;
+  // The file is at most this large: read no further than that.
+  static constexpr std::uintmax_t kMaxFileBytes = 4 * 1024 * 1024;
+
+  LaunchLedger() = default;
+  // Reads `file` when it exists. A file that cannot be read or parsed is
+  // left alone and the ledger starts empty; load_error() says why.
+  explicit LaunchLedger(std::filesystem::path file);
+  const std::string& load_error() const { return load_error_; }
+  // Why the last write of the file failed; empty when it did not.
+  std::string save_error() const;
+
   void Launched(const std::string& name, const InstanceSize& size);
   void Succeeded();
   void Failed(const MultipassError& error);
@@ -64,6 +84,11 @@ class LaunchLedger {
   std::string last_failure() const;
 
  private:
+  void SaveLocked();
+
+  std::filesystem::path file_;
+  std::string load_error_;
+  std::string save_error_;
   mutable std::mutex mutex_;
   std::map<std::string, InstanceSize> sizes_;
   std::int64_t consecutive_failures_ = 0;

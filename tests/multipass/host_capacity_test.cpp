@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
+#include "support/temp_dir.h"
+
 namespace mps::multipass {
 namespace {
 
@@ -63,6 +67,52 @@ TEST(HostCapacity, TheLedgerCountsFailuresOfTheHostNotOfTheRequest) {
   EXPECT_EQ(ledger.Sizes().at("web-1").cpus, 2);
   ledger.Deleted({"web-1", "never-there"});
   EXPECT_TRUE(ledger.Sizes().empty());
+}
+
+TEST(HostCapacity, TheLedgersSizesOutliveARestart) {
+  mps::testing::TempDir dir;
+  auto file = dir / "launched-sizes.json";
+  {
+    LaunchLedger ledger(file);
+    EXPECT_EQ(ledger.load_error(), "");
+    ledger.Launched("web-1", {2, 2 * kGiB, 10 * kGiB});
+    ledger.Launched("web-2", {4, 8 * kGiB, 40 * kGiB});
+    ledger.Deleted({"web-2"});
+    EXPECT_EQ(ledger.save_error(), "");
+  }
+  LaunchLedger restarted(file);
+  EXPECT_EQ(restarted.load_error(), "");
+  auto sizes = restarted.Sizes();
+  ASSERT_EQ(sizes.size(), 1u);
+  EXPECT_EQ(sizes.at("web-1").cpus, 2);
+  EXPECT_EQ(sizes.at("web-1").memory_bytes, 2 * kGiB);
+  EXPECT_EQ(sizes.at("web-1").disk_bytes, 10 * kGiB);
+  // What it reads is what AllocationOf counts as known, not estimated.
+  InstanceInfo listed;
+  listed.name = "web-1";
+  listed.state = InstanceState::running;
+  auto a = AllocationOf({listed}, sizes);
+  EXPECT_EQ(a.estimated, 0);
+  EXPECT_EQ(a.cpus, 2);
+}
+
+TEST(HostCapacity, ABrokenLedgerFileIsNamedAndTheLedgerStartsEmpty) {
+  mps::testing::TempDir dir;
+  auto file = dir / "launched-sizes.json";
+  std::ofstream(file) << "{\"version\": 1, \"sizes\": {\"web-1\": {\"cpus\": 0";
+  LaunchLedger ledger(file);
+  EXPECT_NE(ledger.load_error().find(file.string()), std::string::npos) << ledger.load_error();
+  EXPECT_TRUE(ledger.Sizes().empty());
+  std::ofstream(file)
+      << R"({"version": 1, "sizes": {"web-1": {"cpus": 0, "memory_bytes": 1, "disk_bytes": 1}}})";
+  LaunchLedger zero(file);
+  EXPECT_NE(zero.load_error().find("sizes must be positive"), std::string::npos)
+      << zero.load_error();
+  // A state dir it cannot write to is reported, and the sizes stay in memory.
+  LaunchLedger unwritable(dir / "missing-dir" / "launched-sizes.json");
+  unwritable.Launched("web-1", {1, kGiB, 5 * kGiB});
+  EXPECT_NE(unwritable.save_error().find("cannot write"), std::string::npos);
+  EXPECT_EQ(unwritable.Sizes().size(), 1u);
 }
 
 }  // namespace
