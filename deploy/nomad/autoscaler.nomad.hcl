@@ -30,6 +30,17 @@
 #
 # A host volume with the key files would do as well; the variable keeps the
 # secret off every client's disk except the one running the task.
+#
+# Several Multipass hosts (one multipass-hostd each, README "A pool over
+# several hosts"): leave hostd_address unset and name a hosts file instead,
+# e.g. the two-host example next to this file:
+#
+#   nomad job run -var 'plugin_artifact_url=...' -var 'cloud_init_file=web-cloud-init.yaml' \
+#     -var 'hosts_file=hosts.two-hosts.json' autoscaler.nomad.hcl
+#
+# The job renders it for the plugin with each host's key path set to
+# /secrets/hostd-<name>.pub, filled from the variable's hostd_pub_0,
+# hostd_pub_1, ... in the order of the file (deploy/KEYS.md, "Two hosts").
 
 variable "datacenters" {
   type    = list(string)
@@ -47,8 +58,23 @@ variable "plugin_artifact_url" {
 }
 
 variable "hostd_address" {
-  description = "multipass-hostd's bus endpoint as the VMs reach it, tcp://HOST:PORT"
+  description = "multipass-hostd's bus endpoint as the VMs reach it, tcp://HOST:PORT (one host; unset with hosts_file)"
   type        = string
+  default     = ""
+}
+
+variable "hosts_file" {
+  description = "Several hosts: a hosts file (README, The hosts file) next to this job, e.g. hosts.two-hosts.json; empty: the one host of hostd_address"
+  type        = string
+  default     = ""
+}
+
+locals {
+  # The hosts file's entries, each with its key where the job renders it.
+  hosts = var.hosts_file == "" ? [] : [
+    for h in jsondecode(file(var.hosts_file)).hosts :
+    merge(h, { hostd_server_key_path = "/secrets/hostd-${h.name}.pub" })
+  ]
 }
 
 variable "cloud_init_file" {
@@ -130,6 +156,31 @@ job "autoscaler" {
         EOT
       }
 
+      # Several hosts: one public key per host, and the hosts file naming them.
+      dynamic "template" {
+        for_each = local.hosts
+        content {
+          destination = "secrets/hostd-${template.value.name}.pub"
+          perms       = "0600"
+          data        = <<-EOT
+          {{ with nomadVar "nomad/jobs/autoscaler" }}{{ .hostd_pub_${template.key} }}{{ end }}
+          EOT
+        }
+      }
+
+      dynamic "template" {
+        for_each = length(local.hosts) > 0 ? [jsonencode({ hosts = local.hosts })] : []
+        content {
+          destination   = "local/hosts.json"
+          data          = template.value
+          # JSON is not a consul-template: nothing in it is an action.
+          left_delimiter  = "<%mps%"
+          right_delimiter = "%mps%>"
+          change_mode     = "signal"
+          change_signal   = "SIGHUP"
+        }
+      }
+
       # The status endpoint's own key pair and the operators admitted to it
       # (read-only: only status and events are served there).
       template {
@@ -197,8 +248,12 @@ job "autoscaler" {
         target "multipass-target" {
           driver = "multipass-target"
           config = {
+            %{ if length(local.hosts) == 0 ~}
             hostd_address         = "${var.hostd_address}"
             hostd_server_key_path = "/secrets/hostd.pub"
+            %{ else ~}
+            hosts_file            = "/local/hosts.json"
+            %{ endif ~}
             bus_key_path          = "/secrets/plugin.key"
             state_dir             = "/alloc/data/multipass-target"
             max_parallel_launches = "4"

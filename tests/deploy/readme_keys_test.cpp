@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "config/hosts_file.h"
 #include "plugin/plugin_config.h"
 #include "scaling/pool_policy.h"
 
@@ -182,6 +184,27 @@ TEST(DeployExamples, AgentConfigUsesKnownPluginKeysForSplitMode) {
   for (const char* key : {"hostd_address", "hostd_server_key_path", "bus_key_path"}) {
     EXPECT_TRUE(config.contains(key)) << "split mode needs " << key;
   }
+}
+
+TEST(DeployExamples, TwoHostHostsFileIsOneThePluginAccepts) {
+  // Next to its key files (as the job's rendering or an operator would put
+  // them), the example must pass the plugin's own hosts_file check.
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(::testing::TempDir()) / "two-hosts";
+  fs::create_directories(dir);
+  fs::copy_file(SourceDir() + "/deploy/nomad/hosts.two-hosts.json", dir / "hosts.json",
+                fs::copy_options::overwrite_existing);
+  for (const char* key : {"host-a.pub", "host-b.pub"})
+    std::ofstream(dir / key) << std::string(40, 'a') << "\n";
+  try {
+    auto hosts = mps::config::ReadHostsFile(dir / "hosts.json");
+    ASSERT_EQ(hosts.size(), 2u);
+    EXPECT_EQ(hosts[0].name, "host-a");
+    EXPECT_NE(hosts[0].zone, hosts[1].zone) << "the example shows two zones";
+  } catch (const mps::config::HostsFileError& e) {
+    ADD_FAILURE() << "deploy/nomad/hosts.two-hosts.json: " << e.what();
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace

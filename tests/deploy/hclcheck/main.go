@@ -6,6 +6,8 @@
 // (the autoscaler's agent config). consul-template actions ({{ ... }}) are
 // not HCL: a line made only of actions is dropped, any other action is read
 // as the number 0, so `bind_port = {{ env "X" }}` and `"{{ .v }}"` stay valid.
+// Lines that are HCL template directives (%{ if }) are dropped too: both
+// branches are checked.
 package main
 
 import (
@@ -20,6 +22,10 @@ import (
 )
 
 var action = regexp.MustCompile(`\{\{.*?\}\}`)
+
+// An HCL template directive (%{ if ... }, %{ else }, %{ endif }) on a line of
+// its own: the job's HCL picks the lines of the rendered file.
+var directive = regexp.MustCompile(`^\s*%\{[^}]*\}\s*$`)
 
 func report(diags hcl.Diagnostics) int {
 	errors := 0
@@ -42,7 +48,7 @@ func report(diags hcl.Diagnostics) int {
 func withoutActions(text string) string {
 	lines := strings.Split(text, "\n")
 	for i, line := range lines {
-		if strings.TrimSpace(action.ReplaceAllString(line, "")) == "" {
+		if strings.TrimSpace(action.ReplaceAllString(line, "")) == "" || directive.MatchString(line) {
 			lines[i] = ""
 		} else {
 			lines[i] = action.ReplaceAllString(line, "0")
