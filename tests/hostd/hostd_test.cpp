@@ -981,19 +981,32 @@ TEST_F(HostdTest, PublishesCapacityWhenItChanges) {
   sub.Stop();
 }
 
-TEST_F(HostdTest, InstancesItDidNotLaunchCountAtMultipassDefaults) {
+TEST_F(HostdTest, ARestartedHostdKnowsWhatItLaunchedAndEstimatesTheRest) {
   Start("10ms");
   client_->CallSync(std::string(mp::LaunchRequest::kType),
                     {{"name", "web-1"}, {"cpus", 4}, {"memory", "4G"}}, Mutating("launch-web-1"));
-  // A new hostd knows nothing of web-1's size: multipassd tells it only with
-  // runtime information (an SSH command per VM).
-  client_.reset();
-  hostd_.proc->Signal(SIGTERM);
-  ASSERT_EQ(hostd_.proc->Wait(10s), 0) << hostd_.proc->stderr_text();
-  hostd_ = StartHostd(dir_, sim_, keys_);
-  client_ = Connect(ctx_, hostd_, keys_, keys_.client_key);
-  WaitUntilDaemonAnswers(*client_);
+  auto restart = [&] {
+    client_.reset();
+    hostd_.proc->Signal(SIGTERM);
+    ASSERT_EQ(hostd_.proc->Wait(10s), 0) << hostd_.proc->stderr_text();
+    hostd_ = StartHostd(dir_, sim_, keys_);
+    client_ = Connect(ctx_, hostd_, keys_, keys_.client_key);
+    WaitUntilDaemonAnswers(*client_);
+  };
+  // The size it launched web-1 with is kept in its state dir.
+  restart();
   auto c = Capacity(*client_);
+  EXPECT_EQ(c.allocated.instances, 1);
+  EXPECT_EQ(c.allocated.estimated, 0);
+  EXPECT_EQ(c.allocated.cpus, 4);
+  EXPECT_EQ(c.allocated.memory_bytes, 4 * kGiB);
+
+  // An instance it has no size for (launched by hand, or before that file):
+  // multipassd tells the size only with runtime information (an SSH command
+  // per VM), so it counts at Multipass's defaults, as estimated.
+  std::filesystem::remove(dir_.path() + "/hostd-state/launched-sizes.json");
+  restart();
+  c = Capacity(*client_);
   EXPECT_EQ(c.allocated.instances, 1);
   EXPECT_EQ(c.allocated.estimated, 1);
   EXPECT_EQ(c.allocated.cpus, 1);
