@@ -11,27 +11,33 @@ namespace {
 
 // Learns from the socket's monitor that the server refused our key: the
 // rejected client gets no error on send, its messages just wait forever.
-// With metrics it also keeps mps_bus_link_up: up once connected (with Curve:
-// once the handshake succeeded), down when disconnected.
+// It also knows whether the link is up: once the ZMTP handshake succeeded
+// (with any mechanism: a connection whose peer never completes it, such as a
+// frozen process whose socket still accepts, is not up), down when
+// disconnected; with metrics it keeps mps_bus_link_up.
 class AuthMonitor : public zmq::monitor_t {
  public:
   AuthMonitor(std::atomic<bool>& refused, const ClientOptions& options)
-      : refused_(refused), options_(options) {}
+      : refused_(refused), options_(options), down_since_(std::chrono::steady_clock::now()) {}
   void on_event_handshake_failed_auth(const zmq_event_t&, const char*) override { refused_ = true; }
   void on_event_handshake_succeeded(const zmq_event_t&, const char*) override {
     refused_ = false;
     Up(true);
   }
-  void on_event_connected(const zmq_event_t&, const char*) override {
-    if (!options_.curve) Up(true);
-  }
   void on_event_disconnected(const zmq_event_t&, const char*) override { Up(false); }
 
   // True once after each connection that followed a loss.
   bool TakeReconnected() { return std::exchange(reconnected_, false); }
+  // Since when there is no connection (since the start until the first);
+  // empty while connected.
+  std::optional<std::chrono::steady_clock::time_point> down_since() const { return down_since_; }
 
  private:
   void Up(bool up) {
+    if (up)
+      down_since_.reset();
+    else if (!down_since_)
+      down_since_ = std::chrono::steady_clock::now();
     bool again = up && ever_up_;
     if (up && lost_) reconnected_ = true;
     if (!up && ever_up_) lost_ = true;
@@ -54,6 +60,7 @@ class AuthMonitor : public zmq::monitor_t {
   bool ever_up_ = false;
   bool lost_ = false;
   bool reconnected_ = false;
+  std::optional<std::chrono::steady_clock::time_point> down_since_;
 };
 
 }  // namespace
@@ -141,13 +148,21 @@ void BusClient::Loop(std::promise<std::string>& connected) {
   socket.set(zmq::sockopt::immediate, true);
   std::optional<AuthMonitor> monitor;
   if (options_.curve) ApplyCurveClient(socket, *options_.curve);
+  const bool inproc = TransportOf(options_.endpoint) == Transport::kInproc;
+  if (!inproc && options_.heartbeat_interval.count() > 0) {
+    socket.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(options_.heartbeat_interval.count()));
+    socket.set(zmq::sockopt::heartbeat_timeout,
+               static_cast<int>(options_.heartbeat_timeout.count()));
+  }
+  // Only a peer behind a real connection can be lost (see lost_link_grace).
+  const bool watch_link = !inproc && options_.lost_link_grace.count() > 0;
   // The monitor also tells when the server came back after a loss (inproc
   // has no connection events: its peer cannot restart under us).
-  if (options_.curve || options_.metrics || TransportOf(options_.endpoint) != Transport::kInproc) {
+  if (options_.curve || options_.metrics || !inproc) {
     monitor.emplace(refused_, options_);
     static std::atomic<int> counter{0};
-    int events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
-                 ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED;
+    int events =
+        ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED;
     monitor->init(socket, "inproc://bus-client-monitor-" + std::to_string(counter++), events);
     if (options_.metrics)
       options_.metrics
@@ -168,7 +183,7 @@ void BusClient::Loop(std::promise<std::string>& connected) {
   connected.set_value("");
   this->socket_ptr_ = &socket;
   // inproc:// has no connection events: connected to a bound peer is up.
-  if (options_.metrics && TransportOf(options_.endpoint) == Transport::kInproc)
+  if (options_.metrics && inproc)
     options_.metrics
         ->Gauge("mps_bus_link_up", "1 while the bus client is connected to its server",
                 {{"client", options_.name}, {"endpoint", options_.endpoint}})
@@ -185,6 +200,12 @@ void BusClient::Loop(std::promise<std::string>& connected) {
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - now) +
                 std::chrono::milliseconds(1);
       if (!p.sent) ms = std::min(ms, std::chrono::milliseconds(5));
+      wait = std::min(wait, std::max(ms, std::chrono::milliseconds(0)));
+    }
+    if (watch_link && !pending_.empty() && monitor->down_since()) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    *monitor->down_since() + options_.lost_link_grace - now) +
+                std::chrono::milliseconds(1);
       wait = std::min(wait, std::max(ms, std::chrono::milliseconds(0)));
     }
     try {
@@ -233,7 +254,13 @@ void BusClient::Loop(std::promise<std::string>& connected) {
     now = std::chrono::steady_clock::now();
     for (auto& [id, p] : pending_)
       if (now >= p.next_attempt) TrySend(p, now);
-    Expire(now);
+    std::optional<std::chrono::milliseconds> lost_for;
+    if (watch_link && monitor->down_since()) {
+      auto down =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - *monitor->down_since());
+      if (down >= options_.lost_link_grace) lost_for = down;
+    }
+    Expire(now, lost_for);
   }
   for (auto& [id, p] : pending_) p.done(ShuttingDown());
   pending_.clear();
@@ -309,19 +336,32 @@ void BusClient::OnReply(const zmq::message_t& body) {
   done(std::move(r));
 }
 
-void BusClient::Expire(std::chrono::steady_clock::time_point now) {
+void BusClient::Expire(std::chrono::steady_clock::time_point now,
+                       std::optional<std::chrono::milliseconds> lost_for) {
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (now < it->second.deadline) {
+    if (now < it->second.deadline && !lost_for) {
       ++it;
       continue;
     }
     CallResult r;
     const auto& p = it->second;
+    auto seconds = [](std::chrono::milliseconds d) {
+      return std::to_string(d.count() / 1000) + "." + std::to_string(d.count() % 1000 / 100) + " s";
+    };
     if (refused_) {
       r.error =
           BusError(ErrorCode::kRefused, options_.endpoint +
                                             " refused our Curve key (it is not in the server's "
                                             "authorized keys)");
+    } else if (lost_for && !p.sent) {
+      r.error = BusError(ErrorCode::kUnreachable, "no connection to " + options_.endpoint +
+                                                      " for " + seconds(*lost_for) + "; '" +
+                                                      p.request.type + "' was not sent");
+    } else if (lost_for) {
+      r.error = BusError(ErrorCode::kTimeout, "the connection to " + options_.endpoint +
+                                                  " was lost with '" + p.request.type +
+                                                  "' in flight and has been down for " +
+                                                  seconds(*lost_for) + ": its outcome is unknown");
     } else if (!p.sent) {
       r.error =
           BusError(ErrorCode::kUnreachable, "no connection to " + options_.endpoint +

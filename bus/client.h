@@ -26,6 +26,19 @@ struct ClientOptions {
   std::optional<CurveClientConfig> curve;
   SocketLimits limits;
   int max_attempts = 3;  // for idempotent requests
+  // A connection lost (or never made) for this long fails the calls waiting
+  // on it instead of leaving them to their deadlines, which for a launch are
+  // many minutes: a sent call with kTimeout (its outcome is unknown), an
+  // unsent one with kUnreachable. A server back within it gets idempotent
+  // calls again at once. Zero: calls wait for their deadlines. Not for
+  // inproc://, whose peer cannot go away under us.
+  std::chrono::milliseconds lost_link_grace{10000};
+  // ZMTP heartbeats, so that a server that vanished without closing the
+  // connection (a host powered off, a partition) counts as lost too: a ping
+  // every `heartbeat_interval`, lost after `heartbeat_timeout` of silence.
+  // Zero interval: no heartbeats.
+  std::chrono::milliseconds heartbeat_interval{2000};
+  std::chrono::milliseconds heartbeat_timeout{10000};
   // Counts calls by type and outcome (mps_bus_client_requests_total) and
   // watches the connection (mps_bus_link_up, mps_bus_reconnects_total);
   // null: not counted.
@@ -82,7 +95,10 @@ class BusClient {
   CallResult ShuttingDown() const;  // the answer of a call the client can no longer make
   void TrySend(Pending& p, std::chrono::steady_clock::time_point now);
   void OnReply(const zmq::message_t& body);
-  void Expire(std::chrono::steady_clock::time_point now);
+  // Fails the calls past their deadline; with `lost_for`, every call (the
+  // connection has been gone that long, beyond lost_link_grace).
+  void Expire(std::chrono::steady_clock::time_point now,
+              std::optional<std::chrono::milliseconds> lost_for = std::nullopt);
 
   BusContext& context_;
   ClientOptions options_;

@@ -351,3 +351,62 @@ TEST(BusRequestReply, IdempotentRequestLostWithItsServerGoesAgainOnReconnect) {
   EXPECT_EQ(r.reply.payload["execution"], 1);
   EXPECT_LT(std::chrono::steady_clock::now() - restarted_at, 5s);
 }
+
+// Issue 13: a launch sent to a hostd that then died and stays dead waited out
+// its deadline (image download + 2 x startup timeout: half an hour with the
+// defaults). A connection gone for lost_link_grace fails it at once, as
+// "outcome unknown".
+TEST(BusRequestReply, ACallInFlightFailsSoonAfterItsServerIsGoneForGood) {
+  TempDir dir;
+  std::string endpoint = "ipc://" + dir.path() + "/server.sock";
+  auto server = std::make_unique<ChildProcess>(std::vector<std::string>{
+      BinDir() + "/bus-test-server", "--bind", endpoint, "--no-delay", "0"});
+  ASSERT_TRUE(server->WaitForLine("ready ", 10s)) << server->stderr_text();
+  BusContext ctx;
+  auto opts = Local(endpoint);
+  opts.lost_link_grace = 300ms;
+  BusClient client(ctx, opts);
+  std::promise<CallResult> answered;
+  client.Call("count", {{"delay_ms", 60000}}, {60s, "scale-1/launch-a"},
+              [&](CallResult r) { answered.set_value(std::move(r)); });
+  std::this_thread::sleep_for(300ms);  // received and running
+  server->Signal(SIGKILL);
+  ASSERT_TRUE(server->Wait(5s));
+  auto result = answered.get_future();
+  ASSERT_EQ(result.wait_for(10s), std::future_status::ready) << "waited for the 60 s deadline";
+  auto r = result.get();
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->code(), ErrorCode::kTimeout);  // it may have been done: outcome unknown
+  EXPECT_NE(std::string(r.error->what()).find("was lost with 'count' in flight"), std::string::npos)
+      << r.error->what();
+  // While it stays down, a new call is not even sent: nothing was done.
+  EXPECT_EQ(CallError(client, "echo", {}, {30s, "scale-1/launch-b"}), ErrorCode::kUnreachable);
+}
+
+// A server that stops answering without closing the connection (a host that
+// froze or lost its network) is found by the ZMTP heartbeat.
+TEST(BusRequestReply, AServerThatFallsSilentIsLostByTheHeartbeat) {
+  TempDir dir;
+  std::string endpoint = "ipc://" + dir.path() + "/server.sock";
+  ChildProcess server(std::vector<std::string>{BinDir() + "/bus-test-server", "--bind", endpoint,
+                                               "--no-delay", "0"});
+  ASSERT_TRUE(server.WaitForLine("ready ", 10s)) << server.stderr_text();
+  BusContext ctx;
+  auto opts = Local(endpoint);
+  opts.heartbeat_interval = 100ms;
+  opts.heartbeat_timeout = 500ms;
+  opts.lost_link_grace = 200ms;
+  BusClient client(ctx, opts);
+  EXPECT_EQ(client.CallSync("echo", {{"n", 1}})["n"], 1);
+  server.Signal(SIGSTOP);  // the connection stays open; nothing answers
+  std::promise<CallResult> answered;
+  client.Call("echo", {{"n", 2}}, {60s, "scale-1/launch-a"},
+              [&](CallResult r) { answered.set_value(std::move(r)); });
+  auto result = answered.get_future();
+  bool ready = result.wait_for(10s) == std::future_status::ready;
+  server.Signal(SIGCONT);
+  ASSERT_TRUE(ready) << "waited for the 60 s deadline";
+  auto r = result.get();
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->code(), ErrorCode::kTimeout) << r.error->what();
+}
