@@ -644,10 +644,11 @@ class Controller {
         std::chrono::duration_cast<std::chrono::milliseconds>(earliest - now), 1ms, 10s);
     nm::PoolNodesRequest req;
     req.policy = watch.config;
-    if (index > 0) {
-      req.index = index;
-      req.wait_ms = wait.count();
-    }
+    // Index 0 too: Nomad answers that at once, with the index the next query
+    // blocks on. A query without an index gets no index back, and the watch
+    // would poll every 500 ms (watch_atom) instead of blocking.
+    req.index = index;
+    req.wait_ms = wait.count();
     watch.in_flight = true;
     bus::CallContract<nm::PoolNodesRequest>(
         *st_.calls, *links().nomad, req, {wait + 10s, {}},

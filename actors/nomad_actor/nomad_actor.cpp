@@ -13,6 +13,7 @@
 #include "contracts/nomad.h"
 #include "nomad/acl_check.h"
 #include "nomad/drain_coordinator.h"
+#include "nomad/known_nodes.h"
 #include "nomad/node_instance_mapper.h"
 #include "nomad/node_pool_filter.h"
 #include "nomad/node_selector.h"
@@ -40,6 +41,9 @@ struct NomadContext {
   EnvLookup env;
   std::chrono::milliseconds drain_grace;
   std::chrono::milliseconds drain_no_deadline_limit;
+  // pool_nodes: the nodes' mapping attributes, so a node is read once, not
+  // at every answer (shared by the workers; it locks itself).
+  std::shared_ptr<KnownNodes> known_nodes;
 };
 using ContextPtr = std::shared_ptr<const NomadContext>;
 // Decodes the request, runs it and encodes its reply (see Route).
@@ -154,11 +158,18 @@ nm::PoolNodesReply PoolNodes(const NomadContext& c, const nm::PoolNodesRequest& 
   } else {
     stubs = c.api.ListNodes(false);
   }
+  // Only nodes not read before (or changed otherwise than in status,
+  // eligibility or drain) are read: see KnownNodes.
+  c.known_nodes->KeepOnly(stubs);
   for (const auto& stub : stubs) {
     if (!filter.InPool(stub)) continue;
-    auto node = NodeIfPresent(c, stub.id);
-    if (!node) continue;  // vanished between list and read
-    auto instance = mapper.InstanceOf(*node);
+    auto instance = c.known_nodes->Lookup(stub, mapper.attribute());
+    if (!instance) {
+      auto node = NodeIfPresent(c, stub.id);
+      if (!node) continue;  // vanished between list and read
+      instance = mapper.InstanceOf(*node);
+      c.known_nodes->Remember(stub, *node, mapper.attribute());
+    }
     if (!instance) reply.unmapped.push_back(stub.id);
     reply.nodes.push_back({stub.id, stub.name, instance, stub.status, stub.drain,
                            stub.scheduling_eligibility == "eligible", stub.create_index});
@@ -383,9 +394,9 @@ NomadService ServeNomad(caf::actor_system& system, bus::BusServer& server,
                         NomadActorOptions options) {
   spdlog::info("serving nomad.* for {}", config.Describe());
   auto cancel = std::make_shared<Cancellation>();
-  auto context = std::make_shared<const NomadContext>(
-      NomadContext{NomadApi(std::move(config), options.request_timeout, cancel), events,
-                   std::move(options.env), options.drain_grace, options.drain_no_deadline_limit});
+  auto context = std::make_shared<const NomadContext>(NomadContext{
+      NomadApi(std::move(config), options.request_timeout, cancel), events, std::move(options.env),
+      options.drain_grace, options.drain_no_deadline_limit, std::make_shared<KnownNodes>()});
   NomadService service;
   service.owner_ = std::make_shared<NomadService::Owner>(cancel);
   Register(cancel);

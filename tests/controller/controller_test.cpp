@@ -491,6 +491,9 @@ TEST_F(WarmPoolTest, ScaleOutStartsWarmInstancesFirstAndLaunchesColdOnlyForTheRe
   ASSERT_TRUE(Eventually([&] { return WarmPoolIs(1); }));
   EXPECT_EQ(multipass_->count("multipass.launch"), 2 + 1 + 1);
   EXPECT_EQ(Status().count, 3);
+  // The nodes were awaited by blocking queries, the first one included: a
+  // query without an index gets none back, and the watch then polled.
+  EXPECT_EQ(nomad_->unindexed_queries(), 0);
 }
 
 TEST_F(WarmPoolTest, AWarmStartThatFailsIsDeletedItsNodePurgedAndReplacedInTheSameScale) {

@@ -268,13 +268,18 @@ FakeNomad::FakeNomad(bus::BusContext& context, std::string endpoint)
                return;
              }
              std::lock_guard lock(mutex_);
+             if (!req.index) ++unindexed_queries_;
              if (req.index && *req.index >= index_) {
                auto wait = std::chrono::milliseconds(req.wait_ms.value_or(300000));
                waiting_.push_back({responder, std::chrono::steady_clock::now() + wait});
                waits_changed_.notify_all();
                return;
              }
-             responder.Reply(PoolNodes());
+             // Without an index, no index back: the Nomad actor lists
+             // without a blocking query then.
+             auto reply = PoolNodes();
+             if (!req.index) reply.erase("index");
+             responder.Reply(reply);
            });
   waits_ = std::thread([this] {
     std::unique_lock lock(mutex_);
@@ -381,6 +386,11 @@ void FakeNomad::Changed() {
   auto reply = PoolNodes();
   for (auto& w : waiting_) w.responder.Reply(reply);
   waiting_.clear();
+}
+
+int FakeNomad::unindexed_queries() const {
+  std::lock_guard lock(mutex_);
+  return unindexed_queries_;
 }
 
 std::optional<bool> FakeNomad::eligible(const std::string& instance) const {

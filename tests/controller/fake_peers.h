@@ -127,6 +127,8 @@ class FakeNomad : public FakePeer {
   std::optional<bool> eligible(const std::string& instance) const;
   std::set<std::string> purged() const;
   std::set<std::string> drained() const;
+  // nomad.pool_nodes requests without an index (not blocking queries).
+  int unindexed_queries() const;
   // nodes whose drain reports drain_failed
   std::set<std::string> undrainable;
 
@@ -138,6 +140,7 @@ class FakeNomad : public FakePeer {
   nlohmann::json PoolNodes() const;  // the reply, under mutex_
   void Changed();                    // answers the waiting blocking queries, under mutex_
   std::uint64_t index_ = 1;
+  int unindexed_queries_ = 0;
   // Blocking queries at the current index, with when their wait_ms ends.
   struct Waiting {
     bus::Responder responder;
