@@ -1,8 +1,11 @@
 #pragma once
 // One world for the plugin benchmarks: cluster-sim (Multipass + Nomad on
-// loopback), a real multipass-hostd (ipc + Curve) and multipass-target started
-// as the autoscaler starts it (magic cookie, go-plugin handshake on stdout),
-// driven over its gRPC socket like the autoscaler drives it.
+// loopback), a real multipass-hostd (ipc + Curve) per Multipass host and
+// multipass-target started as the autoscaler starts it (magic cookie,
+// go-plugin handshake on stdout), driven over its gRPC socket like the
+// autoscaler drives it. One host is configured with `hostd_address`; several
+// (`WorldOptions::hosts`) are `cluster-sim --hosts N`, one hostd each, and a
+// `hosts_file` listing them (issue 13).
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
@@ -12,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -39,7 +43,10 @@ using ConfigMap = std::map<std::string, std::string>;
 struct WorldOptions {
   std::string boot_delay = "10ms";
   std::string join_delay = "100ms";
-  int max_parallel_launches = 4;   // hostd's and the plugin's
+  int max_parallel_launches = 4;  // hostd's and the plugin's
+  int hosts = 1;                  // Multipass hosts, each with its own hostd
+  std::string host_cpus = "64";   // each host's
+  std::string host_memory = "128G";
   std::string ssh_delay = "50ms";  // cluster-sim's default: one SSH command in a VM
   // Extra environment of multipass-target.
   std::map<std::string, std::string> plugin_env;
@@ -65,11 +72,10 @@ class PluginWorld {
     using namespace std::chrono_literals;
     namespace fs = std::filesystem;
     auto bin = mps::testing::BinDir();
+    const bool several = options_.hosts > 1;
     std::vector<std::string> sim_argv{bin + "/cluster-sim",
                                       "--state-dir",
                                       dir() + "/sim",
-                                      "--multipass-socket",
-                                      dir() + "/mp.sock",
                                       "--nomad-port",
                                       "0",
                                       "--boot-delay",
@@ -77,13 +83,20 @@ class PluginWorld {
                                       "--join-delay",
                                       options_.join_delay,
                                       "--host-cpus",
-                                      "64",
+                                      options_.host_cpus,
                                       "--host-memory",
-                                      "128G",
+                                      options_.host_memory,
                                       "--ssh-delay",
                                       options_.ssh_delay,
                                       "--passphrase",
                                       "bench-passphrase"};
+    if (several) {
+      // Host I's daemon listens on DIR/mp-I.sock.
+      sim_argv.insert(sim_argv.end(),
+                      {"--hosts", std::to_string(options_.hosts), "--multipass-socket-dir", dir()});
+    } else {
+      sim_argv.insert(sim_argv.end(), {"--multipass-socket", dir() + "/mp.sock"});
+    }
     sim_argv.insert(sim_argv.end(), options_.sim_args.begin(), options_.sim_args.end());
     sim_ = std::make_unique<mps::testing::ChildProcess>(sim_argv);
     for (;;) {
@@ -92,25 +105,40 @@ class PluginWorld {
       if (line->rfind("nomad ", 0) == 0) nomad_address_ = line->substr(6);
       if (*line == "ready") break;
     }
-    server_ = mps::bus::GenerateKeyPair();
     client_ = mps::bus::GenerateKeyPair();
-    mps::bus::WriteKeyPair(fs::path(dir()) / "keys" / "hostd", "hostd", server_);
     mps::bus::WriteKeyPair(fs::path(dir()) / "keys" / "clients", "plugin", client_);
     std::ofstream(dir() + "/web.yaml")
         << "#cloud-config\n# nomad client.hcl:\nnode_class = \"web\"\n";
-    hostd_endpoint_ = "ipc://" + dir() + "/hostd.sock";
     // The strict simulator: hostd authenticates with the daemon's passphrase.
     std::ofstream(dir() + "/passphrase") << "bench-passphrase\n";
-    hostd_ = std::make_unique<mps::testing::ChildProcess>(std::vector<std::string>{
-        bin + "/multipass-hostd", "--multipass-address", "unix:" + dir() + "/mp.sock", "--bind",
-        hostd_endpoint_, "--server-key", dir() + "/keys/hostd/hostd.key", "--authorized-keys",
-        dir() + "/keys/clients", "--state-dir", dir() + "/hostd", "--allow-prefix", "web",
-        "--allow-prefix", "warm", "--max-parallel-launches",
-        std::to_string(options_.max_parallel_launches), "--multipass-passphrase-file",
-        dir() + "/passphrase"});
-    if (!hostd_->WaitForLine("ready", 20s)) {
-      throw std::runtime_error("multipass-hostd did not start: " + hostd_->stderr_text());
+    nlohmann::json hosts_file = nlohmann::json::array();
+    for (int i = 0; i < options_.hosts; ++i) {
+      // One host keeps the layout the single-host benchmarks always had.
+      const std::string suffix = several ? "-" + std::to_string(i) : "";
+      Host& host = hosts_.emplace_back();
+      host.name = several ? "mp-" + std::to_string(i) : "default";
+      host.endpoint = "ipc://" + dir() + "/hostd" + suffix + ".sock";
+      host.key_dir = dir() + "/keys/hostd" + suffix;
+      host.key = mps::bus::GenerateKeyPair();
+      mps::bus::WriteKeyPair(host.key_dir, "hostd", host.key);
+      host.process = std::make_unique<mps::testing::ChildProcess>(std::vector<std::string>{
+          bin + "/multipass-hostd", "--multipass-address",
+          "unix:" + dir() + "/" + (several ? host.name : "mp") + ".sock", "--bind", host.endpoint,
+          "--server-key", host.key_dir + "/hostd.key", "--authorized-keys", dir() + "/keys/clients",
+          "--state-dir", dir() + "/hostd" + suffix, "--allow-prefix", "web", "--allow-prefix",
+          "warm", "--max-parallel-launches", std::to_string(options_.max_parallel_launches),
+          "--multipass-passphrase-file", dir() + "/passphrase"});
+      hosts_file.push_back({{"name", host.name},
+                            {"hostd_address", host.endpoint},
+                            {"hostd_server_key_path", host.key_dir + "/hostd.pub"}});
     }
+    for (auto& host : hosts_) {
+      if (!host.process->WaitForLine("ready", 20s)) {
+        throw std::runtime_error("multipass-hostd " + host.name +
+                                 " did not start: " + host.process->stderr_text());
+      }
+    }
+    if (several) std::ofstream(dir() + "/hosts.json") << nlohmann::json{{"hosts", hosts_file}};
     policy = {{"node_class", "web"},
               {"instance_image_name", "noble"},
               {"instance_size", "c1-m1"},
@@ -123,7 +151,8 @@ class PluginWorld {
 
   const std::string& dir() const { return dir_.path(); }
   const std::string& nomad_address() const { return nomad_address_; }
-  pid_t hostd_pid() const { return hostd_->pid(); }
+  // The first host's hostd.
+  pid_t hostd_pid() const { return hosts_.front().process->pid(); }
   pid_t plugin_pid() const { return plugin_ ? plugin_->pid() : -1; }
 
   // Execs multipass-target; returns the time from exec to its handshake line.
@@ -184,8 +213,12 @@ class PluginWorld {
     base_proto::SetConfigRequest req;
     base_proto::SetConfigResponse resp;
     auto& c = *req.mutable_config();
-    c["hostd_address"] = hostd_endpoint_;
-    c["hostd_server_key_path"] = dir() + "/keys/hostd/hostd.pub";
+    if (hosts_.size() > 1) {
+      c["hosts_file"] = dir() + "/hosts.json";
+    } else {
+      c["hostd_address"] = hosts_.front().endpoint;
+      c["hostd_server_key_path"] = hosts_.front().key_dir + "/hostd.pub";
+    }
     c["bus_key_path"] = dir() + "/keys/clients/plugin.key";
     c["nomad_address"] = nomad_address_;
     c["state_dir"] = dir() + "/target";
@@ -261,6 +294,21 @@ class PluginWorld {
     if (!st.ok()) throw std::runtime_error("Scale: " + st.error_message());
   }
 
+  // Seconds from a Scale call until it returned and until Status said ready
+  // with `count` instances.
+  struct ScaleTimes {
+    double scale_s = 0;
+    double ready_s = 0;
+  };
+  ScaleTimes TimeScale(std::int64_t count, std::chrono::milliseconds ready_timeout) {
+    auto t0 = Clock::now();
+    Scale(count);
+    auto scaled = Clock::now();
+    auto ready = WaitReady(count, ready_timeout);
+    return {std::chrono::duration<double>(scaled - t0).count(),
+            std::chrono::duration<double>(ready - t0).count()};
+  }
+
   bool HealthCheck() {
     grpc::ClientContext ctx;
     grpc::health::v1::HealthCheckRequest req;
@@ -270,31 +318,40 @@ class PluginWorld {
   }
 
   // hostd runs the first launch of an image alone; this launches the image
-  // once, outside the pool, so a Scale measures only parallel launches.
+  // once on every host (at the same time), outside the pool, so a Scale
+  // measures only parallel launches.
   void WarmImage() {
     using namespace std::chrono_literals;
     mps::bus::BusContext ctx;
-    mps::bus::ClientOptions co;
-    co.endpoint = hostd_endpoint_;
-    co.curve = mps::bus::CurveClientConfig{client_.secret_z85, server_.public_z85};
-    mps::bus::BusClient client(ctx, co);
-    mps::contracts::multipass::LaunchRequest launch;
-    launch.name = "warm-0";
-    launch.image = "noble";
-    client.CallSync(std::string(launch.kType), mps::contracts::Encode(launch),
-                    {120s, "launch/warm-0"});
+    std::vector<std::thread> launches;
+    std::vector<std::string> failures(hosts_.size());
+    for (std::size_t i = 0; i < hosts_.size(); ++i) {
+      launches.emplace_back([&, i] {
+        try {
+          mps::bus::BusClient client(ctx, ClientOptionsFor(hosts_[i]));
+          mps::contracts::multipass::LaunchRequest launch;
+          launch.name = "warm-" + std::to_string(i);
+          launch.image = "noble";
+          client.CallSync(std::string(launch.kType), mps::contracts::Encode(launch),
+                          {120s, "launch/" + launch.name});
+        } catch (const std::exception& e) {
+          failures[i] = hosts_[i].name + ": " + e.what();
+        }
+      });
+    }
+    for (auto& t : launches) t.join();
+    for (const auto& f : failures)
+      if (!f.empty()) throw std::runtime_error("WarmImage: " + f);
   }
 
-  // One multipass.version through hostd (the daemon answers it on its one RPC
+  // One multipass.version through the first host's hostd (the daemon answers it on its one RPC
   // thread, so it waits behind whatever runs there); returns its round trip.
   std::chrono::nanoseconds VersionRoundTrip() {
     using namespace std::chrono_literals;
     if (!probe_) {
       probe_context_ = std::make_unique<mps::bus::BusContext>();
-      mps::bus::ClientOptions co;
-      co.endpoint = hostd_endpoint_;
-      co.curve = mps::bus::CurveClientConfig{client_.secret_z85, server_.public_z85};
-      probe_ = std::make_unique<mps::bus::BusClient>(*probe_context_, co);
+      probe_ =
+          std::make_unique<mps::bus::BusClient>(*probe_context_, ClientOptionsFor(hosts_.front()));
     }
     auto t0 = Clock::now();
     probe_->CallSync(std::string(mps::contracts::multipass::VersionRequest::kType),
@@ -304,18 +361,28 @@ class PluginWorld {
   }
 
   // cluster-sim's counters (SIGUSR2 → "stats k=v ..."): rpc_calls,
-  // rpc_busy_us (the daemon's one RPC thread), ssh_commands, ...
-  std::map<std::string, long> SimStats() {
+  // rpc_busy_us (the daemon's one RPC thread), ssh_commands, ... of the
+  // first host.
+  std::map<std::string, long> SimStats() { return SimStatsPerHost().front(); }
+
+  // The same for every host, in the order of their names (one line each).
+  std::vector<std::map<std::string, long>> SimStatsPerHost() {
     using namespace std::chrono_literals;
     sim_->Signal(SIGUSR2);
-    std::map<std::string, long> out;
-    auto line = sim_->WaitForLine("stats ", 5s);
-    if (!line) throw std::runtime_error("cluster-sim printed no stats: " + sim_->stderr_text());
-    std::istringstream words(line->substr(6));
-    std::string word;
-    while (words >> word) {
-      auto eq = word.find('=');
-      if (eq != std::string::npos) out[word.substr(0, eq)] = std::stol(word.substr(eq + 1));
+    std::vector<std::map<std::string, long>> out;
+    for (const auto& host : hosts_) {
+      auto line = sim_->WaitForLine("stats ", 5s);
+      if (!line) {
+        throw std::runtime_error("cluster-sim printed no stats for " + host.name + ": " +
+                                 sim_->stderr_text());
+      }
+      std::istringstream words(line->substr(6));
+      std::string word;
+      auto& stats = out.emplace_back();
+      while (words >> word) {
+        auto eq = word.find('=');
+        if (eq != std::string::npos) stats[word.substr(0, eq)] = std::stol(word.substr(eq + 1));
+      }
     }
     return out;
   }
@@ -323,11 +390,29 @@ class PluginWorld {
   ConfigMap policy;
 
  private:
+  // One Multipass host: its daemon is cluster-sim's, its hostd ours.
+  struct Host {
+    std::string name;      // in the hosts file and Status
+    std::string endpoint;  // hostd's bus endpoint
+    std::string key_dir;   // hostd.key, hostd.pub
+    mps::bus::CurveKeyPair key;
+    std::unique_ptr<mps::testing::ChildProcess> process;
+  };
+
+  mps::bus::ClientOptions ClientOptionsFor(const Host& host) const {
+    mps::bus::ClientOptions co;
+    co.endpoint = host.endpoint;
+    co.curve = mps::bus::CurveClientConfig{client_.secret_z85, host.key.public_z85};
+    return co;
+  }
+
   WorldOptions options_;
   mps::testing::TempDir dir_;
-  std::unique_ptr<mps::testing::ChildProcess> sim_, hostd_, plugin_;
-  std::string nomad_address_, hostd_endpoint_;
-  mps::bus::CurveKeyPair server_, client_;
+  std::unique_ptr<mps::testing::ChildProcess> sim_;
+  std::vector<Host> hosts_;
+  std::unique_ptr<mps::testing::ChildProcess> plugin_;
+  std::string nomad_address_;
+  mps::bus::CurveKeyPair client_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<base_proto::BasePluginService::Stub> base_;
   std::unique_ptr<target_proto::TargetPluginService::Stub> target_;

@@ -21,7 +21,6 @@
 #include "plugin_world.h"
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -42,19 +41,10 @@ ScaleTimes ScaleOut(int count, bool warm) {
   world.StartPlugin();
   world.SetConfig();
   world.WaitReady(0, 30s);
-  auto t0 = Clock::now();
-  world.Scale(count);
-  auto scaled = Clock::now();
-  auto ready = world.WaitReady(count, 60s);
+  auto out = world.TimeScale(count, 60s);
   // And back: select, drain (the nodes run nothing), delete, purge.
-  auto t1 = Clock::now();
-  world.Scale(0);
-  auto in_scaled = Clock::now();
-  auto in_ready = world.WaitReady(0, 60s);
-  return {std::chrono::duration<double>(scaled - t0).count(),
-          std::chrono::duration<double>(ready - t0).count(),
-          std::chrono::duration<double>(in_scaled - t1).count(),
-          std::chrono::duration<double>(in_ready - t1).count()};
+  auto in = world.TimeScale(0, 60s);
+  return {out.scale_s, out.ready_s, in.scale_s, in.ready_s};
 }
 
 int Run(int rounds) {

@@ -50,12 +50,7 @@ std::map<std::string, int> NodeStatuses(const mps::bench::PluginWorld& world) {
   return out;
 }
 
-struct Times {
-  double scale_s = 0;  // until Scale returned
-  double ready_s = 0;  // until Status said ready with kCount instances
-};
-
-Times ScaleOut(bool warm) {
+mps::bench::PluginWorld::ScaleTimes ScaleOut(bool warm) {
   mps::bench::PluginWorld world(Realistic());
   world.WarmImage();  // the image is cached in both cases: only launches differ
   if (warm) world.policy["warm_pool_size"] = std::to_string(kCount);
@@ -79,12 +74,7 @@ Times ScaleOut(bool warm) {
       std::this_thread::sleep_for(50ms);
     }
   }
-  auto t0 = Clock::now();
-  world.Scale(kCount);
-  auto scaled = Clock::now();
-  auto ready = world.WaitReady(kCount, 120s);
-  return {std::chrono::duration<double>(scaled - t0).count(),
-          std::chrono::duration<double>(ready - t0).count()};
+  return world.TimeScale(kCount, 120s);
 }
 
 int Run(int rounds) {

@@ -49,7 +49,7 @@ std::chrono::milliseconds Ms(std::chrono::nanoseconds d) {
 
 // One plan being carried out: a Scale's, a reconciliation's, or resumed
 // operations. Stages run one after another; the calls of a stage run at once
-// (launches at most `parallel` at a time).
+// (launches at most `parallel` at a time on each host).
 struct Run {
   using Stage = std::function<void(Run&)>;
 
@@ -110,9 +110,12 @@ struct ControllerState {
   std::unique_ptr<bus::PendingCalls> calls;
   std::map<std::uint64_t, std::unique_ptr<Run>> runs;
   std::set<std::string> tending;  // pools whose background work is being decided
-  // Launches in flight per pool, across its runs: a Scale and the warm
-  // pool's refill share the pool's max_parallel_launches.
-  std::map<std::string, int> launches_in_flight;
+  // Launches in flight per pool and host, across the pool's runs: a Scale
+  // and the warm pool's refill share the pool's max_parallel_launches on
+  // each host. The limit is per host because what it spares is a host's
+  // multipassd (and its hostd has its own): a pool spread over four hosts
+  // launches four times as many at once, not the one host's share of them.
+  std::map<std::string, std::map<std::string, int>> launches_in_flight;
   std::uint64_t next_run = 1;
   std::uint64_t next_reconcile = 1;
   bool stopping = false;
@@ -457,19 +460,27 @@ class Controller {
     });
   }
 
-  // The pool's launch slots are shared by its runs, and a Scale's launches
-  // come first: a background run (the warm pool's refill) takes a free slot
-  // only while no Scale of the pool has a launch waiting, so a Scale never
-  // queues behind a refill's launches (only behind those already running).
-  bool MayLaunch(const Run& run) const {
-    auto in_flight = st_.launches_in_flight.find(run.pool);
-    if (in_flight != st_.launches_in_flight.end() && in_flight->second >= run.parallel)
-      return false;
+  // The pool's launch slots on a host are shared by its runs, and a Scale's
+  // launches come first: a background run (the warm pool's refill) takes a
+  // free slot of a host only while no Scale of the pool has a launch waiting
+  // for that host, so a Scale never queues behind a refill's launches (only
+  // behind those already running).
+  bool MayLaunch(const Run& run, const std::string& host) const {
+    if (LaunchesInFlight(run.pool, host) >= run.parallel) return false;
     if (run.requester) return true;
     return !std::any_of(st_.runs.begin(), st_.runs.end(), [&](const auto& entry) {
       const Run& r = *entry.second;
-      return r.pool == run.pool && r.requester && !r.finishing && !r.launches.empty();
+      return r.pool == run.pool && r.requester && !r.finishing &&
+             std::any_of(r.launches.begin(), r.launches.end(),
+                         [&](const scaling::LaunchAction& l) { return l.host == host; });
     });
+  }
+
+  int LaunchesInFlight(const std::string& pool, const std::string& host) const {
+    auto pool_it = st_.launches_in_flight.find(pool);
+    if (pool_it == st_.launches_in_flight.end()) return 0;
+    auto host_it = pool_it->second.find(host);
+    return host_it == pool_it->second.end() ? 0 : host_it->second;
   }
 
  public:
@@ -516,9 +527,14 @@ class Controller {
     for (;;) {
       if (run.finishing) return;
       if (!run.launches.empty() && LaunchesKeepFailing(run)) AbandonQueuedLaunches(run);
-      while (!run.launches.empty() && MayLaunch(run)) {
-        auto launch = std::move(run.launches.front());
-        run.launches.pop_front();
+      // In the plan's order, each host's launches up to its free slots.
+      for (auto it = run.launches.begin(); it != run.launches.end();) {
+        if (!MayLaunch(run, it->host)) {
+          ++it;
+          continue;
+        }
+        auto launch = std::move(*it);
+        it = run.launches.erase(it);
         Launch(run, launch);
       }
       if (run.pending > 0 || !run.launches.empty()) return;
@@ -863,13 +879,13 @@ class Controller {
     auto budget = Ms(run.policy.image_download_timeout) + 2 * Ms(run.policy.startup_timeout) +
                   st_.options.launch_grace;
     auto deadline = std::chrono::steady_clock::now() + budget;
-    ++st_.launches_in_flight[run.pool];
+    ++st_.launches_in_flight[run.pool][launch.host];
     run.hosts[launch.name] = launch.host;
     CallHost(run, launch.name, req, {budget, "launch:" + launch.name},
              [this, name = launch.name, deadline, warm = launch.warm](Run& r,
                                                                       Answer<mp::LaunchReply>& a) {
                if (a.ok()) {
-                 FreeLaunchSlot(r);
+                 FreeLaunchSlot(r, name);
                  ++r.launches_succeeded;
                  Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
                  r.changed = true;
@@ -888,7 +904,7 @@ class Controller {
                // have gone on with it, so it is no launch failure either (no backoff).
                if (LinkBroke(e) || code == AppCode::kUnreachable || code == AppCode::kTimeout ||
                    code == AppCode::kCancelled) {
-                 FreeLaunchSlot(r);
+                 FreeLaunchSlot(r, name);
                  Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, e.what());
                  r.Fail("launch of " + name + ": outcome unknown (" + e.what() +
                             "); it is resolved once " + Where(r, name) + " answers again",
@@ -913,7 +929,7 @@ class Controller {
                                   : std::string(a.ok() ? "gone" : a.error->what());
           if (state == "running") {
             spdlog::info("pool {}: {} was launched by an earlier attempt and runs", r.pool, name);
-            FreeLaunchSlot(r);
+            FreeLaunchSlot(r, name);
             ++r.launches_succeeded;
             Report(r, OperationKind::kLaunch, name, OpPhase::kSucceeded);
             r.changed = true;
@@ -925,7 +941,7 @@ class Controller {
             });
             return;
           }
-          FreeLaunchSlot(r);
+          FreeLaunchSlot(r, name);
           Report(r, OperationKind::kLaunch, name, OpPhase::kUnresolved, why + "; " + state);
           r.Fail("launch of " + name + ": outcome unknown (" + why + "; instance " + state +
                      "); it is resolved by the next listing",
@@ -993,13 +1009,16 @@ class Controller {
   // A launch holds its slot until its outcome is settled (a failed one's
   // leftover looked up and removed), so a run that keeps failing has its
   // failures counted before it sends more.
-  void FreeLaunchSlot(Run& run) {
-    if (--st_.launches_in_flight[run.pool] <= 0) st_.launches_in_flight.erase(run.pool);
+  void FreeLaunchSlot(Run& run, const std::string& name) {
+    auto& hosts = st_.launches_in_flight[run.pool];
+    const std::string& host = run.hosts[name];
+    if (--hosts[host] <= 0) hosts.erase(host);
+    if (hosts.empty()) st_.launches_in_flight.erase(run.pool);
     self_->send(self_, kick_atom::value, run.pool);
   }
 
   void LaunchFailed(Run& run, const std::string& name, const std::string& detail, bool leftover) {
-    FreeLaunchSlot(run);
+    FreeLaunchSlot(run, name);
     cache::OpReport report =
         MakeReport(run, OperationKind::kLaunch, name, OpPhase::kFailed, detail);
     report.leftover = leftover;  // reconciliation deletes it later

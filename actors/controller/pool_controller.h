@@ -4,7 +4,8 @@
 // due (operations nobody drives after a restart, reconciliation). It asks the
 // state cache for the plan, runs launches, starts, deletes, selects, drains
 // and purges with asynchronous bus requests to the Multipass session and the
-// Nomad actor (launches at most max_parallel_launches at a time), reports
+// Nomad actor (launches at most max_parallel_launches at a time on each
+// Multipass host), reports
 // each step to the cache as a message, and always ends a plan with a recorded
 // outcome: whatever fails, throws or stops answering, the pool accepts the
 // next Scale afterwards. Nothing in it blocks; a peer that stops answering

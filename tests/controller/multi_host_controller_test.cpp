@@ -5,6 +5,7 @@
 // all on inproc://.
 #include <gtest/gtest.h>
 
+#include <future>
 #include <thread>
 
 #include "cache/state_cache.h"
@@ -169,6 +170,25 @@ TEST_F(MultiHostControllerTest, ZeroToNineLaunchesThreeOnEachHost) {
   // The store knows where each launch went.
   Observe();
   EXPECT_TRUE(scaling::StateStore(dir_.path()).PendingOperations("web").empty());
+}
+
+TEST_F(MultiHostControllerTest, MaxParallelLaunchesIsPerHostSoEveryHostLaunchesItsShareAtOnce) {
+  policy_["max_parallel_launches"] = "2";
+  for (const auto& [name, host] : hosts_) host->Set("multipass.launch", testing::Answering::kHold);
+  Start();
+  Observe();
+  auto scale = std::async(std::launch::async, [&] { return Scale(9, "r1"); });
+  // Two at once on each host: six in all, not two for the whole pool.
+  for (const auto& [name, host] : hosts_)
+    ASSERT_TRUE(host->WaitHeld("multipass.launch", 2)) << name;
+  for (const auto& [name, host] : hosts_) host->Release("multipass.launch");
+  ASSERT_EQ(scale.wait_for(10s), std::future_status::ready);
+  auto outcome = scale.get();
+  EXPECT_EQ(outcome.status, ScaleStatus::kDone) << outcome.message;
+  for (const auto& [name, host] : hosts_) {
+    EXPECT_EQ(host->count("multipass.launch"), 3) << name;
+    EXPECT_EQ(host->max_in_flight("multipass.launch"), 2) << name;
+  }
 }
 
 TEST_F(MultiHostControllerTest, NineToThreeKeepsOneOnEachHost) {
