@@ -11,8 +11,8 @@
 #   the versioned ones (libc, libstdc++, OpenSSL...: the module binds those
 #   to its shared libraries). Only these names can ever be looked up in the
 #   executable on the module's behalf, so the module binds exactly as if the
-#   executable exported everything, and the dynamic loader looks through
-#   ~1 500 exported symbols at exec instead of ~17 500 (docs/BENCHMARKS.md).
+#   executable exported everything, and the executable exports ~900
+#   definitions instead of ~17 500 (docs/BENCHMARKS.md, start-up).
 # Fails if the module would load a shared gRPC/protobuf/absl of its own: the
 # process would then hold two copies of each.
 #
