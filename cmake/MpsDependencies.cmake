@@ -61,7 +61,22 @@ if(MPS_STATIC_GRPC_FRONT)
                         "(Debian's libabsl-dev ships them)")
   endif()
   list(APPEND MPS_GRPC_ARCHIVES ${_mps_absl_archives})
+  # gRPC's TLS (OpenSSL) and compression (zlib) are linked in too: as shared
+  # libraries they were a third of the dynamic loader's symbol lookups at
+  # exec (docs/BENCHMARKS.md). A module loaded by such an executable keeps
+  # its own shared OpenSSL: the executable does not export these symbols
+  # (services/target/backend_imports.sh), and our code hands gRPC PEM text,
+  # never OpenSSL objects.
+  set(MPS_GRPC_TLS_ARCHIVES)
+  foreach(name ssl crypto z)
+    find_library(MPS_ARCHIVE_${name} NAMES lib${name}.a NO_CACHE)
+    if(NOT MPS_ARCHIVE_${name})
+      message(FATAL_ERROR "MPS_STATIC_GRPC_FRONT: lib${name}.a not found (Debian's libssl-dev "
+                          "and zlib1g-dev ship it)")
+    endif()
+    list(APPEND MPS_GRPC_TLS_ARCHIVES ${MPS_ARCHIVE_${name}})
+  endforeach()
   # The archives depend on each other in cycles (absl's especially): one group.
   target_link_libraries(mps_grpc INTERFACE
-    "$<$<STREQUAL:${_mps_grpc_linkage},static>:-Wl,--start-group;${MPS_GRPC_ARCHIVES};-Wl,--end-group;OpenSSL::SSL;OpenSSL::Crypto;ZLIB::ZLIB;Threads::Threads>")
+    "$<$<STREQUAL:${_mps_grpc_linkage},static>:-Wl,--start-group;${MPS_GRPC_ARCHIVES};-Wl,--end-group;${MPS_GRPC_TLS_ARCHIVES};${CMAKE_DL_LIBS};Threads::Threads>")
 endif()

@@ -521,6 +521,23 @@ TEST(PluginProcess, BackendModuleServesSetConfigWithOneGrpcAndProtobufInTheProce
   EXPECT_EQ(p.child.Wait(5s), 0);
 }
 
+// The front links gRPC's TLS and compression in as well (docs/BENCHMARKS.md,
+// start-up): until its module is loaded the process maps no shared OpenSSL
+// or zlib; the module brings its own shared OpenSSL for its certificates.
+TEST(PluginProcess, TheFrontMapsNoSharedOpenSslOrZlibBeforeItsModule) {
+  RunningPlugin p;
+  ASSERT_TRUE(PluginInfo(p).ok());
+  for (const char* library : {"libssl.so", "libcrypto.so", "libz.so"}) {
+#if MPS_STATIC_GRPC_FRONT
+    EXPECT_THAT(MappedFiles(p.child.pid(), library), testing::IsEmpty()) << library;
+#else
+    EXPECT_EQ(MappedFiles(p.child.pid(), library).size(), 1u) << library;
+#endif
+  }
+  p.Shutdown();
+  EXPECT_EQ(p.child.Wait(5s), 0);
+}
+
 // The release archive's layout (README, deploy/nomad): bin/multipass-target
 // and lib/multipass-target-backend.so, unpacked anywhere and started through
 // a symlink, as scripts/demo does.
