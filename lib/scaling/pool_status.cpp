@@ -108,9 +108,17 @@ PoolStatus ComputeStatus(const PoolState& state, const PoolPolicy& policy, TimeP
       status.unknown.push_back(instance.name);
     }
   }
-  // A launch counts from the moment it is requested, before multipassd lists it.
+  // A launch counts from the moment it is requested, before multipassd lists
+  // it; but not one on a host that does not answer: like that host's
+  // instances, it is capacity nobody can vouch for (its hostd may have died
+  // before multipassd ever saw it), and the next Scale must place its share
+  // elsewhere.
   for (const auto& op : state.operations) {
     if (op.kind != OperationKind::kLaunch || state.Find(op.instance)) continue;
+    if (state.HostCutOff(op.host)) {
+      ++cut_off_instances[op.host];
+      continue;
+    }
     if (state.IsWarmPool(op.instance)) {
       status.warming.push_back(op.instance);
     } else {
@@ -133,6 +141,9 @@ PoolStatus ComputeStatus(const PoolState& state, const PoolPolicy& policy, TimeP
   }
   for (const auto& op : state.operations) {
     if (state.IsWarmPool(op.instance)) continue;  // the warm pool's own work
+    // Waits for its host, which unreachable_hosts names; the pool's answer
+    // stays ready on that account, as for the host's instances.
+    if (state.HostCutOff(op.host)) continue;
     std::string text = std::string(ToString(op.kind)) + " of " + op.instance + " in flight for " +
                        Since(op.started_at, now);
     if (!op.request_id.empty()) text += " (request " + op.request_id + ")";

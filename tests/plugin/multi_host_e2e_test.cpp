@@ -305,6 +305,52 @@ TEST(MultiHostEndToEnd, AHostdThatStaysDownIsNotCountedAndTheScaleOutGoesToTheOt
   ExpectOneWorld(world, 8);
 }
 
+// A hostd that dies under its launches and stays dead: the Scale does not
+// wait out the launches' deadlines (10 s + 2 x 20 s + grace here), it
+// reports them as unknown within seconds, they are not counted, the next
+// Scale places their share on the other hosts, and when the host is back its
+// launches are resolved and counted, none orphaned or doubled.
+TEST(MultiHostEndToEnd, AHostdKilledForGoodDuringZeroToNineIsReportedAndItsShareGoesElsewhere) {
+  MultiHostWorld world;
+  world.StartPlugin();
+  ASSERT_EQ(world.Status(10000)["values"]["ready"], true) << world.host_stderr();
+  int scale = world.ScaleAsync(9);
+  for (int i = 0; i < 300 && world.Instances(1).empty(); ++i) std::this_thread::sleep_for(10ms);
+  world.KillHostd(1);
+  // Well inside the launches' own deadline of more than 50 s.
+  auto r = world.Await(scale, 35s);
+  EXPECT_FALSE(r["ok"]) << r;
+  EXPECT_NE(r.dump().find("outcome unknown"), std::string::npos) << r;
+
+  auto s = StatusUntil(world, [](const json& s) {
+    return Meta(s, "mps.hosts_unreachable").rfind("mp-1: ", 0) == 0 && s["values"]["count"] == 6;
+  });
+  EXPECT_EQ(s["values"]["count"], 6) << s;  // mp-0's and mp-2's three each
+  EXPECT_EQ(Meta(s, "mps.hosts_unreachable").rfind("mp-1: ", 0), 0u) << s;
+
+  r = world.Await(world.ScaleAsync(9), 90s);
+  ASSERT_TRUE(r["ok"]) << r << world.host_stderr();
+  s = world.Status(30000);
+  EXPECT_EQ(s["values"]["count"], 9) << s;
+  auto per_host = world.PerHost();
+  EXPECT_EQ(per_host[0] + per_host[2], 9u);
+
+  // mp-1 back: its three recorded launches are resolved against its
+  // listing (the one multipassd got is found, the two it never got are made
+  // under their recorded names), all counted with their nodes: no name
+  // twice, nothing untracked. The pool is above the autoscaler's 9 until its
+  // next scale in.
+  world.StartHostd(1);
+  s = StatusUntil(world, [&](const json& s) {
+    return Meta(s, "mps.hosts_unreachable").empty() && s["values"]["count"] == 12 &&
+           s["values"]["ready"] == true;
+  });
+  EXPECT_EQ(s["values"]["count"], 12) << s;
+  EXPECT_EQ(s["values"]["ready"], true) << s;
+  EXPECT_EQ(world.PerHost()[1], 3u);
+  ExpectOneWorld(world, 12);
+}
+
 TEST(MultiHostEndToEnd, CapacityExhaustedLaunchesWhatFitsAndThenRefusesCheaply) {
   // One CPU per host: room for one 1-CPU instance on each.
   MultiHostWorld world("1");

@@ -229,6 +229,35 @@ TEST_F(MultiHostTest, AnUnreachableHostIsNotCountedAndSaysWhy) {
   EXPECT_EQ(view.hosts[0].counted, 3);
 }
 
+TEST_F(MultiHostTest, LaunchesInFlightOnAnUnreachableHostAreNotCountedAndPlacedAgain) {
+  // Six on mp-a and mp-c; two launches to mp-b not listed yet when its hostd
+  // died: nobody can say whether multipassd ever got them.
+  std::vector<Instance> instances;
+  for (std::string host : {"mp-a", "mp-c"})
+    for (int i = 0; i < 3; ++i)
+      instances.push_back(On(Ready("web-" + host + std::to_string(i)), host));
+  auto state = ThreeHosts(instances);
+  for (std::string name : {"web-lost1", "web-lost2"})
+    state.operations.push_back({OperationKind::kLaunch, name, Now(), "req-0", "mp-b"});
+  state.SetHostReachability("mp-b", {false, "down"});
+
+  auto status = ComputeStatus(state, Policy(), Now());
+  EXPECT_EQ(status.count, 6);
+  EXPECT_TRUE(status.ready) << ::testing::PrintToString(status.reasons);
+  EXPECT_EQ(status.Meta()[kMetaHostsUnreachable], "mp-b: down (2 instance(s) not counted)");
+
+  // The autoscaler's 8 again: two new launches, on the hosts that answer.
+  auto plan = Plan(state, Policy(), 8);
+  ASSERT_EQ(plan.outcome, PlanOutcome::kExecute) << plan.message;
+  auto per_host = LaunchesPerHost(plan);
+  EXPECT_EQ(per_host.count("mp-b"), 0u);
+  EXPECT_EQ(per_host["mp-a"] + per_host["mp-c"], 2);
+
+  // mp-b answers: the launches count (until its listing resolves them).
+  state.SetHostReachability("mp-b", {});
+  EXPECT_EQ(ComputeStatus(state, Policy(), Now()).count, 8);
+}
+
 TEST_F(MultiHostTest, NothingOnAnUnreachableHostIsDrainedOrDeleted) {
   auto instances = NineSpread();
   instances.push_back(On(WithState("web-gone", InstanceState::kDeleted), "mp-b"));
