@@ -26,6 +26,10 @@ struct ClientOptions {
   std::optional<CurveClientConfig> curve;
   SocketLimits limits;
   int max_attempts = 3;  // for idempotent requests
+  // Counts calls by type and outcome (mps_bus_client_requests_total) and
+  // watches the connection (mps_bus_link_up, mps_bus_reconnects_total);
+  // null: not counted.
+  std::shared_ptr<metrics::Registry> metrics;
   // A connection lost (or never made) for this long fails the calls waiting
   // on it instead of leaving them to their deadlines, which for a launch are
   // many minutes: a sent call with kTimeout (its outcome is unknown), an
@@ -39,10 +43,6 @@ struct ClientOptions {
   // Zero interval: no heartbeats.
   std::chrono::milliseconds heartbeat_interval{2000};
   std::chrono::milliseconds heartbeat_timeout{10000};
-  // Counts calls by type and outcome (mps_bus_client_requests_total) and
-  // watches the connection (mps_bus_link_up, mps_bus_reconnects_total);
-  // null: not counted.
-  std::shared_ptr<metrics::Registry> metrics;
 };
 
 struct CallOptions {

@@ -127,9 +127,13 @@ struct OpReport {
   // counts as a launch failure, so a warm pool that keeps failing backs off.
   bool warm_failure = false;
   std::string host;  // the Multipass host it runs on
+  // A launch given up because its host was lost (Operation::host_lost) and
+  // multipassd never got it: not a launch failure, so no backoff.
+  bool host_lost = false;
   template <class V>
   void VisitFields(V& v) {
     v.Optional("host", host);
+    v.Optional("host_lost", host_lost);
     v.Required("pool", pool);
     v.Required("kind", kind);
     v.Required("instance", instance);

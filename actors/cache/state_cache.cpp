@@ -430,6 +430,12 @@ class CacheState {
     }
     if (listing) {
       state.SetHostReachability(host, state.hosts[host]);
+      if (state.HostCutOff(host)) {
+        for (auto& op : state.operations)
+          if (op.kind == OperationKind::kLaunch && HostName(op.host) == host &&
+              !state.Find(op.instance))
+            op.host_lost = true;
+      }
       // Every host answered or failed once: plans may be made. Synced once
       // one of them listed: a host down since the start must not hold up
       // the others (names are random, so a new one does not collide with
@@ -689,7 +695,7 @@ class CacheState {
           store_.ForgetWarm(r.pool, r.instance);
           pool.state.warm.erase(r.instance);
         }
-        pool.state.RecordLaunchFailure(r.detail, now, r.request_id);
+        if (!r.host_lost) pool.state.RecordLaunchFailure(r.detail, now, r.request_id);
         if (r.leftover) pool.state.failed_launch_leftovers.push_back(r.instance);
         Publish(ev::InstanceFailed{r.pool, r.instance, r.detail, EventHost(r.host)});
         return;

@@ -302,6 +302,18 @@ class Controller {
               Report(run, op.kind, name, OpPhase::kUnresolved, "still launching");
               break;
             case cache::PendingLaunch::kRelaunch:
+              // Its host was lost while other hosts answered: it stopped
+              // counting and the autoscaler has had its share placed
+              // elsewhere, so making it now would only overshoot the target.
+              if (op.host_lost) {
+                auto report = MakeReport(run, op.kind, name, OpPhase::kFailed,
+                                         "host " + op.host +
+                                             " was lost before its multipassd got this launch; "
+                                             "not made again: its share was placed elsewhere");
+                report.host_lost = true;
+                self_->send(st_.options.cache, cache::report_atom::value, std::move(report));
+                break;
+              }
               relaunch.push_back(scaling::LaunchActionFor(run.policy, name));
               relaunch.back().host = op.host;
               break;

@@ -76,6 +76,10 @@ struct Operation {
   // Where it runs: a launch's placed host, else the instance's host. Empty
   // only for operations built by tests of a single host.
   std::string host{};
+  // A launch its host stopped answering about while other hosts answered:
+  // it was no longer counted, so the autoscaler has placed its share
+  // elsewhere since. Not persisted (after a restart it is made as recorded).
+  bool host_lost = false;
   template <class V>
   void VisitFields(V& v) {
     v.Required("kind", kind);
@@ -83,6 +87,7 @@ struct Operation {
     v.Required("started_at", started_at);
     v.Optional("request_id", request_id);
     v.Optional("host", host);
+    v.Optional("host_lost", host_lost);
   }
 };
 

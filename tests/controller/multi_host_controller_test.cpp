@@ -235,6 +235,46 @@ TEST_F(MultiHostControllerTest, AnUnreachableHostIsNotCountedNotTouchedAndScaleO
   EXPECT_FALSE(Status().meta.contains(scaling::kMetaHostsUnreachable));
 }
 
+// A launch whose hostd went away with it while the other hosts answered is
+// no longer counted, so the autoscaler places its share elsewhere; when the
+// host answers again without it, it is given up, not made late (which would
+// only overshoot the target), and it is no launch failure (no backoff).
+TEST_F(MultiHostControllerTest, ALaunchLostWithItsHostIsGivenUpNotMadeWhenTheHostReturns) {
+  Populate(2);
+  Start();
+  StartWatcher();
+  ASSERT_TRUE(Eventually([&] { return Status().count == 6; }));
+  hosts_["mp-b"]->Set("multipass.launch", testing::Answering::kHold);
+  auto scale = std::async(std::launch::async, [&] { return Scale(9, "r1"); });
+  ASSERT_TRUE(hosts_["mp-b"]->WaitHeld("multipass.launch", 1));
+  // mp-b stops answering, its launch in flight: 6 counted, ready.
+  hosts_["mp-b"]->FailWith("multipass.list", contracts::AppCode::kUnreachable, "hostd gone");
+  ASSERT_TRUE(Eventually([&] {
+    auto s = Status();
+    return s.meta.contains(scaling::kMetaHostsUnreachable) && s.count == 6;
+  })) << Status().count;
+  // The launch never reached multipassd: its answer is "unreachable".
+  hosts_["mp-b"]->FailWith("multipass.launch", contracts::AppCode::kUnreachable, "hostd gone");
+  hosts_["mp-b"]->Release("multipass.launch");
+  auto out = scale.get();
+  EXPECT_NE(out.status, ScaleStatus::kDone) << out.message;
+  EXPECT_NE(out.message.find("outcome unknown"), std::string::npos) << out.message;
+
+  // mp-b answers again, without that instance.
+  hosts_["mp-b"]->ClearFailure("multipass.launch");
+  hosts_["mp-b"]->ClearFailure("multipass.list");
+  ASSERT_TRUE(Eventually([&] {
+    for (const auto& [name, host] : hosts_)  // the new instances join Nomad
+      for (const auto& [instance, state] : host->instances()) nomad_->PutNode(instance);
+    auto s = Status();
+    return !s.meta.contains(scaling::kMetaHostsUnreachable) && s.ready && s.count == 8;
+  })) << Status().count
+      << " " << ::testing::PrintToString(Status().meta);
+  EXPECT_EQ(hosts_["mp-b"]->count("multipass.launch"), 1);
+  EXPECT_EQ(PerHost(), (std::map<std::string, std::size_t>{{"mp-a", 3}, {"mp-b", 2}, {"mp-c", 3}}));
+  EXPECT_FALSE(Status().meta.contains(scaling::kMetaNotReady));
+}
+
 TEST_F(MultiHostControllerTest, TheWatcherListsEveryHostAndRepairsOnTheRightOne) {
   // A soft-deleted instance of the pool on mp-c: the reconciliation purges it there.
   Populate(1);

@@ -309,7 +309,8 @@ TEST(MultiHostEndToEnd, AHostdThatStaysDownIsNotCountedAndTheScaleOutGoesToTheOt
 // wait out the launches' deadlines (10 s + 2 x 20 s + grace here), it
 // reports them as unknown within seconds, they are not counted, the next
 // Scale places their share on the other hosts, and when the host is back its
-// launches are resolved and counted, none orphaned or doubled.
+// launches are resolved: found and counted, or given up; none orphaned or
+// doubled.
 TEST(MultiHostEndToEnd, AHostdKilledForGoodDuringZeroToNineIsReportedAndItsShareGoesElsewhere) {
   MultiHostWorld world;
   world.StartPlugin();
@@ -335,20 +336,23 @@ TEST(MultiHostEndToEnd, AHostdKilledForGoodDuringZeroToNineIsReportedAndItsShare
   auto per_host = world.PerHost();
   EXPECT_EQ(per_host[0] + per_host[2], 9u);
 
-  // mp-1 back: its three recorded launches are resolved against its
-  // listing (the one multipassd got is found, the two it never got are made
-  // under their recorded names), all counted with their nodes: no name
-  // twice, nothing untracked. The pool is above the autoscaler's 9 until its
-  // next scale in.
+  // mp-1 back: its recorded launches are resolved against its listing. What
+  // its multipassd got is found and counted with its node; what it never got
+  // is given up (its share was placed elsewhere), not made late. No name
+  // twice, nothing untracked; the pool is above the autoscaler's 9 by what
+  // mp-1 kept, until its next scale in.
   world.StartHostd(1);
+  std::size_t on_mp1 = 0;
   s = StatusUntil(world, [&](const json& s) {
-    return Meta(s, "mps.hosts_unreachable").empty() && s["values"]["count"] == 12 &&
-           s["values"]["ready"] == true;
+    on_mp1 = world.Instances(1).size();
+    return Meta(s, "mps.hosts_unreachable").empty() && s["values"]["ready"] == true &&
+           s["values"]["count"] == 9 + on_mp1;
   });
-  EXPECT_EQ(s["values"]["count"], 12) << s;
   EXPECT_EQ(s["values"]["ready"], true) << s;
-  EXPECT_EQ(world.PerHost()[1], 3u);
-  ExpectOneWorld(world, 12);
+  EXPECT_EQ(s["values"]["count"], 9 + on_mp1) << s;
+  EXPECT_GE(on_mp1, 1u);
+  EXPECT_LE(on_mp1, 3u);
+  ExpectOneWorld(world, 9 + on_mp1);
 }
 
 TEST(MultiHostEndToEnd, CapacityExhaustedLaunchesWhatFitsAndThenRefusesCheaply) {
