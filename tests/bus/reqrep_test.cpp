@@ -321,30 +321,42 @@ TEST_F(TcpCurveBetweenProcesses, StoppedServerIsReportedUnreachable) {
 // Issue 16, defect 4: a launch sent to a hostd that was then killed waited
 // for its next scheduled attempt (a third of a long deadline) before going to
 // the restarted hostd. Now it goes again as soon as the connection is back.
+namespace {
+
+// bus-test-server on `endpoint`; --no-delay 1 answers "count" at once.
+std::unique_ptr<ChildProcess> StartTestServer(const std::string& endpoint, const char* no_delay) {
+  auto s = std::make_unique<ChildProcess>(std::vector<std::string>{
+      BinDir() + "/bus-test-server", "--bind", endpoint, "--no-delay", no_delay});
+  EXPECT_TRUE(s->WaitForLine("ready ", 10s)) << s->stderr_text();
+  return s;
+}
+
+// Sends an idempotent "count" the server answers only after a minute (the
+// call's deadline), then kills the server with it in flight.
+std::future<CallResult> CallThenKillItsServer(BusClient& client, ChildProcess& server) {
+  auto answered = std::make_shared<std::promise<CallResult>>();
+  client.Call("count", {{"delay_ms", 60000}}, {60s, "scale-1/launch-a"},
+              [answered](CallResult r) { answered->set_value(std::move(r)); });
+  std::this_thread::sleep_for(300ms);  // received and running
+  server.Signal(SIGKILL);
+  EXPECT_TRUE(server.Wait(5s));
+  return answered->get_future();
+}
+
+}  // namespace
+
 TEST(BusRequestReply, IdempotentRequestLostWithItsServerGoesAgainOnReconnect) {
   TempDir dir;
   std::string endpoint = "ipc://" + dir.path() + "/server.sock";
-  auto start = [&](const char* no_delay) {
-    auto s = std::make_unique<ChildProcess>(std::vector<std::string>{
-        BinDir() + "/bus-test-server", "--bind", endpoint, "--no-delay", no_delay});
-    EXPECT_TRUE(s->WaitForLine("ready ", 10s)) << s->stderr_text();
-    return s;
-  };
-  auto server = start("0");
+  auto server = StartTestServer(endpoint, "0");
   BusContext ctx;
   auto opts = Local(endpoint);
   opts.max_attempts = 3;
   BusClient client(ctx, opts);
-  std::promise<CallResult> answered;
-  // The first server would answer after a minute; the retry is due after 20 s.
-  client.Call("count", {{"delay_ms", 60000}}, {60s, "scale-1/launch-a"},
-              [&](CallResult r) { answered.set_value(std::move(r)); });
-  std::this_thread::sleep_for(300ms);  // received and running
-  server->Signal(SIGKILL);
-  ASSERT_TRUE(server->Wait(5s));
+  // The retry of the first attempt would be due after 20 s.
+  auto result = CallThenKillItsServer(client, *server);
   auto restarted_at = std::chrono::steady_clock::now();
-  server = start("1");  // knows nothing of the request: runs it, answering at once
-  auto result = answered.get_future();
+  server = StartTestServer(endpoint, "1");  // knows nothing of the request: runs it at once
   ASSERT_EQ(result.wait_for(10s), std::future_status::ready);
   auto r = result.get();
   ASSERT_FALSE(r.error) << r.error->what();
@@ -359,20 +371,12 @@ TEST(BusRequestReply, IdempotentRequestLostWithItsServerGoesAgainOnReconnect) {
 TEST(BusRequestReply, ACallInFlightFailsSoonAfterItsServerIsGoneForGood) {
   TempDir dir;
   std::string endpoint = "ipc://" + dir.path() + "/server.sock";
-  auto server = std::make_unique<ChildProcess>(std::vector<std::string>{
-      BinDir() + "/bus-test-server", "--bind", endpoint, "--no-delay", "0"});
-  ASSERT_TRUE(server->WaitForLine("ready ", 10s)) << server->stderr_text();
+  auto server = StartTestServer(endpoint, "0");
   BusContext ctx;
   auto opts = Local(endpoint);
   opts.lost_link_grace = 300ms;
   BusClient client(ctx, opts);
-  std::promise<CallResult> answered;
-  client.Call("count", {{"delay_ms", 60000}}, {60s, "scale-1/launch-a"},
-              [&](CallResult r) { answered.set_value(std::move(r)); });
-  std::this_thread::sleep_for(300ms);  // received and running
-  server->Signal(SIGKILL);
-  ASSERT_TRUE(server->Wait(5s));
-  auto result = answered.get_future();
+  auto result = CallThenKillItsServer(client, *server);
   ASSERT_EQ(result.wait_for(10s), std::future_status::ready) << "waited for the 60 s deadline";
   auto r = result.get();
   ASSERT_TRUE(r.error);
@@ -388,9 +392,7 @@ TEST(BusRequestReply, ACallInFlightFailsSoonAfterItsServerIsGoneForGood) {
 TEST(BusRequestReply, AServerThatFallsSilentIsLostByTheHeartbeat) {
   TempDir dir;
   std::string endpoint = "ipc://" + dir.path() + "/server.sock";
-  ChildProcess server(std::vector<std::string>{BinDir() + "/bus-test-server", "--bind", endpoint,
-                                               "--no-delay", "0"});
-  ASSERT_TRUE(server.WaitForLine("ready ", 10s)) << server.stderr_text();
+  auto server = StartTestServer(endpoint, "0");
   BusContext ctx;
   auto opts = Local(endpoint);
   opts.heartbeat_interval = 100ms;
@@ -398,13 +400,13 @@ TEST(BusRequestReply, AServerThatFallsSilentIsLostByTheHeartbeat) {
   opts.lost_link_grace = 200ms;
   BusClient client(ctx, opts);
   EXPECT_EQ(client.CallSync("echo", {{"n", 1}})["n"], 1);
-  server.Signal(SIGSTOP);  // the connection stays open; nothing answers
+  server->Signal(SIGSTOP);  // the connection stays open; nothing answers
   std::promise<CallResult> answered;
   client.Call("echo", {{"n", 2}}, {60s, "scale-1/launch-a"},
               [&](CallResult r) { answered.set_value(std::move(r)); });
   auto result = answered.get_future();
   bool ready = result.wait_for(10s) == std::future_status::ready;
-  server.Signal(SIGCONT);
+  server->Signal(SIGCONT);
   ASSERT_TRUE(ready) << "waited for the 60 s deadline";
   auto r = result.get();
   ASSERT_TRUE(r.error);

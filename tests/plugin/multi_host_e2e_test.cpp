@@ -235,6 +235,15 @@ void ExpectOneWorld(MultiHostWorld& world, std::size_t count) {
   EXPECT_EQ(node_names, names);
 }
 
+// Starts a Scale to 9 and kills mp-1's hostd once its daemon has a launch;
+// the Scale's step id.
+int ScaleToNineKillingHostdOfMp1(MultiHostWorld& world) {
+  int scale = world.ScaleAsync(9);
+  for (int i = 0; i < 300 && world.Instances(1).empty(); ++i) std::this_thread::sleep_for(10ms);
+  world.KillHostd(1);
+  return scale;
+}
+
 TEST(MultiHostEndToEnd, ZeroToNineIsThreeOnEachHostAndNineToThreeKeepsOneOnEach) {
   MultiHostWorld world;
   world.StartPlugin();
@@ -262,10 +271,7 @@ TEST(MultiHostEndToEnd, OneHostdKilledDuringZeroToNineCostsNoDuplicateAndNoOrpha
   MultiHostWorld world;
   world.StartPlugin();
   ASSERT_EQ(world.Status(10000)["values"]["ready"], true) << world.host_stderr();
-  int scale = world.ScaleAsync(9);
-  // Kill mp-1's hostd once its daemon has a launch, and bring it back.
-  for (int i = 0; i < 300 && world.Instances(1).empty(); ++i) std::this_thread::sleep_for(10ms);
-  world.KillHostd(1);
+  int scale = ScaleToNineKillingHostdOfMp1(world);  // and brings it back
   std::this_thread::sleep_for(500ms);
   world.StartHostd(1);
   auto r = world.Await(scale, 110s);  // succeeds, or reports what it could not confirm
@@ -315,9 +321,7 @@ TEST(MultiHostEndToEnd, AHostdKilledForGoodDuringZeroToNineIsReportedAndItsShare
   MultiHostWorld world;
   world.StartPlugin();
   ASSERT_EQ(world.Status(10000)["values"]["ready"], true) << world.host_stderr();
-  int scale = world.ScaleAsync(9);
-  for (int i = 0; i < 300 && world.Instances(1).empty(); ++i) std::this_thread::sleep_for(10ms);
-  world.KillHostd(1);
+  int scale = ScaleToNineKillingHostdOfMp1(world);
   // Well inside the launches' own deadline of more than 50 s.
   auto r = world.Await(scale, 35s);
   EXPECT_FALSE(r["ok"]) << r;

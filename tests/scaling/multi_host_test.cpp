@@ -38,6 +38,16 @@ PoolState ThreeHosts(std::vector<Instance> instances) {
   return state;
 }
 
+// Every host's totals known: `cpus` CPUs, `memory_gib` GiB, 4 TiB of disk.
+void KnownResources(PoolState& state, std::int64_t cpus, std::int64_t memory_gib) {
+  for (auto& [name, host] : state.capacity) {
+    host.resources_known = true;
+    host.cpus = cpus;
+    host.memory_bytes = memory_gib << 30;
+    host.disk_bytes = 4LL << 40;
+  }
+}
+
 // 3 ready instances on each host.
 std::vector<Instance> NineSpread() {
   std::vector<Instance> out;
@@ -107,12 +117,7 @@ TEST_F(MultiHostTest, ScaleOutEvensOutWhatIsAlreadyThere) {
 
 TEST_F(MultiHostTest, AFullHostLeavesItsShareToTheOthers) {
   auto state = ThreeHosts({});
-  for (auto& [name, host] : state.capacity) {
-    host.resources_known = true;
-    host.cpus = 64;
-    host.memory_bytes = 256LL << 30;
-    host.disk_bytes = 4LL << 40;
-  }
+  KnownResources(state, 64, 256);
   // mp-a has room for one 1-CPU instance only.
   state.capacity["mp-a"].cpus = 8;
   state.capacity["mp-a"].allocated_cpus = 7;
@@ -141,12 +146,7 @@ TEST_F(MultiHostTest, APoolRestrictedToHostsStaysOnThem) {
 
 TEST_F(MultiHostTest, PackFillsTheFullestHostBeforeTheNext) {
   auto state = ThreeHosts({});
-  for (auto& [name, host] : state.capacity) {
-    host.resources_known = true;
-    host.cpus = 4;
-    host.memory_bytes = 64LL << 30;
-    host.disk_bytes = 4LL << 40;
-  }
+  KnownResources(state, 4, 64);
   // mp-b has the least free memory; each host fits four 1-CPU instances.
   state.capacity["mp-b"].allocated_memory_bytes = 8LL << 30;
   auto plan = Plan(state, Policy({{"placement_strategy", "pack"}}), 6);
