@@ -508,18 +508,6 @@ std::string_view ToString(PlanOutcome o) {
   return "unknown";
 }
 
-std::vector<std::vector<LaunchAction>> ScalePlan::LaunchBatches() const {
-  std::vector<std::vector<LaunchAction>> batches;
-  std::size_t limit = static_cast<std::size_t>(std::max(1, max_parallel_launches));
-  for (const auto& action : actions) {
-    const auto* launch = std::get_if<LaunchAction>(&action);
-    if (!launch) continue;
-    if (batches.empty() || batches.back().size() == limit) batches.emplace_back();
-    batches.back().push_back(*launch);
-  }
-  return batches;
-}
-
 ScalePlan ScalePlanner::Plan(const PoolState& state, const PoolPolicy& policy,
                              const ScaleRequest& request, TimePoint now,
                              InstanceNamer& namer) const {

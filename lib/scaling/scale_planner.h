@@ -197,8 +197,6 @@ struct ScalePlan {
   }
 
   bool ShouldExecute() const { return outcome == PlanOutcome::kExecute && !dry_run; }
-  // The launches, split into consecutive batches of max_parallel_launches.
-  std::vector<std::vector<LaunchAction>> LaunchBatches() const;
 };
 
 class ScalePlanner {
