@@ -24,6 +24,10 @@ using scaling::OperationKind;
 
 using plan_wait_atom = caf::atom_constant<caf::atom("cplanwait")>;
 
+// How long a purged node is remembered (Pool::purged_nodes): far longer than
+// a node list can lag behind, short enough to stay small.
+constexpr auto kPurgedMemory = std::chrono::minutes(10);
+
 struct Pool {
   ConfigMap config;
   scaling::PoolPolicy policy;
@@ -41,6 +45,10 @@ struct Pool {
   // was seen attaches it at once (the blocking query may not answer again
   // for minutes, nothing having changed in Nomad).
   std::optional<contracts::nomad::PoolNodesReply> last_nodes;
+  // Nodes this process purged, and when: a node list from a blocking query
+  // that began before the purge still shows them (down), and must not make
+  // them orphans to purge a second time. Kept kPurgedMemory.
+  std::map<std::string, scaling::TimePoint> purged_nodes;
 
   bool synced() const { return multipass_synced && nomad_synced; }
   // The launch time this process (or its predecessor) recorded, if any.
@@ -443,18 +451,10 @@ class CacheState {
       pool.multipass_tried = pool.hosts_tried.size() >= options_.hosts.size();
       pool.multipass_synced = pool.multipass_tried && !pool.hosts_listed.empty();
     }
-    if (o.instances && !stale && !o.nodes && pool.last_nodes) {
-      for (const auto& [instance, node] :
-           ApplyPoolNodes(state, contracts::Encode(*pool.last_nodes)).registered) {
-        Publish(ev::NodeRegistered{o.pool, instance, node});
-      }
-    }
+    if (o.instances && !stale && !o.nodes && pool.last_nodes) ApplyNodes(o.pool, pool);
     if (o.nodes) {
       pool.last_nodes = *o.nodes;
-      auto changes = ApplyPoolNodes(state, contracts::Encode(*o.nodes));
-      for (const auto& [instance, node] : changes.registered) {
-        Publish(ev::NodeRegistered{o.pool, instance, node});
-      }
+      ApplyNodes(o.pool, pool);
       SetReachable(state.nomad, "", "Nomad", o.pool);
       pool.nomad_synced = true;
       pool.nomad_tried = true;
@@ -488,11 +488,26 @@ class CacheState {
     }
   }
 
+  // The pool's latest node list onto its instances. A node this process
+  // purged is no orphan to purge again, though a list from a blocking query
+  // begun before the purge still shows it.
+  void ApplyNodes(const std::string& name, Pool& pool) {
+    auto changes = ApplyPoolNodes(pool.state, contracts::Encode(*pool.last_nodes));
+    std::erase_if(pool.state.orphan_nodes,
+                  [&](const auto& n) { return pool.purged_nodes.contains(n.id); });
+    for (const auto& [instance, node] : changes.registered)
+      Publish(ev::NodeRegistered{name, instance, node});
+  }
+
   void NodesPurged(const std::string& pool, const std::vector<std::string>& ids) {
     if (ids.empty()) return;
     for (const auto& id : ids) Publish(ev::NodePurged{pool, id});
     if (auto it = pools_.find(pool); it != pools_.end()) {
       ++it->second.epoch;
+      auto now = scaling::Clock::now();
+      std::erase_if(it->second.purged_nodes,
+                    [&](const auto& p) { return now - p.second > kPurgedMemory; });
+      for (const auto& id : ids) it->second.purged_nodes[id] = now;
       auto purged = [&](const auto& n) {
         return std::find(ids.begin(), ids.end(), n.id) != ids.end();
       };

@@ -247,6 +247,42 @@ TEST_F(StateCacheTest, FailedLaunchBacksOffAndUnreachableNomadIsNotReady) {
 
 namespace {
 
+// A node list from a blocking query begun before our purge still shows the
+// purged node (down, its VM gone): it must not become an orphan to purge a
+// second time (found as a flaky event count in the scale end-to-end test).
+TEST_F(StateCacheTest, ANodeListThatPredatesAPurgeDoesNotPurgeTheNodeAgain) {
+  auto c = Spawn();
+  c.Status(policy_);
+  json down{{"id", "n1"}, {"instance", "web-a"}, {"status", "down"}};
+  ObserveWorld(c, json::array(), {down});  // web-a deleted, its node down: an orphan
+  auto policy = policy_;
+  policy["node_purge"] = "true";
+  cache::PlanQuery q;
+  q.policy = policy;
+  q.reconcile = true;
+  auto purges = [](const cache::PlanAnswer& a) {
+    std::size_t n = 0;
+    for (const auto& action : a.plan.actions)
+      if (const auto* p = std::get_if<scaling::PurgeNodesAction>(&action)) n += p->node_ids.size();
+    return n;
+  };
+  auto first = c.Plan(q);
+  ASSERT_EQ(purges(first), 1u);
+  cache::ScaleFinish done;  // the reconciliation ran: the pool takes the next plan
+  done.pool = "web";
+  done.request_id = first.request_id;
+  done.ok = true;
+  c.Finish(done);
+  caf::scoped_actor self{system_};
+  bool handled = false;  // asked, so the cache has handled it before the next list
+  self->request(c.actor(), std::chrono::seconds(5), cache::purged_atom::value,
+                cache::NodesPurged{"web", {"n1"}})
+      .receive([&] { handled = true; }, [](caf::error&) {});
+  ASSERT_TRUE(handled);
+  ObserveWorld(c, json::array(), {down});  // the stale list arrives after the purge
+  EXPECT_EQ(purges(c.Plan(q)), 0u);
+}
+
 TEST_F(StateCacheTest, AListingThatRacedADeleteIsNotApplied) {
   auto c = Spawn();
   c.Status(policy_);

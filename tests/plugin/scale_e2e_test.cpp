@@ -159,7 +159,9 @@ TEST(ScaleEndToEnd, OutInParallelThenInKeepsTheBusyNodes) {
   EXPECT_EQ(seen["node.draining"], 3);
   EXPECT_EQ(seen["node.drained"], 3);
   EXPECT_EQ(seen["instance.deleted"], 3);
-  EXPECT_EQ(seen["node.purged"], 3);
+  std::string stream;  // for the messages below
+  for (const auto& line : events) stream += line + "\n";
+  EXPECT_EQ(seen["node.purged"], 3) << stream;
   std::string text;
   for (const auto& line : world.Mpscale({"status", "--json"})) text += line + "\n";
   auto view = json::parse(text);
