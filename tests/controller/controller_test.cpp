@@ -569,6 +569,12 @@ TEST_F(WarmPoolTest, ScaleInWithReuseStopsDrainedInstancesIntoTheWarmPool) {
   ASSERT_TRUE(Eventually([&] { return WarmPoolIs(2); }));
   ASSERT_EQ(Scale(3, "r1").status, ScaleStatus::kDone);
   EXPECT_TRUE(Warm().empty());  // max_instances leaves no room for a refill
+  // Every node registered first: an instance without one would be deleted
+  // directly (nothing to drain), not returned to the warm pool.
+  ASSERT_TRUE(Eventually([&] {
+    auto s = Status();
+    return s.ready && s.count == 3;
+  }));
   auto outcome = Scale(1, "r2");
   ASSERT_EQ(outcome.status, ScaleStatus::kDone) << outcome.message;
   EXPECT_EQ(nomad_->drained().size(), 2u);
