@@ -5,7 +5,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <fstream>
+
+#include "config/measured_file.h"
 
 namespace mps::config {
 
@@ -37,10 +38,8 @@ std::string ReadZ85KeyFile(const std::filesystem::path& path, std::string_view w
   if (ec || size > kMaxKeyFileBytes)
     throw KeyFileError(file + " is larger than " + std::to_string(kMaxKeyFileBytes) + " bytes; " +
                        expected);
-  std::ifstream in(path, std::ios::binary);
-  std::string text(static_cast<std::size_t>(size), '\0');
-  in.read(text.data(), static_cast<std::streamsize>(size));
-  text.resize(static_cast<std::size_t>(in.gcount()));
+  // Unopenable despite access(): read as empty, refused below as no key.
+  std::string text = ReadMeasuredFile(path, size).value_or("");
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
   static constexpr std::string_view kZ85 =
       "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";

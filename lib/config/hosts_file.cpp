@@ -1,6 +1,5 @@
 #include "config/hosts_file.h"
 
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -8,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/bus_values.h"
+#include "config/measured_file.h"
 
 namespace mps::config {
 namespace {
@@ -209,13 +209,9 @@ std::vector<HostEntry> ReadHostsFile(const fs::path& path) {
   if (size > kMaxHostsFileBytes)
     refuse("is " + std::to_string(size) + " bytes; at most " + std::to_string(kMaxHostsFileBytes) +
            " are accepted");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) refuse("cannot be opened by this process");
-  std::string text(static_cast<std::size_t>(size), '\0');
-  in.read(text.data(), static_cast<std::streamsize>(size));
-  // No more than was measured, even if the file grew meanwhile.
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  return ParseHostsFile(text, path);
+  auto text = ReadMeasuredFile(path, size);
+  if (!text) refuse("cannot be opened by this process");
+  return ParseHostsFile(*text, path);
 }
 
 }  // namespace mps::config

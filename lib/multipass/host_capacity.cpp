@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "config/measured_file.h"
 #include "config/multipass_size.h"
 
 namespace mps::multipass {
@@ -139,10 +140,8 @@ LaunchLedger::LaunchLedger(std::filesystem::path file) : file_(std::move(file)) 
                   (ec ? ec.message() : "larger than " + std::to_string(kMaxFileBytes) + " bytes");
     return;
   }
-  std::ifstream in(file_, std::ios::binary);
-  std::string text(static_cast<std::size_t>(size), '\0');
-  in.read(text.data(), static_cast<std::streamsize>(size));
-  text.resize(static_cast<std::size_t>(in.gcount()));
+  // Unopenable: read as empty, which the parser reports.
+  std::string text = config::ReadMeasuredFile(file_, size).value_or("");
   try {
     sizes_ = ParseLedger(text);
   } catch (const std::exception& e) {

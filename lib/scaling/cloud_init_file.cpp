@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "config/measured_file.h"
+
 namespace mps::scaling {
 
 namespace {
@@ -34,14 +36,9 @@ void CheckCloudInitFile(const std::string& path) {
 }
 
 std::string ReadCloudInitFile(const std::string& path) {
-  auto size = CheckedSize(path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw CloudInitError(Key(path) + "cannot be opened");
-  std::string text(static_cast<std::size_t>(size), '\0');
-  in.read(text.data(), static_cast<std::streamsize>(size));
-  // No more than was measured, even if the file grew meanwhile.
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  return text;
+  auto text = config::ReadMeasuredFile(path, CheckedSize(path));
+  if (!text) throw CloudInitError(Key(path) + "cannot be opened");
+  return *text;
 }
 
 }  // namespace mps::scaling
