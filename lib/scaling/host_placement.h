@@ -13,10 +13,13 @@
 // weight, then the most free memory; `pack` picks the host with the least
 // free memory that still fits. Ties go to the host named first in
 // alphabetical order, so a placement is reproducible.
+#include <array>
 #include <cstdint>
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace mps::scaling {
@@ -71,6 +74,11 @@ struct InstanceShape {
 };
 
 enum class PlacementStrategy { kSpread, kPack };
+// The policy spelling (`placement_strategy`).
+inline constexpr std::array<std::pair<PlacementStrategy, std::string_view>, 2> EnumNames(
+    PlacementStrategy) {
+  return {{{PlacementStrategy::kSpread, "spread"}, {PlacementStrategy::kPack, "pack"}}};
+}
 
 struct PlacementRequest {
   InstanceShape shape;

@@ -183,12 +183,11 @@ class TargetReader {
   std::vector<PolicyProblem> problems_;
 };
 
-std::optional<NodeSelectorStrategy> ParseStrategy(std::string_view text) {
-  for (auto s : {NodeSelectorStrategy::kLeastBusy, NodeSelectorStrategy::kEmpty,
-                 NodeSelectorStrategy::kEmptyIgnoreSystem, NodeSelectorStrategy::kNewestCreateIndex,
-                 NodeSelectorStrategy::kOldestCreateIndex}) {
-    if (ToString(s) == text) return s;
-  }
+// The value an enum's names table (EnumNames) gives `text`.
+template <class E>
+std::optional<E> FromPolicyName(std::string_view text) {
+  for (const auto& [value, name] : EnumNames(E{}))
+    if (name == text) return value;
   return std::nullopt;
 }
 
@@ -423,10 +422,8 @@ PoolPolicy ParsePoolPolicy(const std::map<std::string, std::string>& target_conf
   p.hosts = reader.NameList("hosts", "host");
   p.zones = reader.NameList("zones", "zone");
   if (auto text = reader.Get("placement_strategy")) {
-    if (*text == "spread") {
-      p.placement_strategy = PlacementStrategy::kSpread;
-    } else if (*text == "pack") {
-      p.placement_strategy = PlacementStrategy::kPack;
+    if (auto s = FromPolicyName<PlacementStrategy>(*text)) {
+      p.placement_strategy = *s;
     } else {
       reader.Problem("placement_strategy",
                      "expected spread (even over hosts and zones) or pack (fill the fullest host "
@@ -437,7 +434,7 @@ PoolPolicy ParsePoolPolicy(const std::map<std::string, std::string>& target_conf
   p.node_drain_ignore_system_jobs = reader.Bool("node_drain_ignore_system_jobs").value_or(false);
   p.node_purge = reader.Bool("node_purge").value_or(false);
   if (auto text = reader.Get("node_selector_strategy")) {
-    if (auto s = ParseStrategy(*text)) {
+    if (auto s = FromPolicyName<NodeSelectorStrategy>(*text)) {
       p.node_selector_strategy = *s;
     } else {
       reader.Problem("node_selector_strategy",
